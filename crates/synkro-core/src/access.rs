@@ -1,0 +1,831 @@
+//! The access log: who may do what to a document, and which keys exist.
+//!
+//! Each document has a signed, hash-linked DAG of [`AccessOp`]s. The first
+//! is the genesis, whose hash *is* the [`DocId`]. Every later op names the
+//! heads its author knew (`prev`), so concurrent admin ops form branches
+//! that every replica merges the same way.
+//!
+//! ## Evaluation (deterministic on every replica)
+//! 1. Ops whose ancestors are all present are put in a topological order;
+//!    among ops ready at the same time, revokes come first, then ascending
+//!    hash.
+//! 2. An op is *authorised* when its author holds the needed role in the
+//!    state built from its own valid ancestors only: authority never comes
+//!    from something the author could not have seen.
+//! 3. **Revoke wins**: an op by (or a grant to) a member who is revoked by a
+//!    valid revoke *concurrent* with the op is invalid. Two passes settle
+//!    revokes first, then everything else.
+//! 4. The final state folds the valid ops in that order.
+//!
+//! Invalid ops are kept (they are part of the hash chain) but have no effect.
+//! Keys: the genesis and each rotate introduce a document key, named by the
+//! op's hash ([`KeyId`]) and sealed (HPKE) to each reader. A rotate also
+//! wraps the key it replaces under the new key, so whoever holds the newest
+//! key can unwrap every older one.
+
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+
+use rand_core::CryptoRng;
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{ExchangeKey, NONCE_LEN, SealedKey, SymmetricKey, hash, random_array};
+use crate::encoding::{decode, encode};
+use crate::error::{DecodeError, VerifyError};
+use crate::identity::DeviceIdentity;
+use crate::ids::{DocId, KeyId, MemberId, OpHash};
+
+/// Format version of access ops.
+pub const OP_VERSION: u16 = 1;
+/// Largest encoded op accepted (a rotate seals a key to every reader).
+pub const MAX_OP_LEN: usize = 1 << 20;
+/// Most connected ops one document's log may hold; evaluation is quadratic.
+pub const MAX_LOG_OPS: usize = 4096;
+/// Most ops waiting for missing parents.
+pub const MAX_PENDING_OPS: usize = 1024;
+/// Most parents one op may name.
+pub const MAX_PREV: usize = 64;
+
+/// What a member may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Role {
+    /// Store and serve ciphertext; cannot decrypt (a relay).
+    Replicate,
+    /// Decrypt and read.
+    Read,
+    /// Read and write.
+    Write,
+    /// Write, and grant, revoke, invite and rotate keys.
+    Admin,
+}
+
+impl Role {
+    /// May decrypt.
+    pub fn can_read(self) -> bool {
+        matches!(self, Role::Read | Role::Write | Role::Admin)
+    }
+    /// May author chunks.
+    pub fn can_write(self) -> bool {
+        matches!(self, Role::Write | Role::Admin)
+    }
+    /// May change the access log.
+    pub fn is_admin(self) -> bool {
+        self == Role::Admin
+    }
+    /// Lower-case name, as the CLI spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Replicate => "replicate",
+            Role::Read => "read",
+            Role::Write => "write",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl core::fmt::Display for Role {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl core::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "replicate" => Ok(Role::Replicate),
+            "read" => Ok(Role::Read),
+            "write" => Ok(Role::Write),
+            "admin" => Ok(Role::Admin),
+            other => Err(format!("unknown role {other:?}; use read, write, admin or replicate")),
+        }
+    }
+}
+
+/// An older key encrypted under a newer one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrappedKey {
+    /// XChaCha20 nonce.
+    pub nonce: [u8; NONCE_LEN],
+    /// The older key, sealed under the newer key with its [`KeyId`] as AAD.
+    pub ciphertext: Vec<u8>,
+}
+
+/// What an access op does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Action {
+    /// Creates the document; the author is its owner (an admin who cannot be revoked).
+    Genesis {
+        /// Owner's exchange key.
+        exchange: ExchangeKey,
+        /// Makes every genesis, hence every [`DocId`], unique.
+        nonce: [u8; 16],
+        /// The first document key, sealed to the owner.
+        key: SealedKey,
+    },
+    /// Gives `member` a role (or changes it).
+    Grant {
+        /// Member.
+        member: MemberId,
+        /// Its exchange key (needed for reading roles).
+        exchange: Option<ExchangeKey>,
+        /// Role given.
+        role: Role,
+        /// The author's current key sealed to the member (reading roles).
+        key: Option<(KeyId, SealedKey)>,
+    },
+    /// Removes `member` (and cancels an unclaimed invitation of that id).
+    Revoke {
+        /// Member or invitation id.
+        member: MemberId,
+    },
+    /// Introduces a new document key, named by this op's hash.
+    Rotate {
+        /// The new key sealed to each remaining reader and open invitation.
+        keys: Vec<(MemberId, SealedKey)>,
+        /// Keys the author knew as current, wrapped under the new key.
+        previous: Vec<(KeyId, WrappedKey)>,
+    },
+    /// An invitation: whoever holds the secret behind `invitee` may claim `role`.
+    Invite {
+        /// Public id derived from the invitation secret.
+        invitee: MemberId,
+        /// Exchange key derived from the invitation secret.
+        exchange: ExchangeKey,
+        /// Role the claimer gets.
+        role: Role,
+        /// The current key sealed to the invitation.
+        key: (KeyId, SealedKey),
+    },
+    /// Signed by an invitation's key: gives its role to `member`. Single use.
+    Claim {
+        /// The device joining.
+        member: MemberId,
+        /// Its exchange key.
+        exchange: ExchangeKey,
+    },
+}
+
+/// The signed content of an op.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpBody {
+    /// [`OP_VERSION`].
+    pub version: u16,
+    /// The document; `None` only in a genesis (its hash is the document id).
+    pub doc: Option<DocId>,
+    /// Who signed it.
+    pub author: MemberId,
+    /// Log heads the author knew.
+    pub prev: Vec<OpHash>,
+    /// What it does.
+    pub action: Action,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OpWire {
+    #[serde(with = "serde_bytes")]
+    body: Vec<u8>,
+    sig: crate::encoding::Sig,
+}
+
+/// A verified (signature checked) access op with its encoding and hash.
+#[derive(Clone, Debug)]
+pub struct AccessOp {
+    body: OpBody,
+    encoded: Vec<u8>,
+    hash: OpHash,
+}
+
+impl AccessOp {
+    fn sign(identity: &DeviceIdentity, body: OpBody) -> Self {
+        let body_bytes = encode(&body);
+        let sig = identity.sign(&signing_message(&body_bytes));
+        let encoded = encode(&OpWire { body: body_bytes, sig: crate::encoding::Sig(sig) });
+        let hash = OpHash(hash("synkro 2026 access op", &[&encoded]));
+        Self { body, encoded, hash }
+    }
+
+    /// Decode and check the signature (not yet authority: see [`AccessLog`]).
+    pub fn decode(bytes: &[u8]) -> Result<Self, VerifyError> {
+        let wire: OpWire = decode("access op", bytes, MAX_OP_LEN)?;
+        let body: OpBody = decode("access op body", &wire.body, MAX_OP_LEN)?;
+        if body.version != OP_VERSION {
+            return Err(DecodeError::Version { what: "access op", found: body.version, supported: OP_VERSION }.into());
+        }
+        if body.prev.len() > MAX_PREV {
+            return Err(VerifyError::Invalid("too many parents"));
+        }
+        body.author.verify(&signing_message(&wire.body), &wire.sig.0)?;
+        let hash = OpHash(hash("synkro 2026 access op", &[bytes]));
+        Ok(Self { body, encoded: bytes.to_vec(), hash })
+    }
+
+    /// The op's hash.
+    pub fn hash(&self) -> OpHash {
+        self.hash
+    }
+    /// The signed content.
+    pub fn body(&self) -> &OpBody {
+        &self.body
+    }
+    /// The canonical bytes (what is stored and sent).
+    pub fn encoded(&self) -> &[u8] {
+        &self.encoded
+    }
+}
+
+fn signing_message(body: &[u8]) -> Vec<u8> {
+    hash("synkro 2026 access op signature", &[body]).to_vec()
+}
+
+/// A current member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// Its role.
+    pub role: Role,
+    /// Its exchange key, if it gave one.
+    pub exchange: Option<ExchangeKey>,
+}
+
+/// An open (unclaimed, unrevoked) invitation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invitation {
+    /// Role a claimer gets.
+    pub role: Role,
+    /// Exchange key derived from the invitation secret.
+    pub exchange: ExchangeKey,
+    /// The invite op.
+    pub op: OpHash,
+}
+
+/// The result of evaluating an access log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccessState {
+    /// The creator.
+    pub owner: Option<MemberId>,
+    /// Current members.
+    pub members: BTreeMap<MemberId, Member>,
+    /// Open invitations by invitee id.
+    pub invites: BTreeMap<MemberId, Invitation>,
+    /// Members removed by a revoke.
+    pub revoked: BTreeSet<MemberId>,
+    /// Document keys in evaluation order; the last is current.
+    pub keys: Vec<KeyId>,
+}
+
+impl AccessState {
+    /// The member's role, if any.
+    pub fn role(&self, member: &MemberId) -> Option<Role> {
+        self.members.get(member).map(|m| m.role)
+    }
+    /// The key new chunks are sealed with.
+    pub fn current_key(&self) -> Option<KeyId> {
+        self.keys.last().copied()
+    }
+    /// Members who can decrypt, with their exchange keys.
+    pub fn readers(&self) -> impl Iterator<Item = (&MemberId, &ExchangeKey)> {
+        self.members
+            .iter()
+            .filter(|(_, m)| m.role.can_read())
+            .filter_map(|(id, m)| m.exchange.as_ref().map(|x| (id, x)))
+    }
+
+    fn authorised(&self, op: &AccessOp, claimed: &BTreeSet<MemberId>) -> bool {
+        let author = op.body.author;
+        let admin = self.role(&author).is_some_and(Role::is_admin);
+        match &op.body.action {
+            Action::Genesis { .. } => false, // only the root, handled by the caller
+            Action::Grant { member, role, exchange, .. } => {
+                admin && Some(*member) != self.owner && (!role.can_read() || exchange.is_some())
+            }
+            Action::Revoke { member } => admin && Some(*member) != self.owner,
+            Action::Rotate { .. } | Action::Invite { .. } => admin,
+            Action::Claim { member, .. } => {
+                self.invites.contains_key(&author)
+                    && !claimed.contains(&author)
+                    && !self.members.contains_key(member)
+                    && Some(*member) != self.owner
+            }
+        }
+    }
+
+    fn apply(&mut self, op: &AccessOp, claimed: &mut BTreeSet<MemberId>) {
+        match &op.body.action {
+            Action::Genesis { exchange, .. } => {
+                self.owner = Some(op.body.author);
+                self.members.insert(op.body.author, Member { role: Role::Admin, exchange: Some(*exchange) });
+                self.keys.push(op.hash);
+            }
+            Action::Grant { member, exchange, role, .. } => {
+                let exchange = exchange.or_else(|| self.members.get(member).and_then(|m| m.exchange));
+                self.members.insert(*member, Member { role: *role, exchange });
+                self.revoked.remove(member);
+            }
+            Action::Revoke { member } => {
+                self.members.remove(member);
+                self.invites.remove(member);
+                self.revoked.insert(*member);
+            }
+            Action::Rotate { .. } => self.keys.push(op.hash),
+            Action::Invite { invitee, exchange, role, .. } => {
+                self.invites.insert(*invitee, Invitation { role: *role, exchange: *exchange, op: op.hash });
+            }
+            Action::Claim { member, exchange } => {
+                if let Some(inv) = self.invites.remove(&op.body.author) {
+                    claimed.insert(op.body.author);
+                    self.members.insert(*member, Member { role: inv.role, exchange: Some(*exchange) });
+                    self.revoked.remove(member);
+                }
+            }
+        }
+    }
+}
+
+/// A key-bearing fragment of the log, for a replica to open with its secrets.
+#[derive(Clone, Debug)]
+pub enum KeyMaterial<'a> {
+    /// `key` sealed to `to`.
+    Sealed {
+        /// Key name.
+        key: KeyId,
+        /// Recipient member or invitation id.
+        to: MemberId,
+        /// Sealed bytes.
+        sealed: &'a SealedKey,
+        /// HPKE associated data it was sealed with.
+        context: Vec<u8>,
+    },
+    /// Key `old` wrapped under key `under`.
+    Wrapped {
+        /// Key being unwrapped.
+        old: KeyId,
+        /// Key needed.
+        under: KeyId,
+        /// Wrapped bytes.
+        wrapped: &'a WrappedKey,
+    },
+}
+
+/// A key's id is the hash of the op that introduces it, unknown while that
+/// op is being written; keys sealed inside their own op therefore bind a
+/// stand-in: the genesis nonce, or (for a rotate) the key being replaced.
+pub(crate) fn genesis_context(nonce: &[u8; 16]) -> OpHash {
+    OpHash(hash("synkro 2026 genesis key", &[nonce]))
+}
+
+/// See [`genesis_context`].
+pub(crate) fn rotate_context(previous: &KeyId) -> OpHash {
+    OpHash(hash("synkro 2026 rotate key", &[&previous.0]))
+}
+
+/// Sign `body` as `identity`.
+pub(crate) fn sign_op(identity: &DeviceIdentity, body: OpBody) -> AccessOp {
+    AccessOp::sign(identity, body)
+}
+
+/// HPKE context for a key sealed to `to`.
+pub(crate) fn seal_context(key: &KeyId, to: &MemberId) -> Vec<u8> {
+    let mut c = Vec::with_capacity(64);
+    c.extend_from_slice(&key.0);
+    c.extend_from_slice(&to.0);
+    c
+}
+
+/// Result of [`AccessLog::insert`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inserted {
+    /// New and connected; the state was re-evaluated.
+    New,
+    /// New, but waiting for parents we do not have.
+    Pending,
+    /// Already held.
+    Duplicate,
+}
+
+/// One document's access log.
+#[derive(Clone, Debug)]
+pub struct AccessLog {
+    doc: DocId,
+    ops: BTreeMap<OpHash, AccessOp>,
+    pending: BTreeMap<OpHash, AccessOp>,
+    order: Vec<OpHash>,
+    valid: BTreeSet<OpHash>,
+    state: AccessState,
+}
+
+impl AccessLog {
+    /// An empty log for `doc` (e.g. a document being joined).
+    pub fn new(doc: DocId) -> Self {
+        Self {
+            doc,
+            ops: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            order: Vec::new(),
+            valid: BTreeSet::new(),
+            state: AccessState::default(),
+        }
+    }
+
+    /// Create a document: returns its log (holding the genesis) and first key.
+    pub fn create<R: CryptoRng + ?Sized>(identity: &DeviceIdentity, rng: &mut R) -> (Self, SymmetricKey) {
+        let key = SymmetricKey::generate(rng);
+        let nonce = random_array(rng);
+        let me = identity.member_id();
+        let ctx = seal_context(&genesis_context(&nonce), &me);
+        let sealed = SealedKey::seal(rng, &identity.exchange_key(), &key, &ctx)
+            .unwrap_or(SealedKey { enc: [0; 32], ciphertext: Vec::new() });
+        let body = OpBody {
+            version: OP_VERSION,
+            doc: None,
+            author: me,
+            prev: Vec::new(),
+            action: Action::Genesis { exchange: identity.exchange_key(), nonce, key: sealed },
+        };
+        let op = AccessOp::sign(identity, body);
+        let mut log = Self::new(DocId(op.hash.0));
+        log.ops.insert(op.hash, op);
+        log.evaluate();
+        (log, key)
+    }
+
+    /// The document.
+    pub fn doc(&self) -> DocId {
+        self.doc
+    }
+
+    /// The evaluated state.
+    pub fn state(&self) -> &AccessState {
+        &self.state
+    }
+
+    /// Has the genesis arrived (is the log usable)?
+    pub fn is_rooted(&self) -> bool {
+        self.ops.contains_key(&OpHash(self.doc.0))
+    }
+
+    /// Number of ops held (connected and pending).
+    pub fn len(&self) -> usize {
+        self.ops.len() + self.pending.len()
+    }
+
+    /// True when no op is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Is this op held (connected or pending)?
+    pub fn contains(&self, h: &OpHash) -> bool {
+        self.ops.contains_key(h) || self.pending.contains_key(h)
+    }
+
+    /// Get a held op.
+    pub fn get(&self, h: &OpHash) -> Option<&AccessOp> {
+        self.ops.get(h).or_else(|| self.pending.get(h))
+    }
+
+    /// Was this op found valid?
+    pub fn is_valid(&self, h: &OpHash) -> bool {
+        self.valid.contains(h)
+    }
+
+    /// Heads of the connected part of the log (ops whose ancestors are all
+    /// here): what new ops build on and what a peer is told we hold.
+    /// Ops still waiting for parents are not heads: we lack their ancestors.
+    pub fn heads(&self) -> Vec<OpHash> {
+        let parents: BTreeSet<OpHash> = self.ops.values().flat_map(|o| o.body.prev.iter().copied()).collect();
+        self.ops.keys().filter(|h| !parents.contains(h)).copied().collect()
+    }
+
+    /// Ops waiting for parents.
+    pub fn pending(&self) -> impl Iterator<Item = &OpHash> {
+        self.pending.keys()
+    }
+
+    /// Decode, verify and insert an op received from anyone.
+    pub fn insert(&mut self, bytes: &[u8]) -> Result<Inserted, VerifyError> {
+        let op = AccessOp::decode(bytes)?;
+        self.insert_op(op)
+    }
+
+    fn insert_op(&mut self, op: AccessOp) -> Result<Inserted, VerifyError> {
+        if self.contains(&op.hash) {
+            return Ok(Inserted::Duplicate);
+        }
+        match op.body.doc {
+            None if op.hash.0 != self.doc.0 => {
+                return Err(VerifyError::Invalid("genesis of another document"));
+            }
+            None if !op.body.prev.is_empty() || !matches!(op.body.action, Action::Genesis { .. }) => {
+                return Err(VerifyError::Invalid("malformed genesis"));
+            }
+            Some(d) if d != self.doc => {
+                return Err(VerifyError::WrongDocument { expected: self.doc, found: d });
+            }
+            Some(_) if op.body.prev.is_empty() || matches!(op.body.action, Action::Genesis { .. }) => {
+                return Err(VerifyError::Invalid("op without parents"));
+            }
+            _ => {}
+        }
+        if self.ops.len() >= MAX_LOG_OPS {
+            return Err(VerifyError::Invalid("access log is full"));
+        }
+        if !op.body.prev.iter().all(|p| self.ops.contains_key(p)) {
+            if self.pending.len() >= MAX_PENDING_OPS {
+                return Err(VerifyError::Invalid("too many ops waiting for parents"));
+            }
+            self.pending.insert(op.hash, op);
+            return Ok(Inserted::Pending);
+        }
+        self.ops.insert(op.hash, op);
+        // Connect pending ops whose parents have now all arrived.
+        loop {
+            let ready: Vec<OpHash> = self
+                .pending
+                .values()
+                .filter(|o| o.body.prev.iter().all(|p| self.ops.contains_key(p)))
+                .map(|o| o.hash)
+                .collect();
+            if ready.is_empty() {
+                break;
+            }
+            for h in ready {
+                if let Some(o) = self.pending.remove(&h) {
+                    self.ops.insert(h, o);
+                }
+            }
+        }
+        self.evaluate();
+        Ok(Inserted::New)
+    }
+
+    /// Append a new op authored by `identity` on top of the current heads.
+    pub(crate) fn append(&mut self, identity: &DeviceIdentity, action: Action) -> Result<AccessOp, VerifyError> {
+        let body = OpBody {
+            version: OP_VERSION,
+            doc: Some(self.doc),
+            author: identity.member_id(),
+            prev: self.heads(),
+            action,
+        };
+        let op = AccessOp::sign(identity, body);
+        self.insert_op(op.clone())?;
+        Ok(op)
+    }
+
+    /// Ops a peer lacks, given the heads it reported: everything connected
+    /// that is not among the ancestors of the heads we recognise (parents
+    /// before children), then every pending op (the peer may hold their
+    /// parents, which is how a joiner's claim reaches an admin).
+    pub fn missing_for(&self, their_heads: &[OpHash]) -> Vec<&AccessOp> {
+        let mut known = BTreeSet::new();
+        let mut stack: Vec<OpHash> = their_heads.iter().filter(|h| self.ops.contains_key(h)).copied().collect();
+        while let Some(h) = stack.pop() {
+            if known.insert(h) {
+                if let Some(op) = self.get(&h) {
+                    stack.extend(op.body.prev.iter().copied());
+                }
+            }
+        }
+        self.order
+            .iter()
+            .filter_map(|h| self.ops.get(h))
+            .chain(self.pending.values())
+            .filter(|o| !known.contains(&o.hash))
+            .collect()
+    }
+
+    /// All held ops, parents first (connected ones, then pending).
+    pub fn all_ops(&self) -> Vec<&AccessOp> {
+        self.missing_for(&[])
+    }
+
+    /// Key material of the valid ops, for a replica to open.
+    pub fn key_material(&self) -> Vec<KeyMaterial<'_>> {
+        let mut out = Vec::new();
+        for h in &self.order {
+            let Some(op) = self.ops.get(h).filter(|_| self.valid.contains(h)) else { continue };
+            match &op.body.action {
+                Action::Genesis { key, nonce, .. } => out.push(KeyMaterial::Sealed {
+                    key: op.hash,
+                    to: op.body.author,
+                    sealed: key,
+                    context: seal_context(&genesis_context(nonce), &op.body.author),
+                }),
+                Action::Grant { member, key: Some((k, sealed)), .. } => out.push(KeyMaterial::Sealed {
+                    key: *k,
+                    to: *member,
+                    sealed,
+                    context: seal_context(k, member),
+                }),
+                Action::Invite { invitee, key: (k, sealed), .. } => out.push(KeyMaterial::Sealed {
+                    key: *k,
+                    to: *invitee,
+                    sealed,
+                    context: seal_context(k, invitee),
+                }),
+                Action::Rotate { keys, previous } => {
+                    let ctx_key = previous.first().map(|(old, _)| rotate_context(old)).unwrap_or(op.hash);
+                    for (to, sealed) in keys {
+                        out.push(KeyMaterial::Sealed { key: op.hash, to: *to, sealed, context: seal_context(&ctx_key, to) });
+                    }
+                    for (old, wrapped) in previous {
+                        out.push(KeyMaterial::Wrapped { old: *old, under: op.hash, wrapped });
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn evaluate(&mut self) {
+        let hashes: Vec<OpHash> = self.ops.keys().copied().collect();
+        let index: BTreeMap<OpHash, usize> = hashes.iter().enumerate().map(|(i, h)| (*h, i)).collect();
+        let n = hashes.len();
+        let ops: Vec<&AccessOp> = hashes.iter().filter_map(|h| self.ops.get(h)).collect();
+        let parents: Vec<Vec<usize>> =
+            ops.iter().map(|o| o.body.prev.iter().filter_map(|p| index.get(p).copied()).collect()).collect();
+
+        // Kahn's algorithm; ready ops ordered by (revokes first, hash).
+        let mut children = vec![Vec::new(); n];
+        let mut indegree = vec![0usize; n];
+        for (i, ps) in parents.iter().enumerate() {
+            indegree[i] = ps.len();
+            for &p in ps {
+                children[p].push(i);
+            }
+        }
+        let rank = |i: usize| {
+            let revoke = matches!(ops[i].body.action, Action::Revoke { .. });
+            core::cmp::Reverse((!revoke, hashes[i]))
+        };
+        let mut ready: BinaryHeap<(core::cmp::Reverse<(bool, OpHash)>, usize)> =
+            (0..n).filter(|&i| indegree[i] == 0).map(|i| (rank(i), i)).collect();
+        let mut order = Vec::with_capacity(n);
+        while let Some((_, i)) = ready.pop() {
+            order.push(i);
+            for &c in &children[i] {
+                indegree[c] -= 1;
+                if indegree[c] == 0 {
+                    ready.push((rank(c), c));
+                }
+            }
+        }
+
+        // Ancestor sets as bitsets, filled in topological order.
+        let words = n.div_ceil(64);
+        let mut anc = vec![vec![0u64; words]; n];
+        for &i in &order {
+            let mut set = vec![0u64; words];
+            for &p in &parents[i] {
+                set[p / 64] |= 1 << (p % 64);
+                for (w, a) in set.iter_mut().zip(&anc[p]) {
+                    *w |= a;
+                }
+            }
+            anc[i] = set;
+        }
+        let is_anc = |a: usize, of: usize| anc[of][a / 64] & (1 << (a % 64)) != 0;
+
+        let root = index.get(&OpHash(self.doc.0)).copied();
+        let validate = |known_revokes: &[usize]| -> Vec<bool> {
+            let mut valid = vec![false; n];
+            for (pos, &i) in order.iter().enumerate() {
+                if Some(i) == root {
+                    valid[i] = true;
+                    continue;
+                }
+                let mut state = AccessState::default();
+                let mut claimed = BTreeSet::new();
+                for &j in &order[..pos] {
+                    if valid[j] && is_anc(j, i) {
+                        state.apply(ops[j], &mut claimed);
+                    }
+                }
+                let mut ok = state.authorised(ops[i], &claimed);
+                if ok {
+                    let author = ops[i].body.author;
+                    let target = match &ops[i].body.action {
+                        Action::Grant { member, .. } | Action::Claim { member, .. } => Some(*member),
+                        _ => None,
+                    };
+                    let earlier = order[..pos].iter().filter(|&&r| valid[r]);
+                    let revokes = known_revokes.iter().chain(earlier).copied();
+                    for r in revokes {
+                        if r == i || is_anc(r, i) || is_anc(i, r) {
+                            continue;
+                        }
+                        if let Action::Revoke { member } = ops[r].body.action {
+                            if member == author || Some(member) == target {
+                                ok = false;
+                                break;
+                            }
+                        }
+                    }
+                }
+                valid[i] = ok;
+            }
+            valid
+        };
+        let first = validate(&[]);
+        let revokes: Vec<usize> =
+            (0..n).filter(|&i| first[i] && matches!(ops[i].body.action, Action::Revoke { .. })).collect();
+        let valid = validate(&revokes);
+
+        let mut state = AccessState::default();
+        let mut claimed = BTreeSet::new();
+        for &i in &order {
+            if valid[i] {
+                state.apply(ops[i], &mut claimed);
+            }
+        }
+        self.order = order.iter().map(|&i| hashes[i]).collect();
+        self.valid = order.iter().filter(|&&i| valid[i]).map(|&i| hashes[i]).collect();
+        self.state = state;
+    }
+}
+
+/// Wrap `old` under `new` (for a rotate).
+pub(crate) fn wrap_key<R: CryptoRng + ?Sized>(
+    rng: &mut R,
+    new: &SymmetricKey,
+    old_id: &KeyId,
+    old: &SymmetricKey,
+) -> WrappedKey {
+    let nonce = random_array(rng);
+    WrappedKey { nonce, ciphertext: new.seal(&nonce, &old_id.0, old.as_bytes()) }
+}
+
+/// Unwrap what [`wrap_key`] produced.
+pub(crate) fn unwrap_key(new: &SymmetricKey, old_id: &KeyId, w: &WrappedKey) -> Option<SymmetricKey> {
+    let bytes = new.open(&w.nonce, &old_id.0, &w.ciphertext).ok()?;
+    let arr: [u8; 32] = bytes.as_slice().try_into().ok()?;
+    Some(SymmetricKey::from_bytes(arr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_chacha::rand_core::SeedableRng;
+
+    fn rng() -> ChaCha20Rng {
+        ChaCha20Rng::from_seed([1; 32])
+    }
+
+    #[test]
+    fn genesis_hash_is_doc_id_and_owner_is_admin() {
+        let mut r = rng();
+        let owner = DeviceIdentity::generate(&mut r);
+        let (log, _) = AccessLog::create(&owner, &mut r);
+        assert!(log.is_rooted());
+        assert_eq!(log.state().role(&owner.member_id()), Some(Role::Admin));
+        let mut copy = AccessLog::new(log.doc());
+        for op in log.all_ops() {
+            assert_eq!(copy.insert(op.encoded()), Ok(Inserted::New));
+        }
+        assert_eq!(copy.state(), log.state());
+        let other = AccessLog::new(DocId([9; 32]));
+        let mut other = other;
+        assert!(other.insert(log.all_ops()[0].encoded()).is_err());
+    }
+
+    #[test]
+    fn non_admin_grant_is_ignored_and_concurrent_revoke_wins() {
+        let mut r = rng();
+        let owner = DeviceIdentity::generate(&mut r);
+        let alice = DeviceIdentity::generate(&mut r);
+        let mallory = DeviceIdentity::generate(&mut r);
+        let (mut log, _) = AccessLog::create(&owner, &mut r);
+        let grant = |m: &DeviceIdentity, role| Action::Grant {
+            member: m.member_id(),
+            exchange: Some(m.exchange_key()),
+            role,
+            key: None,
+        };
+        log.append(&owner, grant(&alice, Role::Admin)).unwrap();
+        // Mallory, not a member, grants herself admin: ignored.
+        log.append(&mallory, grant(&mallory, Role::Admin)).unwrap();
+        assert_eq!(log.state().role(&mallory.member_id()), None);
+
+        // Concurrently: owner revokes alice, alice grants mallory write.
+        let mut branch = log.clone();
+        log.append(&owner, Action::Revoke { member: alice.member_id() }).unwrap();
+        branch.append(&alice, grant(&mallory, Role::Write)).unwrap();
+        for op in branch.all_ops() {
+            log.insert(op.encoded()).unwrap();
+        }
+        assert_eq!(log.state().role(&alice.member_id()), None);
+        assert_eq!(log.state().role(&mallory.member_id()), None, "revoke wins over a concurrent grant");
+    }
+
+    #[test]
+    fn tampered_op_is_rejected() {
+        let mut r = rng();
+        let owner = DeviceIdentity::generate(&mut r);
+        let (log, _) = AccessLog::create(&owner, &mut r);
+        let mut bytes = log.all_ops()[0].encoded().to_vec();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        assert!(AccessLog::new(log.doc()).insert(&bytes).is_err());
+    }
+}

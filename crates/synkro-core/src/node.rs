@@ -1,0 +1,897 @@
+//! [`Node`]: every document of one device and its sync sessions with peers.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use automerge::{AutoCommit, Patch};
+use rand_core::CryptoRng;
+use serde_bytes::ByteBuf;
+
+use crate::access::{AccessLog, Action, Inserted, Role, rotate_context, seal_context, wrap_key};
+use crate::backup::Backup;
+use crate::chunk::SealedChunk;
+use crate::crypto::{SealedKey, SymmetricKey, random_array};
+use crate::error::{CoreError, VerifyError};
+use crate::identity::DeviceIdentity;
+use crate::ids::{DocId, MemberId, OpHash};
+use crate::invite::{InviteToken, invite_identity};
+use crate::message::{BATCH_TARGET_LEN, Digest, Message, PROTOCOL_VERSION};
+use crate::replica::{Accepted, CompactionPolicy, DocReplica, LocalState, record};
+use crate::vv::VersionVector;
+
+/// Tunables of a [`Node`].
+#[derive(Clone, Debug, Default)]
+pub struct NodeConfig {
+    /// When writers fold history into snapshots.
+    pub compaction: CompactionPolicy,
+}
+
+/// Something the runtime must do for the node. Execute effects in the
+/// order they are polled: a `Send` that follows a `Persist` acknowledges
+/// data to a peer, so it must not leave before that `Persist` is durable.
+#[derive(Debug)]
+pub enum Effect {
+    /// Write records of a document atomically and durably.
+    Persist {
+        /// Document (the storage namespace).
+        doc: DocId,
+        /// Records to insert or overwrite.
+        puts: Vec<(Vec<u8>, Vec<u8>)>,
+        /// Records to remove.
+        deletes: Vec<Vec<u8>>,
+    },
+    /// Send an encoded [`Message`] to a connected peer.
+    Send {
+        /// Recipient.
+        peer: MemberId,
+        /// Encoded message.
+        message: Vec<u8>,
+    },
+    /// Close the connection to a misbehaving peer.
+    Disconnect {
+        /// Peer.
+        peer: MemberId,
+        /// Why, for the logs.
+        reason: String,
+    },
+    /// Tell the application.
+    Event(Event),
+}
+
+/// Where a document change came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// This device.
+    Local,
+    /// A peer (which may have forwarded others' changes).
+    Remote(MemberId),
+}
+
+/// Notifications for the application.
+#[derive(Debug)]
+pub enum Event {
+    /// The document's content changed.
+    DocChanged {
+        /// Document.
+        doc: DocId,
+        /// What changed, as Automerge patches.
+        patches: Vec<Patch>,
+        /// Who changed it.
+        origin: Origin,
+    },
+    /// The access log changed (members, roles, keys).
+    AccessChanged {
+        /// Document.
+        doc: DocId,
+    },
+    /// A document arrived (e.g. after joining).
+    DocAdded {
+        /// Document.
+        doc: DocId,
+    },
+    /// A peer reported (and, after receiving from us, acknowledged as
+    /// durably stored) what it holds of a document.
+    PeerHas {
+        /// Peer.
+        peer: MemberId,
+        /// Document.
+        doc: DocId,
+        /// Its version vector.
+        vv: VersionVector,
+        /// Its access-log heads.
+        heads: Vec<OpHash>,
+    },
+    /// Data from a peer was refused (forged, unauthorised, unreadable).
+    Rejected {
+        /// Who sent it.
+        peer: Option<MemberId>,
+        /// Document.
+        doc: DocId,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A document's facts for display.
+#[derive(Clone, Debug)]
+pub struct DocInfo {
+    /// Document.
+    pub doc: DocId,
+    /// Local name.
+    pub name: Option<String>,
+    /// This device's role (None: not, or not yet, a member).
+    pub my_role: Option<Role>,
+    /// Members and roles.
+    pub members: Vec<(MemberId, Role)>,
+    /// Version vector held.
+    pub vv: VersionVector,
+    /// Access-log ops held.
+    pub log_ops: usize,
+    /// Change chunks and snapshots held.
+    pub chunks: usize,
+    /// Sealed bytes held.
+    pub stored_bytes: usize,
+    /// Can this device read the content?
+    pub readable: bool,
+}
+
+/// What [`Node::load_doc`] found.
+#[derive(Clone, Debug, Default)]
+pub struct LoadReport {
+    /// Records that failed verification and were skipped.
+    pub problems: Vec<String>,
+}
+
+#[derive(Default)]
+struct PeerDoc {
+    heads: Vec<OpHash>,
+    vv: VersionVector,
+    last_sent: Option<Digest>,
+}
+
+#[derive(Default)]
+struct Peer {
+    docs: BTreeMap<DocId, PeerDoc>,
+}
+
+/// All documents of one device and its sync sessions. See the crate docs
+/// for the run-loop contract.
+pub struct Node {
+    identity: DeviceIdentity,
+    me: MemberId,
+    config: NodeConfig,
+    docs: BTreeMap<DocId, DocReplica>,
+    peers: BTreeMap<MemberId, Peer>,
+    effects: VecDeque<Effect>,
+}
+
+impl Node {
+    /// A node with no documents.
+    pub fn new(identity: DeviceIdentity, config: NodeConfig) -> Self {
+        let me = identity.member_id();
+        Self { identity, me, config, docs: BTreeMap::new(), peers: BTreeMap::new(), effects: VecDeque::new() }
+    }
+
+    /// This device's member id.
+    pub fn member_id(&self) -> MemberId {
+        self.me
+    }
+
+    /// This device's identity.
+    pub fn identity(&self) -> &DeviceIdentity {
+        &self.identity
+    }
+
+    /// Next effect to execute, in order.
+    pub fn poll_effect(&mut self) -> Option<Effect> {
+        self.effects.pop_front()
+    }
+
+    /// Documents held.
+    pub fn docs(&self) -> Vec<DocId> {
+        self.docs.keys().copied().collect()
+    }
+
+    /// Is this document held?
+    pub fn has_doc(&self, doc: &DocId) -> bool {
+        self.docs.contains_key(doc)
+    }
+
+    fn replica(&self, doc: &DocId) -> Result<&DocReplica, CoreError> {
+        self.docs.get(doc).ok_or(CoreError::UnknownDocument(*doc))
+    }
+
+    fn replica_mut(&mut self, doc: &DocId) -> Result<&mut DocReplica, CoreError> {
+        self.docs.get_mut(doc).ok_or(CoreError::UnknownDocument(*doc))
+    }
+
+    // ---- loading and local operations -------------------------------------------------
+
+    /// Rebuild a document from its stored records. Every record is verified
+    /// (signature, authority, AEAD) before its bytes reach Automerge; bad
+    /// ones are skipped and reported.
+    pub fn load_doc<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        doc: DocId,
+        records: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<LoadReport, CoreError> {
+        let mut report = LoadReport::default();
+        let mut log = AccessLog::new(doc);
+        let mut chunks = Vec::new();
+        let mut local = LocalState::default();
+        for (key, value) in &records {
+            match key.first() {
+                Some(&record::OP) => {
+                    if let Err(e) = log.insert(value) {
+                        report.problems.push(format!("access op skipped: {e}"));
+                    }
+                }
+                Some(&record::CHANGE) | Some(&record::SNAPSHOT) => match SealedChunk::decode(value) {
+                    Ok(c) => chunks.push(c),
+                    Err(e) => report.problems.push(format!("chunk skipped: {e}")),
+                },
+                Some(&record::LOCAL) => match LocalState::open(value, &self.identity, &doc) {
+                    Ok(l) => local = l,
+                    Err(e) => report.problems.push(format!("local state skipped: {e}")),
+                },
+                _ => report.problems.push("unknown record skipped".into()),
+            }
+        }
+        let mut replica = DocReplica::new(log);
+        replica.local = local;
+        replica.refresh_keys(rng, &self.identity)?;
+        // Snapshots first, so the change chunks they cover count as duplicates.
+        chunks.sort_by_key(|c| c.covers().is_none());
+        for c in chunks {
+            if let Err(e) = replica.accept(c) {
+                report.problems.push(format!("chunk skipped: {e}"));
+            }
+        }
+        replica.refresh_keys(rng, &self.identity)?;
+        self.docs.insert(doc, replica);
+        Ok(report)
+    }
+
+    /// Create a document owned by this device.
+    pub fn create_doc<R: CryptoRng + ?Sized>(&mut self, rng: &mut R) -> Result<DocId, CoreError> {
+        let (log, _key) = AccessLog::create(&self.identity, rng);
+        let doc = log.doc();
+        let mut replica = DocReplica::new(log);
+        replica.refresh_keys(rng, &self.identity)?;
+        let puts = replica.log.all_ops().iter().map(|o| (record::op(&o.hash()), o.encoded().to_vec())).collect();
+        self.docs.insert(doc, replica);
+        self.persist(doc, puts, Vec::new());
+        Ok(doc)
+    }
+
+    /// Read the document.
+    pub fn read<T>(&self, doc: &DocId, f: impl FnOnce(&AutoCommit) -> T) -> Result<T, CoreError> {
+        let r = self.replica(doc)?;
+        match &r.doc {
+            Some(d) => Ok(f(d)),
+            None if !r.log.is_rooted() => Err(CoreError::NotYetSynced(*doc)),
+            None => Err(CoreError::NoReadAccess(*doc)),
+        }
+    }
+
+    /// Change the document. The change is applied at once and sealed into a
+    /// chunk at the next [`flush`](Self::flush), so bursts of edits cost one
+    /// signature and one write.
+    pub fn change<T>(
+        &mut self,
+        doc: &DocId,
+        f: impl FnOnce(&mut AutoCommit) -> Result<T, automerge::AutomergeError>,
+    ) -> Result<T, CoreError> {
+        let me = self.me;
+        let r = self.replica_mut(doc)?;
+        if !r.role_of(&me).is_some_and(Role::can_write) {
+            return Err(CoreError::NotAllowed { doc: *doc, needed: Role::Write });
+        }
+        let d = r.doc.as_mut().ok_or(CoreError::NoReadAccess(*doc))?;
+        let before = d.get_heads();
+        let out = match f(d) {
+            Ok(v) => v,
+            Err(e) => {
+                d.rollback();
+                return Err(e.into());
+            }
+        };
+        let after = d.get_heads();
+        if before != after {
+            let patches = d.diff(&before, &after);
+            r.dirty = true;
+            self.emit(Event::DocChanged { doc: *doc, patches, origin: Origin::Local });
+        }
+        Ok(out)
+    }
+
+    /// Does the document have edits not yet sealed?
+    pub fn is_dirty(&self, doc: &DocId) -> bool {
+        self.docs.get(doc).is_some_and(|r| r.dirty)
+    }
+
+    /// Seal pending edits into a chunk, store it and push it to peers;
+    /// compact into a snapshot when due. Returns whether a chunk was made.
+    pub fn flush<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, doc: &DocId) -> Result<bool, CoreError> {
+        let policy = self.config.compaction;
+        let identity = self.identity.clone();
+        let r = self.replica_mut(doc)?;
+        let Some(chunk) = r.flush(rng, &identity)? else { return Ok(false) };
+        let mut puts = vec![(record::chunk(&chunk.chunk_ref()), chunk.encoded().to_vec())];
+        let mut deletes = Vec::new();
+        if let Some((snap, gone)) = r.maybe_snapshot(rng, &identity, &policy)? {
+            puts.push((record::chunk(&snap.chunk_ref()), snap.encoded().to_vec()));
+            deletes = gone.iter().map(record::chunk).collect();
+            // The batch just sealed may itself be folded away already.
+            puts.retain(|(k, _)| !deletes.contains(k));
+        }
+        self.persist(*doc, puts, deletes);
+        self.push_all(doc);
+        Ok(true)
+    }
+
+    /// Flush every document with pending edits.
+    pub fn flush_all<R: CryptoRng + ?Sized>(&mut self, rng: &mut R) -> Result<(), CoreError> {
+        let dirty: Vec<DocId> = self.docs.iter().filter(|(_, r)| r.dirty).map(|(d, _)| *d).collect();
+        for d in dirty {
+            self.flush(rng, &d)?;
+        }
+        Ok(())
+    }
+
+    /// Set the local name of a document (stored sealed, never synced).
+    pub fn set_name<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, doc: &DocId, name: Option<String>) -> Result<(), CoreError> {
+        let r = self.replica_mut(doc)?;
+        r.local.name = name;
+        self.save_local(rng, doc)
+    }
+
+    fn save_local<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, doc: &DocId) -> Result<(), CoreError> {
+        let bytes = self.replica(doc)?.local.seal(rng, &self.identity, doc);
+        self.persist(*doc, vec![(record::local(), bytes)], Vec::new());
+        Ok(())
+    }
+
+    /// Facts about a document.
+    pub fn info(&self, doc: &DocId) -> Result<DocInfo, CoreError> {
+        let r = self.replica(doc)?;
+        let state = r.log.state();
+        Ok(DocInfo {
+            doc: *doc,
+            name: r.local.name.clone(),
+            my_role: state.role(&self.me),
+            members: state.members.iter().map(|(m, e)| (*m, e.role)).collect(),
+            vv: r.vv.clone(),
+            log_ops: r.log.len(),
+            chunks: r.changes.len() + r.snapshots.len(),
+            stored_bytes: r.stored_bytes(),
+            readable: r.doc.is_some(),
+        })
+    }
+
+    // ---- access control ----------------------------------------------------------------
+
+    fn append_op(&mut self, doc: &DocId, action: Action) -> Result<OpHash, CoreError> {
+        let identity = self.identity.clone();
+        let r = self.replica_mut(doc)?;
+        let op = r.log.append(&identity, action)?;
+        if !r.log.is_valid(&op.hash()) {
+            return Err(CoreError::NotAllowed { doc: *doc, needed: Role::Admin });
+        }
+        self.persist(*doc, vec![(record::op(&op.hash()), op.encoded().to_vec())], Vec::new());
+        self.access_changed(doc);
+        Ok(op.hash())
+    }
+
+    fn require_admin(&self, doc: &DocId) -> Result<(), CoreError> {
+        if self.replica(doc)?.role_of(&self.me).is_some_and(Role::is_admin) {
+            Ok(())
+        } else {
+            Err(CoreError::NotAllowed { doc: *doc, needed: Role::Admin })
+        }
+    }
+
+    /// Invite whoever gets the returned token to join with `role`.
+    pub fn share<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, doc: &DocId, role: Role) -> Result<InviteToken, CoreError> {
+        self.require_admin(doc)?;
+        let secret: [u8; 32] = random_array(rng);
+        let invitee = invite_identity(&secret);
+        let r = self.replica(doc)?;
+        let key_id = r.log.state().current_key().ok_or(CoreError::NotYetSynced(*doc))?;
+        let key = r.keys.get(&key_id).ok_or(CoreError::NoReadAccess(*doc))?;
+        let sealed = SealedKey::seal(rng, &invitee.exchange_key(), key, &seal_context(&key_id, &invitee.member_id()))
+            .ok_or(VerifyError::Invalid("cannot seal to the invitation key"))?;
+        let action =
+            Action::Invite { invitee: invitee.member_id(), exchange: invitee.exchange_key(), role, key: (key_id, sealed) };
+        let op = self.append_op(doc, action)?;
+        Ok(InviteToken::new(*doc, op, role, secret))
+    }
+
+    /// Join a document with an invitation. The content arrives from the
+    /// first peer or relay that has it.
+    pub fn join<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, token: &InviteToken) -> Result<DocId, CoreError> {
+        let doc = token.doc;
+        let invitee = token.identity();
+        let body = crate::access::OpBody {
+            version: crate::access::OP_VERSION,
+            doc: Some(doc),
+            author: invitee.member_id(),
+            prev: vec![token.invite_op],
+            action: Action::Claim { member: self.me, exchange: self.identity.exchange_key() },
+        };
+        let claim = crate::access::sign_op(&invitee, body);
+        let is_new = !self.docs.contains_key(&doc);
+        let r = self.docs.entry(doc).or_insert_with(|| DocReplica::new(AccessLog::new(doc)));
+        if !r.local.invites.contains(&token.secret()) {
+            r.local.invites.push(token.secret());
+        }
+        r.log.insert(claim.encoded()).map_err(|e| CoreError::BadInvite(e.to_string()))?;
+        r.refresh_keys(rng, &self.identity)?;
+        self.persist(doc, vec![(record::op(&claim.hash()), claim.encoded().to_vec())], Vec::new());
+        self.save_local(rng, &doc)?;
+        if is_new {
+            self.emit(Event::DocAdded { doc });
+        }
+        self.access_changed(&doc);
+        Ok(doc)
+    }
+
+    /// Give a member a role that needs no key (`replicate`) or, when its
+    /// exchange key is known, any role.
+    pub fn grant<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        doc: &DocId,
+        member: MemberId,
+        exchange: Option<crate::crypto::ExchangeKey>,
+        role: Role,
+    ) -> Result<(), CoreError> {
+        self.require_admin(doc)?;
+        let r = self.replica(doc)?;
+        let key = match (role.can_read(), exchange) {
+            (false, _) => None,
+            (true, None) => return Err(CoreError::BadInvite("a reading role needs the member's exchange key".into())),
+            (true, Some(x)) => {
+                let key_id = r.log.state().current_key().ok_or(CoreError::NotYetSynced(*doc))?;
+                let key = r.keys.get(&key_id).ok_or(CoreError::NoReadAccess(*doc))?;
+                let sealed = SealedKey::seal(rng, &x, key, &seal_context(&key_id, &member))
+                    .ok_or(VerifyError::Invalid("bad exchange key"))?;
+                Some((key_id, sealed))
+            }
+        };
+        self.append_op(doc, Action::Grant { member, exchange, role, key }).map(drop)
+    }
+
+    /// Remove a member, then rotate to a new key sealed only to those who
+    /// remain, so the removed member cannot read anything written after.
+    pub fn revoke<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, doc: &DocId, member: MemberId) -> Result<(), CoreError> {
+        self.require_admin(doc)?;
+        let state = self.replica(doc)?.log.state();
+        if !state.members.contains_key(&member) && !state.invites.contains_key(&member) {
+            return Err(CoreError::NotAMember { doc: *doc, member });
+        }
+        self.append_op(doc, Action::Revoke { member })?;
+        self.rotate(rng, doc)
+    }
+
+    /// Introduce a new document key for everything written from now on.
+    pub fn rotate<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, doc: &DocId) -> Result<(), CoreError> {
+        self.require_admin(doc)?;
+        let r = self.replica(doc)?;
+        let state = r.log.state();
+        let new = SymmetricKey::generate(rng);
+        let old_id = state.current_key().ok_or(CoreError::NotYetSynced(*doc))?;
+        let old = r.keys.get(&old_id).ok_or(CoreError::NoReadAccess(*doc))?;
+        let mut keys = Vec::new();
+        let recipients = state
+            .readers()
+            .map(|(m, x)| (*m, *x))
+            .chain(state.invites.iter().filter(|(_, i)| i.role.can_read()).map(|(m, i)| (*m, i.exchange)));
+        for (m, x) in recipients {
+            if let Some(s) = SealedKey::seal(rng, &x, &new, &seal_context(&rotate_context(&old_id), &m)) {
+                keys.push((m, s));
+            }
+        }
+        let previous = vec![(old_id, wrap_key(rng, &new, &old_id, old))];
+        self.append_op(doc, Action::Rotate { keys, previous })?;
+        let identity = self.identity.clone();
+        let r = self.replica_mut(doc)?;
+        r.refresh_keys(rng, &identity)?;
+        Ok(())
+    }
+
+    // ---- backups -----------------------------------------------------------------------
+
+    /// Everything needed to restore `doc` on any device, encrypted under a
+    /// passphrase. Admins include a fresh invitation so the restoring
+    /// device becomes a member with the same role.
+    pub fn export<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, doc: &DocId, passphrase: &[u8]) -> Result<Vec<u8>, CoreError> {
+        self.flush(rng, doc)?;
+        let role = self.replica(doc)?.role_of(&self.me);
+        let invite = match role {
+            Some(role) if role.is_admin() => {
+                let t = self.share(rng, doc, role)?;
+                Some((t.invite_op, t.secret()))
+            }
+            _ => None,
+        };
+        let r = self.replica(doc)?;
+        let backup = Backup {
+            doc: *doc,
+            ops: r.log.all_ops().iter().map(|o| ByteBuf::from(o.encoded().to_vec())).collect(),
+            chunks: r.all_chunks().map(|c| ByteBuf::from(c.encoded().to_vec())).collect(),
+            keys: r.keys.iter().map(|(k, v)| (*k, *v.as_bytes())).collect(),
+            invite,
+            name: r.local.name.clone(),
+        };
+        Ok(backup.seal(rng, passphrase))
+    }
+
+    /// Restore a backup made by [`export`](Self::export); merges into the
+    /// document if it is already here.
+    pub fn import<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, bytes: &[u8], passphrase: &[u8]) -> Result<DocId, CoreError> {
+        let backup = Backup::open(bytes, passphrase)?;
+        let doc = backup.doc;
+        let is_new = !self.docs.contains_key(&doc);
+        let mut r = self.docs.remove(&doc).unwrap_or_else(|| DocReplica::new(AccessLog::new(doc)));
+        let mut puts = Vec::new();
+        for op in &backup.ops {
+            if let Ok(Inserted::New | Inserted::Pending) = r.log.insert(op) {
+                if let Ok(o) = crate::access::AccessOp::decode(op) {
+                    puts.push((record::op(&o.hash()), op.to_vec()));
+                }
+            }
+        }
+        for (k, v) in &backup.keys {
+            if !r.local.imported.iter().any(|(i, _)| i == k) {
+                r.local.imported.push((*k, *v));
+            }
+        }
+        if r.local.name.is_none() {
+            r.local.name = backup.name.clone();
+        }
+        if let Some((_, secret)) = backup.invite {
+            if !r.local.invites.contains(&secret) {
+                r.local.invites.push(secret);
+            }
+        }
+        let result = self.import_into(rng, &mut r, &backup, &mut puts);
+        self.docs.insert(doc, r);
+        result?;
+        self.persist(doc, puts, Vec::new());
+        self.save_local(rng, &doc)?;
+        // Claim the bundled invitation, unless this device already has a role.
+        if let Some((op, secret)) = backup.invite {
+            let member = self.replica(&doc)?.role_of(&self.me).is_some();
+            if !member {
+                let role = self.replica(&doc)?.log.get(&op).and_then(|o| match o.body().action {
+                    Action::Invite { role, .. } => Some(role),
+                    _ => None,
+                });
+                if let Some(role) = role {
+                    self.join(rng, &InviteToken::new(doc, op, role, secret))?;
+                }
+            }
+        }
+        if is_new {
+            self.emit(Event::DocAdded { doc });
+        }
+        self.access_changed(&doc);
+        Ok(doc)
+    }
+
+    fn import_into<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        r: &mut DocReplica,
+        backup: &Backup,
+        puts: &mut Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<(), CoreError> {
+        r.refresh_keys(rng, &self.identity)?;
+        let mut chunks: Vec<SealedChunk> = Vec::new();
+        for c in &backup.chunks {
+            chunks.push(SealedChunk::decode(c)?);
+        }
+        chunks.sort_by_key(|c| c.covers().is_none());
+        let mut deletes = Vec::new();
+        for c in chunks {
+            let key = record::chunk(&c.chunk_ref());
+            let bytes = c.encoded().to_vec();
+            if let Accepted::New { deletes: d } = r.accept(c)? {
+                puts.push((key, bytes));
+                deletes.extend(d.iter().map(record::chunk));
+            }
+        }
+        puts.retain(|(k, _)| !deletes.contains(k));
+        if !deletes.is_empty() {
+            self.persist(r.id, Vec::new(), deletes);
+        }
+        Ok(())
+    }
+
+    // ---- sync sessions -----------------------------------------------------------------
+
+    /// A connection to `peer` (authenticated by the transport) is up.
+    pub fn peer_connected(&mut self, peer: MemberId) {
+        self.peers.insert(peer, Peer::default());
+        let docs = self
+            .docs
+            .values()
+            .filter(|r| !r.log.is_rooted() || r.role_of(&peer).is_some())
+            .map(|r| (r.id, r.digest()))
+            .collect();
+        self.send(peer, &Message::Hello { version: PROTOCOL_VERSION, docs });
+    }
+
+    /// The connection to `peer` is gone.
+    pub fn peer_disconnected(&mut self, peer: &MemberId) {
+        self.peers.remove(peer);
+    }
+
+    /// Peers with an open session.
+    pub fn peers(&self) -> Vec<MemberId> {
+        self.peers.keys().copied().collect()
+    }
+
+    /// Handle one message from `peer`. Undecodable input or forged data
+    /// produces [`Effect::Disconnect`]; the node itself never fails.
+    pub fn handle_message<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, peer: MemberId, bytes: &[u8]) {
+        if !self.peers.contains_key(&peer) {
+            return;
+        }
+        let msg = match Message::decode(bytes) {
+            Ok(m) => m,
+            Err(e) => return self.disconnect(peer, format!("undecodable message: {e}")),
+        };
+        match msg {
+            Message::Hello { version, docs } => self.on_hello(peer, version, docs),
+            Message::Have { doc, heads, vv } => self.on_have(peer, doc, heads, vv),
+            Message::Ops { doc, ops } => self.on_ops(rng, peer, doc, ops),
+            Message::Chunks { doc, chunks } => self.on_chunks(peer, doc, chunks),
+        }
+    }
+
+    fn on_hello(&mut self, peer: MemberId, version: u16, docs: Vec<(DocId, Digest)>) {
+        if version != PROTOCOL_VERSION {
+            return self.disconnect(peer, format!("protocol version {version} is not {PROTOCOL_VERSION}"));
+        }
+        let theirs: BTreeMap<DocId, Digest> = docs.into_iter().collect();
+        let mut to_have: Vec<DocId> =
+            theirs.iter().filter(|(d, dg)| self.docs.get(d).map(|r| r.digest()) != Some(**dg)).map(|(d, _)| *d).collect();
+        // Documents we share with the peer that it did not mention.
+        to_have.extend(
+            self.docs
+                .values()
+                .filter(|r| !theirs.contains_key(&r.id) && (!r.log.is_rooted() || r.role_of(&peer).is_some()))
+                .map(|r| r.id),
+        );
+        for doc in to_have {
+            self.send_have(peer, doc);
+        }
+    }
+
+    fn on_have(&mut self, peer: MemberId, doc: DocId, heads: Vec<OpHash>, vv: VersionVector) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            let pd = p.docs.entry(doc).or_default();
+            pd.heads = heads.clone();
+            pd.vv = vv.clone();
+        }
+        self.emit(Event::PeerHas { peer, doc, vv, heads });
+        self.push_missing(peer, doc);
+        self.send_have(peer, doc);
+    }
+
+    fn on_ops<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, peer: MemberId, doc: DocId, ops: Vec<ByteBuf>) {
+        let is_new = !self.docs.contains_key(&doc);
+        let mut r = self.docs.remove(&doc).unwrap_or_else(|| DocReplica::new(AccessLog::new(doc)));
+        let mut puts = Vec::new();
+        let mut rejected = Vec::new();
+        let before = r.log.state().clone();
+        for bytes in &ops {
+            match crate::access::AccessOp::decode(bytes) {
+                Err(VerifyError::BadSignature) | Err(VerifyError::Decode(_)) => {
+                    self.docs.extend((!is_new).then(|| (doc, r)));
+                    return self.disconnect(peer, "sent a forged or malformed access op".into());
+                }
+                Err(e) => rejected.push(e.to_string()),
+                Ok(op) => {
+                    let h = op.hash();
+                    match r.log.insert(bytes) {
+                        Ok(Inserted::New | Inserted::Pending) => puts.push((record::op(&h), bytes.to_vec())),
+                        Ok(Inserted::Duplicate) => {}
+                        Err(e) => rejected.push(e.to_string()),
+                    }
+                }
+            }
+        }
+        for reason in rejected {
+            self.emit(Event::Rejected { peer: Some(peer), doc, reason });
+        }
+        if is_new {
+            let wanted = r.role_of(&self.me).is_some() || !r.local.invites.is_empty();
+            if !wanted || puts.is_empty() {
+                return self.send_have(peer, doc);
+            }
+        }
+        let changed = r.log.state() != &before;
+        let heads_before = r.doc.as_mut().map(|d| d.get_heads());
+        if let Err(e) = r.refresh_keys(rng, &self.identity) {
+            self.emit(Event::Rejected { peer: Some(peer), doc, reason: e.to_string() });
+        }
+        let patches = diff_since(&mut r, heads_before);
+        self.docs.insert(doc, r);
+        self.persist(doc, puts, Vec::new());
+        if is_new {
+            self.emit(Event::DocAdded { doc });
+        }
+        if let Some(patches) = patches {
+            self.emit(Event::DocChanged { doc, patches, origin: Origin::Remote(peer) });
+        }
+        if changed {
+            self.access_changed(&doc);
+        } else {
+            self.push_all_except(&doc, Some(peer));
+        }
+        self.send_have(peer, doc);
+    }
+
+    fn on_chunks(&mut self, peer: MemberId, doc: DocId, chunks: Vec<ByteBuf>) {
+        let Some(r) = self.docs.get_mut(&doc) else { return };
+        let heads_before = r.doc.as_mut().map(|d| d.get_heads());
+        let mut puts = Vec::new();
+        let mut deletes = Vec::new();
+        let mut rejected = Vec::new();
+        let mut forged = None;
+        for bytes in &chunks {
+            let chunk = match SealedChunk::decode(bytes) {
+                Ok(c) => c,
+                Err(e) => {
+                    forged = Some(e.to_string());
+                    break;
+                }
+            };
+            let key = record::chunk(&chunk.chunk_ref());
+            let bytes = chunk.encoded().to_vec();
+            match r.accept(chunk) {
+                Ok(Accepted::New { deletes: gone }) => {
+                    puts.push((key, bytes));
+                    deletes.extend(gone.iter().map(record::chunk));
+                }
+                Ok(Accepted::Duplicate) => {}
+                Err(e) => rejected.push(e.to_string()),
+            }
+        }
+        puts.retain(|(k, _)| !deletes.contains(k));
+        let patches = diff_since(r, heads_before);
+        if !puts.is_empty() || !deletes.is_empty() {
+            self.persist(doc, puts, deletes);
+        }
+        for reason in rejected {
+            tracing::warn!(%peer, %doc, %reason, "chunk rejected");
+            self.emit(Event::Rejected { peer: Some(peer), doc, reason });
+        }
+        if let Some(patches) = patches {
+            self.emit(Event::DocChanged { doc, patches, origin: Origin::Remote(peer) });
+        }
+        if let Some(reason) = forged {
+            return self.disconnect(peer, format!("sent a forged or malformed chunk: {reason}"));
+        }
+        if let (Some(p), Some(r)) = (self.peers.get_mut(&peer), self.docs.get(&doc)) {
+            // What the sender sent, it has.
+            p.docs.entry(doc).or_default().vv.merge(&r.vv);
+        }
+        self.push_all_except(&doc, Some(peer));
+        self.send_have(peer, doc);
+    }
+
+    /// Send our state of `doc` to `peer` unless it already has this exact state.
+    fn send_have(&mut self, peer: MemberId, doc: DocId) {
+        let (heads, vv, digest) = match self.docs.get(&doc) {
+            Some(r) if r.role_of(&peer).is_some() || !r.log.is_rooted() => (r.log.heads(), r.vv.clone(), r.digest()),
+            Some(r) => (r.log.heads(), VersionVector::default(), r.digest()),
+            None => (Vec::new(), VersionVector::default(), [0; 16]),
+        };
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        let pd = p.docs.entry(doc).or_default();
+        if pd.last_sent == Some(digest) {
+            return;
+        }
+        pd.last_sent = Some(digest);
+        self.send(peer, &Message::Have { doc, heads, vv });
+    }
+
+    /// Send `peer` the ops and chunks it lacks, as far as we know.
+    fn push_missing(&mut self, peer: MemberId, doc: DocId) {
+        let (Some(r), Some(p)) = (self.docs.get(&doc), self.peers.get_mut(&peer)) else { return };
+        let Some(pd) = p.docs.get_mut(&doc) else { return };
+        let member = r.role_of(&peer).is_some();
+        let mut messages = Vec::new();
+        if member || !r.log.is_rooted() {
+            let ops: Vec<ByteBuf> = r.log.missing_for(&pd.heads).iter().map(|o| ByteBuf::from(o.encoded().to_vec())).collect();
+            if !ops.is_empty() {
+                messages.push(Message::Ops { doc, ops });
+                pd.heads = r.log.heads();
+            }
+        }
+        if member {
+            let mut batch = Vec::new();
+            let mut size = 0;
+            for c in r.missing_for(&pd.vv) {
+                if size + c.encoded().len() > BATCH_TARGET_LEN && !batch.is_empty() {
+                    messages.push(Message::Chunks { doc, chunks: core::mem::take(&mut batch) });
+                    size = 0;
+                }
+                size += c.encoded().len();
+                batch.push(ByteBuf::from(c.encoded().to_vec()));
+            }
+            if !batch.is_empty() {
+                messages.push(Message::Chunks { doc, chunks: batch });
+            }
+            pd.vv.merge(&r.vv);
+        }
+        for m in messages {
+            self.send(peer, &m);
+        }
+    }
+
+    fn push_all(&mut self, doc: &DocId) {
+        self.push_all_except(doc, None);
+    }
+
+    /// Push to every peer that has a session on `doc`.
+    fn push_all_except(&mut self, doc: &DocId, except: Option<MemberId>) {
+        let peers: Vec<MemberId> = self
+            .peers
+            .iter()
+            .filter(|(id, p)| Some(**id) != except && p.docs.contains_key(doc))
+            .map(|(id, _)| *id)
+            .collect();
+        for p in peers {
+            self.push_missing(p, *doc);
+        }
+    }
+
+    /// After the access log changed: tell the app, and bring every peer up
+    /// to date (a new member gets everything; a revoked one gets nothing new).
+    fn access_changed(&mut self, doc: &DocId) {
+        self.emit(Event::AccessChanged { doc: *doc });
+        let peers: Vec<MemberId> = self.peers.keys().copied().collect();
+        for p in peers {
+            let shares = self.docs.get(doc).is_some_and(|r| r.role_of(&p).is_some() || !r.log.is_rooted());
+            let session = self.peers.get(&p).is_some_and(|x| x.docs.contains_key(doc));
+            if shares || session {
+                self.send_have(p, *doc);
+                self.push_missing(p, *doc);
+            }
+        }
+    }
+
+    fn send(&mut self, peer: MemberId, msg: &Message) {
+        self.effects.push_back(Effect::Send { peer, message: msg.encode() });
+    }
+
+    fn persist(&mut self, doc: DocId, puts: Vec<(Vec<u8>, Vec<u8>)>, deletes: Vec<Vec<u8>>) {
+        if !puts.is_empty() || !deletes.is_empty() {
+            self.effects.push_back(Effect::Persist { doc, puts, deletes });
+        }
+    }
+
+    fn emit(&mut self, e: Event) {
+        self.effects.push_back(Effect::Event(e));
+    }
+
+    fn disconnect(&mut self, peer: MemberId, reason: String) {
+        tracing::warn!(%peer, %reason, "dropping peer");
+        self.peers.remove(&peer);
+        self.effects.push_back(Effect::Disconnect { peer, reason });
+    }
+}
+
+/// Patches between `before` and the current heads, if anything changed.
+fn diff_since(r: &mut DocReplica, before: Option<Vec<automerge::ChangeHash>>) -> Option<Vec<Patch>> {
+    let d = r.doc.as_mut()?;
+    let before = before.unwrap_or_default();
+    let after = d.get_heads();
+    (before != after).then(|| d.diff(&before, &after))
+}
+
