@@ -1,0 +1,125 @@
+//! Errors returned by storage backends, and the damage reports of a load.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::MAX_KEY_LEN;
+
+/// Why a storage call failed.
+///
+/// Damage found while reading is *not* an error: [`Storage::load`]
+/// returns what is intact and lists the damage as [`Problem`]s.
+///
+/// [`Storage::load`]: crate::Storage::load
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// An operating-system call on a storage file or directory failed.
+    #[error(
+        "storage I/O error on {}: {source} (check that the directory exists, \
+         is writable by this user, and that the disk is not full)",
+        path.display()
+    )]
+    Io {
+        /// The file or directory the call was about.
+        path: PathBuf,
+        /// What the operating system reported.
+        source: std::io::Error,
+    },
+
+    /// The store refuses writes because an earlier `fsync` failed.
+    ///
+    /// After a failed `fsync` the OS may already have dropped the unwritten
+    /// data, so retrying could report success for data that is not on disk.
+    /// The write that hit the failure and every later write return this.
+    /// A write that returned this may or may not be visible to a later
+    /// `load`: treat it as not durable.
+    #[error(
+        "storage refuses writes because flushing data to disk (fsync) failed earlier, \
+         so recent changes may not be on disk; restart the application and check the \
+         disk (free space, health, system log)"
+    )]
+    Poisoned,
+
+    /// A record key was empty or longer than [`MAX_KEY_LEN`] bytes.
+    #[error(
+        "record key of {len} bytes is invalid: keys must be 1 to {} bytes",
+        MAX_KEY_LEN
+    )]
+    InvalidKey {
+        /// Length of the rejected key.
+        len: usize,
+    },
+
+    /// A value, or a whole write, was larger than the backend accepts.
+    ///
+    /// Limits: [`MAX_VALUE_LEN`](crate::MAX_VALUE_LEN) per value and
+    /// [`MAX_WRITE_LEN`](crate::MAX_WRITE_LEN) per write.
+    #[error("{len} bytes is more than storage accepts at once (limit: {max} bytes)")]
+    TooLarge {
+        /// Size of the rejected value or write.
+        len: usize,
+        /// The limit it exceeded.
+        max: usize,
+    },
+
+    /// The operation could not run because the async runtime is shutting down.
+    ///
+    /// A write that returned this was not applied.
+    #[error("storage operation was cancelled because the async runtime is shutting down")]
+    Closed,
+}
+
+/// Damage found and skipped while loading a namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Where the damage is: the file path for file backends.
+    pub location: String,
+    /// Byte offset of the damaged region within `location`.
+    pub offset: u64,
+    /// What was wrong.
+    pub kind: ProblemKind,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} at byte {}: {}",
+            self.location, self.offset, self.kind
+        )
+    }
+}
+
+/// The kind of damage a [`Problem`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProblemKind {
+    /// The file ends in the middle of a frame: a write was interrupted
+    /// (crash or power loss) before it was acknowledged. The partial frame
+    /// was dropped.
+    TornTail,
+    /// A complete frame whose checksum does not match its contents: the
+    /// bytes were damaged after being written. The frame was skipped.
+    BadChecksum,
+    /// Bytes that do not form a readable frame (bad header, implausible
+    /// length, or contents that do not decode). They were skipped up to
+    /// the next intact frame.
+    BadFrame,
+}
+
+impl fmt::Display for ProblemKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ProblemKind::TornTail => {
+                "incomplete frame at end of file (an interrupted write); it was dropped"
+            }
+            ProblemKind::BadChecksum => {
+                "frame checksum mismatch (data damaged on disk); the frame was skipped"
+            }
+            ProblemKind::BadFrame => {
+                "unreadable frame (bad header or contents); skipped to the next intact frame"
+            }
+        })
+    }
+}

@@ -1,0 +1,1146 @@
+//! Crash-safe file backend: one append-only log per namespace.
+//!
+//! The file format and the exact guarantees are documented on [`FsStorage`],
+//! since this module is private.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::Mutex as AsyncMutex;
+
+use crate::{
+    Loaded, MAX_KEY_LEN, MAX_VALUE_LEN, MAX_WRITE_LEN, Namespace, Problem, ProblemKind, RecordKey,
+    Storage, StorageError, WriteOp, check_ops, write_len,
+};
+
+/// Start of every frame; also what resynchronisation scans for.
+const MAGIC: [u8; 4] = [0xA7, b'S', b'K', b'1'];
+/// magic + payload_len + crc.
+const HEADER_LEN: usize = 12;
+const TAG_PUT: u8 = 1;
+const TAG_DELETE: u8 = 2;
+/// Fixed bytes of an encoded put besides key and value: tag, key_len, value_len.
+const PUT_OVERHEAD: usize = 6;
+/// Compact only once this many bytes are dead, so small logs are left alone.
+const COMPACT_MIN_DEAD: u64 = 64 << 10;
+/// Compaction packs records into frames of about this size, so a rewrite
+/// never needs one frame larger than `MAX_WRITE_LEN`.
+const COMPACT_FRAME_TARGET: usize = 1 << 20;
+
+const LOG_SUFFIX: &str = ".log";
+const TMP_SUFFIX: &str = ".log.tmp";
+
+// The encoding stores key lengths in one byte and payload lengths in four.
+const _: () = assert!(MAX_KEY_LEN <= u8::MAX as usize);
+const _: () = assert!(MAX_WRITE_LEN <= u32::MAX as usize);
+const _: () = assert!(MAX_VALUE_LEN + MAX_KEY_LEN + PUT_OVERHEAD + 4 <= MAX_WRITE_LEN);
+
+/// A [`Storage`] that keeps each namespace in an append-only, checksummed
+/// log file (native targets only).
+///
+/// Cloning is cheap and shares the store (its locks and its poisoned state).
+///
+/// # Layout
+///
+/// A storage directory holds one file per namespace, named
+/// `<64 lowercase hex digits of the namespace>.log`. Other files are ignored;
+/// `<name>.log.tmp` files are leftovers of an interrupted compaction and are
+/// deleted by [`FsStorage::open`].
+///
+/// # File format
+///
+/// A log is a sequence of frames, one per [`Storage::write`] call:
+///
+/// ```text
+/// frame   = magic (4 bytes: A7 53 4B 31, "\xA7SK1")
+///           payload_len  u32 little-endian  (at most MAX_WRITE_LEN)
+///           crc32c(payload) u32 little-endian
+///           payload
+/// payload = op_count u32 LE, then op_count ops, then nothing
+/// op      = 0x01 key_len u8 key value_len u32 LE value   (put)
+///         | 0x02 key_len u8 key                          (delete: a tombstone)
+/// ```
+///
+/// Keys are 1..=[`MAX_KEY_LEN`] bytes, values at most [`MAX_VALUE_LEN`]
+/// bytes. Frames are replayed in file order; a later op on a key wins.
+///
+/// # Guarantees
+///
+/// - **Durable acknowledgement.** `write` returns `Ok` only after its frame
+///   is written and `fdatasync`ed, and, when the write created the file,
+///   after the directory is `fsync`ed too. `remove`, and a write that
+///   deletes a namespace's last record (which deletes the file instead of
+///   appending tombstones), return after the directory is `fsync`ed.
+/// - **Atomic writes.** A frame is applied whole or not at all: a crash
+///   mid-write leaves an incomplete last frame (a torn tail), which the next
+///   read reports as [`ProblemKind::TornTail`] and cuts off.
+/// - **Poisoning.** If any `fsync` fails, the store sets itself poisoned:
+///   that call and every later `write`/`remove` return
+///   [`StorageError::Poisoned`]; nothing is retried. (After a failed fsync
+///   the kernel may have dropped the dirty pages and report success on a
+///   retry.) Loads keep working but no longer modify files. A new
+///   [`FsStorage::open`] (for example after a restart) starts clean.
+/// - **Damage is reported, never fatal.** `load` never panics on any file
+///   content. A frame with a wrong checksum ([`ProblemKind::BadChecksum`])
+///   or an unreadable header or payload ([`ProblemKind::BadFrame`]) is
+///   skipped by scanning forward for the next intact frame; every other
+///   intact frame still loads. Damage that runs to the end of the file with
+///   no intact frame after it is cut off (truncated and `fsync`ed), so
+///   later appends start on a clean frame boundary. Damage loses only the
+///   ops of the damaged frames (so a damaged tombstone can bring back the
+///   record it deleted); an undamaged acknowledged frame is never dropped.
+/// - **Bounded reads.** Nothing read from a file is allocated from a length
+///   field: a frame must fit in the bytes actually read, and lengths above
+///   the limits are rejected first. A load holds the whole log in memory.
+/// - **Compaction.** When the bytes of overwritten and deleted records
+///   exceed both the live bytes and 64 KiB, the log is rewritten with only
+///   the live records: written to `<name>.log.tmp`, `fsync`ed, renamed over
+///   the log, and the directory `fsync`ed. A crash at any point leaves
+///   either the old or the new log, both complete. Frames already damaged
+///   at that point are dropped, as `load` already skipped them.
+/// - **Concurrency.** Operations on one namespace are serialized by a
+///   per-namespace async lock; different namespaces proceed in parallel.
+///   Blocking file I/O runs in `tokio::task::spawn_blocking` when called
+///   inside a Tokio runtime, and in place otherwise. A cancelled (dropped)
+///   `write` future may still complete its write, but never half of it.
+///
+/// Not guaranteed: exclusive access. Only one `FsStorage` (in one process)
+/// may use a directory at a time; this is not enforced. Directory `fsync`
+/// is done on Unix only (other platforms have no portable equivalent).
+///
+/// # Example
+///
+/// ```
+/// use synkro_storage::{FsStorage, Storage, WriteOp};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let rt = tokio::runtime::Builder::new_current_thread().build()?;
+/// rt.block_on(async {
+///     let ns = [1u8; 32];
+///     {
+///         let store = FsStorage::open(dir.path())?;
+///         store
+///             .write(&ns, vec![
+///                 WriteOp::Put { key: b"a".to_vec(), value: b"1".to_vec() },
+///                 WriteOp::Put { key: b"b".to_vec(), value: b"2".to_vec() },
+///             ])
+///             .await?;
+///         store.write(&ns, vec![WriteOp::Delete { key: b"a".to_vec() }]).await?;
+///     }
+///     // Reopening (as after a restart) finds everything acknowledged.
+///     let store = FsStorage::open(dir.path())?;
+///     let loaded = store.load(&ns).await?;
+///     assert_eq!(loaded.records, vec![(b"b".to_vec(), b"2".to_vec())]);
+///     assert!(loaded.problems.is_empty());
+///     Ok::<_, synkro_storage::StorageError>(())
+/// })?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct FsStorage {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for FsStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FsStorage")
+            .field("dir", &self.inner.dir)
+            .field("poisoned", &self.inner.is_poisoned())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    dir: PathBuf,
+    /// Kept open so a directory fsync cannot fail for want of a descriptor.
+    #[cfg(unix)]
+    dir_handle: File,
+    poisoned: AtomicBool,
+    /// One lock per namespace ever touched. Entries are never removed, so
+    /// two tasks can never hold different locks for the same file.
+    slots: Mutex<HashMap<Namespace, Arc<AsyncMutex<Slot>>>>,
+    #[cfg(feature = "fault-injection")]
+    fail_next_sync: AtomicBool,
+}
+
+/// What is known about one namespace's log, guarded by its lock.
+enum Slot {
+    /// Not looked at yet, or an operation failed half way: rescan first.
+    Unknown,
+    /// No file exists.
+    Absent,
+    /// The file is open and its contents are summarized.
+    Open(LogFile),
+}
+
+struct LogFile {
+    file: File,
+    /// End of the last intact frame: where the next frame goes.
+    end: u64,
+    /// Live key -> bytes its put takes in the log (for compaction accounting).
+    index: HashMap<RecordKey, u64>,
+    /// Sum of `index` values.
+    live: u64,
+}
+
+impl FsStorage {
+    /// Opens (creating if needed) a storage directory.
+    ///
+    /// Deletes `<name>.log.tmp` leftovers of an interrupted compaction.
+    /// Logs themselves are read lazily, on the first access to each
+    /// namespace. This call does blocking I/O.
+    pub fn open(dir: impl AsRef<Path>) -> Result<FsStorage, StorageError> {
+        let given = dir.as_ref();
+        // Absolute, so messages name the real place and a later chdir of
+        // the process cannot move the store.
+        let dir = std::path::absolute(given).map_err(io_err(given))?;
+        let existed = dir.is_dir();
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        #[cfg(unix)]
+        let dir_handle = File::open(&dir).map_err(io_err(&dir))?;
+        #[cfg(unix)]
+        if !existed {
+            // Make the new directory's own entry durable.
+            if let Some(parent) = dir.parent() {
+                File::open(parent)
+                    .and_then(|p| p.sync_all())
+                    .map_err(io_err(parent))?;
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = existed;
+
+        for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let entry = entry.map_err(io_err(&dir))?;
+            let name = entry.file_name();
+            let is_stray_tmp = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(TMP_SUFFIX))
+                .and_then(parse_hex)
+                .is_some();
+            if is_stray_tmp {
+                let path = entry.path();
+                tracing::warn!(path = %path.display(), "removing leftover of an interrupted compaction");
+                fs::remove_file(&path).map_err(io_err(&path))?;
+            }
+        }
+
+        Ok(FsStorage {
+            inner: Arc::new(Inner {
+                dir,
+                #[cfg(unix)]
+                dir_handle,
+                poisoned: AtomicBool::new(false),
+                slots: Mutex::new(HashMap::new()),
+                #[cfg(feature = "fault-injection")]
+                fail_next_sync: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The storage directory (absolute).
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Whether an fsync failure has made this store refuse writes.
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.is_poisoned()
+    }
+
+    /// Path of the log file that holds `ns` (it may not exist).
+    pub fn log_path(&self, ns: &Namespace) -> PathBuf {
+        self.inner.log_path(ns)
+    }
+
+    /// Makes the next fsync this store does (of a log, a compaction file or
+    /// the directory) fail, as a failing disk would. Test seam for
+    /// reliability suites; only with the `fault-injection` feature.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_sync_failure_for_tests(&self) {
+        self.inner.fail_next_sync.store(true, Ordering::SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl Storage for FsStorage {
+    async fn write(&self, ns: &Namespace, ops: Vec<WriteOp>) -> Result<(), StorageError> {
+        check_ops(&ops)?;
+        self.inner.check_poisoned()?;
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let guard = self.inner.slot(ns).lock_owned().await;
+        let inner = Arc::clone(&self.inner);
+        let ns = *ns;
+        run_blocking(move || {
+            let mut guard = guard;
+            inner.write_locked(&ns, &mut guard, &ops)
+        })
+        .await
+    }
+
+    async fn load(&self, ns: &Namespace) -> Result<Loaded, StorageError> {
+        // Locked even for reading: an append in progress would otherwise
+        // look like a torn tail and be cut off.
+        let guard = self.inner.slot(ns).lock_owned().await;
+        let inner = Arc::clone(&self.inner);
+        let ns = *ns;
+        run_blocking(move || {
+            let mut guard = guard;
+            inner.load_locked(&ns, &mut guard)
+        })
+        .await
+    }
+
+    async fn namespaces(&self) -> Result<Vec<Namespace>, StorageError> {
+        let inner = Arc::clone(&self.inner);
+        run_blocking(move || inner.list()).await
+    }
+
+    async fn remove(&self, ns: &Namespace) -> Result<(), StorageError> {
+        self.inner.check_poisoned()?;
+        let guard = self.inner.slot(ns).lock_owned().await;
+        let inner = Arc::clone(&self.inner);
+        let ns = *ns;
+        run_blocking(move || {
+            let mut guard = guard;
+            inner.remove_locked(&ns, &mut guard)
+        })
+        .await
+    }
+}
+
+/// Runs blocking file work off the async threads when a Tokio runtime is
+/// available; under any other executor it runs in place.
+async fn run_blocking<T, F>(f: F) -> Result<T, StorageError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, StorageError> + Send + 'static,
+{
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => match handle.spawn_blocking(f).await {
+            Ok(result) => result,
+            // A panic here is a bug in this crate: surface it, don't hide it.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(StorageError::Closed),
+        },
+        Err(_) => f(),
+    }
+}
+
+impl Inner {
+    fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::SeqCst)
+    }
+
+    fn check_poisoned(&self) -> Result<(), StorageError> {
+        if self.is_poisoned() {
+            Err(StorageError::Poisoned)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn slot(&self, ns: &Namespace) -> Arc<AsyncMutex<Slot>> {
+        // Held only for this lookup, never across an await. The map stays
+        // consistent even if a holder panicked, so poisoning is ignored.
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(
+            slots
+                .entry(*ns)
+                .or_insert_with(|| Arc::new(AsyncMutex::new(Slot::Unknown))),
+        )
+    }
+
+    fn log_path(&self, ns: &Namespace) -> PathBuf {
+        self.dir.join(format!("{}{LOG_SUFFIX}", hex(ns)))
+    }
+
+    /// fdatasync `file`; on failure poison the store.
+    fn sync_file(&self, file: &File, path: &Path) -> Result<(), StorageError> {
+        let result = match self.take_injected_failure() {
+            Some(e) => Err(e),
+            None => file.sync_data(),
+        };
+        result.map_err(|e| self.poison(path, e))
+    }
+
+    /// fsync the directory (so created, renamed and deleted names are
+    /// durable); on failure poison the store.
+    fn sync_dir(&self) -> Result<(), StorageError> {
+        if let Some(e) = self.take_injected_failure() {
+            return Err(self.poison(&self.dir, e));
+        }
+        #[cfg(unix)]
+        self.dir_handle
+            .sync_all()
+            .map_err(|e| self.poison(&self.dir, e))?;
+        Ok(())
+    }
+
+    fn poison(&self, path: &Path, error: io::Error) -> StorageError {
+        self.poisoned.store(true, Ordering::SeqCst);
+        tracing::error!(
+            path = %path.display(),
+            %error,
+            "fsync failed: storage now refuses all writes until restarted"
+        );
+        StorageError::Poisoned
+    }
+
+    #[cfg(feature = "fault-injection")]
+    fn take_injected_failure(&self) -> Option<io::Error> {
+        self.fail_next_sync
+            .swap(false, Ordering::SeqCst)
+            .then(|| io::Error::other("injected fsync failure (fault-injection)"))
+    }
+
+    #[cfg(not(feature = "fault-injection"))]
+    fn take_injected_failure(&self) -> Option<io::Error> {
+        None
+    }
+
+    /// Opens an existing log for reading and appending; `None` if absent.
+    fn open_log(&self, path: &Path) -> Result<Option<File>, StorageError> {
+        match OpenOptions::new().read(true).write(true).open(path) {
+            Ok(file) => Ok(Some(file)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(path)(e)),
+        }
+    }
+
+    /// Turns a fresh scan of `file` into its slot state, first cutting off
+    /// a damaged tail so later appends start on a frame boundary.
+    fn settle(
+        &self,
+        file: File,
+        path: &Path,
+        scan: &Scan<'_>,
+        file_len: usize,
+    ) -> Result<LogFile, StorageError> {
+        let end = to_u64(scan.good_end);
+        if scan.good_end < file_len {
+            // A poisoned store modifies nothing, not even to repair.
+            self.check_poisoned()?;
+            tracing::warn!(
+                path = %path.display(),
+                offset = end,
+                bytes = file_len - scan.good_end,
+                "cutting off damaged end of storage log"
+            );
+            file.set_len(end).map_err(io_err(path))?;
+            self.sync_file(&file, path)?;
+        }
+        let index: HashMap<RecordKey, u64> = scan
+            .live
+            .iter()
+            .map(|(k, v)| (k.to_vec(), record_size(k.len(), v.len())))
+            .collect();
+        let live = index.values().fold(0u64, |a, b| a.saturating_add(*b));
+        Ok(LogFile {
+            file,
+            end,
+            index,
+            live,
+        })
+    }
+
+    fn load_locked(&self, ns: &Namespace, slot: &mut Slot) -> Result<Loaded, StorageError> {
+        let path = self.log_path(ns);
+        let file = match std::mem::replace(slot, Slot::Unknown) {
+            Slot::Absent => {
+                *slot = Slot::Absent;
+                return Ok(Loaded::default());
+            }
+            Slot::Open(log) => log.file,
+            Slot::Unknown => match self.open_log(&path)? {
+                Some(file) => file,
+                None => {
+                    *slot = Slot::Absent;
+                    return Ok(Loaded::default());
+                }
+            },
+        };
+        let buf = read_all(&file, &path)?;
+        let scan = scan(&buf);
+        let problems = report(&path, &scan);
+        let records = scan
+            .live
+            .iter()
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect();
+        match self.settle(file, &path, &scan, buf.len()) {
+            Ok(log) => *slot = Slot::Open(log),
+            // The data read is still good; the next access retries the repair.
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "could not repair storage log")
+            }
+        }
+        Ok(Loaded { records, problems })
+    }
+
+    fn write_locked(
+        &self,
+        ns: &Namespace,
+        slot: &mut Slot,
+        ops: &[WriteOp],
+    ) -> Result<(), StorageError> {
+        // Rechecked under the lock: another task may have poisoned meanwhile.
+        self.check_poisoned()?;
+        let path = self.log_path(ns);
+        // The slot stays `Unknown` (forcing a rescan) unless this write
+        // completes, so no failure leaves stale state behind.
+        let current = match std::mem::replace(slot, Slot::Unknown) {
+            Slot::Open(log) => Some(log),
+            Slot::Absent => None,
+            Slot::Unknown => match self.open_log(&path)? {
+                Some(file) => {
+                    let buf = read_all(&file, &path)?;
+                    let scan = scan(&buf);
+                    report(&path, &scan);
+                    Some(self.settle(file, &path, &scan, buf.len())?)
+                }
+                None => None,
+            },
+        };
+
+        // The effect of this write on the live set, before touching disk.
+        let mut changes: HashMap<&[u8], Option<u64>> = HashMap::new();
+        for op in ops {
+            match op {
+                WriteOp::Put { key, value } => {
+                    changes.insert(key, Some(record_size(key.len(), value.len())));
+                }
+                WriteOp::Delete { key } => {
+                    changes.insert(key, None);
+                }
+            }
+        }
+        let (mut count, mut live) = current.as_ref().map_or((0, 0), |l| (l.index.len(), l.live));
+        for (key, new) in &changes {
+            if let Some(old) = current.as_ref().and_then(|l| l.index.get(*key)) {
+                count = count.saturating_sub(1);
+                live = live.saturating_sub(*old);
+            }
+            if let Some(new) = new {
+                count = count.saturating_add(1);
+                live = live.saturating_add(*new);
+            }
+        }
+
+        if count == 0 {
+            // Nothing left: delete the file rather than log tombstones, so
+            // `namespaces()` stops listing it.
+            if let Some(log) = current {
+                drop(log);
+                match fs::remove_file(&path) {
+                    Ok(()) => self.sync_dir()?,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_err(&path)(e)),
+                }
+            }
+            *slot = Slot::Absent;
+            return Ok(());
+        }
+
+        let frame = encode_write(ops)?;
+        let (mut log, created) = match current {
+            Some(log) => (log, false),
+            None => {
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .map_err(io_err(&path))?;
+                (
+                    LogFile {
+                        file,
+                        end: 0,
+                        index: HashMap::new(),
+                        live: 0,
+                    },
+                    true,
+                )
+            }
+        };
+        if let Err(e) = append(&log.file, log.end, &frame) {
+            // Best effort: drop the partial frame now; otherwise the rescan
+            // forced by the `Unknown` slot cuts it off.
+            let _ = log.file.set_len(log.end);
+            return Err(io_err(&path)(e));
+        }
+        self.sync_file(&log.file, &path)?;
+        if created {
+            self.sync_dir()?;
+        }
+        // Durable: commit the new state.
+        log.end = log.end.saturating_add(to_u64(frame.len()));
+        for (key, new) in changes {
+            match new {
+                Some(size) => {
+                    log.index.insert(key.to_vec(), size);
+                }
+                None => {
+                    log.index.remove(key);
+                }
+            }
+        }
+        log.live = live;
+
+        let dead = log.end.saturating_sub(log.live);
+        if dead > log.live && dead > COMPACT_MIN_DEAD {
+            log = self.compact(&path, log)?;
+        }
+        *slot = Slot::Open(log);
+        Ok(())
+    }
+
+    /// Rewrites `log` with only its live records. Returns the new log, or
+    /// the old one if compaction failed harmlessly (it is retried on a later
+    /// write). Errors only when poisoned.
+    fn compact(&self, path: &Path, log: LogFile) -> Result<LogFile, StorageError> {
+        let tmp = path.with_extension(&TMP_SUFFIX[1..]);
+        let new = match self.write_compacted(path, &tmp, &log) {
+            Ok(new) => new,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                if matches!(e, StorageError::Poisoned) {
+                    return Err(e);
+                }
+                tracing::warn!(path = %path.display(), error = %e, "storage log compaction failed; will retry later");
+                return Ok(log);
+            }
+        };
+        if let Err(e) = fs::rename(&tmp, path) {
+            let _ = fs::remove_file(&tmp);
+            tracing::warn!(path = %path.display(), error = %e, "storage log compaction failed; will retry later");
+            return Ok(log);
+        }
+        // From here the path names the new file; the old handle is stale.
+        drop(log);
+        self.sync_dir()?;
+        Ok(new)
+    }
+
+    fn write_compacted(
+        &self,
+        path: &Path,
+        tmp: &Path,
+        log: &LogFile,
+    ) -> Result<LogFile, StorageError> {
+        let buf = read_all(&log.file, path)?;
+        let scan = scan(&buf);
+        if !scan.problems.is_empty() {
+            tracing::warn!(
+                path = %path.display(),
+                problems = scan.problems.len(),
+                "compacting a damaged storage log: damaged frames are dropped"
+            );
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(tmp)
+            .map_err(io_err(tmp))?;
+        let mut end = 0u64;
+        let mut frame = FrameBuilder::new(COMPACT_FRAME_TARGET);
+        for (key, value) in &scan.live {
+            let size = PUT_OVERHEAD + key.len() + value.len();
+            if frame.count > 0 && frame.payload_len() + size > COMPACT_FRAME_TARGET {
+                let bytes = std::mem::replace(&mut frame, FrameBuilder::new(COMPACT_FRAME_TARGET))
+                    .finish()?;
+                append(&file, end, &bytes).map_err(io_err(tmp))?;
+                end = end.saturating_add(to_u64(bytes.len()));
+            }
+            frame.put(key, value)?;
+        }
+        if frame.count > 0 {
+            let bytes = frame.finish()?;
+            append(&file, end, &bytes).map_err(io_err(tmp))?;
+            end = end.saturating_add(to_u64(bytes.len()));
+        }
+        self.sync_file(&file, tmp)?;
+        let index: HashMap<RecordKey, u64> = scan
+            .live
+            .iter()
+            .map(|(k, v)| (k.to_vec(), record_size(k.len(), v.len())))
+            .collect();
+        let live = index.values().fold(0u64, |a, b| a.saturating_add(*b));
+        if index.len() != log.index.len() || live != log.live {
+            tracing::warn!(path = %path.display(), "storage log changed on disk since it was opened");
+        }
+        Ok(LogFile {
+            file,
+            end,
+            index,
+            live,
+        })
+    }
+
+    fn remove_locked(&self, ns: &Namespace, slot: &mut Slot) -> Result<(), StorageError> {
+        self.check_poisoned()?;
+        let path = self.log_path(ns);
+        // Close our handle first (required on some platforms to delete).
+        *slot = Slot::Unknown;
+        match fs::remove_file(&path) {
+            Ok(()) => self.sync_dir()?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&path)(e)),
+        }
+        *slot = Slot::Absent;
+        Ok(())
+    }
+
+    fn list(&self) -> Result<Vec<Namespace>, StorageError> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(io_err(&self.dir))? {
+            let entry = entry.map_err(io_err(&self.dir))?;
+            let name = entry.file_name();
+            let Some(ns) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(LOG_SUFFIX))
+                .and_then(parse_hex)
+            else {
+                continue;
+            };
+            // An empty file (crash right after creating it) holds no record.
+            let meta = entry.metadata().map_err(io_err(&entry.path()))?;
+            if meta.is_file() && meta.len() > 0 {
+                out.push(ns);
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {
+    move |source| StorageError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn to_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// Bytes a live put of this size occupies in a compacted log.
+fn record_size(key_len: usize, value_len: usize) -> u64 {
+    to_u64(
+        PUT_OVERHEAD
+            .saturating_add(key_len)
+            .saturating_add(value_len),
+    )
+}
+
+fn read_all(file: &File, path: &Path) -> Result<Vec<u8>, StorageError> {
+    let mut reader = file;
+    let mut buf = Vec::new();
+    reader.seek(SeekFrom::Start(0)).map_err(io_err(path))?;
+    reader.read_to_end(&mut buf).map_err(io_err(path))?;
+    Ok(buf)
+}
+
+fn append(file: &File, at: u64, bytes: &[u8]) -> io::Result<()> {
+    let mut writer = file;
+    writer.seek(SeekFrom::Start(at))?;
+    writer.write_all(bytes)
+}
+
+/// Turns the problems of a scan into reports and log events.
+fn report(path: &Path, scan: &Scan<'_>) -> Vec<Problem> {
+    scan.problems
+        .iter()
+        .map(|&(offset, kind)| {
+            tracing::warn!(path = %path.display(), offset, %kind, "damaged storage log");
+            Problem {
+                location: path.display().to_string(),
+                offset,
+                kind,
+            }
+        })
+        .collect()
+}
+
+fn hex(ns: &Namespace) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(64);
+    for b in ns {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    s
+}
+
+/// Parses exactly 64 lowercase hex digits (the only form `hex` writes).
+fn parse_hex(s: &str) -> Option<Namespace> {
+    fn digit(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    let bytes = s.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut ns = [0u8; 32];
+    for (out, pair) in ns.iter_mut().zip(bytes.chunks_exact(2)) {
+        let [hi, lo] = pair else { return None };
+        *out = (digit(*hi)? << 4) | digit(*lo)?;
+    }
+    Some(ns)
+}
+
+// ---------------------------------------------------------------------------
+// Encoding
+
+/// Builds one frame: header placeholder, op count, ops; `finish` fills the
+/// header in.
+struct FrameBuilder {
+    buf: Vec<u8>,
+    count: u32,
+}
+
+impl FrameBuilder {
+    fn new(payload_capacity: usize) -> Self {
+        let mut buf = Vec::with_capacity(HEADER_LEN + 4 + payload_capacity);
+        buf.resize(HEADER_LEN + 4, 0);
+        FrameBuilder { buf, count: 0 }
+    }
+
+    fn payload_len(&self) -> usize {
+        self.buf.len().saturating_sub(HEADER_LEN)
+    }
+
+    fn key(&mut self, tag: u8, key: &[u8]) -> Result<(), StorageError> {
+        let len = u8::try_from(key.len())
+            .ok()
+            .filter(|&l| l > 0)
+            .ok_or(StorageError::InvalidKey { len: key.len() })?;
+        self.count = self.count.checked_add(1).ok_or(StorageError::TooLarge {
+            len: usize::MAX,
+            max: MAX_WRITE_LEN,
+        })?;
+        self.buf.push(tag);
+        self.buf.push(len);
+        self.buf.extend_from_slice(key);
+        Ok(())
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+        let too_large = StorageError::TooLarge {
+            len: value.len(),
+            max: MAX_VALUE_LEN,
+        };
+        if value.len() > MAX_VALUE_LEN {
+            return Err(too_large);
+        }
+        let value_len = u32::try_from(value.len()).map_err(|_| too_large)?;
+        self.key(TAG_PUT, key)?;
+        self.buf.extend_from_slice(&value_len.to_le_bytes());
+        self.buf.extend_from_slice(value);
+        Ok(())
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<(), StorageError> {
+        self.key(TAG_DELETE, key)
+    }
+
+    fn finish(mut self) -> Result<Vec<u8>, StorageError> {
+        let payload_len = self.payload_len();
+        let too_large = StorageError::TooLarge {
+            len: payload_len,
+            max: MAX_WRITE_LEN,
+        };
+        if payload_len > MAX_WRITE_LEN {
+            return Err(too_large);
+        }
+        let len = u32::try_from(payload_len).map_err(|_| too_large)?;
+        // `new` made the buffer at least HEADER_LEN + 4 bytes long.
+        let (header, payload) = self.buf.split_at_mut(HEADER_LEN);
+        payload[..4].copy_from_slice(&self.count.to_le_bytes());
+        let crc = crc32c::crc32c(payload);
+        header[..4].copy_from_slice(&MAGIC);
+        header[4..8].copy_from_slice(&len.to_le_bytes());
+        header[8..12].copy_from_slice(&crc.to_le_bytes());
+        Ok(self.buf)
+    }
+}
+
+fn encode_write(ops: &[WriteOp]) -> Result<Vec<u8>, StorageError> {
+    let mut frame = FrameBuilder::new(write_len(ops));
+    for op in ops {
+        match op {
+            WriteOp::Put { key, value } => frame.put(key, value)?,
+            WriteOp::Delete { key } => frame.delete(key)?,
+        }
+    }
+    frame.finish()
+}
+
+// ---------------------------------------------------------------------------
+// Decoding. Everything here works on untrusted bytes: only checked slicing,
+// no length-driven allocation, no arithmetic that can overflow.
+
+enum Op<'a> {
+    Put(&'a [u8], &'a [u8]),
+    Delete(&'a [u8]),
+}
+
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = self.0.split_at_checked(n)?;
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1)?.first().copied()
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+}
+
+/// Decodes a payload whose checksum matched; `None` if it is malformed.
+fn decode(payload: &[u8]) -> Option<Vec<Op<'_>>> {
+    let mut cur = Cursor(payload);
+    let count = usize::try_from(cur.u32()?).ok()?;
+    // Every op takes at least 3 bytes, which bounds the allocation.
+    let mut ops = Vec::with_capacity(count.min(cur.0.len() / 3));
+    for _ in 0..count {
+        let tag = cur.u8()?;
+        let key_len = usize::from(cur.u8()?);
+        if key_len == 0 {
+            return None;
+        }
+        let key = cur.take(key_len)?;
+        match tag {
+            TAG_PUT => {
+                let value_len = usize::try_from(cur.u32()?).ok()?;
+                if value_len > MAX_VALUE_LEN {
+                    return None;
+                }
+                ops.push(Op::Put(key, cur.take(value_len)?));
+            }
+            TAG_DELETE => ops.push(Op::Delete(key)),
+            _ => return None,
+        }
+    }
+    cur.0.is_empty().then_some(ops)
+}
+
+/// What sits at one offset of a log.
+enum FrameAt<'a> {
+    /// A whole frame with a matching checksum, ending at `end`.
+    Intact { payload: &'a [u8], end: usize },
+    /// The start of a frame cut off by the end of the file.
+    Partial,
+    /// No frame: wrong magic or impossible length.
+    BadHeader,
+    /// A whole frame (as far as its header says) with a wrong checksum.
+    BadChecksum { end: usize },
+}
+
+fn frame_at(buf: &[u8], pos: usize) -> FrameAt<'_> {
+    let Some(rest) = buf.get(pos..) else {
+        return FrameAt::BadHeader;
+    };
+    let magic_len = rest.len().min(MAGIC.len());
+    if rest.get(..magic_len) != MAGIC.get(..magic_len) {
+        return FrameAt::BadHeader;
+    }
+    let mut header = Cursor(rest);
+    let (Some(_), Some(len), Some(crc)) = (header.take(4), header.u32(), header.u32()) else {
+        return FrameAt::Partial;
+    };
+    let Ok(len) = usize::try_from(len) else {
+        return FrameAt::BadHeader;
+    };
+    if len > MAX_WRITE_LEN {
+        return FrameAt::BadHeader;
+    }
+    let Some(payload) = header.take(len) else {
+        return FrameAt::Partial;
+    };
+    let Some(end) = pos.checked_add(HEADER_LEN).and_then(|p| p.checked_add(len)) else {
+        return FrameAt::BadHeader;
+    };
+    if crc32c::crc32c(payload) == crc {
+        FrameAt::Intact { payload, end }
+    } else {
+        FrameAt::BadChecksum { end }
+    }
+}
+
+/// First offset at or after `from` where an intact frame starts.
+fn next_intact(buf: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    loop {
+        let found = buf
+            .get(at..)?
+            .windows(MAGIC.len())
+            .position(|w| w == MAGIC)?;
+        let candidate = at.checked_add(found)?;
+        if let FrameAt::Intact { .. } = frame_at(buf, candidate) {
+            return Some(candidate);
+        }
+        at = candidate.checked_add(1)?;
+    }
+}
+
+/// The result of reading a whole log.
+struct Scan<'a> {
+    /// Live records after replaying every intact frame, sorted by key.
+    live: BTreeMap<&'a [u8], &'a [u8]>,
+    /// Damage found: (offset, kind).
+    problems: Vec<(u64, ProblemKind)>,
+    /// End of the last intact frame when the file ends in damage, else the
+    /// file length: where the file should be cut.
+    good_end: usize,
+}
+
+fn scan(buf: &[u8]) -> Scan<'_> {
+    let mut live = BTreeMap::new();
+    let mut problems = Vec::new();
+    let mut pos = 0;
+    let mut good_end = buf.len();
+    while pos < buf.len() {
+        let (kind, end_hint) = match frame_at(buf, pos) {
+            FrameAt::Intact { payload, end } => {
+                match decode(payload) {
+                    Some(ops) => {
+                        for op in ops {
+                            match op {
+                                Op::Put(key, value) => {
+                                    live.insert(key, value);
+                                }
+                                Op::Delete(key) => {
+                                    live.remove(key);
+                                }
+                            }
+                        }
+                    }
+                    // Checksum fine but contents not: skip just this frame.
+                    None => problems.push((to_u64(pos), ProblemKind::BadFrame)),
+                }
+                pos = end;
+                continue;
+            }
+            FrameAt::Partial => (ProblemKind::TornTail, None),
+            FrameAt::BadHeader => (ProblemKind::BadFrame, None),
+            FrameAt::BadChecksum { end } => (ProblemKind::BadChecksum, Some(end)),
+        };
+        // Resynchronise: trust the damaged frame's length if an intact frame
+        // starts right after it, else scan byte by byte for the next one.
+        let next = end_hint
+            .filter(|&end| matches!(frame_at(buf, end), FrameAt::Intact { .. }))
+            .or_else(|| pos.checked_add(1).and_then(|from| next_intact(buf, from)));
+        match next {
+            Some(next) => {
+                // A "partial" frame followed by intact ones is not a torn
+                // write but a damaged length field.
+                let kind = if kind == ProblemKind::TornTail {
+                    ProblemKind::BadFrame
+                } else {
+                    kind
+                };
+                problems.push((to_u64(pos), kind));
+                pos = next;
+            }
+            None => {
+                problems.push((to_u64(pos), kind));
+                good_end = pos;
+                break;
+            }
+        }
+    }
+    Scan {
+        live,
+        problems,
+        good_end,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(ops: &[WriteOp]) -> Vec<u8> {
+        match encode_write(ops) {
+            Ok(f) => f,
+            Err(e) => panic!("encode failed: {e}"),
+        }
+    }
+
+    fn put(k: &[u8], v: &[u8]) -> WriteOp {
+        WriteOp::Put {
+            key: k.to_vec(),
+            value: v.to_vec(),
+        }
+    }
+
+    #[test]
+    fn hex_round_trip() {
+        let ns: Namespace = std::array::from_fn(|i| (i * 37) as u8);
+        assert_eq!(parse_hex(&hex(&ns)), Some(ns));
+        assert_eq!(parse_hex(&hex(&ns).to_uppercase()), None);
+        assert_eq!(parse_hex("abc"), None);
+    }
+
+    #[test]
+    fn encode_decode_round_trip() {
+        let f = frame(&[put(b"a", b"1"), WriteOp::Delete { key: b"b".to_vec() }]);
+        let s = scan(&f);
+        assert!(s.problems.is_empty());
+        assert_eq!(s.good_end, f.len());
+        assert_eq!(
+            s.live.into_iter().collect::<Vec<_>>(),
+            vec![(&b"a"[..], &b"1"[..])]
+        );
+    }
+
+    #[test]
+    fn damaged_length_is_not_mistaken_for_a_torn_tail() {
+        let mut buf = frame(&[put(b"a", b"1")]);
+        let second = buf.len();
+        buf.extend(frame(&[put(b"b", b"2")]));
+        buf.extend(frame(&[put(b"c", b"3")]));
+        // Make the second frame claim to run past the end of the file.
+        buf[second + 4..second + 8].copy_from_slice(&1_000_000u32.to_le_bytes());
+        let s = scan(&buf);
+        assert_eq!(s.problems, vec![(to_u64(second), ProblemKind::BadFrame)]);
+        assert_eq!(s.good_end, buf.len());
+        assert_eq!(s.live.len(), 2);
+    }
+
+    #[test]
+    fn valid_checksum_but_bad_contents_is_skipped() {
+        let mut payload = 1u32.to_le_bytes().to_vec();
+        payload.extend([9, 1, b'k']); // unknown tag
+        let mut buf = MAGIC.to_vec();
+        buf.extend((payload.len() as u32).to_le_bytes());
+        buf.extend(crc32c::crc32c(&payload).to_le_bytes());
+        buf.extend(&payload);
+        buf.extend(frame(&[put(b"a", b"1")]));
+        let s = scan(&buf);
+        assert_eq!(s.problems, vec![(0, ProblemKind::BadFrame)]);
+        assert_eq!(s.live.len(), 1);
+    }
+}
