@@ -207,6 +207,12 @@ impl AccessOp {
     /// Decode and check the signature (not yet authority: see [`AccessLog`]).
     pub fn decode(bytes: &[u8]) -> Result<Self, VerifyError> {
         let wire: OpWire = decode("access op", bytes, MAX_OP_LEN)?;
+        // The hash of these bytes names the op, so only one framing of a
+        // signed body may exist: postcard also accepts over-long varints,
+        // which would let anyone relaying an op mint twins with new hashes.
+        if encode(&wire) != bytes {
+            return Err(DecodeError::Malformed { what: "access op", detail: "non-canonical encoding".into() }.into());
+        }
         let body: OpBody = decode("access op body", &wire.body, MAX_OP_LEN)?;
         if body.version != OP_VERSION {
             return Err(DecodeError::Version { what: "access op", found: body.version, supported: OP_VERSION }.into());
@@ -579,11 +585,10 @@ impl AccessLog {
         let mut known = BTreeSet::new();
         let mut stack: Vec<OpHash> = their_heads.iter().filter(|h| self.ops.contains_key(h)).copied().collect();
         while let Some(h) = stack.pop() {
-            if known.insert(h) {
-                if let Some(op) = self.get(&h) {
+            if known.insert(h)
+                && let Some(op) = self.get(&h) {
                     stack.extend(op.body.prev.iter().copied());
                 }
-            }
         }
         self.order
             .iter()
@@ -714,12 +719,11 @@ impl AccessLog {
                         if r == i || is_anc(r, i) || is_anc(i, r) {
                             continue;
                         }
-                        if let Action::Revoke { member } = ops[r].body.action {
-                            if member == author || Some(member) == target {
+                        if let Action::Revoke { member } = ops[r].body.action
+                            && (member == author || Some(member) == target) {
                                 ok = false;
                                 break;
                             }
-                        }
                     }
                 }
                 valid[i] = ok;

@@ -67,7 +67,7 @@ pub enum Origin {
 }
 
 /// Notifications for the application.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum Event {
     /// The document's content changed.
     DocChanged {
@@ -536,11 +536,10 @@ impl Node {
         let mut r = self.docs.remove(&doc).unwrap_or_else(|| DocReplica::new(AccessLog::new(doc)));
         let mut puts = Vec::new();
         for op in &backup.ops {
-            if let Ok(Inserted::New | Inserted::Pending) = r.log.insert(op) {
-                if let Ok(o) = crate::access::AccessOp::decode(op) {
+            if let Ok(Inserted::New | Inserted::Pending) = r.log.insert(op)
+                && let Ok(o) = crate::access::AccessOp::decode(op) {
                     puts.push((record::op(&o.hash()), op.to_vec()));
                 }
-            }
         }
         for (k, v) in &backup.keys {
             if !r.local.imported.iter().any(|(i, _)| i == k) {
@@ -550,11 +549,10 @@ impl Node {
         if r.local.name.is_none() {
             r.local.name = backup.name.clone();
         }
-        if let Some((_, secret)) = backup.invite {
-            if !r.local.invites.contains(&secret) {
+        if let Some((_, secret)) = backup.invite
+            && !r.local.invites.contains(&secret) {
                 r.local.invites.push(secret);
             }
-        }
         let result = self.import_into(rng, &mut r, &backup, &mut puts);
         self.docs.insert(doc, r);
         result?;
@@ -656,8 +654,20 @@ impl Node {
             return self.disconnect(peer, format!("protocol version {version} is not {PROTOCOL_VERSION}"));
         }
         let theirs: BTreeMap<DocId, Digest> = docs.into_iter().collect();
-        let mut to_have: Vec<DocId> =
-            theirs.iter().filter(|(d, dg)| self.docs.get(d).map(|r| r.digest()) != Some(**dg)).map(|(d, _)| *d).collect();
+        let mut to_have = Vec::new();
+        for (d, dg) in &theirs {
+            match (self.docs.get(d), self.peers.get_mut(&peer)) {
+                (Some(r), Some(p)) if r.digest() == *dg => {
+                    // Same state on both sides: open the session as if Haves
+                    // had been exchanged, so later changes are pushed.
+                    let pd = p.docs.entry(*d).or_default();
+                    pd.heads = r.log.heads();
+                    pd.vv = r.vv.clone();
+                    pd.last_sent = Some(*dg);
+                }
+                _ => to_have.push(*d),
+            }
+        }
         // Documents we share with the peer that it did not mention.
         to_have.extend(
             self.docs
@@ -690,7 +700,7 @@ impl Node {
         for bytes in &ops {
             match crate::access::AccessOp::decode(bytes) {
                 Err(VerifyError::BadSignature) | Err(VerifyError::Decode(_)) => {
-                    self.docs.extend((!is_new).then(|| (doc, r)));
+                    self.docs.extend((!is_new).then_some((doc, r)));
                     return self.disconnect(peer, "sent a forged or malformed access op".into());
                 }
                 Err(e) => rejected.push(e.to_string()),

@@ -170,11 +170,10 @@ impl DocReplica {
                 match m {
                     KeyMaterial::Sealed { key, to, sealed, context } if !self.keys.contains_key(key) => {
                         let holder = if *to == me { Some(identity) } else { invites.iter().find(|i| i.member_id() == *to) };
-                        if let Some(h) = holder {
-                            if let Some(k) = h.exchange_secret().open(sealed, context) {
+                        if let Some(h) = holder
+                            && let Some(k) = h.exchange_secret().open(sealed, context) {
                                 self.keys.insert(*key, k);
                             }
-                        }
                     }
                     KeyMaterial::Wrapped { old, under, wrapped } if !self.keys.contains_key(old) => {
                         if let Some(k) = self.keys.get(under).and_then(|u| unwrap_key(u, old, wrapped)) {
@@ -194,14 +193,15 @@ impl DocReplica {
         }
         let waiting: Vec<ChunkRef> = self.unapplied.iter().copied().collect();
         for r in waiting {
-            if let Some(c) = self.get(&r).cloned() {
-                if self.keys.contains_key(&c.header().key) {
+            if let Some(c) = self.get(&r).cloned()
+                && self.keys.contains_key(&c.header().key) {
                     self.unapplied.remove(&r);
                     self.apply(&c)?;
                 }
-            }
         }
-        if let Some(d) = self.doc.as_mut() {
+        // Unflushed local edits must stay after `flushed_heads`, or the next
+        // flush would not find them.
+        if let Some(d) = self.doc.as_mut().filter(|_| !self.dirty) {
             self.flushed_heads = d.get_heads();
         }
         Ok(())
