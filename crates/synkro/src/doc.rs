@@ -1,0 +1,164 @@
+//! [`DocHandle`]: one document of a [`Repo`].
+
+use serde_json::Value as Json;
+use synkro_core::automerge::{self, AutoCommit};
+use synkro_core::{DocId, DocInfo, Event, InviteToken, MemberId, Role};
+use tokio::sync::broadcast;
+
+use crate::json::{self, DocPath};
+use crate::{Error, Repo};
+
+/// A handle to one document. Cheap to clone.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), synkro::Error> {
+/// use synkro::{Repo, automerge::{ROOT, ObjType, transaction::Transactable}};
+/// let repo = Repo::in_memory().await?;
+/// let doc = repo.create().await?;
+/// let mut changes = doc.subscribe();
+/// doc.change(|d| {
+///     let todos = d.put_object(ROOT, "todos", ObjType::List)?;
+///     d.insert(&todos, 0, "buy milk")
+/// })?;
+/// let patches = changes.recv().await.unwrap();
+/// assert!(!patches.is_empty());
+/// assert_eq!(doc.to_json()?, serde_json::json!({"todos": ["buy milk"]}));
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct DocHandle {
+    repo: Repo,
+    id: DocId,
+}
+
+/// Patches of one document's changes, from [`DocHandle::subscribe`].
+pub struct DocChanges {
+    doc: DocId,
+    rx: broadcast::Receiver<Event>,
+}
+
+impl DocChanges {
+    /// The next change's Automerge patches (local or remote). `None` once
+    /// the repo is gone. If this receiver falls far behind, skipped changes
+    /// are reported as one empty patch list: re-read the document then.
+    pub async fn recv(&mut self) -> Option<Vec<automerge::Patch>> {
+        loop {
+            match self.rx.recv().await {
+                Ok(Event::DocChanged { doc, patches, .. }) if doc == self.doc => return Some(patches),
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => return Some(Vec::new()),
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+impl DocHandle {
+    pub(crate) fn new(repo: Repo, id: DocId) -> Self {
+        Self { repo, id }
+    }
+
+    /// The document id.
+    pub fn id(&self) -> DocId {
+        self.id
+    }
+
+    /// Read the document.
+    pub fn read<T>(&self, f: impl FnOnce(&AutoCommit) -> T) -> Result<T, Error> {
+        Ok(self.repo.inner.node().read(&self.id, f)?)
+    }
+
+    /// Change the document. Applied at once; sealed, stored and sent after
+    /// the flush window (or at [`flush`](Self::flush)). If `f` fails,
+    /// nothing it did is kept.
+    pub fn change<T>(
+        &self,
+        f: impl FnOnce(&mut AutoCommit) -> Result<T, automerge::AutomergeError>,
+    ) -> Result<T, Error> {
+        let out = self.repo.inner.run_sync(|n| n.change(&self.id, f))?;
+        self.repo.schedule_flush(self.id);
+        Ok(out)
+    }
+
+    /// Seal pending edits now and wait until they are durable locally.
+    pub async fn flush(&self) -> Result<(), Error> {
+        self.repo.inner.run(|n, rng| n.flush(rng, &self.id)).await??;
+        Ok(())
+    }
+
+    /// Follow this document's changes.
+    pub fn subscribe(&self) -> DocChanges {
+        DocChanges { doc: self.id, rx: self.repo.events() }
+    }
+
+    /// The whole document as JSON.
+    pub fn to_json(&self) -> Result<Json, Error> {
+        self.read(json::whole)
+    }
+
+    /// The JSON value at a slash path like `meta/title` (`None` if absent).
+    pub fn get(&self, path: &str) -> Result<Option<Json>, Error> {
+        let path = DocPath::parse(path)?;
+        self.read(|d| json::get(d, &path))?
+    }
+
+    /// Set a slash path to a JSON value, creating missing maps on the way.
+    pub fn set(&self, path: &str, value: &Json) -> Result<(), Error> {
+        let path = DocPath::parse(path)?;
+        self.json_change(|d| json::set(d, &path, value))
+    }
+
+    /// Remove what a slash path names.
+    pub fn delete(&self, path: &str) -> Result<(), Error> {
+        let path = DocPath::parse(path)?;
+        self.json_change(|d| json::delete(d, &path))
+    }
+
+    fn json_change(&self, f: impl FnOnce(&mut AutoCommit) -> Result<(), Error>) -> Result<(), Error> {
+        let mut outcome = Ok(());
+        // Run inside `change` so a failed path leaves no partial edit.
+        let r = self.change(|d| match f(d) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                outcome = Err(e);
+                Err(automerge::AutomergeError::Fail)
+            }
+        });
+        outcome?;
+        r
+    }
+
+    /// Members, roles, version vector and size.
+    pub fn info(&self) -> Result<DocInfo, Error> {
+        Ok(self.repo.inner.node().info(&self.id)?)
+    }
+
+    /// Set this device's local name for the document.
+    pub async fn set_name(&self, name: Option<String>) -> Result<(), Error> {
+        self.repo.inner.run(|n, rng| n.set_name(rng, &self.id, name)).await??;
+        Ok(())
+    }
+
+    /// Create an invitation with `role` (admins only).
+    pub async fn share(&self, role: Role) -> Result<InviteToken, Error> {
+        Ok(self.repo.inner.run(|n, rng| n.share(rng, &self.id, role)).await??)
+    }
+
+    /// Give `member` a role that needs no key, e.g. [`Role::Replicate`] for a relay.
+    pub async fn grant_replica(&self, member: MemberId) -> Result<(), Error> {
+        self.repo.inner.run(|n, rng| n.grant(rng, &self.id, member, None, Role::Replicate)).await??;
+        Ok(())
+    }
+
+    /// Remove a member and rotate the document key (admins only).
+    pub async fn revoke(&self, member: MemberId) -> Result<(), Error> {
+        self.repo.inner.run(|n, rng| n.revoke(rng, &self.id, member)).await??;
+        Ok(())
+    }
+
+    /// An encrypted backup of the document (see [`Repo::import`]).
+    pub async fn export(&self, passphrase: &[u8]) -> Result<Vec<u8>, Error> {
+        Ok(self.repo.inner.run(|n, rng| n.export(rng, &self.id, passphrase)).await??)
+    }
+}

@@ -1,0 +1,57 @@
+use std::path::PathBuf;
+
+use synkro_core::{CoreError, DocId};
+use synkro_storage::StorageError;
+use thiserror::Error;
+
+/// Everything that can go wrong in the public API.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A document operation failed (unknown doc, no access, bad token ...).
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    /// The storage backend failed; see the message for what to check.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A storage write failed earlier, so this repo no longer accepts
+    /// changes: what is in memory may not be on disk.
+    #[error("the repository stopped accepting changes after a storage failure ({0}); reopen it once the disk is healthy")]
+    Failed(String),
+    /// Another process has this home directory open.
+    #[error("{0} is in use by another synkro process; close it first")]
+    HomeInUse(PathBuf),
+    /// The device identity file cannot be used.
+    #[error("device identity {path}: {reason}")]
+    Identity {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A filesystem operation on the home directory failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A document path (like `meta/title`) does not fit the document.
+    #[error("path {path:?}: {reason}")]
+    Path {
+        /// The path given.
+        path: String,
+        /// What does not fit.
+        reason: String,
+    },
+    /// The value cannot be stored (e.g. a number JSON cannot represent).
+    #[error("value: {0}")]
+    Value(String),
+    /// The document is not in this repo.
+    #[error("unknown document {0}; `list` shows the documents on this device")]
+    UnknownDocument(DocId),
+    /// The repo was closed.
+    #[error("the repository is closed")]
+    Closed,
+}

@@ -1,0 +1,57 @@
+//! # synkro
+//!
+//! Local-first, end-to-end encrypted Automerge documents that sync.
+//!
+//! A [`Repo`] keeps documents on the device; every edit works offline, is
+//! sealed (encrypted, signed) into a chunk after a short flush window and
+//! written durably before any peer hears of it. Peers and relays exchange
+//! sealed chunks; relays and other `replicate` members store and forward
+//! them without being able to read them. Access (read, write, admin,
+//! replicate) is a signed log inside each document; revoking a member
+//! rotates the document key.
+//!
+//! This crate is the async shell around the sans-IO [`synkro_core`], on
+//! tokio. Transports attach peers with [`Repo::attach_peer`] and
+//! [`Repo::deliver`]; [`link`] connects two repos in one process.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), synkro::Error> {
+//! use synkro::{Repo, Role};
+//! use serde_json::json;
+//!
+//! let alice = Repo::in_memory().await?;
+//! let list = alice.create().await?;
+//! list.set("title", &json!("Trip"))?;
+//!
+//! // Bob joins with a token (send it over a private channel).
+//! let bob = Repo::in_memory().await?;
+//! let bobs_list = bob.join(&list.share(Role::Write).await?).await?;
+//! let link = synkro::link::connect(&alice, &bob).await?;
+//! let mut changes = bobs_list.subscribe();
+//! while bobs_list.get("title").ok().flatten().is_none() {
+//!     changes.recv().await;
+//! }
+//! bobs_list.set("items", &json!(["tent"]))?;
+//! bobs_list.flush().await?;
+//! # let mut alices = list.subscribe();
+//! # while list.get("items").ok().flatten().is_none() { alices.recv().await; }
+//! assert_eq!(list.get("items/0")?, Some(json!("tent")));
+//! # drop(link); Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+mod doc;
+mod error;
+mod home;
+pub mod json;
+pub mod link;
+mod repo;
+
+pub use doc::{DocChanges, DocHandle};
+pub use error::Error;
+pub use repo::{Repo, RepoConfig};
+pub use synkro_core::{
+    CompactionPolicy, DeviceIdentity, DocId, DocInfo, Event, InviteToken, MemberId, NodeConfig, Origin, Role,
+    VersionVector, automerge,
+};

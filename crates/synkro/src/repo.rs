@@ -1,0 +1,337 @@
+//! [`Repo`]: the runtime around one `synkro_core::Node`.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use getrandom::SysRng;
+use rand_core::UnwrapErr;
+use synkro_core::{DeviceIdentity, DocId, Effect, Event, InviteToken, MemberId, Node, NodeConfig};
+use synkro_storage::{MemoryStorage, Storage, WriteOp};
+use tokio::sync::{broadcast, mpsc};
+use tracing::{debug, info, warn};
+
+use crate::doc::DocHandle;
+use crate::home::Home;
+use crate::Error;
+
+pub(crate) type Rng = UnwrapErr<SysRng>;
+
+/// Settings for [`Repo::open_with`].
+#[derive(Clone, Debug)]
+pub struct RepoConfig {
+    /// How long edits gather before they are sealed into one chunk.
+    pub flush_window: Duration,
+    /// Core tunables (compaction).
+    pub node: NodeConfig,
+}
+
+impl Default for RepoConfig {
+    fn default() -> Self {
+        Self { flush_window: Duration::from_millis(50), node: NodeConfig::default() }
+    }
+}
+
+pub(crate) struct Inner {
+    node: Mutex<Node>,
+    /// Serialises node calls that produce IO, so effects run in the order
+    /// the node emitted them (a `Send` never overtakes its `Persist`).
+    pump: tokio::sync::Mutex<()>,
+    storage: Arc<dyn Storage>,
+    events: broadcast::Sender<Event>,
+    peers: Mutex<HashMap<MemberId, mpsc::UnboundedSender<Vec<u8>>>>,
+    scheduled: Mutex<HashSet<DocId>>,
+    /// Effects drained by calls that do no IO themselves; run by the next pump.
+    deferred: Mutex<Vec<Effect>>,
+    failed: Mutex<Option<String>>,
+    config: RepoConfig,
+    runtime: tokio::runtime::Handle,
+    _home: Option<Home>,
+}
+
+/// A local-first repository of encrypted Automerge documents.
+///
+/// Every edit is applied in memory at once, sealed into a signed, encrypted
+/// chunk after a short flush window, and written durably before it is sent
+/// to any peer. Cloning a `Repo` gives another handle to the same repo.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), synkro::Error> {
+/// use synkro::Repo;
+/// let home = tempfile::tempdir().unwrap();
+/// let repo = Repo::open(home.path()).await?;
+/// let doc = repo.create().await?;
+/// doc.set("meta/title", &serde_json::json!("Groceries"))?;
+/// doc.flush().await?; // sealed and durable
+/// drop((doc, repo));
+///
+/// let repo = Repo::open(home.path()).await?; // e.g. after a restart
+/// let doc = repo.find(&repo.list()[0])?;
+/// assert_eq!(doc.get("meta/title")?, Some(serde_json::json!("Groceries")));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Repo {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Repo({})", self.member_id())
+    }
+}
+
+impl Repo {
+    /// Open (or create) the repo in directory `home`: device identity in
+    /// `identity.key` (mode 0600), documents under `docs/`. One process at
+    /// a time may hold a home.
+    pub async fn open(home: impl AsRef<Path>) -> Result<Repo, Error> {
+        Self::open_home(home.as_ref(), RepoConfig::default()).await
+    }
+
+    /// [`open`](Self::open) with settings.
+    pub async fn open_home(home: &Path, config: RepoConfig) -> Result<Repo, Error> {
+        let home = Home::open(home)?;
+        let identity = home.identity()?;
+        let storage = Arc::new(home.storage()?);
+        Self::start(storage, identity, config, Some(home)).await
+    }
+
+    /// A repo over any storage backend with a given identity.
+    pub async fn open_with(
+        storage: Arc<dyn Storage>,
+        identity: DeviceIdentity,
+        config: RepoConfig,
+    ) -> Result<Repo, Error> {
+        Self::start(storage, identity, config, None).await
+    }
+
+    /// A throwaway repo in memory with a fresh identity (tests, demos).
+    pub async fn in_memory() -> Result<Repo, Error> {
+        let identity = DeviceIdentity::generate(&mut UnwrapErr(SysRng));
+        Self::open_with(Arc::new(MemoryStorage::new()), identity, RepoConfig::default()).await
+    }
+
+    async fn start(
+        storage: Arc<dyn Storage>,
+        identity: DeviceIdentity,
+        config: RepoConfig,
+        home: Option<Home>,
+    ) -> Result<Repo, Error> {
+        let mut node = Node::new(identity, config.node.clone());
+        let mut rng = UnwrapErr(SysRng);
+        for ns in storage.namespaces().await? {
+            let loaded = storage.load(&ns).await?;
+            let doc = DocId(ns);
+            for p in &loaded.problems {
+                warn!(%doc, problem = %p, "damaged storage skipped");
+            }
+            let report = node.load_doc(&mut rng, doc, loaded.records)?;
+            for p in &report.problems {
+                warn!(%doc, problem = %p, "record failed verification and was skipped");
+            }
+        }
+        // Loading reads what storage already holds: nothing to write back.
+        while node.poll_effect().is_some() {}
+        info!(member = %node.member_id(), docs = node.docs().len(), "repo open");
+        let (events, _) = broadcast::channel(1024);
+        let inner = Inner {
+            node: Mutex::new(node),
+            pump: tokio::sync::Mutex::new(()),
+            storage,
+            events,
+            peers: Mutex::new(HashMap::new()),
+            scheduled: Mutex::new(HashSet::new()),
+            deferred: Mutex::new(Vec::new()),
+            failed: Mutex::new(None),
+            config,
+            runtime: tokio::runtime::Handle::current(),
+            _home: home,
+        };
+        Ok(Repo { inner: Arc::new(inner) })
+    }
+
+    /// This device's member id.
+    pub fn member_id(&self) -> MemberId {
+        self.inner.node().member_id()
+    }
+
+    /// Documents in the repo.
+    pub fn list(&self) -> Vec<DocId> {
+        self.inner.node().docs()
+    }
+
+    /// Create a document owned by this device.
+    pub async fn create(&self) -> Result<DocHandle, Error> {
+        let doc = self.inner.run(|n, rng| n.create_doc(rng)).await??;
+        Ok(DocHandle::new(self.clone(), doc))
+    }
+
+    /// A handle to a document in the repo.
+    pub fn find(&self, doc: &DocId) -> Result<DocHandle, Error> {
+        if self.inner.node().has_doc(doc) {
+            Ok(DocHandle::new(self.clone(), *doc))
+        } else {
+            Err(Error::UnknownDocument(*doc))
+        }
+    }
+
+    /// Join a document with an invitation token. Its content arrives from
+    /// the first peer or relay that has it.
+    pub async fn join(&self, token: &InviteToken) -> Result<DocHandle, Error> {
+        let doc = self.inner.run(|n, rng| n.join(rng, token)).await??;
+        Ok(DocHandle::new(self.clone(), doc))
+    }
+
+    /// Restore a backup made by [`DocHandle::export`].
+    pub async fn import(&self, backup: &[u8], passphrase: &[u8]) -> Result<DocHandle, Error> {
+        let doc = self.inner.run(|n, rng| n.import(rng, backup, passphrase)).await??;
+        Ok(DocHandle::new(self.clone(), doc))
+    }
+
+    /// Every event of every document.
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// Seal and store every pending edit now.
+    pub async fn flush_all(&self) -> Result<(), Error> {
+        self.inner.run(|n, rng| n.flush_all(rng)).await??;
+        Ok(())
+    }
+
+    /// Peers with an open session.
+    pub fn peers(&self) -> Vec<MemberId> {
+        self.inner.node().peers()
+    }
+
+    /// Start a sync session with `peer` (already authenticated by the
+    /// transport); frames for it go to `outgoing`. Transports call this.
+    pub async fn attach_peer(&self, peer: MemberId, outgoing: mpsc::UnboundedSender<Vec<u8>>) -> Result<(), Error> {
+        self.inner.peers_lock().insert(peer, outgoing);
+        self.inner.run(|n, _| n.peer_connected(peer)).await?;
+        debug!(%peer, "peer attached");
+        Ok(())
+    }
+
+    /// Hand a frame received from `peer` to the repo. Transports call this.
+    pub async fn deliver(&self, peer: MemberId, frame: &[u8]) -> Result<(), Error> {
+        self.inner.run(|n, rng| n.handle_message(rng, peer, frame)).await
+    }
+
+    /// End the session with `peer`. Transports call this.
+    pub async fn detach_peer(&self, peer: MemberId) {
+        self.inner.peers_lock().remove(&peer);
+        // A failed repo still forgets the peer.
+        let _ = self.inner.run(|n, _| n.peer_disconnected(&peer)).await;
+    }
+
+    pub(crate) fn schedule_flush(&self, doc: DocId) {
+        if !self.inner.scheduled_lock().insert(doc) {
+            return;
+        }
+        let weak = Arc::downgrade(&self.inner);
+        let window = self.inner.config.flush_window;
+        self.inner.runtime.spawn(async move {
+            tokio::time::sleep(window).await;
+            let Some(inner) = weak.upgrade() else { return };
+            inner.scheduled_lock().remove(&doc);
+            if let Err(e) = inner.run(|n, rng| n.flush(rng, &doc)).await.and_then(|r| r.map_err(Error::from)) {
+                warn!(%doc, error = %e, "flush failed");
+            }
+        });
+    }
+}
+
+fn relock<T>(r: std::sync::LockResult<MutexGuard<'_, T>>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves plain data that is
+    // still consistent for our purposes (maps of channels, flags); the node
+    // itself is only mutated through its own non-panicking API.
+    r.unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Inner {
+    pub(crate) fn node(&self) -> MutexGuard<'_, Node> {
+        relock(self.node.lock())
+    }
+    fn peers_lock(&self) -> MutexGuard<'_, HashMap<MemberId, mpsc::UnboundedSender<Vec<u8>>>> {
+        relock(self.peers.lock())
+    }
+    fn scheduled_lock(&self) -> MutexGuard<'_, HashSet<DocId>> {
+        relock(self.scheduled.lock())
+    }
+
+    /// Run a node call that emits no IO (reads, in-memory edits): its events
+    /// are delivered now, anything else waits for the next pump.
+    pub(crate) fn run_sync<T>(&self, f: impl FnOnce(&mut Node) -> T) -> T {
+        let mut node = self.node();
+        let out = f(&mut node);
+        let mut deferred = Vec::new();
+        while let Some(e) = node.poll_effect() {
+            match e {
+                Effect::Event(ev) => {
+                    let _ = self.events.send(ev);
+                }
+                other => deferred.push(other),
+            }
+        }
+        drop(node);
+        if !deferred.is_empty() {
+            relock(self.deferred.lock()).extend(deferred);
+        }
+        out
+    }
+
+    /// Run a node call and carry out its effects, in order.
+    pub(crate) async fn run<T>(&self, f: impl FnOnce(&mut Node, &mut Rng) -> T) -> Result<T, Error> {
+        let _pump = self.pump.lock().await;
+        if let Some(reason) = relock(self.failed.lock()).clone() {
+            return Err(Error::Failed(reason));
+        }
+        let mut effects: Vec<Effect> = std::mem::take(&mut *relock(self.deferred.lock()));
+        let out = {
+            let mut node = self.node();
+            let out = f(&mut node, &mut UnwrapErr(SysRng));
+            while let Some(e) = node.poll_effect() {
+                effects.push(e);
+            }
+            out
+        };
+        for effect in effects {
+            self.execute(effect).await?;
+        }
+        Ok(out)
+    }
+
+    async fn execute(&self, effect: Effect) -> Result<(), Error> {
+        match effect {
+            Effect::Persist { doc, puts, deletes } => {
+                let mut ops: Vec<WriteOp> = puts.into_iter().map(|(key, value)| WriteOp::Put { key, value }).collect();
+                ops.extend(deletes.into_iter().map(|key| WriteOp::Delete { key }));
+                if let Err(e) = self.storage.write(&doc.0, ops).await {
+                    // What the node holds is no longer what is on disk:
+                    // refuse further work rather than acknowledge it to peers.
+                    let reason = e.to_string();
+                    warn!(%doc, error = %reason, "storage write failed; repo stops accepting changes");
+                    *relock(self.failed.lock()) = Some(reason);
+                    return Err(e.into());
+                }
+            }
+            Effect::Send { peer, message } => {
+                if let Some(tx) = self.peers_lock().get(&peer) {
+                    let _ = tx.send(message);
+                }
+            }
+            Effect::Disconnect { peer, reason } => {
+                warn!(%peer, %reason, "disconnecting peer");
+                self.peers_lock().remove(&peer);
+            }
+            Effect::Event(ev) => {
+                let _ = self.events.send(ev);
+            }
+        }
+        Ok(())
+    }
+}
