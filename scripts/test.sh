@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, the browser (wasm32) build of the
+# crates that run in browsers, unit/integration/doc tests.
+# Long runs are opt-in: SYNKRO_CRASH_ROUNDS=500 scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+# One target dir for every step, so nothing is built twice.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "format"
+cargo fmt --all -- --check
+
+step "lints"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "wasm32 build (synkro-core, synkro-storage)"
+cargo build --locked --target wasm32-unknown-unknown -p synkro-core -p synkro-storage
+
+step "tests"
+cargo test --workspace --locked
