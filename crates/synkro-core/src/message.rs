@@ -49,6 +49,8 @@ pub enum Message {
         heads: Vec<OpHash>,
         /// Chunks held (empty when the receiver is not a member).
         vv: VersionVector,
+        /// Digests of the snapshots held (empty when the receiver is not a member).
+        snapshots: Vec<[u8; 32]>,
     },
     /// Access-log ops the receiver lacks, parents first.
     Ops {

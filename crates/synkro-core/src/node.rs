@@ -8,7 +8,7 @@ use serde_bytes::ByteBuf;
 
 use crate::access::{AccessLog, Action, Inserted, Role, rotate_context, seal_context, wrap_key};
 use crate::backup::Backup;
-use crate::chunk::SealedChunk;
+use crate::chunk::{ChunkRef, SealedChunk};
 use crate::crypto::{SealedKey, SymmetricKey, random_array};
 use crate::error::{CoreError, VerifyError};
 use crate::identity::DeviceIdentity;
@@ -145,6 +145,7 @@ pub struct LoadReport {
 struct PeerDoc {
     heads: Vec<OpHash>,
     vv: VersionVector,
+    snapshots: Vec<[u8; 32]>,
     last_sent: Option<Digest>,
 }
 
@@ -643,7 +644,7 @@ impl Node {
         };
         match msg {
             Message::Hello { version, docs } => self.on_hello(peer, version, docs),
-            Message::Have { doc, heads, vv } => self.on_have(peer, doc, heads, vv),
+            Message::Have { doc, heads, vv, snapshots } => self.on_have(peer, doc, heads, vv, snapshots),
             Message::Ops { doc, ops } => self.on_ops(rng, peer, doc, ops),
             Message::Chunks { doc, chunks } => self.on_chunks(peer, doc, chunks),
         }
@@ -663,6 +664,7 @@ impl Node {
                     let pd = p.docs.entry(*d).or_default();
                     pd.heads = r.log.heads();
                     pd.vv = r.vv.clone();
+                    pd.snapshots = r.snapshot_ids();
                     pd.last_sent = Some(*dg);
                 }
                 _ => to_have.push(*d),
@@ -680,11 +682,12 @@ impl Node {
         }
     }
 
-    fn on_have(&mut self, peer: MemberId, doc: DocId, heads: Vec<OpHash>, vv: VersionVector) {
+    fn on_have(&mut self, peer: MemberId, doc: DocId, heads: Vec<OpHash>, vv: VersionVector, snapshots: Vec<[u8; 32]>) {
         if let Some(p) = self.peers.get_mut(&peer) {
             let pd = p.docs.entry(doc).or_default();
             pd.heads = heads.clone();
             pd.vv = vv.clone();
+            pd.snapshots = snapshots;
         }
         self.emit(Event::PeerHas { peer, doc, vv, heads });
         self.push_missing(peer, doc);
@@ -752,6 +755,7 @@ impl Node {
         let mut deletes = Vec::new();
         let mut rejected = Vec::new();
         let mut forged = None;
+        let mut sent = Vec::new();
         for bytes in &chunks {
             let chunk = match SealedChunk::decode(bytes) {
                 Ok(c) => c,
@@ -760,6 +764,7 @@ impl Node {
                     break;
                 }
             };
+            sent.push((chunk.chunk_ref(), chunk.covers().cloned()));
             let key = record::chunk(&chunk.chunk_ref());
             let bytes = chunk.encoded().to_vec();
             match r.accept(chunk) {
@@ -786,9 +791,19 @@ impl Node {
         if let Some(reason) = forged {
             return self.disconnect(peer, format!("sent a forged or malformed chunk: {reason}"));
         }
-        if let (Some(p), Some(r)) = (self.peers.get_mut(&peer), self.docs.get(&doc)) {
-            // What the sender sent, it has.
-            p.docs.entry(doc).or_default().vv.merge(&r.vv);
+        if let Some(p) = self.peers.get_mut(&peer) {
+            // What the sender sent, it has: never echo those chunks back.
+            let pd = p.docs.entry(doc).or_default();
+            for (r, covers) in sent {
+                match r {
+                    ChunkRef::Change(a, s) if pd.vv.get(&a).checked_add(1) == Some(s) => pd.vv.set(a, s),
+                    ChunkRef::Snapshot(d) => {
+                        pd.vv.merge(&covers.unwrap_or_default());
+                        pd.snapshots.push(d);
+                    }
+                    ChunkRef::Change(..) => {}
+                }
+            }
         }
         self.push_all_except(&doc, Some(peer));
         self.send_have(peer, doc);
@@ -796,10 +811,12 @@ impl Node {
 
     /// Send our state of `doc` to `peer` unless it already has this exact state.
     fn send_have(&mut self, peer: MemberId, doc: DocId) {
-        let (heads, vv, digest) = match self.docs.get(&doc) {
-            Some(r) if r.role_of(&peer).is_some() || !r.log.is_rooted() => (r.log.heads(), r.vv.clone(), r.digest()),
-            Some(r) => (r.log.heads(), VersionVector::default(), r.digest()),
-            None => (Vec::new(), VersionVector::default(), [0; 16]),
+        let (heads, vv, snapshots, digest) = match self.docs.get(&doc) {
+            Some(r) if r.role_of(&peer).is_some() || !r.log.is_rooted() => {
+                (r.log.heads(), r.vv.clone(), r.snapshot_ids(), r.digest())
+            }
+            Some(r) => (r.log.heads(), VersionVector::default(), Vec::new(), r.digest()),
+            None => (Vec::new(), VersionVector::default(), Vec::new(), [0; 16]),
         };
         let Some(p) = self.peers.get_mut(&peer) else { return };
         let pd = p.docs.entry(doc).or_default();
@@ -807,7 +824,7 @@ impl Node {
             return;
         }
         pd.last_sent = Some(digest);
-        self.send(peer, &Message::Have { doc, heads, vv });
+        self.send(peer, &Message::Have { doc, heads, vv, snapshots });
     }
 
     /// Send `peer` the ops and chunks it lacks, as far as we know.
@@ -826,7 +843,7 @@ impl Node {
         if member {
             let mut batch = Vec::new();
             let mut size = 0;
-            for c in r.missing_for(&pd.vv) {
+            for c in r.missing_for(&pd.vv, &pd.snapshots) {
                 if size + c.encoded().len() > BATCH_TARGET_LEN && !batch.is_empty() {
                     messages.push(Message::Chunks { doc, chunks: core::mem::take(&mut batch) });
                     size = 0;
@@ -838,6 +855,7 @@ impl Node {
                 messages.push(Message::Chunks { doc, chunks: batch });
             }
             pd.vv.merge(&r.vv);
+            pd.snapshots = r.snapshot_ids();
         }
         for m in messages {
             self.send(peer, &m);

@@ -283,8 +283,9 @@ impl DocReplica {
     /// Advance `author`'s entry over contiguous held chunks.
     fn advance(&mut self, author: MemberId) {
         let mut s = self.vv.get(&author);
-        while self.changes.contains_key(&(author, s + 1)) {
-            s += 1;
+        // Checked: a hostile snapshot may claim `covers` up to u64::MAX.
+        while let Some(next) = s.checked_add(1).filter(|n| self.changes.contains_key(&(author, *n))) {
+            s = next;
         }
         self.vv.set(author, s);
     }
@@ -341,7 +342,8 @@ impl DocReplica {
         if plain.is_empty() {
             return Ok(None);
         }
-        let seq = self.vv.get(&me).max(self.changes.keys().filter(|(a, _)| *a == me).map(|(_, s)| *s).max().unwrap_or(0)) + 1;
+        let last = self.vv.get(&me).max(self.changes.keys().filter(|(a, _)| *a == me).map(|(_, s)| *s).max().unwrap_or(0));
+        let seq = last.checked_add(1).ok_or(CoreError::Verify(VerifyError::Invalid("sequence numbers exhausted")))?;
         let chunk = SealedChunk::seal(rng, identity, self.id, seq, key_id, &key, ChunkKind::Changes, &plain);
         self.changes.insert((me, seq), chunk.clone());
         self.advance(me);
@@ -389,19 +391,28 @@ impl DocReplica {
         Ok(Some((snap, gone)))
     }
 
-    /// Chunks a peer lacks given its version vector: snapshots first when
-    /// change chunks it needs were compacted away, then change chunks.
-    pub fn missing_for(&self, theirs: &VersionVector) -> Vec<&SealedChunk> {
-        let gap = self.vv.iter().any(|(a, mine)| {
-            let from = theirs.get(a);
-            *mine > from && (from + 1..=*mine).any(|s| !self.changes.contains_key(&(*a, s)))
-        });
+    /// Chunks a peer lacks, given its version vector and the snapshots it
+    /// holds: every snapshot it does not list (so replicas that stay live
+    /// still receive them and can compact), then the change chunks above
+    /// what it has, skipping those the snapshots sent already cover.
+    pub fn missing_for(&self, theirs: &VersionVector, their_snapshots: &[[u8; 32]]) -> Vec<&SealedChunk> {
+        let mut covered = theirs.clone();
         let mut out: Vec<&SealedChunk> = Vec::new();
-        if gap {
-            out.extend(self.snapshots.values().filter(|s| s.covers().is_some_and(|c| !theirs.dominates(c))));
+        for (d, snap) in &self.snapshots {
+            if !their_snapshots.contains(d) {
+                if let Some(c) = snap.covers() {
+                    covered.merge(c);
+                }
+                out.push(snap);
+            }
         }
-        out.extend(self.changes.iter().filter(|((a, s), _)| *s > theirs.get(a)).map(|(_, c)| c));
+        out.extend(self.changes.iter().filter(|((a, s), _)| *s > covered.get(a)).map(|(_, c)| c));
         out
+    }
+
+    /// Digests of the snapshots held.
+    pub fn snapshot_ids(&self) -> Vec<[u8; 32]> {
+        self.snapshots.keys().copied().collect()
     }
 
     /// Short digest of log heads and version vector, compared in `Hello`.
