@@ -199,7 +199,10 @@ impl AccessOp {
     fn sign(identity: &DeviceIdentity, body: OpBody) -> Self {
         let body_bytes = encode(&body);
         let sig = identity.sign(&signing_message(&body_bytes));
-        let encoded = encode(&OpWire { body: body_bytes, sig: crate::encoding::Sig(sig) });
+        let encoded = encode(&OpWire {
+            body: body_bytes,
+            sig: crate::encoding::Sig(sig),
+        });
         let hash = OpHash(hash("synkro 2026 access op", &[&encoded]));
         Self { body, encoded, hash }
     }
@@ -211,18 +214,31 @@ impl AccessOp {
         // signed body may exist: postcard also accepts over-long varints,
         // which would let anyone relaying an op mint twins with new hashes.
         if encode(&wire) != bytes {
-            return Err(DecodeError::Malformed { what: "access op", detail: "non-canonical encoding".into() }.into());
+            return Err(DecodeError::Malformed {
+                what: "access op",
+                detail: "non-canonical encoding".into(),
+            }
+            .into());
         }
         let body: OpBody = decode("access op body", &wire.body, MAX_OP_LEN)?;
         if body.version != OP_VERSION {
-            return Err(DecodeError::Version { what: "access op", found: body.version, supported: OP_VERSION }.into());
+            return Err(DecodeError::Version {
+                what: "access op",
+                found: body.version,
+                supported: OP_VERSION,
+            }
+            .into());
         }
         if body.prev.len() > MAX_PREV {
             return Err(VerifyError::Invalid("too many parents"));
         }
         body.author.verify(&signing_message(&wire.body), &wire.sig.0)?;
         let hash = OpHash(hash("synkro 2026 access op", &[bytes]));
-        Ok(Self { body, encoded: bytes.to_vec(), hash })
+        Ok(Self {
+            body,
+            encoded: bytes.to_vec(),
+            hash,
+        })
     }
 
     /// The op's hash.
@@ -300,9 +316,9 @@ impl AccessState {
         let admin = self.role(&author).is_some_and(Role::is_admin);
         match &op.body.action {
             Action::Genesis { .. } => false, // only the root, handled by the caller
-            Action::Grant { member, role, exchange, .. } => {
-                admin && Some(*member) != self.owner && (!role.can_read() || exchange.is_some())
-            }
+            Action::Grant {
+                member, role, exchange, ..
+            } => admin && Some(*member) != self.owner && (!role.can_read() || exchange.is_some()),
             Action::Revoke { member } => admin && Some(*member) != self.owner,
             Action::Rotate { .. } | Action::Invite { .. } => admin,
             Action::Claim { member, .. } => {
@@ -318,10 +334,18 @@ impl AccessState {
         match &op.body.action {
             Action::Genesis { exchange, .. } => {
                 self.owner = Some(op.body.author);
-                self.members.insert(op.body.author, Member { role: Role::Admin, exchange: Some(*exchange) });
+                self.members.insert(
+                    op.body.author,
+                    Member {
+                        role: Role::Admin,
+                        exchange: Some(*exchange),
+                    },
+                );
                 self.keys.push(op.hash);
             }
-            Action::Grant { member, exchange, role, .. } => {
+            Action::Grant {
+                member, exchange, role, ..
+            } => {
                 let exchange = exchange.or_else(|| self.members.get(member).and_then(|m| m.exchange));
                 self.members.insert(*member, Member { role: *role, exchange });
                 self.revoked.remove(member);
@@ -332,13 +356,31 @@ impl AccessState {
                 self.revoked.insert(*member);
             }
             Action::Rotate { .. } => self.keys.push(op.hash),
-            Action::Invite { invitee, exchange, role, .. } => {
-                self.invites.insert(*invitee, Invitation { role: *role, exchange: *exchange, op: op.hash });
+            Action::Invite {
+                invitee,
+                exchange,
+                role,
+                ..
+            } => {
+                self.invites.insert(
+                    *invitee,
+                    Invitation {
+                        role: *role,
+                        exchange: *exchange,
+                        op: op.hash,
+                    },
+                );
             }
             Action::Claim { member, exchange } => {
                 if let Some(inv) = self.invites.remove(&op.body.author) {
                     claimed.insert(op.body.author);
-                    self.members.insert(*member, Member { role: inv.role, exchange: Some(*exchange) });
+                    self.members.insert(
+                        *member,
+                        Member {
+                            role: inv.role,
+                            exchange: Some(*exchange),
+                        },
+                    );
                     self.revoked.remove(member);
                 }
             }
@@ -437,14 +479,20 @@ impl AccessLog {
         let nonce = random_array(rng);
         let me = identity.member_id();
         let ctx = seal_context(&genesis_context(&nonce), &me);
-        let sealed = SealedKey::seal(rng, &identity.exchange_key(), &key, &ctx)
-            .unwrap_or(SealedKey { enc: [0; 32], ciphertext: Vec::new() });
+        let sealed = SealedKey::seal(rng, &identity.exchange_key(), &key, &ctx).unwrap_or(SealedKey {
+            enc: [0; 32],
+            ciphertext: Vec::new(),
+        });
         let body = OpBody {
             version: OP_VERSION,
             doc: None,
             author: me,
             prev: Vec::new(),
-            action: Action::Genesis { exchange: identity.exchange_key(), nonce, key: sealed },
+            action: Action::Genesis {
+                exchange: identity.exchange_key(),
+                nonce,
+                key: sealed,
+            },
         };
         let op = AccessOp::sign(identity, body);
         let mut log = Self::new(DocId(op.hash.0));
@@ -524,7 +572,10 @@ impl AccessLog {
                 return Err(VerifyError::Invalid("malformed genesis"));
             }
             Some(d) if d != self.doc => {
-                return Err(VerifyError::WrongDocument { expected: self.doc, found: d });
+                return Err(VerifyError::WrongDocument {
+                    expected: self.doc,
+                    found: d,
+                });
             }
             Some(_) if op.body.prev.is_empty() || matches!(op.body.action, Action::Genesis { .. }) => {
                 return Err(VerifyError::Invalid("op without parents"));
@@ -583,12 +634,17 @@ impl AccessLog {
     /// parents, which is how a joiner's claim reaches an admin).
     pub fn missing_for(&self, their_heads: &[OpHash]) -> Vec<&AccessOp> {
         let mut known = BTreeSet::new();
-        let mut stack: Vec<OpHash> = their_heads.iter().filter(|h| self.ops.contains_key(h)).copied().collect();
+        let mut stack: Vec<OpHash> = their_heads
+            .iter()
+            .filter(|h| self.ops.contains_key(h))
+            .copied()
+            .collect();
         while let Some(h) = stack.pop() {
             if known.insert(h)
-                && let Some(op) = self.get(&h) {
-                    stack.extend(op.body.prev.iter().copied());
-                }
+                && let Some(op) = self.get(&h)
+            {
+                stack.extend(op.body.prev.iter().copied());
+            }
         }
         self.order
             .iter()
@@ -607,7 +663,9 @@ impl AccessLog {
     pub fn key_material(&self) -> Vec<KeyMaterial<'_>> {
         let mut out = Vec::new();
         for h in &self.order {
-            let Some(op) = self.ops.get(h).filter(|_| self.valid.contains(h)) else { continue };
+            let Some(op) = self.ops.get(h).filter(|_| self.valid.contains(h)) else {
+                continue;
+            };
             match &op.body.action {
                 Action::Genesis { key, nonce, .. } => out.push(KeyMaterial::Sealed {
                     key: op.hash,
@@ -615,13 +673,21 @@ impl AccessLog {
                     sealed: key,
                     context: seal_context(&genesis_context(nonce), &op.body.author),
                 }),
-                Action::Grant { member, key: Some((k, sealed)), .. } => out.push(KeyMaterial::Sealed {
+                Action::Grant {
+                    member,
+                    key: Some((k, sealed)),
+                    ..
+                } => out.push(KeyMaterial::Sealed {
                     key: *k,
                     to: *member,
                     sealed,
                     context: seal_context(k, member),
                 }),
-                Action::Invite { invitee, key: (k, sealed), .. } => out.push(KeyMaterial::Sealed {
+                Action::Invite {
+                    invitee,
+                    key: (k, sealed),
+                    ..
+                } => out.push(KeyMaterial::Sealed {
                     key: *k,
                     to: *invitee,
                     sealed,
@@ -630,10 +696,19 @@ impl AccessLog {
                 Action::Rotate { keys, previous } => {
                     let ctx_key = previous.first().map(|(old, _)| rotate_context(old)).unwrap_or(op.hash);
                     for (to, sealed) in keys {
-                        out.push(KeyMaterial::Sealed { key: op.hash, to: *to, sealed, context: seal_context(&ctx_key, to) });
+                        out.push(KeyMaterial::Sealed {
+                            key: op.hash,
+                            to: *to,
+                            sealed,
+                            context: seal_context(&ctx_key, to),
+                        });
                     }
                     for (old, wrapped) in previous {
-                        out.push(KeyMaterial::Wrapped { old: *old, under: op.hash, wrapped });
+                        out.push(KeyMaterial::Wrapped {
+                            old: *old,
+                            under: op.hash,
+                            wrapped,
+                        });
                     }
                 }
                 _ => {}
@@ -647,8 +722,10 @@ impl AccessLog {
         let index: BTreeMap<OpHash, usize> = hashes.iter().enumerate().map(|(i, h)| (*h, i)).collect();
         let n = hashes.len();
         let ops: Vec<&AccessOp> = hashes.iter().filter_map(|h| self.ops.get(h)).collect();
-        let parents: Vec<Vec<usize>> =
-            ops.iter().map(|o| o.body.prev.iter().filter_map(|p| index.get(p).copied()).collect()).collect();
+        let parents: Vec<Vec<usize>> = ops
+            .iter()
+            .map(|o| o.body.prev.iter().filter_map(|p| index.get(p).copied()).collect())
+            .collect();
 
         // Kahn's algorithm; ready ops ordered by (revokes first, hash).
         let mut children = vec![Vec::new(); n];
@@ -720,10 +797,11 @@ impl AccessLog {
                             continue;
                         }
                         if let Action::Revoke { member } = ops[r].body.action
-                            && (member == author || Some(member) == target) {
-                                ok = false;
-                                break;
-                            }
+                            && (member == author || Some(member) == target)
+                        {
+                            ok = false;
+                            break;
+                        }
                     }
                 }
                 valid[i] = ok;
@@ -731,8 +809,9 @@ impl AccessLog {
             valid
         };
         let first = validate(&[]);
-        let revokes: Vec<usize> =
-            (0..n).filter(|&i| first[i] && matches!(ops[i].body.action, Action::Revoke { .. })).collect();
+        let revokes: Vec<usize> = (0..n)
+            .filter(|&i| first[i] && matches!(ops[i].body.action, Action::Revoke { .. }))
+            .collect();
         let valid = validate(&revokes);
 
         let mut state = AccessState::default();
@@ -756,7 +835,10 @@ pub(crate) fn wrap_key<R: CryptoRng + ?Sized>(
     old: &SymmetricKey,
 ) -> WrappedKey {
     let nonce = random_array(rng);
-    WrappedKey { nonce, ciphertext: new.seal(&nonce, &old_id.0, old.as_bytes()) }
+    WrappedKey {
+        nonce,
+        ciphertext: new.seal(&nonce, &old_id.0, old.as_bytes()),
+    }
 }
 
 /// Unwrap what [`wrap_key`] produced.
@@ -813,13 +895,23 @@ mod tests {
 
         // Concurrently: owner revokes alice, alice grants mallory write.
         let mut branch = log.clone();
-        log.append(&owner, Action::Revoke { member: alice.member_id() }).unwrap();
+        log.append(
+            &owner,
+            Action::Revoke {
+                member: alice.member_id(),
+            },
+        )
+        .unwrap();
         branch.append(&alice, grant(&mallory, Role::Write)).unwrap();
         for op in branch.all_ops() {
             log.insert(op.encoded()).unwrap();
         }
         assert_eq!(log.state().role(&alice.member_id()), None);
-        assert_eq!(log.state().role(&mallory.member_id()), None, "revoke wins over a concurrent grant");
+        assert_eq!(
+            log.state().role(&mallory.member_id()),
+            None,
+            "revoke wins over a concurrent grant"
+        );
     }
 
     #[test]

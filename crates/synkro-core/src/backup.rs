@@ -49,7 +49,9 @@ fn derive(passphrase: &[u8], salt: &[u8], m: u32, t: u32, p: u32) -> Result<Symm
     let params = argon2::Params::new(m, t, p, Some(32)).map_err(|_| CoreError::BadBackup)?;
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
     let mut out = [0u8; 32];
-    argon.hash_password_into(passphrase, salt, &mut out).map_err(|_| CoreError::BadBackup)?;
+    argon
+        .hash_password_into(passphrase, salt, &mut out)
+        .map_err(|_| CoreError::BadBackup)?;
     Ok(SymmetricKey::from_bytes(out))
 }
 
@@ -66,7 +68,8 @@ impl Backup {
         out.extend_from_slice(&salt);
         out.extend_from_slice(&nonce);
         // Our constants are valid Argon2 parameters, so derivation cannot fail.
-        let key = derive(passphrase, &salt, M_COST, T_COST, P_COST).unwrap_or_else(|_| SymmetricKey::from_bytes([0; 32]));
+        let key =
+            derive(passphrase, &salt, M_COST, T_COST, P_COST).unwrap_or_else(|_| SymmetricKey::from_bytes([0; 32]));
         let ct = key.seal(&nonce, &out, &encode(self));
         out.extend(ct);
         out
@@ -77,9 +80,16 @@ impl Backup {
             return Err(CoreError::BadBackup);
         }
         let (header, ct) = bytes.split_at(HEADER_LEN);
-        let u32_at = |i: usize| header.get(i..i + 4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes);
+        let u32_at = |i: usize| {
+            header
+                .get(i..i + 4)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_le_bytes)
+        };
         let version = u16::from_le_bytes([header[8], header[9]]);
-        let (Some(m), Some(t), Some(p)) = (u32_at(10), u32_at(14), u32_at(18)) else { return Err(CoreError::BadBackup) };
+        let (Some(m), Some(t), Some(p)) = (u32_at(10), u32_at(14), u32_at(18)) else {
+            return Err(CoreError::BadBackup);
+        };
         if version != VERSION || m > 1 << 20 || t > 16 || p > 8 {
             return Err(CoreError::BadBackup);
         }

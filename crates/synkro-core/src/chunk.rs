@@ -110,7 +110,11 @@ impl SealedChunk {
         let ciphertext = key.seal(&header.nonce, &header_bytes, plaintext);
         let digest = digest(&header_bytes, &ciphertext);
         let sig = identity.sign(&digest);
-        let encoded = encode(&ChunkWire { header: header_bytes.clone(), ciphertext, sig: Sig(sig) });
+        let encoded = encode(&ChunkWire {
+            header: header_bytes.clone(),
+            ciphertext,
+            sig: Sig(sig),
+        });
         Self::from_parts(header, header_bytes, encoded, digest)
     }
 
@@ -119,19 +123,35 @@ impl SealedChunk {
         let range = postcard::from_bytes::<ChunkWireRef<'_>>(&encoded)
             .map(|w| subslice_range(&encoded, w.ciphertext))
             .unwrap_or(0..0);
-        Self { header, header_bytes, ciphertext_range: range, encoded, digest }
+        Self {
+            header,
+            header_bytes,
+            ciphertext_range: range,
+            encoded,
+            digest,
+        }
     }
 
     /// Decode and check the signature. Says nothing yet about whether the
     /// author may write: that needs the document's access log.
     pub fn decode(bytes: &[u8]) -> Result<Self, VerifyError> {
         if bytes.len() > MAX_CHUNK_LEN {
-            return Err(DecodeError::TooLarge { what: "chunk", len: bytes.len(), max: MAX_CHUNK_LEN }.into());
+            return Err(DecodeError::TooLarge {
+                what: "chunk",
+                len: bytes.len(),
+                max: MAX_CHUNK_LEN,
+            }
+            .into());
         }
         let wire: ChunkWireRef<'_> = decode("chunk", bytes, MAX_CHUNK_LEN)?;
         let header: ChunkHeader = decode("chunk header", wire.header, MAX_CHUNK_LEN)?;
         if header.version != CHUNK_VERSION {
-            return Err(DecodeError::Version { what: "chunk", found: header.version, supported: CHUNK_VERSION }.into());
+            return Err(DecodeError::Version {
+                what: "chunk",
+                found: header.version,
+                supported: CHUNK_VERSION,
+            }
+            .into());
         }
         let is_snapshot = matches!(header.kind, ChunkKind::Snapshot { .. });
         if is_snapshot != (header.seq == 0) {
@@ -140,12 +160,21 @@ impl SealedChunk {
         let d = digest(wire.header, wire.ciphertext);
         header.author.verify(&d, &wire.sig.0)?;
         let range = subslice_range(bytes, wire.ciphertext);
-        Ok(Self { header_bytes: wire.header.to_vec(), header, ciphertext_range: range, encoded: bytes.to_vec(), digest: d })
+        Ok(Self {
+            header_bytes: wire.header.to_vec(),
+            header,
+            ciphertext_range: range,
+            encoded: bytes.to_vec(),
+            digest: d,
+        })
     }
 
     /// Decrypt with `key` (which must be the key named in the header).
     pub fn open(&self, key: &SymmetricKey) -> Result<Vec<u8>, VerifyError> {
-        let ct = self.encoded.get(self.ciphertext_range.clone()).ok_or(VerifyError::Decrypt)?;
+        let ct = self
+            .encoded
+            .get(self.ciphertext_range.clone())
+            .ok_or(VerifyError::Decrypt)?;
         key.open(&self.header.nonce, &self.header_bytes, ct)
     }
 

@@ -77,12 +77,7 @@ impl SymmetricKey {
     }
 
     /// Check and decrypt what [`seal`](Self::seal) produced.
-    pub fn open(
-        &self,
-        nonce: &[u8; NONCE_LEN],
-        aad: &[u8],
-        ciphertext: &[u8],
-    ) -> Result<Vec<u8>, VerifyError> {
+    pub fn open(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, VerifyError> {
         let cipher = XChaCha20Poly1305::new(&self.0.into());
         cipher
             .decrypt(&XNonce::from(*nonce), Payload { msg: ciphertext, aad })

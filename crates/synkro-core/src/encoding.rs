@@ -22,12 +22,22 @@ pub(crate) fn decode<'a, T: Deserialize<'a>>(
     max: usize,
 ) -> Result<T, DecodeError> {
     if bytes.len() > max {
-        return Err(DecodeError::TooLarge { what, len: bytes.len(), max });
+        return Err(DecodeError::TooLarge {
+            what,
+            len: bytes.len(),
+            max,
+        });
     }
     match postcard::take_from_bytes::<T>(bytes) {
         Ok((value, [])) => Ok(value),
-        Ok((_, rest)) => Err(DecodeError::TrailingBytes { what, extra: rest.len() }),
-        Err(e) => Err(DecodeError::Malformed { what, detail: e.to_string() }),
+        Ok((_, rest)) => Err(DecodeError::TrailingBytes {
+            what,
+            extra: rest.len(),
+        }),
+        Err(e) => Err(DecodeError::Malformed {
+            what,
+            detail: e.to_string(),
+        }),
     }
 }
 

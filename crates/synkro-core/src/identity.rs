@@ -42,7 +42,10 @@ impl DeviceIdentity {
 
     /// Rebuild from the two 32-byte seeds.
     pub fn from_seeds(signing: [u8; 32], exchange: [u8; 32]) -> Self {
-        Self { signing: SigningKey::from_bytes(&signing), exchange: ExchangeSecret::from_bytes(exchange) }
+        Self {
+            signing: SigningKey::from_bytes(&signing),
+            exchange: ExchangeSecret::from_bytes(exchange),
+        }
     }
 
     /// Serialise both secrets (keep these bytes secret: a 0600 file natively).

@@ -46,7 +46,13 @@ impl fmt::Debug for InviteToken {
 
 impl InviteToken {
     pub(crate) fn new(doc: DocId, invite_op: OpHash, role: Role, secret: [u8; 32]) -> Self {
-        Self { version: TOKEN_VERSION, doc, invite_op, role, secret }
+        Self {
+            version: TOKEN_VERSION,
+            doc,
+            invite_op,
+            role,
+            secret,
+        }
     }
 
     /// The secret behind the token.
@@ -86,12 +92,16 @@ impl FromStr for InviteToken {
             return Err(CoreError::BadInvite("token is too long".into()));
         }
         let bytes = Zeroizing::new(
-            bs58::decode(body).into_vec().map_err(|_| CoreError::BadInvite("not base58; was it cut short?".into()))?,
+            bs58::decode(body)
+                .into_vec()
+                .map_err(|_| CoreError::BadInvite("not base58; was it cut short?".into()))?,
         );
-        let token: InviteToken =
-            decode("invitation", &bytes, 512).map_err(|e| CoreError::BadInvite(e.to_string()))?;
+        let token: InviteToken = decode("invitation", &bytes, 512).map_err(|e| CoreError::BadInvite(e.to_string()))?;
         if token.version != TOKEN_VERSION {
-            return Err(CoreError::BadInvite(format!("token version {} is not supported", token.version)));
+            return Err(CoreError::BadInvite(format!(
+                "token version {} is not supported",
+                token.version
+            )));
         }
         Ok(token)
     }

@@ -169,7 +169,14 @@ impl Node {
     /// A node with no documents.
     pub fn new(identity: DeviceIdentity, config: NodeConfig) -> Self {
         let me = identity.member_id();
-        Self { identity, me, config, docs: BTreeMap::new(), peers: BTreeMap::new(), effects: VecDeque::new() }
+        Self {
+            identity,
+            me,
+            config,
+            docs: BTreeMap::new(),
+            peers: BTreeMap::new(),
+            effects: VecDeque::new(),
+        }
     }
 
     /// This device's member id.
@@ -259,7 +266,12 @@ impl Node {
         let doc = log.doc();
         let mut replica = DocReplica::new(log);
         replica.refresh_keys(rng, &self.identity)?;
-        let puts = replica.log.all_ops().iter().map(|o| (record::op(&o.hash()), o.encoded().to_vec())).collect();
+        let puts = replica
+            .log
+            .all_ops()
+            .iter()
+            .map(|o| (record::op(&o.hash()), o.encoded().to_vec()))
+            .collect();
         self.docs.insert(doc, replica);
         self.persist(doc, puts, Vec::new());
         Ok(doc)
@@ -286,7 +298,10 @@ impl Node {
         let me = self.me;
         let r = self.replica_mut(doc)?;
         if !r.role_of(&me).is_some_and(Role::can_write) {
-            return Err(CoreError::NotAllowed { doc: *doc, needed: Role::Write });
+            return Err(CoreError::NotAllowed {
+                doc: *doc,
+                needed: Role::Write,
+            });
         }
         let d = r.doc.as_mut().ok_or(CoreError::NoReadAccess(*doc))?;
         let before = d.get_heads();
@@ -301,7 +316,11 @@ impl Node {
         if before != after {
             let patches = d.diff(&before, &after);
             r.dirty = true;
-            self.emit(Event::DocChanged { doc: *doc, patches, origin: Origin::Local });
+            self.emit(Event::DocChanged {
+                doc: *doc,
+                patches,
+                origin: Origin::Local,
+            });
         }
         Ok(out)
     }
@@ -317,7 +336,9 @@ impl Node {
         let policy = self.config.compaction;
         let identity = self.identity.clone();
         let r = self.replica_mut(doc)?;
-        let Some(chunk) = r.flush(rng, &identity)? else { return Ok(false) };
+        let Some(chunk) = r.flush(rng, &identity)? else {
+            return Ok(false);
+        };
         let mut puts = vec![(record::chunk(&chunk.chunk_ref()), chunk.encoded().to_vec())];
         let mut deletes = Vec::new();
         if let Some((snap, gone)) = r.maybe_snapshot(rng, &identity, &policy)? {
@@ -341,7 +362,12 @@ impl Node {
     }
 
     /// Set the local name of a document (stored sealed, never synced).
-    pub fn set_name<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, doc: &DocId, name: Option<String>) -> Result<(), CoreError> {
+    pub fn set_name<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        doc: &DocId,
+        name: Option<String>,
+    ) -> Result<(), CoreError> {
         let r = self.replica_mut(doc)?;
         r.local.name = name;
         self.save_local(rng, doc)
@@ -377,7 +403,10 @@ impl Node {
         let r = self.replica_mut(doc)?;
         let op = r.log.append(&identity, action)?;
         if !r.log.is_valid(&op.hash()) {
-            return Err(CoreError::NotAllowed { doc: *doc, needed: Role::Admin });
+            return Err(CoreError::NotAllowed {
+                doc: *doc,
+                needed: Role::Admin,
+            });
         }
         self.persist(*doc, vec![(record::op(&op.hash()), op.encoded().to_vec())], Vec::new());
         self.access_changed(doc);
@@ -388,22 +417,39 @@ impl Node {
         if self.replica(doc)?.role_of(&self.me).is_some_and(Role::is_admin) {
             Ok(())
         } else {
-            Err(CoreError::NotAllowed { doc: *doc, needed: Role::Admin })
+            Err(CoreError::NotAllowed {
+                doc: *doc,
+                needed: Role::Admin,
+            })
         }
     }
 
     /// Invite whoever gets the returned token to join with `role`.
-    pub fn share<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, doc: &DocId, role: Role) -> Result<InviteToken, CoreError> {
+    pub fn share<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        doc: &DocId,
+        role: Role,
+    ) -> Result<InviteToken, CoreError> {
         self.require_admin(doc)?;
         let secret: [u8; 32] = random_array(rng);
         let invitee = invite_identity(&secret);
         let r = self.replica(doc)?;
         let key_id = r.log.state().current_key().ok_or(CoreError::NotYetSynced(*doc))?;
         let key = r.keys.get(&key_id).ok_or(CoreError::NoReadAccess(*doc))?;
-        let sealed = SealedKey::seal(rng, &invitee.exchange_key(), key, &seal_context(&key_id, &invitee.member_id()))
-            .ok_or(VerifyError::Invalid("cannot seal to the invitation key"))?;
-        let action =
-            Action::Invite { invitee: invitee.member_id(), exchange: invitee.exchange_key(), role, key: (key_id, sealed) };
+        let sealed = SealedKey::seal(
+            rng,
+            &invitee.exchange_key(),
+            key,
+            &seal_context(&key_id, &invitee.member_id()),
+        )
+        .ok_or(VerifyError::Invalid("cannot seal to the invitation key"))?;
+        let action = Action::Invite {
+            invitee: invitee.member_id(),
+            exchange: invitee.exchange_key(),
+            role,
+            key: (key_id, sealed),
+        };
         let op = self.append_op(doc, action)?;
         Ok(InviteToken::new(*doc, op, role, secret))
     }
@@ -418,17 +464,29 @@ impl Node {
             doc: Some(doc),
             author: invitee.member_id(),
             prev: vec![token.invite_op],
-            action: Action::Claim { member: self.me, exchange: self.identity.exchange_key() },
+            action: Action::Claim {
+                member: self.me,
+                exchange: self.identity.exchange_key(),
+            },
         };
         let claim = crate::access::sign_op(&invitee, body);
         let is_new = !self.docs.contains_key(&doc);
-        let r = self.docs.entry(doc).or_insert_with(|| DocReplica::new(AccessLog::new(doc)));
+        let r = self
+            .docs
+            .entry(doc)
+            .or_insert_with(|| DocReplica::new(AccessLog::new(doc)));
         if !r.local.invites.contains(&token.secret()) {
             r.local.invites.push(token.secret());
         }
-        r.log.insert(claim.encoded()).map_err(|e| CoreError::BadInvite(e.to_string()))?;
+        r.log
+            .insert(claim.encoded())
+            .map_err(|e| CoreError::BadInvite(e.to_string()))?;
         r.refresh_keys(rng, &self.identity)?;
-        self.persist(doc, vec![(record::op(&claim.hash()), claim.encoded().to_vec())], Vec::new());
+        self.persist(
+            doc,
+            vec![(record::op(&claim.hash()), claim.encoded().to_vec())],
+            Vec::new(),
+        );
         self.save_local(rng, &doc)?;
         if is_new {
             self.emit(Event::DocAdded { doc });
@@ -451,7 +509,11 @@ impl Node {
         let r = self.replica(doc)?;
         let key = match (role.can_read(), exchange) {
             (false, _) => None,
-            (true, None) => return Err(CoreError::BadInvite("a reading role needs the member's exchange key".into())),
+            (true, None) => {
+                return Err(CoreError::BadInvite(
+                    "a reading role needs the member's exchange key".into(),
+                ));
+            }
             (true, Some(x)) => {
                 let key_id = r.log.state().current_key().ok_or(CoreError::NotYetSynced(*doc))?;
                 let key = r.keys.get(&key_id).ok_or(CoreError::NoReadAccess(*doc))?;
@@ -460,12 +522,26 @@ impl Node {
                 Some((key_id, sealed))
             }
         };
-        self.append_op(doc, Action::Grant { member, exchange, role, key }).map(drop)
+        self.append_op(
+            doc,
+            Action::Grant {
+                member,
+                exchange,
+                role,
+                key,
+            },
+        )
+        .map(drop)
     }
 
     /// Remove a member, then rotate to a new key sealed only to those who
     /// remain, so the removed member cannot read anything written after.
-    pub fn revoke<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, doc: &DocId, member: MemberId) -> Result<(), CoreError> {
+    pub fn revoke<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        doc: &DocId,
+        member: MemberId,
+    ) -> Result<(), CoreError> {
         self.require_admin(doc)?;
         let state = self.replica(doc)?.log.state();
         if !state.members.contains_key(&member) && !state.invites.contains_key(&member) {
@@ -484,10 +560,13 @@ impl Node {
         let old_id = state.current_key().ok_or(CoreError::NotYetSynced(*doc))?;
         let old = r.keys.get(&old_id).ok_or(CoreError::NoReadAccess(*doc))?;
         let mut keys = Vec::new();
-        let recipients = state
-            .readers()
-            .map(|(m, x)| (*m, *x))
-            .chain(state.invites.iter().filter(|(_, i)| i.role.can_read()).map(|(m, i)| (*m, i.exchange)));
+        let recipients = state.readers().map(|(m, x)| (*m, *x)).chain(
+            state
+                .invites
+                .iter()
+                .filter(|(_, i)| i.role.can_read())
+                .map(|(m, i)| (*m, i.exchange)),
+        );
         for (m, x) in recipients {
             if let Some(s) = SealedKey::seal(rng, &x, &new, &seal_context(&rotate_context(&old_id), &m)) {
                 keys.push((m, s));
@@ -506,7 +585,12 @@ impl Node {
     /// Everything needed to restore `doc` on any device, encrypted under a
     /// passphrase. Admins include a fresh invitation so the restoring
     /// device becomes a member with the same role.
-    pub fn export<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, doc: &DocId, passphrase: &[u8]) -> Result<Vec<u8>, CoreError> {
+    pub fn export<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        doc: &DocId,
+        passphrase: &[u8],
+    ) -> Result<Vec<u8>, CoreError> {
         self.flush(rng, doc)?;
         let role = self.replica(doc)?.role_of(&self.me);
         let invite = match role {
@@ -519,7 +603,12 @@ impl Node {
         let r = self.replica(doc)?;
         let backup = Backup {
             doc: *doc,
-            ops: r.log.all_ops().iter().map(|o| ByteBuf::from(o.encoded().to_vec())).collect(),
+            ops: r
+                .log
+                .all_ops()
+                .iter()
+                .map(|o| ByteBuf::from(o.encoded().to_vec()))
+                .collect(),
             chunks: r.all_chunks().map(|c| ByteBuf::from(c.encoded().to_vec())).collect(),
             keys: r.keys.iter().map(|(k, v)| (*k, *v.as_bytes())).collect(),
             invite,
@@ -530,17 +619,26 @@ impl Node {
 
     /// Restore a backup made by [`export`](Self::export); merges into the
     /// document if it is already here.
-    pub fn import<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, bytes: &[u8], passphrase: &[u8]) -> Result<DocId, CoreError> {
+    pub fn import<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        bytes: &[u8],
+        passphrase: &[u8],
+    ) -> Result<DocId, CoreError> {
         let backup = Backup::open(bytes, passphrase)?;
         let doc = backup.doc;
         let is_new = !self.docs.contains_key(&doc);
-        let mut r = self.docs.remove(&doc).unwrap_or_else(|| DocReplica::new(AccessLog::new(doc)));
+        let mut r = self
+            .docs
+            .remove(&doc)
+            .unwrap_or_else(|| DocReplica::new(AccessLog::new(doc)));
         let mut puts = Vec::new();
         for op in &backup.ops {
             if let Ok(Inserted::New | Inserted::Pending) = r.log.insert(op)
-                && let Ok(o) = crate::access::AccessOp::decode(op) {
-                    puts.push((record::op(&o.hash()), op.to_vec()));
-                }
+                && let Ok(o) = crate::access::AccessOp::decode(op)
+            {
+                puts.push((record::op(&o.hash()), op.to_vec()));
+            }
         }
         for (k, v) in &backup.keys {
             if !r.local.imported.iter().any(|(i, _)| i == k) {
@@ -551,9 +649,10 @@ impl Node {
             r.local.name = backup.name.clone();
         }
         if let Some((_, secret)) = backup.invite
-            && !r.local.invites.contains(&secret) {
-                r.local.invites.push(secret);
-            }
+            && !r.local.invites.contains(&secret)
+        {
+            r.local.invites.push(secret);
+        }
         let result = self.import_into(rng, &mut r, &backup, &mut puts);
         self.docs.insert(doc, r);
         result?;
@@ -619,7 +718,13 @@ impl Node {
             .filter(|r| !r.log.is_rooted() || r.role_of(&peer).is_some())
             .map(|r| (r.id, r.digest()))
             .collect();
-        self.send(peer, &Message::Hello { version: PROTOCOL_VERSION, docs });
+        self.send(
+            peer,
+            &Message::Hello {
+                version: PROTOCOL_VERSION,
+                docs,
+            },
+        );
     }
 
     /// The connection to `peer` is gone.
@@ -644,7 +749,12 @@ impl Node {
         };
         match msg {
             Message::Hello { version, docs } => self.on_hello(peer, version, docs),
-            Message::Have { doc, heads, vv, snapshots } => self.on_have(peer, doc, heads, vv, snapshots),
+            Message::Have {
+                doc,
+                heads,
+                vv,
+                snapshots,
+            } => self.on_have(peer, doc, heads, vv, snapshots),
             Message::Ops { doc, ops } => self.on_ops(rng, peer, doc, ops),
             Message::Chunks { doc, chunks } => self.on_chunks(peer, doc, chunks),
         }
@@ -696,7 +806,10 @@ impl Node {
 
     fn on_ops<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, peer: MemberId, doc: DocId, ops: Vec<ByteBuf>) {
         let is_new = !self.docs.contains_key(&doc);
-        let mut r = self.docs.remove(&doc).unwrap_or_else(|| DocReplica::new(AccessLog::new(doc)));
+        let mut r = self
+            .docs
+            .remove(&doc)
+            .unwrap_or_else(|| DocReplica::new(AccessLog::new(doc)));
         let mut puts = Vec::new();
         let mut rejected = Vec::new();
         let before = r.log.state().clone();
@@ -718,7 +831,11 @@ impl Node {
             }
         }
         for reason in rejected {
-            self.emit(Event::Rejected { peer: Some(peer), doc, reason });
+            self.emit(Event::Rejected {
+                peer: Some(peer),
+                doc,
+                reason,
+            });
         }
         if is_new {
             let wanted = r.role_of(&self.me).is_some() || !r.local.invites.is_empty();
@@ -729,7 +846,11 @@ impl Node {
         let changed = r.log.state() != &before;
         let heads_before = r.doc.as_mut().map(|d| d.get_heads());
         if let Err(e) = r.refresh_keys(rng, &self.identity) {
-            self.emit(Event::Rejected { peer: Some(peer), doc, reason: e.to_string() });
+            self.emit(Event::Rejected {
+                peer: Some(peer),
+                doc,
+                reason: e.to_string(),
+            });
         }
         let patches = diff_since(&mut r, heads_before);
         self.docs.insert(doc, r);
@@ -738,7 +859,11 @@ impl Node {
             self.emit(Event::DocAdded { doc });
         }
         if let Some(patches) = patches {
-            self.emit(Event::DocChanged { doc, patches, origin: Origin::Remote(peer) });
+            self.emit(Event::DocChanged {
+                doc,
+                patches,
+                origin: Origin::Remote(peer),
+            });
         }
         if changed {
             self.access_changed(&doc);
@@ -783,10 +908,18 @@ impl Node {
         }
         for reason in rejected {
             tracing::warn!(%peer, %doc, %reason, "chunk rejected");
-            self.emit(Event::Rejected { peer: Some(peer), doc, reason });
+            self.emit(Event::Rejected {
+                peer: Some(peer),
+                doc,
+                reason,
+            });
         }
         if let Some(patches) = patches {
-            self.emit(Event::DocChanged { doc, patches, origin: Origin::Remote(peer) });
+            self.emit(Event::DocChanged {
+                doc,
+                patches,
+                origin: Origin::Remote(peer),
+            });
         }
         if let Some(reason) = forged {
             return self.disconnect(peer, format!("sent a forged or malformed chunk: {reason}"));
@@ -824,17 +957,32 @@ impl Node {
             return;
         }
         pd.last_sent = Some(digest);
-        self.send(peer, &Message::Have { doc, heads, vv, snapshots });
+        self.send(
+            peer,
+            &Message::Have {
+                doc,
+                heads,
+                vv,
+                snapshots,
+            },
+        );
     }
 
     /// Send `peer` the ops and chunks it lacks, as far as we know.
     fn push_missing(&mut self, peer: MemberId, doc: DocId) {
-        let (Some(r), Some(p)) = (self.docs.get(&doc), self.peers.get_mut(&peer)) else { return };
+        let (Some(r), Some(p)) = (self.docs.get(&doc), self.peers.get_mut(&peer)) else {
+            return;
+        };
         let Some(pd) = p.docs.get_mut(&doc) else { return };
         let member = r.role_of(&peer).is_some();
         let mut messages = Vec::new();
         if member || !r.log.is_rooted() {
-            let ops: Vec<ByteBuf> = r.log.missing_for(&pd.heads).iter().map(|o| ByteBuf::from(o.encoded().to_vec())).collect();
+            let ops: Vec<ByteBuf> = r
+                .log
+                .missing_for(&pd.heads)
+                .iter()
+                .map(|o| ByteBuf::from(o.encoded().to_vec()))
+                .collect();
             if !ops.is_empty() {
                 messages.push(Message::Ops { doc, ops });
                 pd.heads = r.log.heads();
@@ -845,7 +993,10 @@ impl Node {
             let mut size = 0;
             for c in r.missing_for(&pd.vv, &pd.snapshots) {
                 if size + c.encoded().len() > BATCH_TARGET_LEN && !batch.is_empty() {
-                    messages.push(Message::Chunks { doc, chunks: core::mem::take(&mut batch) });
+                    messages.push(Message::Chunks {
+                        doc,
+                        chunks: core::mem::take(&mut batch),
+                    });
                     size = 0;
                 }
                 size += c.encoded().len();
@@ -885,7 +1036,10 @@ impl Node {
         self.emit(Event::AccessChanged { doc: *doc });
         let peers: Vec<MemberId> = self.peers.keys().copied().collect();
         for p in peers {
-            let shares = self.docs.get(doc).is_some_and(|r| r.role_of(&p).is_some() || !r.log.is_rooted());
+            let shares = self
+                .docs
+                .get(doc)
+                .is_some_and(|r| r.role_of(&p).is_some() || !r.log.is_rooted());
             let session = self.peers.get(&p).is_some_and(|x| x.docs.contains_key(doc));
             if shares || session {
                 self.send_have(p, *doc);
@@ -895,7 +1049,10 @@ impl Node {
     }
 
     fn send(&mut self, peer: MemberId, msg: &Message) {
-        self.effects.push_back(Effect::Send { peer, message: msg.encode() });
+        self.effects.push_back(Effect::Send {
+            peer,
+            message: msg.encode(),
+        });
     }
 
     fn persist(&mut self, doc: DocId, puts: Vec<(Vec<u8>, Vec<u8>)>, deletes: Vec<Vec<u8>>) {
@@ -922,4 +1079,3 @@ fn diff_since(r: &mut DocReplica, before: Option<Vec<automerge::ChangeHash>>) ->
     let after = d.get_heads();
     (before != after).then(|| d.diff(&before, &after))
 }
-

@@ -99,7 +99,11 @@ pub struct CompactionPolicy {
 
 impl Default for CompactionPolicy {
     fn default() -> Self {
-        Self { min_tail_chunks: 16, min_tail_bytes: 16 << 10, max_tail_chunks: 256 }
+        Self {
+            min_tail_chunks: 16,
+            min_tail_bytes: 16 << 10,
+            max_tail_chunks: 256,
+        }
     }
 }
 
@@ -168,12 +172,22 @@ impl DocReplica {
             let before = self.keys.len();
             for m in &material {
                 match m {
-                    KeyMaterial::Sealed { key, to, sealed, context } if !self.keys.contains_key(key) => {
-                        let holder = if *to == me { Some(identity) } else { invites.iter().find(|i| i.member_id() == *to) };
+                    KeyMaterial::Sealed {
+                        key,
+                        to,
+                        sealed,
+                        context,
+                    } if !self.keys.contains_key(key) => {
+                        let holder = if *to == me {
+                            Some(identity)
+                        } else {
+                            invites.iter().find(|i| i.member_id() == *to)
+                        };
                         if let Some(h) = holder
-                            && let Some(k) = h.exchange_secret().open(sealed, context) {
-                                self.keys.insert(*key, k);
-                            }
+                            && let Some(k) = h.exchange_secret().open(sealed, context)
+                        {
+                            self.keys.insert(*key, k);
+                        }
                     }
                     KeyMaterial::Wrapped { old, under, wrapped } if !self.keys.contains_key(old) => {
                         if let Some(k) = self.keys.get(under).and_then(|u| unwrap_key(u, old, wrapped)) {
@@ -189,15 +203,21 @@ impl DocReplica {
         }
         if !self.keys.is_empty() && self.doc.is_none() {
             self.doc = Some(AutoCommit::new().with_actor(ActorId::from(random_array::<16, R>(rng))));
-            self.unapplied = self.changes.values().chain(self.snapshots.values()).map(|c| c.chunk_ref()).collect();
+            self.unapplied = self
+                .changes
+                .values()
+                .chain(self.snapshots.values())
+                .map(|c| c.chunk_ref())
+                .collect();
         }
         let waiting: Vec<ChunkRef> = self.unapplied.iter().copied().collect();
         for r in waiting {
             if let Some(c) = self.get(&r).cloned()
-                && self.keys.contains_key(&c.header().key) {
-                    self.unapplied.remove(&r);
-                    self.apply(&c)?;
-                }
+                && self.keys.contains_key(&c.header().key)
+            {
+                self.unapplied.remove(&r);
+                self.apply(&c)?;
+            }
         }
         // Unflushed local edits must stay after `flushed_heads`, or the next
         // flush would not find them.
@@ -228,10 +248,16 @@ impl DocReplica {
     pub fn accept(&mut self, chunk: SealedChunk) -> Result<Accepted, VerifyError> {
         let h = chunk.header();
         if h.doc != self.id {
-            return Err(VerifyError::WrongDocument { expected: self.id, found: h.doc });
+            return Err(VerifyError::WrongDocument {
+                expected: self.id,
+                found: h.doc,
+            });
         }
         if !self.role_of(&h.author).is_some_and(Role::can_write) {
-            return Err(VerifyError::NotAllowed { member: h.author, needed: Role::Write });
+            return Err(VerifyError::NotAllowed {
+                member: h.author,
+                needed: Role::Write,
+            });
         }
         if !self.log.state().keys.contains(&h.key) {
             return Err(VerifyError::UnknownKey);
@@ -240,7 +266,11 @@ impl DocReplica {
         let duplicate = match (&r, chunk.covers()) {
             (ChunkRef::Change(a, s), _) => self.changes.contains_key(&(*a, *s)) || self.vv.covers(a, *s),
             (ChunkRef::Snapshot(d), Some(covers)) => {
-                self.snapshots.contains_key(d) || self.snapshots.values().any(|s| s.covers().is_some_and(|c| c.dominates(covers)))
+                self.snapshots.contains_key(d)
+                    || self
+                        .snapshots
+                        .values()
+                        .any(|s| s.covers().is_some_and(|c| c.dominates(covers)))
             }
             (ChunkRef::Snapshot(_), None) => true,
         };
@@ -329,7 +359,9 @@ impl DocReplica {
         }
         let me = identity.member_id();
         let (key_id, key) = self.current_key()?;
-        let Some(doc) = self.doc.as_mut() else { return Err(CoreError::NoReadAccess(self.id)) };
+        let Some(doc) = self.doc.as_mut() else {
+            return Err(CoreError::NoReadAccess(self.id));
+        };
         let actor = doc.get_actor().clone();
         let mut plain = Vec::new();
         for c in doc.get_changes(&self.flushed_heads) {
@@ -342,8 +374,17 @@ impl DocReplica {
         if plain.is_empty() {
             return Ok(None);
         }
-        let last = self.vv.get(&me).max(self.changes.keys().filter(|(a, _)| *a == me).map(|(_, s)| *s).max().unwrap_or(0));
-        let seq = last.checked_add(1).ok_or(CoreError::Verify(VerifyError::Invalid("sequence numbers exhausted")))?;
+        let last = self.vv.get(&me).max(
+            self.changes
+                .keys()
+                .filter(|(a, _)| *a == me)
+                .map(|(_, s)| *s)
+                .max()
+                .unwrap_or(0),
+        );
+        let seq = last
+            .checked_add(1)
+            .ok_or(CoreError::Verify(VerifyError::Invalid("sequence numbers exhausted")))?;
         let chunk = SealedChunk::seal(rng, identity, self.id, seq, key_id, &key, ChunkKind::Changes, &plain);
         self.changes.insert((me, seq), chunk.clone());
         self.advance(me);
@@ -358,7 +399,10 @@ impl DocReplica {
 
     /// Encoded bytes and count of change chunks (the tail not yet in a snapshot).
     pub fn tail(&self) -> (usize, usize) {
-        (self.changes.len(), self.changes.values().map(|c| c.encoded().len()).sum())
+        (
+            self.changes.len(),
+            self.changes.values().map(|c| c.encoded().len()).sum(),
+        )
     }
 
     /// Fold everything into a new snapshot when the policy says so and this
@@ -385,7 +429,16 @@ impl DocReplica {
         }
         let covers = self.vv.clone();
         let plain = doc.save();
-        let snap = SealedChunk::seal(rng, identity, self.id, 0, key_id, &key, ChunkKind::Snapshot { covers: covers.clone() }, &plain);
+        let snap = SealedChunk::seal(
+            rng,
+            identity,
+            self.id,
+            0,
+            key_id,
+            &key,
+            ChunkKind::Snapshot { covers: covers.clone() },
+            &plain,
+        );
         self.snapshots.insert(snap.digest(), snap.clone());
         let gone = self.compact(&covers);
         Ok(Some((snap, gone)))
@@ -406,7 +459,12 @@ impl DocReplica {
                 out.push(snap);
             }
         }
-        out.extend(self.changes.iter().filter(|((a, s), _)| *s > covered.get(a)).map(|(_, c)| c));
+        out.extend(
+            self.changes
+                .iter()
+                .filter(|((a, s), _)| *s > covered.get(a))
+                .map(|(_, c)| c),
+        );
         out
     }
 
@@ -430,7 +488,12 @@ impl DocReplica {
     /// Total stored bytes (ops and chunks).
     pub fn stored_bytes(&self) -> usize {
         let ops: usize = self.log.all_ops().iter().map(|o| o.encoded().len()).sum();
-        let chunks: usize = self.changes.values().chain(self.snapshots.values()).map(|c| c.encoded().len()).sum();
+        let chunks: usize = self
+            .changes
+            .values()
+            .chain(self.snapshots.values())
+            .map(|c| c.encoded().len())
+            .sum();
         ops + chunks
     }
 

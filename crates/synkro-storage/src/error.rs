@@ -42,10 +42,7 @@ pub enum StorageError {
     Poisoned,
 
     /// A record key was empty or longer than [`MAX_KEY_LEN`] bytes.
-    #[error(
-        "record key of {len} bytes is invalid: keys must be 1 to {} bytes",
-        MAX_KEY_LEN
-    )]
+    #[error("record key of {len} bytes is invalid: keys must be 1 to {} bytes", MAX_KEY_LEN)]
     InvalidKey {
         /// Length of the rejected key.
         len: usize,
@@ -83,11 +80,7 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} at byte {}: {}",
-            self.location, self.offset, self.kind
-        )
+        write!(f, "{} at byte {}: {}", self.location, self.offset, self.kind)
     }
 }
 
@@ -111,15 +104,9 @@ pub enum ProblemKind {
 impl fmt::Display for ProblemKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            ProblemKind::TornTail => {
-                "incomplete frame at end of file (an interrupted write); it was dropped"
-            }
-            ProblemKind::BadChecksum => {
-                "frame checksum mismatch (data damaged on disk); the frame was skipped"
-            }
-            ProblemKind::BadFrame => {
-                "unreadable frame (bad header or contents); skipped to the next intact frame"
-            }
+            ProblemKind::TornTail => "incomplete frame at end of file (an interrupted write); it was dropped",
+            ProblemKind::BadChecksum => "frame checksum mismatch (data damaged on disk); the frame was skipped",
+            ProblemKind::BadFrame => "unreadable frame (bad header or contents); skipped to the next intact frame",
         })
     }
 }

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::Mutex as AsyncMutex;
 
 use crate::{
-    Loaded, MAX_KEY_LEN, MAX_VALUE_LEN, MAX_WRITE_LEN, Namespace, Problem, ProblemKind, RecordKey,
-    Storage, StorageError, WriteOp, check_ops, write_len,
+    Loaded, MAX_KEY_LEN, MAX_VALUE_LEN, MAX_WRITE_LEN, Namespace, Problem, ProblemKind, RecordKey, Storage,
+    StorageError, WriteOp, check_ops, write_len,
 };
 
 /// Start of every frame; also what resynchronisation scans for.
@@ -208,9 +208,7 @@ impl FsStorage {
         if !existed {
             // Make the new directory's own entry durable.
             if let Some(parent) = dir.parent() {
-                File::open(parent)
-                    .and_then(|p| p.sync_all())
-                    .map_err(io_err(parent))?;
+                File::open(parent).and_then(|p| p.sync_all()).map_err(io_err(parent))?;
             }
         }
         #[cfg(not(unix))]
@@ -379,9 +377,7 @@ impl Inner {
             return Err(self.poison(&self.dir, e));
         }
         #[cfg(unix)]
-        self.dir_handle
-            .sync_all()
-            .map_err(|e| self.poison(&self.dir, e))?;
+        self.dir_handle.sync_all().map_err(|e| self.poison(&self.dir, e))?;
         Ok(())
     }
 
@@ -418,13 +414,7 @@ impl Inner {
 
     /// Turns a fresh scan of `file` into its slot state, first cutting off
     /// a damaged tail so later appends start on a frame boundary.
-    fn settle(
-        &self,
-        file: File,
-        path: &Path,
-        scan: &Scan<'_>,
-        file_len: usize,
-    ) -> Result<LogFile, StorageError> {
+    fn settle(&self, file: File, path: &Path, scan: &Scan<'_>, file_len: usize) -> Result<LogFile, StorageError> {
         let end = to_u64(scan.good_end);
         if scan.good_end < file_len {
             // A poisoned store modifies nothing, not even to repair.
@@ -444,12 +434,7 @@ impl Inner {
             .map(|(k, v)| (k.to_vec(), record_size(k.len(), v.len())))
             .collect();
         let live = index.values().fold(0u64, |a, b| a.saturating_add(*b));
-        Ok(LogFile {
-            file,
-            end,
-            index,
-            live,
-        })
+        Ok(LogFile { file, end, index, live })
     }
 
     fn load_locked(&self, ns: &Namespace, slot: &mut Slot) -> Result<Loaded, StorageError> {
@@ -471,11 +456,7 @@ impl Inner {
         let buf = read_all(&file, &path)?;
         let scan = scan(&buf);
         let problems = report(&path, &scan);
-        let records = scan
-            .live
-            .iter()
-            .map(|(k, v)| (k.to_vec(), v.to_vec()))
-            .collect();
+        let records = scan.live.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
         match self.settle(file, &path, &scan, buf.len()) {
             Ok(log) => *slot = Slot::Open(log),
             // The data read is still good; the next access retries the repair.
@@ -486,12 +467,7 @@ impl Inner {
         Ok(Loaded { records, problems })
     }
 
-    fn write_locked(
-        &self,
-        ns: &Namespace,
-        slot: &mut Slot,
-        ops: &[WriteOp],
-    ) -> Result<(), StorageError> {
+    fn write_locked(&self, ns: &Namespace, slot: &mut Slot, ops: &[WriteOp]) -> Result<(), StorageError> {
         // Rechecked under the lock: another task may have poisoned meanwhile.
         self.check_poisoned()?;
         let path = self.log_path(ns);
@@ -630,12 +606,7 @@ impl Inner {
         Ok(new)
     }
 
-    fn write_compacted(
-        &self,
-        path: &Path,
-        tmp: &Path,
-        log: &LogFile,
-    ) -> Result<LogFile, StorageError> {
+    fn write_compacted(&self, path: &Path, tmp: &Path, log: &LogFile) -> Result<LogFile, StorageError> {
         let buf = read_all(&log.file, path)?;
         let scan = scan(&buf);
         if !scan.problems.is_empty() {
@@ -657,8 +628,7 @@ impl Inner {
         for (key, value) in &scan.live {
             let size = PUT_OVERHEAD + key.len() + value.len();
             if frame.count > 0 && frame.payload_len() + size > COMPACT_FRAME_TARGET {
-                let bytes = std::mem::replace(&mut frame, FrameBuilder::new(COMPACT_FRAME_TARGET))
-                    .finish()?;
+                let bytes = std::mem::replace(&mut frame, FrameBuilder::new(COMPACT_FRAME_TARGET)).finish()?;
                 append(&file, end, &bytes).map_err(io_err(tmp))?;
                 end = end.saturating_add(to_u64(bytes.len()));
             }
@@ -679,12 +649,7 @@ impl Inner {
         if index.len() != log.index.len() || live != log.live {
             tracing::warn!(path = %path.display(), "storage log changed on disk since it was opened");
         }
-        Ok(LogFile {
-            file,
-            end,
-            index,
-            live,
-        })
+        Ok(LogFile { file, end, index, live })
     }
 
     fn remove_locked(&self, ns: &Namespace, slot: &mut Slot) -> Result<(), StorageError> {
@@ -737,11 +702,7 @@ fn to_u64(n: usize) -> u64 {
 
 /// Bytes a live put of this size occupies in a compacted log.
 fn record_size(key_len: usize, value_len: usize) -> u64 {
-    to_u64(
-        PUT_OVERHEAD
-            .saturating_add(key_len)
-            .saturating_add(value_len),
-    )
+    to_u64(PUT_OVERHEAD.saturating_add(key_len).saturating_add(value_len))
 }
 
 fn read_all(file: &File, path: &Path) -> Result<Vec<u8>, StorageError> {
@@ -993,10 +954,7 @@ fn frame_at(buf: &[u8], pos: usize) -> FrameAt<'_> {
 fn next_intact(buf: &[u8], from: usize) -> Option<usize> {
     let mut at = from;
     loop {
-        let found = buf
-            .get(at..)?
-            .windows(MAGIC.len())
-            .position(|w| w == MAGIC)?;
+        let found = buf.get(at..)?.windows(MAGIC.len()).position(|w| w == MAGIC)?;
         let candidate = at.checked_add(found)?;
         if let FrameAt::Intact { .. } = frame_at(buf, candidate) {
             return Some(candidate);
@@ -1110,10 +1068,7 @@ mod tests {
         let s = scan(&f);
         assert!(s.problems.is_empty());
         assert_eq!(s.good_end, f.len());
-        assert_eq!(
-            s.live.into_iter().collect::<Vec<_>>(),
-            vec![(&b"a"[..], &b"1"[..])]
-        );
+        assert_eq!(s.live.into_iter().collect::<Vec<_>>(), vec![(&b"a"[..], &b"1"[..])]);
     }
 
     #[test]

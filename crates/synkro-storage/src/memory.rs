@@ -46,9 +46,7 @@ impl MemoryStorage {
     /// Locks the map. Nothing done under the lock can panic half way (see
     /// `write`), so a poisoned lock still guards a consistent map.
     fn lock(&self) -> MutexGuard<'_, HashMap<Namespace, Records>> {
-        self.namespaces
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.namespaces.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -89,7 +89,10 @@ impl DocHandle {
 
     /// Follow this document's changes.
     pub fn subscribe(&self) -> DocChanges {
-        DocChanges { doc: self.id, rx: self.repo.events() }
+        DocChanges {
+            doc: self.id,
+            rx: self.repo.events(),
+        }
     }
 
     /// The whole document as JSON.
@@ -147,7 +150,10 @@ impl DocHandle {
 
     /// Give `member` a role that needs no key, e.g. [`Role::Replicate`] for a relay.
     pub async fn grant_replica(&self, member: MemberId) -> Result<(), Error> {
-        self.repo.inner.run(|n, rng| n.grant(rng, &self.id, member, None, Role::Replicate)).await??;
+        self.repo
+            .inner
+            .run(|n, rng| n.grant(rng, &self.id, member, None, Role::Replicate))
+            .await??;
         Ok(())
     }
 
@@ -159,6 +165,10 @@ impl DocHandle {
 
     /// An encrypted backup of the document (see [`Repo::import`]).
     pub async fn export(&self, passphrase: &[u8]) -> Result<Vec<u8>, Error> {
-        Ok(self.repo.inner.run(|n, rng| n.export(rng, &self.id, passphrase)).await??)
+        Ok(self
+            .repo
+            .inner
+            .run(|n, rng| n.export(rng, &self.id, passphrase))
+            .await??)
     }
 }

@@ -16,7 +16,9 @@ pub enum Error {
     Storage(#[from] StorageError),
     /// A storage write failed earlier, so this repo no longer accepts
     /// changes: what is in memory may not be on disk.
-    #[error("the repository stopped accepting changes after a storage failure ({0}); reopen it once the disk is healthy")]
+    #[error(
+        "the repository stopped accepting changes after a storage failure ({0}); reopen it once the disk is healthy"
+    )]
     Failed(String),
     /// Another process has this home directory open.
     #[error("{0} is in use by another synkro process; close it first")]

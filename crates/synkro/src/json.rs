@@ -22,12 +22,18 @@ impl DocPath {
     /// Parse `a/b/0`. The empty string (or `/`) is the root.
     pub fn parse(text: &str) -> Result<Self, Error> {
         let trimmed = text.trim_matches('/');
-        let segments: Vec<String> =
-            if trimmed.is_empty() { Vec::new() } else { trimmed.split('/').map(str::to_owned).collect() };
+        let segments: Vec<String> = if trimmed.is_empty() {
+            Vec::new()
+        } else {
+            trimmed.split('/').map(str::to_owned).collect()
+        };
         if segments.iter().any(String::is_empty) {
             return Err(path_err(text, "empty segment (two slashes in a row)"));
         }
-        Ok(Self { text: text.to_owned(), segments })
+        Ok(Self {
+            text: text.to_owned(),
+            segments,
+        })
     }
 
     /// Is this the root?
@@ -37,7 +43,10 @@ impl DocPath {
 }
 
 fn path_err(path: &str, reason: impl Into<String>) -> Error {
-    Error::Path { path: path.to_owned(), reason: reason.into() }
+    Error::Path {
+        path: path.to_owned(),
+        reason: reason.into(),
+    }
 }
 
 enum Parent {
@@ -55,10 +64,15 @@ fn walk(doc: &mut AutoCommit, path: &DocPath, segments: &[String], create: bool)
     for seg in segments {
         let ty = doc.object_type(&obj).map_err(|e| path_err(&path.text, e.to_string()))?;
         let next = match ty {
-            ObjType::Map | ObjType::Table => match doc.get(&obj, seg.as_str()).map_err(|e| path_err(&path.text, e.to_string()))? {
+            ObjType::Map | ObjType::Table => match doc
+                .get(&obj, seg.as_str())
+                .map_err(|e| path_err(&path.text, e.to_string()))?
+            {
                 Some((Value::Object(_), id)) => id,
                 Some(_) => return Err(path_err(&path.text, format!("{seg:?} is not a map or list"))),
-                None if create => doc.put_object(&obj, seg.as_str(), ObjType::Map).map_err(|e| path_err(&path.text, e.to_string()))?,
+                None if create => doc
+                    .put_object(&obj, seg.as_str(), ObjType::Map)
+                    .map_err(|e| path_err(&path.text, e.to_string()))?,
                 None => return Err(path_err(&path.text, format!("no {seg:?} here"))),
             },
             ObjType::List | ObjType::Text => {
@@ -76,7 +90,10 @@ fn walk(doc: &mut AutoCommit, path: &DocPath, segments: &[String], create: bool)
 }
 
 fn parent_of(doc: &mut AutoCommit, path: &DocPath, create: bool) -> Result<(Parent, String), Error> {
-    let (last, init) = path.segments.split_last().ok_or_else(|| path_err(&path.text, "the root has no parent"))?;
+    let (last, init) = path
+        .segments
+        .split_last()
+        .ok_or_else(|| path_err(&path.text, "the root has no parent"))?;
     let obj = walk(doc, path, init, create)?;
     let ty = doc.object_type(&obj).map_err(|e| path_err(&path.text, e.to_string()))?;
     match ty {
@@ -125,13 +142,18 @@ fn to_json(doc: &AutoCommit, value: &Value<'_>, id: &ObjId) -> Json {
         Value::Object(ObjType::Map | ObjType::Table) => {
             let mut m = Map::new();
             for item in doc.map_range(id, ..) {
-                m.insert(item.key.to_string(), to_json(doc, &Value::from(item.value.clone()), &item.id()));
+                m.insert(
+                    item.key.to_string(),
+                    to_json(doc, &Value::from(item.value.clone()), &item.id()),
+                );
             }
             Json::Object(m)
         }
-        Value::Object(ObjType::List) => {
-            Json::Array(doc.list_range(id, ..).map(|item| to_json(doc, &Value::from(item.value.clone()), &item.id())).collect())
-        }
+        Value::Object(ObjType::List) => Json::Array(
+            doc.list_range(id, ..)
+                .map(|item| to_json(doc, &Value::from(item.value.clone()), &item.id()))
+                .collect(),
+        ),
         Value::Object(ObjType::Text) => Json::String(doc.text(id).unwrap_or_default()),
         Value::Scalar(s) => scalar_to_json(s),
     }
@@ -161,7 +183,10 @@ fn scalar(value: &Json) -> Result<Option<ScalarValue>, Error> {
         } else if let Some(u) = n.as_u64() {
             ScalarValue::Uint(u)
         } else {
-            ScalarValue::F64(n.as_f64().ok_or_else(|| Error::Value(format!("{n} is not representable")))?)
+            ScalarValue::F64(
+                n.as_f64()
+                    .ok_or_else(|| Error::Value(format!("{n} is not representable")))?,
+            )
         }),
         Json::Array(_) | Json::Object(_) => None,
     })
@@ -221,7 +246,10 @@ pub fn set(doc: &mut AutoCommit, path: &DocPath, value: &Json) -> Result<(), Err
         (Parent::List(obj, i), s) => {
             let len = doc.length(&obj);
             if i > len {
-                return Err(path_err(&path.text, format!("index {i} is past the end of the list (length {len})")));
+                return Err(path_err(
+                    &path.text,
+                    format!("index {i} is past the end of the list (length {len})"),
+                ));
             }
             match (s, i == len) {
                 (Some(s), true) => doc.insert(&obj, i, s).map_err(am)?,

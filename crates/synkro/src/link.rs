@@ -36,10 +36,17 @@ pub struct Link {
 pub async fn connect(a: &Repo, b: &Repo) -> Result<Link, Error> {
     let (tx_ab, rx_ab) = mpsc::unbounded_channel();
     let (tx_ba, rx_ba) = mpsc::unbounded_channel();
-    let tasks = vec![pump(rx_ab, b.clone(), a.member_id()), pump(rx_ba, a.clone(), b.member_id())];
+    let tasks = vec![
+        pump(rx_ab, b.clone(), a.member_id()),
+        pump(rx_ba, a.clone(), b.member_id()),
+    ];
     a.attach_peer(b.member_id(), tx_ab).await?;
     b.attach_peer(a.member_id(), tx_ba).await?;
-    Ok(Link { a: a.clone(), b: b.clone(), tasks })
+    Ok(Link {
+        a: a.clone(),
+        b: b.clone(),
+        tasks,
+    })
 }
 
 fn pump(mut rx: mpsc::UnboundedReceiver<Vec<u8>>, to: Repo, from: synkro_core::MemberId) -> JoinHandle<()> {

@@ -12,9 +12,9 @@ use synkro_storage::{MemoryStorage, Storage, WriteOp};
 use tokio::sync::{broadcast, mpsc};
 use tracing::{debug, info, warn};
 
+use crate::Error;
 use crate::doc::DocHandle;
 use crate::home::Home;
-use crate::Error;
 
 pub(crate) type Rng = UnwrapErr<SysRng>;
 
@@ -29,7 +29,10 @@ pub struct RepoConfig {
 
 impl Default for RepoConfig {
     fn default() -> Self {
-        Self { flush_window: Duration::from_millis(50), node: NodeConfig::default() }
+        Self {
+            flush_window: Duration::from_millis(50),
+            node: NodeConfig::default(),
+        }
     }
 }
 
@@ -238,7 +241,11 @@ impl Repo {
             tokio::time::sleep(window).await;
             let Some(inner) = weak.upgrade() else { return };
             inner.scheduled_lock().remove(&doc);
-            if let Err(e) = inner.run(|n, rng| n.flush(rng, &doc)).await.and_then(|r| r.map_err(Error::from)) {
+            if let Err(e) = inner
+                .run(|n, rng| n.flush(rng, &doc))
+                .await
+                .and_then(|r| r.map_err(Error::from))
+            {
                 warn!(%doc, error = %e, "flush failed");
             }
         });
@@ -308,7 +315,10 @@ impl Inner {
     async fn execute(&self, effect: Effect) -> Result<(), Error> {
         match effect {
             Effect::Persist { doc, puts, deletes } => {
-                let mut ops: Vec<WriteOp> = puts.into_iter().map(|(key, value)| WriteOp::Put { key, value }).collect();
+                let mut ops: Vec<WriteOp> = puts
+                    .into_iter()
+                    .map(|(key, value)| WriteOp::Put { key, value })
+                    .collect();
                 ops.extend(deletes.into_iter().map(|key| WriteOp::Delete { key }));
                 if let Err(e) = self.storage.write(&doc.0, ops).await {
                     // What the node holds is no longer what is on disk:

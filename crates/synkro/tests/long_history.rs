@@ -29,14 +29,25 @@ async fn reopen_reads_a_snapshot_and_a_short_tail() -> anyhow::Result<()> {
     let doc = repo.find(&doc_id)?;
     let info = doc.info()?;
     assert_eq!(doc.get("count")?, Some(json!(edits)));
-    assert_eq!(doc.get(&format!("log/{}", edits - 1))?, Some(json!(format!("entry {}", edits - 1))));
+    assert_eq!(
+        doc.get(&format!("log/{}", edits - 1))?,
+        Some(json!(format!("entry {}", edits - 1)))
+    );
 
     let bound = CompactionPolicy::default().max_tail_chunks + 2;
     println!(
         "{edits} flushed edits: {} chunks held ({} bytes sealed), reopen in {:?}",
         info.chunks, info.stored_bytes, opened
     );
-    assert!(info.chunks <= bound, "{} chunks held after {edits} edits; compaction should keep it under {bound}", info.chunks);
-    assert!(info.chunks < edits / 4, "history was not compacted: {} chunks", info.chunks);
+    assert!(
+        info.chunks <= bound,
+        "{} chunks held after {edits} edits; compaction should keep it under {bound}",
+        info.chunks
+    );
+    assert!(
+        info.chunks < edits / 4,
+        "history was not compacted: {} chunks",
+        info.chunks
+    );
     Ok(())
 }
