@@ -42,6 +42,9 @@ pub const MAX_OP_LEN: usize = 1 << 20;
 pub const MAX_LOG_OPS: usize = 4096;
 /// Most ops waiting for missing parents.
 pub const MAX_PENDING_OPS: usize = 1024;
+/// The error text for an op its author may not make.
+pub(crate) const UNAUTHORISED: &str = "not authorised by the access log";
+
 /// Most parents one op may name.
 pub const MAX_PREV: usize = 64;
 
@@ -137,6 +140,9 @@ pub enum Action {
     Revoke {
         /// Member or invitation id.
         member: MemberId,
+        /// Change chunks of a revoked writer up to this seq stay valid: what
+        /// it wrote while allowed is part of the document.
+        accept_until: u64,
     },
     /// Introduces a new document key, named by this op's hash.
     Rotate {
@@ -290,6 +296,11 @@ pub struct AccessState {
     pub invites: BTreeMap<MemberId, Invitation>,
     /// Members removed by a revoke.
     pub revoked: BTreeSet<MemberId>,
+    /// Members who joined by claiming an invitation, with its invitee id
+    /// (keys sealed to the invitation are theirs too).
+    pub via_invite: BTreeMap<MemberId, MemberId>,
+    /// Revoked writers, with the last change seq of theirs that stays valid.
+    pub revoked_writes: BTreeMap<MemberId, u64>,
     /// Document keys in evaluation order; the last is current.
     pub keys: Vec<KeyId>,
 }
@@ -299,6 +310,14 @@ impl AccessState {
     pub fn role(&self, member: &MemberId) -> Option<Role> {
         self.members.get(member).map(|m| m.role)
     }
+    /// May `author` have written change batch `seq` (0 for a snapshot)?
+    /// Current writers may; a revoked writer's batches up to the seq its
+    /// revoke recorded stay valid, its snapshots do not.
+    pub fn may_author(&self, author: &MemberId, seq: u64) -> bool {
+        self.role(author).is_some_and(Role::can_write)
+            || (seq > 0 && self.revoked_writes.get(author).is_some_and(|until| seq <= *until))
+    }
+
     /// The key new chunks are sealed with.
     pub fn current_key(&self) -> Option<KeyId> {
         self.keys.last().copied()
@@ -319,7 +338,7 @@ impl AccessState {
             Action::Grant {
                 member, role, exchange, ..
             } => admin && Some(*member) != self.owner && (!role.can_read() || exchange.is_some()),
-            Action::Revoke { member } => admin && Some(*member) != self.owner,
+            Action::Revoke { member, .. } => admin && Some(*member) != self.owner,
             Action::Rotate { .. } | Action::Invite { .. } => admin,
             Action::Claim { member, .. } => {
                 self.invites.contains_key(&author)
@@ -350,7 +369,11 @@ impl AccessState {
                 self.members.insert(*member, Member { role: *role, exchange });
                 self.revoked.remove(member);
             }
-            Action::Revoke { member } => {
+            Action::Revoke { member, accept_until } => {
+                if self.members.get(member).is_some_and(|m| m.role.can_write()) {
+                    let until = self.revoked_writes.entry(*member).or_default();
+                    *until = (*until).max(*accept_until);
+                }
                 self.members.remove(member);
                 self.invites.remove(member);
                 self.revoked.insert(*member);
@@ -374,6 +397,7 @@ impl AccessState {
             Action::Claim { member, exchange } => {
                 if let Some(inv) = self.invites.remove(&op.body.author) {
                     claimed.insert(op.body.author);
+                    self.via_invite.insert(*member, op.body.author);
                     self.members.insert(
                         *member,
                         Member {
@@ -592,6 +616,7 @@ impl AccessLog {
             self.pending.insert(op.hash, op);
             return Ok(Inserted::Pending);
         }
+        let inserted = op.hash;
         self.ops.insert(op.hash, op);
         // Connect pending ops whose parents have now all arrived.
         loop {
@@ -610,7 +635,18 @@ impl AccessLog {
                 }
             }
         }
-        self.evaluate();
+        // Drop what no ancestor authorises: keeping it would let anyone who
+        // can reach a replica grow every member's log (and fill it).
+        let unauthorised = self.evaluate();
+        if !unauthorised.is_empty() {
+            for h in &unauthorised {
+                self.ops.remove(h);
+            }
+            self.evaluate();
+        }
+        if unauthorised.contains(&inserted) {
+            return Err(VerifyError::Invalid(UNAUTHORISED));
+        }
         Ok(Inserted::New)
     }
 
@@ -717,7 +753,9 @@ impl AccessLog {
         out
     }
 
-    fn evaluate(&mut self) {
+    /// Evaluate the log; returns the ops their own ancestors do not
+    /// authorise (such an op can never become valid: its ancestors are fixed).
+    fn evaluate(&mut self) -> BTreeSet<OpHash> {
         let hashes: Vec<OpHash> = self.ops.keys().copied().collect();
         let index: BTreeMap<OpHash, usize> = hashes.iter().enumerate().map(|(i, h)| (*h, i)).collect();
         let n = hashes.len();
@@ -769,7 +807,8 @@ impl AccessLog {
         let is_anc = |a: usize, of: usize| anc[of][a / 64] & (1 << (a % 64)) != 0;
 
         let root = index.get(&OpHash(self.doc.0)).copied();
-        let validate = |known_revokes: &[usize]| -> Vec<bool> {
+        let mut unauthorised = BTreeSet::new();
+        let mut validate = |known_revokes: &[usize]| -> Vec<bool> {
             let mut valid = vec![false; n];
             for (pos, &i) in order.iter().enumerate() {
                 if Some(i) == root {
@@ -784,6 +823,9 @@ impl AccessLog {
                     }
                 }
                 let mut ok = state.authorised(ops[i], &claimed);
+                if !ok {
+                    unauthorised.insert(hashes[i]);
+                }
                 if ok {
                     let author = ops[i].body.author;
                     let target = match &ops[i].body.action {
@@ -796,7 +838,7 @@ impl AccessLog {
                         if r == i || is_anc(r, i) || is_anc(i, r) {
                             continue;
                         }
-                        if let Action::Revoke { member } = ops[r].body.action
+                        if let Action::Revoke { member, .. } = ops[r].body.action
                             && (member == author || Some(member) == target)
                         {
                             ok = false;
@@ -824,6 +866,7 @@ impl AccessLog {
         self.order = order.iter().map(|&i| hashes[i]).collect();
         self.valid = order.iter().filter(|&&i| valid[i]).map(|&i| hashes[i]).collect();
         self.state = state;
+        unauthorised
     }
 }
 
@@ -889,9 +932,13 @@ mod tests {
             key: None,
         };
         log.append(&owner, grant(&alice, Role::Admin)).unwrap();
-        // Mallory, not a member, grants herself admin: ignored.
-        log.append(&mallory, grant(&mallory, Role::Admin)).unwrap();
+        // Mallory, not a member, grants herself admin: refused, not kept.
+        assert_eq!(
+            log.append(&mallory, grant(&mallory, Role::Admin)).map(|_| ()),
+            Err(VerifyError::Invalid(UNAUTHORISED))
+        );
         assert_eq!(log.state().role(&mallory.member_id()), None);
+        assert_eq!(log.len(), 2);
 
         // Concurrently: owner revokes alice, alice grants mallory write.
         let mut branch = log.clone();
@@ -899,6 +946,7 @@ mod tests {
             &owner,
             Action::Revoke {
                 member: alice.member_id(),
+                accept_until: 0,
             },
         )
         .unwrap();

@@ -6,7 +6,7 @@ use automerge::{AutoCommit, Patch};
 use rand_core::CryptoRng;
 use serde_bytes::ByteBuf;
 
-use crate::access::{AccessLog, Action, Inserted, Role, rotate_context, seal_context, wrap_key};
+use crate::access::{AccessLog, Action, Inserted, KeyMaterial, Role, rotate_context, seal_context, wrap_key};
 use crate::backup::Backup;
 use crate::chunk::{ChunkRef, SealedChunk};
 use crate::crypto::{SealedKey, SymmetricKey, random_array};
@@ -251,7 +251,7 @@ impl Node {
         // Snapshots first, so the change chunks they cover count as duplicates.
         chunks.sort_by_key(|c| c.covers().is_none());
         for c in chunks {
-            if let Err(e) = replica.accept(c) {
+            if let Err(e) = replica.accept(c, true) {
                 report.problems.push(format!("chunk skipped: {e}"));
             }
         }
@@ -341,7 +341,7 @@ impl Node {
         };
         let mut puts = vec![(record::chunk(&chunk.chunk_ref()), chunk.encoded().to_vec())];
         let mut deletes = Vec::new();
-        if let Some((snap, gone)) = r.maybe_snapshot(rng, &identity, &policy)? {
+        if let Some((snap, gone)) = r.maybe_snapshot(rng, &identity, &policy, false)? {
             puts.push((record::chunk(&snap.chunk_ref()), snap.encoded().to_vec()));
             deletes = gone.iter().map(record::chunk).collect();
             // The batch just sealed may itself be folded away already.
@@ -401,7 +401,15 @@ impl Node {
     fn append_op(&mut self, doc: &DocId, action: Action) -> Result<OpHash, CoreError> {
         let identity = self.identity.clone();
         let r = self.replica_mut(doc)?;
-        let op = r.log.append(&identity, action)?;
+        let op = match r.log.append(&identity, action) {
+            Err(VerifyError::Invalid(crate::access::UNAUTHORISED)) => {
+                return Err(CoreError::NotAllowed {
+                    doc: *doc,
+                    needed: Role::Admin,
+                });
+            }
+            other => other?,
+        };
         if !r.log.is_valid(&op.hash()) {
             return Err(CoreError::NotAllowed {
                 doc: *doc,
@@ -547,8 +555,84 @@ impl Node {
         if !state.members.contains_key(&member) && !state.invites.contains_key(&member) {
             return Err(CoreError::NotAMember { doc: *doc, member });
         }
-        self.append_op(doc, Action::Revoke { member })?;
-        self.rotate(rng, doc)
+        // Seal pending edits under the key the member still shares, so they
+        // are not stuck behind the rotation.
+        self.flush(rng, doc)?;
+        let r = self.replica(doc)?;
+        let held = r
+            .changes
+            .keys()
+            .filter(|(a, _)| *a == member)
+            .map(|(_, s)| *s)
+            .max()
+            .unwrap_or(0);
+        let accept_until = r.vv.get(&member).max(held);
+        self.append_op(doc, Action::Revoke { member, accept_until })?;
+        self.rotate(rng, doc)?;
+        // A fresh snapshot under the new key supersedes any snapshot the
+        // revoked member made, which replicas no longer accept from it.
+        self.snapshot_now(rng, doc)
+    }
+
+    fn snapshot_now<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, doc: &DocId) -> Result<(), CoreError> {
+        let policy = self.config.compaction;
+        let identity = self.identity.clone();
+        let r = self.replica_mut(doc)?;
+        if let Some((snap, gone)) = r.maybe_snapshot(rng, &identity, &policy, true)? {
+            let puts = vec![(record::chunk(&snap.chunk_ref()), snap.encoded().to_vec())];
+            self.persist(*doc, puts, gone.iter().map(record::chunk).collect());
+            self.push_all(doc);
+        }
+        Ok(())
+    }
+
+    /// After merging concurrent access changes, seal the current key to any
+    /// reader who lacks it (e.g. one invited while another admin rotated).
+    fn heal_keys<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, doc: &DocId) {
+        let Ok(r) = self.replica(doc) else { return };
+        let state = r.log.state();
+        if !state.role(&self.me).is_some_and(Role::is_admin) {
+            return;
+        }
+        let Some(current) = state.current_key() else { return };
+        let Some(key) = r.keys.get(&current).cloned() else {
+            return;
+        };
+        let has_copy: std::collections::BTreeSet<MemberId> = r
+            .log
+            .key_material()
+            .iter()
+            .filter_map(|m| match m {
+                KeyMaterial::Sealed { key, to, .. } if *key == current => Some(*to),
+                _ => None,
+            })
+            .collect();
+        let missing: Vec<(MemberId, crate::crypto::ExchangeKey, Role)> = state
+            .members
+            .iter()
+            .filter(|(m, e)| {
+                let invite = state.via_invite.get(m);
+                e.role.can_read()
+                    && !has_copy.contains(m)
+                    && !invite.is_some_and(|i| has_copy.contains(i))
+                    && Some(**m) != state.owner
+            })
+            .filter_map(|(m, e)| e.exchange.map(|x| (*m, x, e.role)))
+            .collect();
+        for (member, x, role) in missing {
+            let Some(sealed) = SealedKey::seal(rng, &x, &key, &seal_context(&current, &member)) else {
+                continue;
+            };
+            let action = Action::Grant {
+                member,
+                exchange: Some(x),
+                role,
+                key: Some((current, sealed)),
+            };
+            if let Err(e) = self.append_op(doc, action) {
+                tracing::debug!(%doc, %member, error = %e, "could not re-seal the current key");
+            }
+        }
     }
 
     /// Introduce a new document key for everything written from now on.
@@ -686,18 +770,27 @@ impl Node {
         puts: &mut Vec<(Vec<u8>, Vec<u8>)>,
     ) -> Result<(), CoreError> {
         r.refresh_keys(rng, &self.identity)?;
+        // A backup is authenticated as a whole by its passphrase, and its
+        // chunks were accepted by the device that made it.
         let mut chunks: Vec<SealedChunk> = Vec::new();
         for c in &backup.chunks {
-            chunks.push(SealedChunk::decode(c)?);
+            match SealedChunk::decode(c) {
+                Ok(c) => chunks.push(c),
+                Err(e) => tracing::warn!(doc = %r.id, error = %e, "backup chunk skipped"),
+            }
         }
         chunks.sort_by_key(|c| c.covers().is_none());
         let mut deletes = Vec::new();
         for c in chunks {
             let key = record::chunk(&c.chunk_ref());
             let bytes = c.encoded().to_vec();
-            if let Accepted::New { deletes: d } = r.accept(c)? {
-                puts.push((key, bytes));
-                deletes.extend(d.iter().map(record::chunk));
+            match r.accept(c, true) {
+                Ok(Accepted::New { deletes: d }) => {
+                    puts.push((key, bytes));
+                    deletes.extend(d.iter().map(record::chunk));
+                }
+                Ok(Accepted::Duplicate) => {}
+                Err(e) => tracing::warn!(doc = %r.id, error = %e, "backup chunk skipped"),
             }
         }
         puts.retain(|(k, _)| !deletes.contains(k));
@@ -866,6 +959,7 @@ impl Node {
             });
         }
         if changed {
+            self.heal_keys(rng, &doc);
             self.access_changed(&doc);
         } else {
             self.push_all_except(&doc, Some(peer));
@@ -892,7 +986,7 @@ impl Node {
             sent.push((chunk.chunk_ref(), chunk.covers().cloned()));
             let key = record::chunk(&chunk.chunk_ref());
             let bytes = chunk.encoded().to_vec();
-            match r.accept(chunk) {
+            match r.accept(chunk, false) {
                 Ok(Accepted::New { deletes: gone }) => {
                     puts.push((key, bytes));
                     deletes.extend(gone.iter().map(record::chunk));

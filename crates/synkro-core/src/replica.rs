@@ -245,7 +245,10 @@ impl DocReplica {
 
     /// Check a chunk's authority and store it; readers also decrypt and
     /// apply it. Signature was checked by [`SealedChunk::decode`].
-    pub fn accept(&mut self, chunk: SealedChunk) -> Result<Accepted, VerifyError> {
+    /// `trusted` skips the authority check, for records this device already
+    /// checked when it first accepted them (its own storage, its backups):
+    /// a later revoke must not make a replica drop what it legitimately held.
+    pub fn accept(&mut self, chunk: SealedChunk, trusted: bool) -> Result<Accepted, VerifyError> {
         let h = chunk.header();
         if h.doc != self.id {
             return Err(VerifyError::WrongDocument {
@@ -253,7 +256,7 @@ impl DocReplica {
                 found: h.doc,
             });
         }
-        if !self.role_of(&h.author).is_some_and(Role::can_write) {
+        if !trusted && !self.log.state().may_author(&h.author, h.seq) {
             return Err(VerifyError::NotAllowed {
                 member: h.author,
                 needed: Role::Write,
@@ -412,10 +415,12 @@ impl DocReplica {
         rng: &mut R,
         identity: &DeviceIdentity,
         policy: &CompactionPolicy,
+        force: bool,
     ) -> Result<Option<(SealedChunk, Vec<ChunkRef>)>, CoreError> {
         let (count, bytes) = self.tail();
         let last = self.snapshots.values().map(|s| s.encoded().len()).max().unwrap_or(0);
-        let due = count >= policy.max_tail_chunks
+        let due = force
+            || count >= policy.max_tail_chunks
             || (count >= policy.min_tail_chunks && bytes >= policy.min_tail_bytes && bytes * 2 >= last);
         if !due || !self.role_of(&identity.member_id()).is_some_and(Role::can_write) || !self.unapplied.is_empty() {
             return Ok(None);

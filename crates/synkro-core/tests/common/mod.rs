@@ -1,0 +1,374 @@
+//! A small deterministic in-memory harness for `synkro-core` nodes.
+//!
+//! * `Sim` owns N [`Node`]s and, for every connected pair, two directed FIFO
+//!   queues (libp2p streams are ordered, so order is kept per link).
+//! * Effects are executed in order right after every input: `Send` goes into
+//!   the link queue, `Persist` is applied to the node's in-memory record map,
+//!   `Disconnect` tears the link down on both sides, `Event`s are collected.
+//! * A node can be "crashed" and rebuilt from its records with
+//!   [`Node::load_doc`], exactly as a runtime would at start-up.
+//! * Peers that are not simulated nodes ("outside" peers, e.g. an attacker
+//!   driven by the test) can be connected; what nodes send them is recorded.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, VecDeque};
+
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::{Rng, SeedableRng};
+use synkro_core::automerge::{self, AutoCommit, ChangeHash};
+use synkro_core::{DeviceIdentity, DocId, Effect, Event, MemberId, Message, Node, NodeConfig, SealedChunk};
+
+/// One node's durable storage: document namespace → key → value.
+pub type Records = BTreeMap<DocId, BTreeMap<Vec<u8>, Vec<u8>>>;
+
+/// Deterministic RNG from a u64 seed.
+pub fn rng(seed: u64) -> ChaCha20Rng {
+    ChaCha20Rng::seed_from_u64(seed)
+}
+
+/// Uniform in `0..n` (n > 0); the modulo bias is irrelevant here.
+pub fn below<R: Rng + ?Sized>(rng: &mut R, n: usize) -> usize {
+    (rng.next_u64() % n as u64) as usize
+}
+
+/// True with probability `num / den`.
+pub fn chance<R: Rng + ?Sized>(rng: &mut R, num: u32, den: u32) -> bool {
+    rng.next_u32() % den < num
+}
+
+/// A simulated device.
+pub struct SimNode {
+    /// The live node.
+    pub node: Node,
+    /// Kept to rebuild the node after a crash.
+    pub identity: DeviceIdentity,
+    /// Kept to rebuild the node after a crash.
+    pub config: NodeConfig,
+    /// What the node persisted (puts and deletes applied).
+    pub records: Records,
+    /// Events, in order.
+    pub events: Vec<Event>,
+    /// Disconnect effects it issued: (peer, reason).
+    pub disconnects: Vec<(MemberId, String)>,
+    /// Times it was crashed and reloaded.
+    pub crashes: usize,
+}
+
+impl SimNode {
+    /// The node's member id.
+    pub fn id(&self) -> MemberId {
+        self.identity.member_id()
+    }
+
+    /// Count of `Event::Rejected` so far.
+    pub fn rejected(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|e| matches!(e, Event::Rejected { .. }))
+            .count()
+    }
+}
+
+/// The simulation.
+pub struct Sim {
+    /// Nodes, by index.
+    pub nodes: Vec<SimNode>,
+    /// Directed FIFO queues `(from, to)`; present iff the pair is connected.
+    links: BTreeMap<(usize, usize), VecDeque<Vec<u8>>>,
+    /// Outside peers connected to a node: (node, peer).
+    outside_links: Vec<(usize, MemberId)>,
+    /// Messages nodes sent to outside peers: (from node, peer, bytes).
+    pub outside: Vec<(usize, MemberId, Vec<u8>)>,
+    /// When `Some`, every delivered message is appended: (from, to, bytes).
+    pub trace: Option<Vec<(usize, usize, Vec<u8>)>>,
+    /// Messages delivered so far.
+    pub delivered: u64,
+    /// `Send`s to a peer with no open link (dropped, as a closed stream would).
+    pub dropped: u64,
+    /// Label used in panic messages (e.g. the seed).
+    pub label: String,
+}
+
+impl Sim {
+    /// `n` fresh nodes with identities drawn from `rng`.
+    pub fn new(rng: &mut ChaCha20Rng, n: usize, config: NodeConfig) -> Self {
+        let nodes = (0..n)
+            .map(|_| {
+                let identity = DeviceIdentity::generate(rng);
+                SimNode {
+                    node: Node::new(identity.clone(), config.clone()),
+                    identity,
+                    config: config.clone(),
+                    records: Records::new(),
+                    events: Vec::new(),
+                    disconnects: Vec::new(),
+                    crashes: 0,
+                }
+            })
+            .collect();
+        Self {
+            nodes,
+            links: BTreeMap::new(),
+            outside_links: Vec::new(),
+            outside: Vec::new(),
+            trace: None,
+            delivered: 0,
+            dropped: 0,
+            label: String::new(),
+        }
+    }
+
+    /// Member id of node `i`.
+    pub fn id(&self, i: usize) -> MemberId {
+        self.nodes[i].id()
+    }
+
+    fn index_of(&self, m: &MemberId) -> Option<usize> {
+        self.nodes.iter().position(|n| n.id() == *m)
+    }
+
+    /// Run `f` on node `i` (an app call), then execute its effects.
+    pub fn act<T>(&mut self, i: usize, f: impl FnOnce(&mut Node) -> T) -> T {
+        let out = f(&mut self.nodes[i].node);
+        self.drain(i);
+        out
+    }
+
+    /// Execute every pending effect of node `i`, in order.
+    pub fn drain(&mut self, i: usize) {
+        while let Some(effect) = self.nodes[i].node.poll_effect() {
+            match effect {
+                Effect::Persist { doc, puts, deletes } => {
+                    for d in &deletes {
+                        assert!(
+                            !puts.iter().any(|(k, _)| k == d),
+                            "[{}] node {i}: one Persist both puts and deletes a key",
+                            self.label
+                        );
+                    }
+                    let ns = self.nodes[i].records.entry(doc).or_default();
+                    for d in deletes {
+                        ns.remove(&d);
+                    }
+                    for (k, v) in puts {
+                        ns.insert(k, v);
+                    }
+                }
+                Effect::Send { peer, message } => match self.index_of(&peer) {
+                    Some(j) => match self.links.get_mut(&(i, j)) {
+                        Some(q) => q.push_back(message),
+                        None => self.dropped += 1,
+                    },
+                    None if self.outside_links.contains(&(i, peer)) => self.outside.push((i, peer, message)),
+                    None => self.dropped += 1,
+                },
+                Effect::Disconnect { peer, reason } => {
+                    self.nodes[i].disconnects.push((peer, reason));
+                    match self.index_of(&peer) {
+                        Some(j) => {
+                            if self.links.remove(&(i, j)).is_some() | self.links.remove(&(j, i)).is_some() {
+                                let me = self.id(i);
+                                self.nodes[j].node.peer_disconnected(&me);
+                                self.drain(j);
+                            }
+                        }
+                        None => self.outside_links.retain(|l| *l != (i, peer)),
+                    }
+                }
+                Effect::Event(e) => self.nodes[i].events.push(e),
+            }
+        }
+    }
+
+    /// Are `i` and `j` connected?
+    pub fn connected(&self, i: usize, j: usize) -> bool {
+        self.links.contains_key(&(i, j))
+    }
+
+    /// Open a connection between `i` and `j` (both sides see `peer_connected`).
+    pub fn connect(&mut self, i: usize, j: usize) {
+        assert!(i != j && !self.connected(i, j), "[{}] bad connect {i}-{j}", self.label);
+        self.links.insert((i, j), VecDeque::new());
+        self.links.insert((j, i), VecDeque::new());
+        let (a, b) = (self.id(i), self.id(j));
+        self.nodes[i].node.peer_connected(b);
+        self.drain(i);
+        self.nodes[j].node.peer_connected(a);
+        self.drain(j);
+    }
+
+    /// Close the connection between `i` and `j`, dropping what is in flight.
+    pub fn disconnect(&mut self, i: usize, j: usize) {
+        if self.links.remove(&(i, j)).is_some() | self.links.remove(&(j, i)).is_some() {
+            let (a, b) = (self.id(i), self.id(j));
+            self.nodes[i].node.peer_disconnected(&b);
+            self.drain(i);
+            self.nodes[j].node.peer_disconnected(&a);
+            self.drain(j);
+        }
+    }
+
+    /// Connect every pair that is not connected yet.
+    pub fn connect_all(&mut self) {
+        for i in 0..self.nodes.len() {
+            for j in i + 1..self.nodes.len() {
+                if !self.connected(i, j) {
+                    self.connect(i, j);
+                }
+            }
+        }
+    }
+
+    /// Connect node `i` to an outside peer `m` driven by the test.
+    pub fn connect_outside(&mut self, i: usize, m: MemberId) {
+        self.outside_links.push((i, m));
+        self.nodes[i].node.peer_connected(m);
+        self.drain(i);
+    }
+
+    /// Deliver `bytes` to node `i` as if sent by (connected) peer `from`.
+    pub fn inject(&mut self, rng: &mut ChaCha20Rng, i: usize, from: MemberId, bytes: &[u8]) {
+        self.nodes[i].node.handle_message(rng, from, bytes);
+        self.drain(i);
+    }
+
+    /// Messages waiting on all links.
+    pub fn pending(&self) -> usize {
+        self.links.values().map(VecDeque::len).sum()
+    }
+
+    /// Deliver the oldest message of one random non-empty link. Returns false
+    /// when nothing is in flight.
+    pub fn step(&mut self, rng: &mut ChaCha20Rng) -> bool {
+        let busy: Vec<(usize, usize)> = self
+            .links
+            .iter()
+            .filter(|(_, q)| !q.is_empty())
+            .map(|(k, _)| *k)
+            .collect();
+        if busy.is_empty() {
+            return false;
+        }
+        let (from, to) = busy[below(rng, busy.len())];
+        let Some(message) = self.links.get_mut(&(from, to)).and_then(VecDeque::pop_front) else {
+            return false;
+        };
+        if let Some(t) = self.trace.as_mut() {
+            t.push((from, to, message.clone()));
+        }
+        self.delivered += 1;
+        let sender = self.id(from);
+        self.nodes[to].node.handle_message(rng, sender, &message);
+        self.drain(to);
+        true
+    }
+
+    /// Deliver until no message is in flight. Panics on (what looks like) a livelock.
+    pub fn run_until_quiet(&mut self, rng: &mut ChaCha20Rng) -> u64 {
+        const LIMIT: u64 = 200_000;
+        let mut n = 0;
+        while self.step(rng) {
+            n += 1;
+            assert!(n < LIMIT, "[{}] no quiescence after {LIMIT} deliveries", self.label);
+        }
+        n
+    }
+
+    /// Crash node `i` (dropping its connections and anything not persisted)
+    /// and rebuild it from its records.
+    pub fn crash(&mut self, rng: &mut ChaCha20Rng, i: usize) {
+        for j in 0..self.nodes.len() {
+            if j != i {
+                self.disconnect(i, j);
+            }
+        }
+        self.outside_links.retain(|(n, _)| *n != i);
+        let label = self.label.clone();
+        let sn = &mut self.nodes[i];
+        sn.node = rebuild(rng, &sn.identity, &sn.config, &sn.records, &format!("{label} node {i}"));
+        sn.crashes += 1;
+        self.drain(i);
+    }
+
+    /// Node `i`'s document, if readable.
+    pub fn read<T>(&self, i: usize, doc: &DocId, f: impl FnOnce(&AutoCommit) -> T) -> Option<T> {
+        self.nodes[i].node.read(doc, f).ok()
+    }
+
+    /// Sorted Automerge heads of node `i`'s copy of `doc`.
+    pub fn heads(&self, i: usize, doc: &DocId) -> Option<Vec<ChangeHash>> {
+        self.read(i, doc, heads_of)
+    }
+
+    /// Node `i`'s copy of `doc` as JSON.
+    pub fn json(&self, i: usize, doc: &DocId) -> Option<serde_json::Value> {
+        self.read(i, doc, json_of)
+    }
+
+    /// Every persisted value of node `i` (all documents).
+    pub fn all_values(&self, i: usize) -> impl Iterator<Item = &Vec<u8>> {
+        self.nodes[i].records.values().flat_map(|ns| ns.values())
+    }
+
+    /// Persisted records of node `i` for `doc`.
+    pub fn records(&self, i: usize, doc: &DocId) -> BTreeMap<Vec<u8>, Vec<u8>> {
+        self.nodes[i].records.get(doc).cloned().unwrap_or_default()
+    }
+}
+
+/// A fresh node rebuilt from `records` (as a runtime does at start-up). The
+/// records a node wrote itself must always load without problems.
+pub fn rebuild(
+    rng: &mut ChaCha20Rng,
+    identity: &DeviceIdentity,
+    config: &NodeConfig,
+    records: &Records,
+    label: &str,
+) -> Node {
+    let mut node = Node::new(identity.clone(), config.clone());
+    for (doc, ns) in records {
+        let report = node
+            .load_doc(rng, *doc, ns.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_else(|e| panic!("[{label}] load_doc failed: {e}"));
+        assert!(
+            report.problems.is_empty(),
+            "[{label}] own records did not load cleanly: {:?}",
+            report.problems
+        );
+    }
+    // Loading emits nothing a runtime must act on; drop anything anyway.
+    while node.poll_effect().is_some() {}
+    node
+}
+
+/// Sorted heads of a document.
+pub fn heads_of(d: &AutoCommit) -> Vec<ChangeHash> {
+    let mut h = d.clone().get_heads();
+    h.sort();
+    h
+}
+
+/// A document's content as JSON.
+pub fn json_of(d: &AutoCommit) -> serde_json::Value {
+    serde_json::to_value(automerge::AutoSerde::from(d)).expect("documents serialise")
+}
+
+/// The chunks among persisted values: (change chunks, snapshots).
+pub fn stored_chunks(ns: &BTreeMap<Vec<u8>, Vec<u8>>) -> (Vec<SealedChunk>, Vec<SealedChunk>) {
+    ns.values()
+        .filter_map(|v| SealedChunk::decode(v).ok())
+        .partition(|c| c.covers().is_none())
+}
+
+/// Does `needle` occur in `hay`?
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Decode messages of a trace, panicking on garbage (nodes only send valid frames).
+pub fn decode_all(trace: &[(usize, usize, Vec<u8>)]) -> Vec<(usize, usize, Message)> {
+    trace
+        .iter()
+        .map(|(f, t, b)| (*f, *t, Message::decode(b).expect("nodes send valid frames")))
+        .collect()
+}
