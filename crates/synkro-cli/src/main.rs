@@ -1,0 +1,406 @@
+//! `synkro`: end-to-end encrypted, local-first documents from the shell.
+//!
+//! Every command opens the repo in `--home` (default `$SYNKRO_HOME`, else
+//! the OS data directory), does one thing, makes it durable and exits.
+//! Commands that print an id print it as their last line. Errors go to
+//! stderr as one `error: …` line; exit code 2 means the arguments were
+//! wrong, 1 that the operation failed. A failed command changes nothing.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use serde_json::{Value as Json, json};
+use synkro::{DocHandle, DocId, InviteToken, MemberId, Repo, Role};
+
+#[derive(Parser)]
+#[command(
+    name = "synkro",
+    version,
+    about = "Local-first, end-to-end encrypted documents that sync"
+)]
+struct Cli {
+    /// Repo directory (device identity and documents).
+    #[arg(long, global = true, env = "SYNKRO_HOME", value_name = "DIR")]
+    home: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create this device's identity (once); prints its member id.
+    Init,
+    /// Create a document; prints its id.
+    New {
+        /// A local name for the document.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List the documents on this device.
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set PATH (like meta/title or items/0) to a JSON value.
+    Set {
+        /// Document id (or a unique prefix of one).
+        doc: String,
+        /// Slash path; numeric segments index lists; missing maps are created.
+        path: String,
+        /// JSON value, e.g. '"text"', 42, '{"a": [1, 2]}'.
+        json: String,
+    },
+    /// Print the document (or the value at PATH) as JSON.
+    Get {
+        /// Document id (or a unique prefix of one).
+        doc: String,
+        /// Slash path.
+        path: Option<String>,
+    },
+    /// Remove the value at PATH.
+    Delete {
+        /// Document id (or a unique prefix of one).
+        doc: String,
+        /// Slash path.
+        path: String,
+    },
+    /// Members, roles, version vector and size of a document.
+    Info {
+        /// Document id (or a unique prefix of one).
+        doc: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Invite someone; prints a secret token (send it privately).
+    Share {
+        /// Document id (or a unique prefix of one).
+        doc: String,
+        /// Role the invitee gets.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+    },
+    /// Join a document with an invitation token; prints the document id.
+    Join {
+        /// The `synkro1…` token.
+        token: String,
+    },
+    /// Remove a member and rotate the document key.
+    Revoke {
+        /// Document id (or a unique prefix of one).
+        doc: String,
+        /// Member id (see `info`).
+        member: String,
+    },
+    /// Write an encrypted backup of a document to FILE.
+    Export {
+        /// Document id (or a unique prefix of one).
+        doc: String,
+        /// Backup file to write.
+        file: PathBuf,
+        /// Name of the environment variable holding the passphrase.
+        #[arg(long, value_name = "VAR")]
+        passphrase_env: String,
+        /// Overwrite FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Restore a backup on this device; prints the document id.
+    Import {
+        /// Backup file.
+        file: PathBuf,
+        /// Name of the environment variable holding the passphrase.
+        #[arg(long, value_name = "VAR")]
+        passphrase_env: String,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    match s.parse::<Role>() {
+        Ok(Role::Replicate) => Err("replicate is for relays; share read, write or admin".into()),
+        other => other,
+    }
+}
+
+/// Wrong arguments (exit 2) as opposed to a failed operation (exit 1).
+#[derive(Debug)]
+struct Usage(String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    Usage(msg.into()).into()
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .init();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.is::<Usage>() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn home_dir(home: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match home {
+        Some(h) => Ok(h),
+        None => directories::ProjectDirs::from("", "", "synkro")
+            .map(|d| d.data_dir().to_owned())
+            .context("no home directory found; pass --home DIR or set SYNKRO_HOME"),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let home = home_dir(cli.home)?;
+    // Check arguments that need no repo before taking the repo's lock.
+    let early = match &cli.command {
+        Command::Set { json, .. } => Some(parse_json(json).map(|_| ())),
+        Command::Join { token } => Some(parse_token(token).map(|_| ())),
+        Command::Revoke { member, .. } => Some(parse_member(member).map(|_| ())),
+        Command::Export { passphrase_env, .. } | Command::Import { passphrase_env, .. } => {
+            Some(passphrase(passphrase_env).map(|_| ()))
+        }
+        _ => None,
+    };
+    if let Some(r) = early {
+        r?;
+    }
+    let repo = Repo::open(&home)
+        .await
+        .with_context(|| format!("cannot open the repo in {}", home.display()))?;
+    match cli.command {
+        Command::Init => println!("{}", repo.member_id()),
+        Command::New { name } => {
+            let doc = repo.create().await?;
+            if name.is_some() {
+                doc.set_name(name).await?;
+            }
+            println!("{}", doc.id());
+        }
+        Command::List { json } => list(&repo, json)?,
+        Command::Set { doc, path, json } => {
+            let doc = find(&repo, &doc)?;
+            doc.set(&path, &parse_json(&json)?)?;
+            doc.flush().await?;
+        }
+        Command::Get { doc, path } => {
+            let doc = find(&repo, &doc)?;
+            let value = match path {
+                None => doc.to_json()?,
+                Some(p) => doc
+                    .get(&p)?
+                    .with_context(|| format!("nothing at {p:?} in {}", doc.id()))?,
+            };
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        }
+        Command::Delete { doc, path } => {
+            let doc = find(&repo, &doc)?;
+            doc.delete(&path)?;
+            doc.flush().await?;
+        }
+        Command::Info { doc, json } => info(&find(&repo, &doc)?, json)?,
+        Command::Share { doc, role } => {
+            let token = find(&repo, &doc)?.share(role).await?;
+            println!("{token}");
+        }
+        Command::Join { token } => {
+            let doc = repo.join(&parse_token(&token)?).await?;
+            eprintln!("joined; the content arrives when this device syncs with a peer or relay that has it");
+            println!("{}", doc.id());
+        }
+        Command::Revoke { doc, member } => {
+            let doc = find(&repo, &doc)?;
+            doc.revoke(parse_member(&member)?).await?;
+        }
+        Command::Export {
+            doc,
+            file,
+            passphrase_env,
+            force,
+        } => {
+            let doc = find(&repo, &doc)?;
+            if file.exists() && !force {
+                bail!("{} exists; pass --force to overwrite it", file.display());
+            }
+            let bytes = doc.export(passphrase(&passphrase_env)?.as_bytes()).await?;
+            write_atomically(&file, &bytes)?;
+            eprintln!("wrote {} ({} bytes)", file.display(), bytes.len());
+        }
+        Command::Import { file, passphrase_env } => {
+            let bytes = fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let doc = repo.import(&bytes, passphrase(&passphrase_env)?.as_bytes()).await?;
+            println!("{}", doc.id());
+        }
+    }
+    repo.flush_all().await?;
+    Ok(())
+}
+
+fn parse_json(text: &str) -> anyhow::Result<Json> {
+    serde_json::from_str(text).map_err(|e| usage(format!("not valid JSON ({e}); strings need quotes, e.g. '\"milk\"'")))
+}
+
+fn parse_token(text: &str) -> anyhow::Result<InviteToken> {
+    text.parse::<InviteToken>()
+        .map_err(|e| usage(format!("{e}; paste the whole token printed by `synkro share`")))
+}
+
+fn parse_member(text: &str) -> anyhow::Result<MemberId> {
+    text.parse::<MemberId>()
+        .map_err(|e| usage(format!("{e}; `synkro info DOC` lists member ids")))
+}
+
+fn passphrase(var: &str) -> anyhow::Result<String> {
+    match std::env::var(var) {
+        Ok(p) if !p.is_empty() => Ok(p),
+        Ok(_) => Err(usage(format!(
+            "environment variable {var} is empty; it must hold the passphrase"
+        ))),
+        Err(_) => Err(usage(format!(
+            "environment variable {var} is not set; it must hold the passphrase"
+        ))),
+    }
+}
+
+/// A full id, or a prefix matching exactly one document on this device.
+fn find(repo: &Repo, text: &str) -> anyhow::Result<DocHandle> {
+    if let Ok(id) = text.parse::<DocId>() {
+        return Ok(repo.find(&id)?);
+    }
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(usage("empty document id"));
+    }
+    let matches: Vec<DocId> = repo
+        .list()
+        .into_iter()
+        .filter(|d| d.to_string().starts_with(text))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(repo.find(one)?),
+        [] => bail!("no document {text:?} on this device; `synkro list` shows them"),
+        _ => Err(usage(format!(
+            "{text:?} matches {} documents; give more of the id",
+            matches.len()
+        ))),
+    }
+}
+
+fn list(repo: &Repo, as_json: bool) -> anyhow::Result<()> {
+    let mut rows = Vec::new();
+    for id in repo.list() {
+        let info = repo.find(&id)?.info()?;
+        rows.push(info);
+    }
+    if as_json {
+        let docs: Vec<Json> = rows
+            .iter()
+            .map(|i| {
+                json!({
+                    "id": i.doc.to_string(),
+                    "name": i.name,
+                    "role": i.my_role.map(|r| r.to_string()),
+                    "readable": i.readable,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&docs)?);
+    } else {
+        for i in rows {
+            let role = i.my_role.map_or_else(|| "pending".to_owned(), |r| r.to_string());
+            let state = if i.readable { "readable" } else { "not yet synced" };
+            println!("{}\t{}\t{}\t{}", i.doc, i.name.as_deref().unwrap_or("-"), role, state);
+        }
+    }
+    Ok(())
+}
+
+fn info(doc: &DocHandle, as_json: bool) -> anyhow::Result<()> {
+    let i = doc.info()?;
+    if as_json {
+        let value = json!({
+            "id": i.doc.to_string(),
+            "name": i.name,
+            "my_role": i.my_role.map(|r| r.to_string()),
+            "members": i.members.iter().map(|(m, r)| json!({"member": m.to_string(), "role": r.to_string()})).collect::<Vec<_>>(),
+            "version_vector": i.vv.iter().map(|(m, s)| (m.to_string(), json!(s))).collect::<serde_json::Map<_, _>>(),
+            "log_ops": i.log_ops,
+            "chunks": i.chunks,
+            "stored_bytes": i.stored_bytes,
+            "readable": i.readable,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    println!("document  {}", i.doc);
+    if let Some(n) = &i.name {
+        println!("name      {n}");
+    }
+    println!(
+        "my role   {}",
+        i.my_role
+            .map_or_else(|| "none (pending or removed)".to_owned(), |r| r.to_string())
+    );
+    println!("members");
+    for (m, r) in &i.members {
+        println!("  {m}  {r}");
+    }
+    println!("version vector ({} change batches)", i.vv.total());
+    for (m, s) in i.vv.iter() {
+        println!("  {m}  {s}");
+    }
+    println!(
+        "stored    {} chunks, {} access ops, {} bytes sealed",
+        i.chunks, i.log_ops, i.stored_bytes
+    );
+    Ok(())
+}
+
+/// Write a file so that it is either absent or complete, even on a crash.
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path.file_name().context("the backup path needs a file name")?;
+    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+    let write = || -> std::io::Result<()> {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        fs::File::open(dir)?.sync_all()
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        anyhow::Error::new(e).context(format!("cannot write {}", path.display()))
+    })
+}

@@ -1,0 +1,236 @@
+//! The `synkro` binary, run for real against homes in temporary directories.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+
+struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_env(args, &[])
+    }
+
+    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_synkro"));
+        cmd.arg("--home").arg(self.path()).args(args).env_remove("SYNKRO_HOME");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run synkro")
+    }
+
+    /// Run, require success, return the last stdout line.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "synkro {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        last_line(&out)
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "synkro {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON output")
+    }
+}
+
+fn last_line(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// The command failed with `code` and a one-line `error:` message containing `needle`.
+fn fails(out: &Output, code: i32, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "expected exit {code}; stderr: {stderr}");
+    assert!(stderr.contains("error:"), "no error line: {stderr}");
+    assert!(
+        stderr.to_lowercase().contains(&needle.to_lowercase()),
+        "{needle:?} not in: {stderr}"
+    );
+}
+
+#[test]
+fn init_is_idempotent_and_prints_the_member_id() {
+    let home = Home::new();
+    let first = home.ok(&["init"]);
+    assert_eq!(first.len(), 44, "base58 of 32 bytes: {first}");
+    assert_eq!(home.ok(&["init"]), first);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(home.path().join("identity.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "identity key must be private");
+    }
+}
+
+#[test]
+fn set_get_delete_with_paths() {
+    let home = Home::new();
+    let doc = home.ok(&["new", "--name", "notes"]);
+    home.ok(&["set", &doc, "a/b/c", r#"{"x":[1,2]}"#]);
+    assert_eq!(home.ok(&["get", &doc, "a/b/c/x/1"]), "2");
+    home.ok(&["set", &doc, "list", r#"["one"]"#]);
+    home.ok(&["set", &doc, "list/1", r#""two""#]); // append
+    home.ok(&["set", &doc, "list/0", r#""uno""#]); // overwrite
+    home.ok(&["delete", &doc, "a/b"]);
+    assert_eq!(home.json(&["get", &doc]), json!({"a": {}, "list": ["uno", "two"]}));
+
+    // A unique prefix of the id works too.
+    assert_eq!(home.json(&["get", &doc[..8], "list"]), json!(["uno", "two"]));
+
+    let list = home.json(&["list", "--json"]);
+    assert_eq!(
+        list,
+        json!([{"id": doc, "name": "notes", "role": "admin", "readable": true}])
+    );
+}
+
+#[test]
+fn bad_input_fails_cleanly_and_changes_nothing() {
+    let home = Home::new();
+    let doc = home.ok(&["new"]);
+    home.ok(&["set", &doc, "title", r#""keep me""#]);
+    let before = home.json(&["get", &doc]);
+
+    fails(&home.run(&["set", &doc, "title", "not json"]), 2, "not valid JSON");
+    fails(&home.run(&["set", &doc, "title/x//y", "1"]), 1, "empty segment");
+    fails(&home.run(&["set", &doc, "title/x", "1"]), 1, "title");
+    fails(&home.run(&["delete", &doc, "missing"]), 1, "nothing to delete");
+    fails(&home.run(&["get", &doc, "missing"]), 1, "nothing at");
+    fails(
+        &home.run(&["get", "11111111111111111111111111111111"]),
+        1,
+        "unknown document",
+    );
+    fails(&home.run(&["get", "zzz"]), 1, "no document");
+    fails(&home.run(&["share", &doc, "--role", "boss"]), 2, "unknown role");
+    fails(&home.run(&["share", &doc, "--role", "replicate"]), 2, "relays");
+    fails(&home.run(&["join", "synkro1garbage"]), 2, "invalid invitation");
+    fails(&home.run(&["join", "hello"]), 2, "invalid invitation");
+    fails(&home.run(&["revoke", &doc, "nobody"]), 2, "member id");
+    let stranger = "2CkqiwU4SpXNZbfRLZjCsgM6bdLjixzqLUCiH6xPkQBm";
+    fails(&home.run(&["revoke", &doc, stranger]), 1, "not a member");
+    fails(
+        &home.run(&["export", &doc, "out.bk", "--passphrase-env", "SYNKRO_NO_SUCH_VAR"]),
+        2,
+        "not set",
+    );
+    fails(
+        &home.run(&["import", "/nonexistent/file", "--passphrase-env", "PATH"]),
+        1,
+        "cannot read",
+    );
+    fails(&home.run(&["frobnicate"]), 2, "unrecognized subcommand");
+
+    assert_eq!(
+        home.json(&["get", &doc]),
+        before,
+        "a failed command changed the document"
+    );
+}
+
+#[test]
+fn share_join_export_import_revoke() {
+    let (a, b, c) = (Home::new(), Home::new(), Home::new());
+    let doc = a.ok(&["new"]);
+    a.ok(&["set", &doc, "items", r#"["milk","tea"]"#]);
+    let owner = a.ok(&["init"]);
+    let info = a.json(&["info", &doc, "--json"]);
+    assert_eq!(info["members"], json!([{"member": owner, "role": "admin"}]));
+
+    // Join prints the id; the content is not here until a sync.
+    let token = a.ok(&["share", &doc, "--role", "write"]);
+    assert!(token.starts_with("synkro1"));
+    assert_eq!(b.ok(&["join", &token]), doc);
+    fails(&b.run(&["get", &doc]), 1, "not arrived yet");
+
+    // Backups move the document to any device.
+    let backup = a.path().join("doc.backup");
+    let backup = backup.to_str().unwrap();
+    let pass = [("PASS", "correct horse battery staple")];
+    let out = a.run_env(&["export", &doc, backup, "--passphrase-env", "PASS"], &pass);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    fails(
+        &a.run_env(&["export", &doc, backup, "--passphrase-env", "PASS"], &pass),
+        1,
+        "--force",
+    );
+
+    let wrong = [("PASS", "wrong")];
+    fails(
+        &c.run_env(&["import", backup, "--passphrase-env", "PASS"], &wrong),
+        1,
+        "wrong passphrase",
+    );
+    let out = c.run_env(&["import", backup, "--passphrase-env", "PASS"], &pass);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(last_line(&out), doc);
+    assert_eq!(c.json(&["get", &doc]), a.json(&["get", &doc]));
+    // The importer is a member (the exporter is an admin) and can write.
+    c.ok(&["set", &doc, "items/2", r#""bread""#]);
+    assert_eq!(c.json(&["get", &doc, "items"]), json!(["milk", "tea", "bread"]));
+
+    // A damaged backup fails cleanly.
+    let mut bytes = std::fs::read(backup).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    let damaged = a.path().join("damaged.backup");
+    std::fs::write(&damaged, &bytes).unwrap();
+    fails(
+        &Home::new().run_env(
+            &["import", damaged.to_str().unwrap(), "--passphrase-env", "PASS"],
+            &pass,
+        ),
+        1,
+        "damaged",
+    );
+
+    // Revoke the invitation-created member seen in the log (the export's invite).
+    let info = a.json(&["info", &doc, "--json"]);
+    let members = info["members"].as_array().unwrap();
+    assert_eq!(members.len(), 1, "nobody has synced a claim back to A yet: {members:?}");
+    fails(&a.run(&["revoke", &doc, &b.ok(&["init"])]), 1, "not a member");
+}
+
+#[test]
+fn a_home_is_used_by_one_process_at_a_time() {
+    let home = Home::new();
+    let doc = home.ok(&["new"]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let repo = rt.block_on(synkro::Repo::open(home.path())).unwrap();
+    fails(&home.run(&["get", &doc]), 1, "in use");
+    drop(repo);
+    home.ok(&["get", &doc]);
+}
