@@ -245,6 +245,11 @@ impl Node {
                 _ => report.problems.push("unknown record skipped".into()),
             }
         }
+        if log.is_empty() {
+            // Nothing verifiable names this document: do not invent one.
+            report.problems.push("no valid access-log op; nothing loaded".into());
+            return Ok(report);
+        }
         let mut replica = DocReplica::new(log);
         replica.local = local;
         replica.refresh_keys(rng, &self.identity)?;

@@ -50,7 +50,7 @@ mod repo;
 
 pub use doc::{DocChanges, DocHandle};
 pub use error::Error;
-pub use repo::{Repo, RepoConfig};
+pub use repo::{LoadProblem, Repo, RepoConfig};
 pub use synkro_core::{
     CompactionPolicy, DeviceIdentity, DocId, DocInfo, Event, InviteToken, MemberId, NodeConfig, Origin, Role,
     VersionVector, automerge,

@@ -18,6 +18,15 @@ use crate::home::Home;
 
 pub(crate) type Rng = UnwrapErr<SysRng>;
 
+/// Something [`Repo::open`] found damaged and skipped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadProblem {
+    /// The document it belongs to.
+    pub doc: DocId,
+    /// What was wrong, and where.
+    pub problem: String,
+}
+
 /// Settings for [`Repo::open_with`].
 #[derive(Clone, Debug)]
 pub struct RepoConfig {
@@ -49,6 +58,7 @@ pub(crate) struct Inner {
     deferred: Mutex<Vec<Effect>>,
     failed: Mutex<Option<String>>,
     config: RepoConfig,
+    problems: Vec<LoadProblem>,
     runtime: tokio::runtime::Handle,
     _home: Option<Home>,
 }
@@ -125,15 +135,21 @@ impl Repo {
     ) -> Result<Repo, Error> {
         let mut node = Node::new(identity, config.node.clone());
         let mut rng = UnwrapErr(SysRng);
+        let mut problems = Vec::new();
         for ns in storage.namespaces().await? {
             let loaded = storage.load(&ns).await?;
             let doc = DocId(ns);
             for p in &loaded.problems {
                 warn!(%doc, problem = %p, "damaged storage skipped");
+                problems.push(LoadProblem {
+                    doc,
+                    problem: p.to_string(),
+                });
             }
             let report = node.load_doc(&mut rng, doc, loaded.records)?;
-            for p in &report.problems {
+            for p in report.problems {
                 warn!(%doc, problem = %p, "record failed verification and was skipped");
+                problems.push(LoadProblem { doc, problem: p });
             }
         }
         // Loading reads what storage already holds: nothing to write back.
@@ -150,10 +166,17 @@ impl Repo {
             deferred: Mutex::new(Vec::new()),
             failed: Mutex::new(None),
             config,
+            problems,
             runtime: tokio::runtime::Handle::current(),
             _home: home,
         };
         Ok(Repo { inner: Arc::new(inner) })
+    }
+
+    /// Damage found and skipped while opening: torn or corrupt storage
+    /// records and records that failed verification. Everything else loaded.
+    pub fn load_problems(&self) -> &[LoadProblem] {
+        &self.inner.problems
     }
 
     /// This device's member id.
