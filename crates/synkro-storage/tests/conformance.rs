@@ -4,8 +4,7 @@ mod common;
 
 use common::{Model, NS_A, NS_B, apply, assert_clean, del, put, records};
 use synkro_storage::{
-    FsStorage, MAX_KEY_LEN, MAX_VALUE_LEN, MAX_WRITE_LEN, MemoryStorage, Storage, StorageError,
-    WriteOp,
+    FsStorage, MAX_KEY_LEN, MAX_VALUE_LEN, MAX_WRITE_LEN, MemoryStorage, Storage, StorageError, WriteOp,
 };
 
 /// Writes `ops` to the store and to the model, then checks they agree.
@@ -59,22 +58,13 @@ async fn conformance(store: &dyn Storage) -> Model {
     step(store, &mut model, vec![]).await;
 
     // Namespaces: listed sorted, only while they hold records.
-    store
-        .write(&NS_B, vec![put(b"x", b"y")])
-        .await
-        .expect("write B");
-    assert_eq!(
-        store.namespaces().await.expect("namespaces"),
-        vec![NS_B, NS_A]
-    );
+    store.write(&NS_B, vec![put(b"x", b"y")]).await.expect("write B");
+    assert_eq!(store.namespaces().await.expect("namespaces"), vec![NS_B, NS_A]);
     store.write(&NS_B, vec![del(b"x")]).await.expect("delete B");
     assert_eq!(store.namespaces().await.expect("namespaces"), vec![NS_A]);
     assert_clean(&store.load(&NS_B).await.expect("load B"), &Model::new());
     // A delete-only write to an absent namespace creates nothing.
-    store
-        .write(&NS_B, vec![del(b"x")])
-        .await
-        .expect("delete absent");
+    store.write(&NS_B, vec![del(b"x")]).await.expect("delete absent");
     assert_eq!(store.namespaces().await.expect("namespaces"), vec![NS_A]);
 
     // Remove drops a namespace and leaves the others alone.
@@ -87,10 +77,7 @@ async fn conformance(store: &dyn Storage) -> Model {
     assert_clean(&store.load(&NS_B).await.expect("load B"), &Model::new());
     store.remove(&NS_B).await.expect("remove absent");
     // A removed namespace can be used again.
-    store
-        .write(&NS_B, vec![put(b"again", b"1")])
-        .await
-        .expect("write B");
+    store.write(&NS_B, vec![put(b"again", b"1")]).await.expect("write B");
     assert_eq!(
         store.load(&NS_B).await.expect("load B").records,
         vec![(b"again".to_vec(), b"1".to_vec())]
@@ -101,10 +88,7 @@ async fn conformance(store: &dyn Storage) -> Model {
     let err = store
         .write(&NS_A, vec![put(b"new", b"1"), put(b"", b"empty key")])
         .await;
-    assert!(
-        matches!(err, Err(StorageError::InvalidKey { len: 0 })),
-        "{err:?}"
-    );
+    assert!(matches!(err, Err(StorageError::InvalidKey { len: 0 })), "{err:?}");
     let err = store
         .write(&NS_A, vec![put(b"new", b"1"), del(&[1; MAX_KEY_LEN + 1])])
         .await;
@@ -113,9 +97,7 @@ async fn conformance(store: &dyn Storage) -> Model {
         "{err:?}"
     );
     let big = vec![0u8; MAX_VALUE_LEN + 1];
-    let err = store
-        .write(&NS_A, vec![put(b"new", b"1"), put(b"big", &big)])
-        .await;
+    let err = store.write(&NS_A, vec![put(b"new", b"1"), put(b"big", &big)]).await;
     assert!(
         matches!(err, Err(StorageError::TooLarge { len, max }) if len == MAX_VALUE_LEN + 1 && max == MAX_VALUE_LEN),
         "{err:?}"
@@ -124,10 +106,7 @@ async fn conformance(store: &dyn Storage) -> Model {
     // Each value is allowed, but together they exceed one write's limit.
     let half = vec![7u8; MAX_VALUE_LEN];
     let err = store
-        .write(
-            &NS_A,
-            vec![put(b"h1", &half), put(b"h2", &half), put(b"h3", b"!")],
-        )
+        .write(&NS_A, vec![put(b"h1", &half), put(b"h2", &half), put(b"h3", b"!")])
         .await;
     assert!(
         matches!(err, Err(StorageError::TooLarge { max, .. }) if max == MAX_WRITE_LEN),
@@ -168,19 +147,13 @@ async fn largest_value_round_trips() {
         assert_clean(&store.load(&NS_A).await.expect("load"), &model);
     }
     let reopened = FsStorage::open(dir.path()).expect("reopen");
-    assert_eq!(
-        reopened.load(&NS_A).await.expect("load").records,
-        records(&model)
-    );
+    assert_eq!(reopened.load(&NS_A).await.expect("load").records, records(&model));
 }
 
 #[test]
 fn errors_tell_the_user_what_to_do() {
     let poisoned = StorageError::Poisoned.to_string();
-    assert!(
-        poisoned.contains("restart") && poisoned.contains("disk"),
-        "{poisoned}"
-    );
+    assert!(poisoned.contains("restart") && poisoned.contains("disk"), "{poisoned}");
     let io = StorageError::Io {
         path: "/some/dir".into(),
         source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
@@ -188,8 +161,5 @@ fn errors_tell_the_user_what_to_do() {
     .to_string();
     assert!(io.contains("/some/dir") && io.contains("check"), "{io}");
     let key = StorageError::InvalidKey { len: 300 }.to_string();
-    assert!(
-        key.contains("300") && key.contains(&MAX_KEY_LEN.to_string()),
-        "{key}"
-    );
+    assert!(key.contains("300") && key.contains(&MAX_KEY_LEN.to_string()), "{key}");
 }

@@ -10,10 +10,7 @@ use synkro_storage::{FsStorage, ProblemKind, Storage, StorageError};
 async fn failed_log_fsync_poisons_every_later_write() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = FsStorage::open(dir.path()).expect("open");
-    store
-        .write(&NS_A, vec![put(b"a", b"1")])
-        .await
-        .expect("write");
+    store.write(&NS_A, vec![put(b"a", b"1")]).await.expect("write");
     assert!(!store.is_poisoned());
 
     store.inject_sync_failure_for_tests();
@@ -50,10 +47,7 @@ async fn failed_log_fsync_poisons_every_later_write() {
 async fn failed_directory_fsync_poisons() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = FsStorage::open(dir.path()).expect("open");
-    store
-        .write(&NS_A, vec![put(b"a", b"1")])
-        .await
-        .expect("write");
+    store.write(&NS_A, vec![put(b"a", b"1")]).await.expect("write");
     // `remove` only fsyncs the directory, so that is the sync that fails.
     store.inject_sync_failure_for_tests();
     let err = store.remove(&NS_A).await;
@@ -66,16 +60,10 @@ async fn failed_directory_fsync_poisons() {
 async fn poisoned_store_reports_but_does_not_repair() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = FsStorage::open(dir.path()).expect("open");
-    store
-        .write(&NS_A, vec![put(b"a", b"1")])
-        .await
-        .expect("write");
+    store.write(&NS_A, vec![put(b"a", b"1")]).await.expect("write");
     let path = store.log_path(&NS_A);
     let good = file_len(&path);
-    store
-        .write(&NS_A, vec![put(b"b", b"2")])
-        .await
-        .expect("write");
+    store.write(&NS_A, vec![put(b"b", b"2")]).await.expect("write");
     let full = std::fs::read(&path).expect("read log");
     // A fresh store sees a torn tail...
     drop(store);

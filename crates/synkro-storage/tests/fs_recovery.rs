@@ -24,11 +24,7 @@ async fn three_frames() -> ThreeFrames {
         vec![put(b"a", b"first value"), put(b"b", b"second value")],
         vec![put(b"c", b"third value"), del(b"a")],
         // Multi-op last frame: after a crash, all of it or none.
-        vec![
-            put(b"d", b"fourth value"),
-            put(b"b", b"overwritten value"),
-            del(b"c"),
-        ],
+        vec![put(b"d", b"fourth value"), put(b"b", b"overwritten value"), del(b"c")],
     ];
     let mut starts = [0; 3];
     let mut models: [Model; 3] = Default::default();
@@ -55,11 +51,7 @@ fn dir_with_log(bytes: &[u8]) -> (tempfile::TempDir, std::path::PathBuf) {
 }
 
 fn only_problem(problems: &[Problem]) -> &Problem {
-    assert_eq!(
-        problems.len(),
-        1,
-        "expected exactly one problem: {problems:?}"
-    );
+    assert_eq!(problems.len(), 1, "expected exactly one problem: {problems:?}");
     &problems[0]
 }
 
@@ -87,19 +79,13 @@ async fn reopen_keeps_every_acknowledged_write() {
             } else {
                 (NS_A, &mut models[0])
             };
-            let ops = vec![
-                put(&i.to_be_bytes(), &i.to_le_bytes()),
-                del(&(i / 2).to_be_bytes()),
-            ];
+            let ops = vec![put(&i.to_be_bytes(), &i.to_le_bytes()), del(&(i / 2).to_be_bytes())];
             apply(model, &ops);
             store.write(&ns, ops).await.expect("write");
         }
     }
     let store = FsStorage::open(dir.path()).expect("reopen");
-    assert_eq!(
-        store.namespaces().await.expect("namespaces"),
-        vec![NS_B, NS_A]
-    );
+    assert_eq!(store.namespaces().await.expect("namespaces"), vec![NS_B, NS_A]);
     assert_clean(&store.load(&NS_A).await.expect("load"), &models[0]);
     assert_clean(&store.load(&NS_B).await.expect("load"), &models[1]);
 }
@@ -111,10 +97,7 @@ async fn log_is_named_after_the_namespace() {
     let mut ns: Namespace = [0; 32];
     ns[0] = 0xAB;
     ns[31] = 0x01;
-    store
-        .write(&ns, vec![put(b"k", b"v")])
-        .await
-        .expect("write");
+    store.write(&ns, vec![put(b"k", b"v")]).await.expect("write");
     let name = format!("ab{}01.log", "0".repeat(60));
     assert_eq!(
         store.log_path(&ns),
@@ -149,11 +132,7 @@ async fn torn_tail_at_every_offset_of_the_last_frame() {
         assert_eq!(problem.offset, last as u64, "cut at {cut}");
         assert_eq!(problem.location, path.display().to_string());
         // None of the torn frame's ops, all of the earlier ones.
-        assert_eq!(
-            loaded.records,
-            common::records(&log.models[1]),
-            "cut at {cut}"
-        );
+        assert_eq!(loaded.records, common::records(&log.models[1]), "cut at {cut}");
         // Cut back to the last good frame end.
         assert_eq!(file_len(&path), last as u64, "cut at {cut}");
         drop(store);
@@ -166,10 +145,7 @@ async fn torn_tail_is_repaired_by_a_first_write_without_load() {
     let log = three_frames().await;
     let (dir, path) = dir_with_log(&log.bytes[..log.bytes.len() - 1]);
     let store = FsStorage::open(dir.path()).expect("open");
-    store
-        .write(&NS_A, vec![put(b"z", b"1")])
-        .await
-        .expect("write");
+    store.write(&NS_A, vec![put(b"z", b"1")]).await.expect("write");
     let mut model = log.models[1].clone();
     model.insert(b"z".to_vec(), b"1".to_vec());
     assert_clean(&store.load(&NS_A).await.expect("load"), &model);
@@ -184,11 +160,7 @@ async fn flipped_payload_byte_in_a_middle_frame_is_a_bad_checksum() {
     let mut expected = log.models[0].clone();
     apply(
         &mut expected,
-        &[
-            put(b"d", b"fourth value"),
-            put(b"b", b"overwritten value"),
-            del(b"c"),
-        ],
+        &[put(b"d", b"fourth value"), put(b"b", b"overwritten value"), del(b"c")],
     );
 
     for at in middle + 12..log.starts[2] {
@@ -213,11 +185,7 @@ async fn damaged_header_in_a_middle_frame_is_skipped() {
     let mut expected = log.models[0].clone();
     apply(
         &mut expected,
-        &[
-            put(b"d", b"fourth value"),
-            put(b"b", b"overwritten value"),
-            del(b"c"),
-        ],
+        &[put(b"d", b"fourth value"), put(b"b", b"overwritten value"), del(b"c")],
     );
 
     for at in middle..middle + 12 {
@@ -229,23 +197,12 @@ async fn damaged_header_in_a_middle_frame_is_skipped() {
             let loaded = store.load(&NS_A).await.expect("load");
             let problem = only_problem(&loaded.problems);
             assert!(
-                matches!(
-                    problem.kind,
-                    ProblemKind::BadFrame | ProblemKind::BadChecksum
-                ),
+                matches!(problem.kind, ProblemKind::BadFrame | ProblemKind::BadChecksum),
                 "flip {mask:#x} at {at}: {problem}"
             );
             assert_eq!(problem.offset, middle as u64, "flip {mask:#x} at {at}");
-            assert_eq!(
-                loaded.records,
-                common::records(&expected),
-                "flip {mask:#x} at {at}"
-            );
-            assert_eq!(
-                file_len(&path),
-                bytes.len() as u64,
-                "flip {mask:#x} at {at}"
-            );
+            assert_eq!(loaded.records, common::records(&expected), "flip {mask:#x} at {at}");
+            assert_eq!(file_len(&path), bytes.len() as u64, "flip {mask:#x} at {at}");
         }
     }
 }
@@ -315,11 +272,7 @@ async fn garbage_logs_load_without_panicking() {
     let hostile_payloads: Vec<Vec<u8>> = vec![
         vec![],
         u32::MAX.to_le_bytes().to_vec(),
-        [
-            u32::MAX.to_le_bytes().as_slice(),
-            &[1, 1, b'k', 0xFF, 0xFF, 0xFF, 0xFF],
-        ]
-        .concat(),
+        [u32::MAX.to_le_bytes().as_slice(), &[1, 1, b'k', 0xFF, 0xFF, 0xFF, 0xFF]].concat(),
         [1u32.to_le_bytes().as_slice(), &[1, 0]].concat(),
         [1u32.to_le_bytes().as_slice(), &[1, 200, b'k']].concat(),
         [
@@ -354,34 +307,18 @@ async fn garbage_logs_load_without_panicking() {
     for (name, bytes) in cases {
         let (dir, _) = dir_with_log(&bytes);
         let store = FsStorage::open(dir.path()).expect("open");
-        let loaded = store
-            .load(&NS_A)
-            .await
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert!(
-            !loaded.problems.is_empty(),
-            "{name}: damage must be reported"
-        );
+        let loaded = store.load(&NS_A).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(!loaded.problems.is_empty(), "{name}: damage must be reported");
         let mut model: Model = loaded.records.iter().cloned().collect();
         if name.contains("good frame") {
-            assert_eq!(
-                loaded.records,
-                vec![(b"good".to_vec(), b"ok".to_vec())],
-                "{name}"
-            );
+            assert_eq!(loaded.records, vec![(b"good".to_vec(), b"ok".to_vec())], "{name}");
         }
         // The store keeps working: a write lands and reads back, and the
         // reported damage is not made worse.
         let ops = vec![put(b"after", b"garbage")];
         apply(&mut model, &ops);
-        store
-            .write(&NS_A, ops)
-            .await
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let reloaded = store
-            .load(&NS_A)
-            .await
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        store.write(&NS_A, ops).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        let reloaded = store.load(&NS_A).await.unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(reloaded.records, common::records(&model), "{name}");
         assert!(reloaded.problems.len() <= loaded.problems.len(), "{name}");
     }
@@ -428,19 +365,13 @@ async fn compaction_keeps_the_live_set_exactly() {
         .into_iter()
         .collect();
     assert_clean(&store.load(&NS_A).await.expect("load"), &expected);
-    let live: u64 = expected
-        .iter()
-        .map(|(k, v)| (k.len() + v.len() + 6) as u64)
-        .sum();
+    let live: u64 = expected.iter().map(|(k, v)| (k.len() + v.len() + 6) as u64).sum();
     let len = file_len(&path);
     assert!(
         len < 2 * live + (64 << 10) + 4096,
         "log of {len} bytes for {live} live bytes"
     );
-    assert!(
-        len < appended / 4,
-        "log of {len} bytes after appending {appended}"
-    );
+    assert!(len < appended / 4, "log of {len} bytes after appending {appended}");
     // No temporary file is left, and a reopen sees the same.
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .expect("read dir")
@@ -457,21 +388,14 @@ async fn compaction_keeps_the_live_set_exactly() {
 async fn stray_tmp_files_are_removed_and_foreign_files_ignored() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = FsStorage::open(dir.path()).expect("open");
-    store
-        .write(&NS_A, vec![put(b"k", b"v")])
-        .await
-        .expect("write");
+    store.write(&NS_A, vec![put(b"k", b"v")]).await.expect("write");
     let tmp = dir.path().join(format!("{}.log.tmp", "ab".repeat(32)));
     std::fs::write(&tmp, b"half a compaction").expect("tmp");
     let foreign = ["notes.txt", "README.log", "not-hex.log.tmp"];
     for name in foreign {
         std::fs::write(dir.path().join(name), b"keep me").expect("foreign");
     }
-    std::fs::write(
-        dir.path().join(format!("{}.log", "AB".repeat(32))),
-        b"upper",
-    )
-    .expect("upper");
+    std::fs::write(dir.path().join(format!("{}.log", "AB".repeat(32))), b"upper").expect("upper");
     drop(store);
 
     let store = FsStorage::open(dir.path()).expect("reopen");

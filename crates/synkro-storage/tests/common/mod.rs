@@ -43,11 +43,7 @@ pub fn records(model: &Model) -> Vec<(Vec<u8>, Vec<u8>)> {
 
 /// Asserts a clean load that matches `model` exactly.
 pub fn assert_clean(loaded: &Loaded, model: &Model) {
-    assert!(
-        loaded.problems.is_empty(),
-        "unexpected problems: {:?}",
-        loaded.problems
-    );
+    assert!(loaded.problems.is_empty(), "unexpected problems: {:?}", loaded.problems);
     assert_eq!(loaded.records, records(model));
 }
 
