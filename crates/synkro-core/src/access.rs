@@ -690,6 +690,20 @@ impl AccessLog {
             .collect()
     }
 
+    /// Does a peer with these heads know every connected op we hold?
+    pub fn known_to(&self, their_heads: &[OpHash]) -> bool {
+        let mut known = BTreeSet::new();
+        let mut stack: Vec<OpHash> = their_heads.to_vec();
+        while let Some(h) = stack.pop() {
+            if known.insert(h)
+                && let Some(op) = self.get(&h)
+            {
+                stack.extend(op.body.prev.iter().copied());
+            }
+        }
+        self.order.iter().all(|h| known.contains(h))
+    }
+
     /// All held ops, parents first (connected ones, then pending).
     pub fn all_ops(&self) -> Vec<&AccessOp> {
         self.missing_for(&[])

@@ -23,6 +23,11 @@
 //!    and execute the effects **in order**: [`Effect::Persist`] writes must
 //!    be durable before any later [`Effect::Send`] leaves, because the
 //!    `Have` messages we send acknowledge what we store.
+//! 5. Once a `Send`'s bytes are handed to the connection (written to the
+//!    socket, say), report them with [`Node::transmitted`]. A node keeps at
+//!    most [`NodeConfig::send_window`] bytes per peer waiting there and holds
+//!    the rest of a large transfer back until then, so memory stays bounded
+//!    however slow the peer.
 //!
 //! Nothing in this crate panics on input from peers, disk or apps; errors
 //! are typed ([`CoreError`], [`VerifyError`], [`DecodeError`]).
@@ -51,10 +56,18 @@
 //! loop {
 //!     let mut moved = false;
 //!     while let Some(e) = alice.poll_effect() {
-//!         if let Effect::Send { message, .. } = e { bob.handle_message(&mut rng, a, &message); moved = true; }
+//!         if let Effect::Send { message, .. } = e {
+//!             alice.transmitted(&b, message.len());
+//!             bob.handle_message(&mut rng, a, &message);
+//!             moved = true;
+//!         }
 //!     }
 //!     while let Some(e) = bob.poll_effect() {
-//!         if let Effect::Send { message, .. } = e { alice.handle_message(&mut rng, b, &message); moved = true; }
+//!         if let Effect::Send { message, .. } = e {
+//!             bob.transmitted(&a, message.len());
+//!             alice.handle_message(&mut rng, b, &message);
+//!             moved = true;
+//!         }
 //!     }
 //!     if !moved { break; }
 //! }
@@ -86,6 +99,6 @@ pub use identity::DeviceIdentity;
 pub use ids::{DocId, KeyId, MemberId, OpHash};
 pub use invite::InviteToken;
 pub use message::{MAX_FRAME_LEN, Message, PROTOCOL_VERSION};
-pub use node::{DocInfo, Effect, Event, LoadReport, Node, NodeConfig, Origin};
+pub use node::{DocInfo, Effect, Event, LoadReport, Node, NodeConfig, Origin, SyncStatus};
 pub use replica::CompactionPolicy;
 pub use vv::VersionVector;

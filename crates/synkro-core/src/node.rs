@@ -1,6 +1,6 @@
 //! [`Node`]: every document of one device and its sync sessions with peers.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use automerge::{AutoCommit, Patch};
 use rand_core::CryptoRng;
@@ -19,10 +19,24 @@ use crate::replica::{Accepted, CompactionPolicy, DocReplica, LocalState, record}
 use crate::vv::VersionVector;
 
 /// Tunables of a [`Node`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct NodeConfig {
     /// When writers fold history into snapshots.
     pub compaction: CompactionPolicy,
+    /// Bytes of [`Effect::Send`] per peer that may be waiting to be
+    /// transmitted (see [`Node::transmitted`]) before the node holds back
+    /// further chunks: a slow peer costs at most this much memory, and a
+    /// large initial sync streams instead of being queued whole.
+    pub send_window: usize,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            compaction: CompactionPolicy::default(),
+            send_window: 4 << 20,
+        }
+    }
 }
 
 /// Something the runtime must do for the node. Execute effects in the
@@ -134,6 +148,28 @@ pub struct DocInfo {
     pub readable: bool,
 }
 
+/// Per document shared with one peer, whether the two are in sync, from
+/// the peer's own (durable) acknowledgements. See [`Node::sync_status`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncStatus {
+    /// The peer acknowledged holding everything we hold, and we hold
+    /// everything it reported.
+    pub synced: Vec<DocId>,
+    /// Shared with the peer, with something left to exchange.
+    pub unsynced: Vec<DocId>,
+    /// Joined, but nothing has arrived from anyone yet.
+    pub pending: Vec<DocId>,
+    /// Held here, but the peer is not a member (it will not be sent).
+    pub not_shared: Vec<DocId>,
+}
+
+impl SyncStatus {
+    /// Nothing left to exchange with this peer.
+    pub fn is_complete(&self) -> bool {
+        self.unsynced.is_empty() && self.pending.is_empty()
+    }
+}
+
 /// What [`Node::load_doc`] found.
 #[derive(Clone, Debug, Default)]
 pub struct LoadReport {
@@ -145,6 +181,9 @@ pub struct LoadReport {
 struct PeerDoc {
     heads: Vec<OpHash>,
     vv: VersionVector,
+    /// What the peer last reported in a `Have` (sent after its writes are
+    /// durable), unlike `heads`/`vv`, which also count what we sent it.
+    acked: Option<(Vec<OpHash>, VersionVector)>,
     snapshots: Vec<[u8; 32]>,
     last_sent: Option<Digest>,
 }
@@ -152,6 +191,10 @@ struct PeerDoc {
 #[derive(Default)]
 struct Peer {
     docs: BTreeMap<DocId, PeerDoc>,
+    /// Bytes sent to this peer and not yet reported transmitted.
+    queued: usize,
+    /// Documents with chunks held back by the send window.
+    backlog: BTreeSet<DocId>,
 }
 
 /// All documents of one device and its sync sessions. See the crate docs
@@ -830,6 +873,46 @@ impl Node {
         self.peers.remove(peer);
     }
 
+    /// Where each document stands with `peer`, from what it acknowledged.
+    pub fn sync_status(&self, peer: &MemberId) -> SyncStatus {
+        let mut status = SyncStatus::default();
+        for r in self.docs.values() {
+            if !r.log.is_rooted() {
+                status.pending.push(r.id);
+            } else if r.role_of(peer).is_none() {
+                status.not_shared.push(r.id);
+            } else if self.durable_on(peer, &r.id) && self.holds_all_of(peer, &r.id) {
+                status.synced.push(r.id);
+            } else {
+                status.unsynced.push(r.id);
+            }
+        }
+        status
+    }
+
+    /// Has `peer` acknowledged storing everything this node holds of `doc`
+    /// (every sealed edit and access op)? Unsealed edits count as not held.
+    pub fn durable_on(&self, peer: &MemberId, doc: &DocId) -> bool {
+        let Some(r) = self.docs.get(doc) else { return false };
+        let acked = self
+            .peers
+            .get(peer)
+            .and_then(|p| p.docs.get(doc))
+            .and_then(|pd| pd.acked.as_ref());
+        !r.dirty && acked.is_some_and(|(heads, vv)| vv.dominates(&r.vv) && r.log.known_to(heads))
+    }
+
+    /// Do we hold everything `peer` last reported holding of `doc`?
+    fn holds_all_of(&self, peer: &MemberId, doc: &DocId) -> bool {
+        let Some(r) = self.docs.get(doc) else { return false };
+        let acked = self
+            .peers
+            .get(peer)
+            .and_then(|p| p.docs.get(doc))
+            .and_then(|pd| pd.acked.as_ref());
+        acked.is_some_and(|(heads, vv)| r.vv.dominates(vv) && heads.iter().all(|h| r.log.contains(h)))
+    }
+
     /// Peers with an open session.
     pub fn peers(&self) -> Vec<MemberId> {
         self.peers.keys().copied().collect()
@@ -873,6 +956,7 @@ impl Node {
                     pd.heads = r.log.heads();
                     pd.vv = r.vv.clone();
                     pd.snapshots = r.snapshot_ids();
+                    pd.acked = Some((pd.heads.clone(), pd.vv.clone()));
                     pd.last_sent = Some(*dg);
                 }
                 _ => to_have.push(*d),
@@ -894,8 +978,15 @@ impl Node {
         if let Some(p) = self.peers.get_mut(&peer) {
             let pd = p.docs.entry(doc).or_default();
             pd.heads = heads.clone();
-            pd.vv = vv.clone();
-            pd.snapshots = snapshots;
+            // Merge rather than replace: chunks we sent after the peer wrote
+            // this `Have` are still on their way, and must not be sent again.
+            pd.vv.merge(&vv);
+            for s in snapshots {
+                if !pd.snapshots.contains(&s) {
+                    pd.snapshots.push(s);
+                }
+            }
+            pd.acked = Some((heads.clone(), vv.clone()));
         }
         self.emit(Event::PeerHas { peer, doc, vv, heads });
         self.push_missing(peer, doc);
@@ -1067,8 +1158,12 @@ impl Node {
         );
     }
 
-    /// Send `peer` the ops and chunks it lacks, as far as we know.
+    /// Send `peer` the ops and chunks it lacks, as far as we know. Ops
+    /// always go out (they are small and gate everything else); chunks stop
+    /// once the peer's send window is full and resume from
+    /// [`transmitted`](Self::transmitted).
     fn push_missing(&mut self, peer: MemberId, doc: DocId) {
+        let window = self.config.send_window;
         let (Some(r), Some(p)) = (self.docs.get(&doc), self.peers.get_mut(&peer)) else {
             return;
         };
@@ -1087,28 +1182,57 @@ impl Node {
                 pd.heads = r.log.heads();
             }
         }
+        p.backlog.remove(&doc);
         if member {
+            let mut budget = window.saturating_sub(p.queued);
             let mut batch = Vec::new();
             let mut size = 0;
             for c in r.missing_for(&pd.vv, &pd.snapshots) {
-                if size + c.encoded().len() > BATCH_TARGET_LEN && !batch.is_empty() {
+                if budget == 0 {
+                    p.backlog.insert(doc);
+                    break;
+                }
+                let len = c.encoded().len();
+                batch.push(ByteBuf::from(c.encoded().to_vec()));
+                size += len;
+                budget = budget.saturating_sub(len);
+                // The peer will hold what we send: the stream is ordered and
+                // reliable, and a broken one ends the session.
+                match c.chunk_ref() {
+                    ChunkRef::Change(a, s) => pd.vv.set(a, pd.vv.get(&a).max(s)),
+                    ChunkRef::Snapshot(d) => {
+                        pd.vv.merge(c.covers().unwrap_or(&VersionVector::default()));
+                        pd.snapshots.push(d);
+                    }
+                }
+                if size >= BATCH_TARGET_LEN {
                     messages.push(Message::Chunks {
                         doc,
                         chunks: core::mem::take(&mut batch),
                     });
                     size = 0;
                 }
-                size += c.encoded().len();
-                batch.push(ByteBuf::from(c.encoded().to_vec()));
             }
             if !batch.is_empty() {
                 messages.push(Message::Chunks { doc, chunks: batch });
             }
-            pd.vv.merge(&r.vv);
-            pd.snapshots = r.snapshot_ids();
         }
         for m in messages {
             self.send(peer, &m);
+        }
+    }
+
+    /// The runtime handed `bytes` of this peer's [`Effect::Send`]s to the
+    /// network: room in the send window for held-back chunks.
+    pub fn transmitted(&mut self, peer: &MemberId, bytes: usize) {
+        let window = self.config.send_window;
+        let Some(p) = self.peers.get_mut(peer) else { return };
+        p.queued = p.queued.saturating_sub(bytes);
+        while let Some(p) = self.peers.get(peer)
+            && p.queued < window
+            && let Some(doc) = p.backlog.first().copied()
+        {
+            self.push_missing(*peer, doc);
         }
     }
 
@@ -1148,10 +1272,11 @@ impl Node {
     }
 
     fn send(&mut self, peer: MemberId, msg: &Message) {
-        self.effects.push_back(Effect::Send {
-            peer,
-            message: msg.encode(),
-        });
+        let message = msg.encode();
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.queued = p.queued.saturating_add(message.len());
+        }
+        self.effects.push_back(Effect::Send { peer, message });
     }
 
     fn persist(&mut self, doc: DocId, puts: Vec<(Vec<u8>, Vec<u8>)>, deletes: Vec<Vec<u8>>) {

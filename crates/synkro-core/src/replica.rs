@@ -452,7 +452,8 @@ impl DocReplica {
     /// Chunks a peer lacks, given its version vector and the snapshots it
     /// holds: every snapshot it does not list (so replicas that stay live
     /// still receive them and can compact), then the change chunks above
-    /// what it has, skipping those the snapshots sent already cover.
+    /// what it has, skipping those the snapshots sent already cover, in
+    /// (author, seq) order.
     pub fn missing_for(&self, theirs: &VersionVector, their_snapshots: &[[u8; 32]]) -> Vec<&SealedChunk> {
         let mut covered = theirs.clone();
         let mut out: Vec<&SealedChunk> = Vec::new();
@@ -464,10 +465,12 @@ impl DocReplica {
                 out.push(snap);
             }
         }
+        // Only the contiguous part: a chunk beyond a gap is forwarded once
+        // the gap fills, so what a peer is sent is always a prefix.
         out.extend(
             self.changes
                 .iter()
-                .filter(|((a, s), _)| *s > covered.get(a))
+                .filter(|((a, s), _)| *s > covered.get(a) && *s <= self.vv.get(a))
                 .map(|(_, c)| c),
         );
         out

@@ -109,13 +109,15 @@ fn run(seed: u64, compact: bool) -> Stats {
             }
         }
     };
-    let config = if compact {
-        NodeConfig { compaction: policy }
-    } else {
-        NodeConfig::default()
+    // Tiny send windows hold chunks back after every message or two, so
+    // transfers resume from `transmitted` under every schedule.
+    let send_window = [1, 300, 4096, NodeConfig::default().send_window][below(&mut rng, 4)];
+    let config = NodeConfig {
+        compaction: if compact { policy } else { CompactionPolicy::default() },
+        send_window,
     };
     let mut sim = Sim::new(&mut rng, N, config);
-    sim.label = format!("seed {seed} compact {compact} ({policy:?})");
+    sim.label = format!("seed {seed} compact {compact} window {send_window} ({policy:?})");
     let label = sim.label.clone();
 
     // The owner creates the document and its shared objects up front.
@@ -256,6 +258,21 @@ fn run(seed: u64, compact: bool) -> Stats {
     }
     for i in 0..N {
         assert!(!sim.nodes[i].node.is_dirty(&doc));
+    }
+    // Once quiet, every connected pair reports the document as in sync from
+    // the acknowledgements alone (what `wait_synced` relies on).
+    for i in 0..N {
+        for j in (0..N).filter(|j| *j != i && sim.connected(i, *j)) {
+            let status = sim.nodes[i].node.sync_status(&sim.id(j));
+            assert!(
+                !status.unsynced.contains(&doc) && !status.pending.contains(&doc),
+                "[{label}] node {i} does not see node {j} in sync: {status:?}"
+            );
+            assert!(
+                status.not_shared.contains(&doc) || sim.nodes[i].node.durable_on(&sim.id(j), &doc),
+                "[{label}] node {i}: node {j} in sync but not durable"
+            );
+        }
     }
 
     let mut snapshots_seen = false;

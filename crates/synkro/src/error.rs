@@ -53,6 +53,18 @@ pub enum Error {
     /// The document is not in this repo.
     #[error("unknown document {0}; `list` shows the documents on this device")]
     UnknownDocument(DocId),
+    /// A peer did not acknowledge everything in time.
+    #[error(
+        "{peer} has not acknowledged {unsynced} document(s) and {pending} joined document(s) have not arrived; is it reachable and a member?"
+    )]
+    NotSynced {
+        /// The peer.
+        peer: synkro_core::MemberId,
+        /// Shared documents it has not acknowledged.
+        unsynced: usize,
+        /// Joined documents nobody has sent yet.
+        pending: usize,
+    },
     /// The repo was closed.
     #[error("the repository is closed")]
     Closed,

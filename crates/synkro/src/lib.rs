@@ -53,7 +53,7 @@ pub use error::Error;
 pub use repo::{LoadProblem, Repo, RepoConfig};
 pub use synkro_core::{
     CompactionPolicy, DeviceIdentity, DocId, DocInfo, Event, InviteToken, MemberId, NodeConfig, Origin, Role,
-    VersionVector, automerge,
+    SyncStatus, VersionVector, automerge,
 };
 
 /// The README's examples, compiled as doctests so they stay true.

@@ -36,10 +36,7 @@ pub struct Link {
 pub async fn connect(a: &Repo, b: &Repo) -> Result<Link, Error> {
     let (tx_ab, rx_ab) = mpsc::unbounded_channel();
     let (tx_ba, rx_ba) = mpsc::unbounded_channel();
-    let tasks = vec![
-        pump(rx_ab, b.clone(), a.member_id()),
-        pump(rx_ba, a.clone(), b.member_id()),
-    ];
+    let tasks = vec![pump(rx_ab, a.clone(), b.clone()), pump(rx_ba, b.clone(), a.clone())];
     a.attach_peer(b.member_id(), tx_ab).await?;
     b.attach_peer(a.member_id(), tx_ba).await?;
     Ok(Link {
@@ -49,10 +46,15 @@ pub async fn connect(a: &Repo, b: &Repo) -> Result<Link, Error> {
     })
 }
 
-fn pump(mut rx: mpsc::UnboundedReceiver<Vec<u8>>, to: Repo, from: synkro_core::MemberId) -> JoinHandle<()> {
+/// Carry frames `from` → `to`; a frame counts as transmitted once delivered.
+fn pump(mut rx: mpsc::UnboundedReceiver<Vec<u8>>, sender: Repo, to: Repo) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let (from, to_id) = (sender.member_id(), to.member_id());
         while let Some(frame) = rx.recv().await {
             if to.deliver(from, &frame).await.is_err() {
+                break;
+            }
+            if sender.transmitted(to_id, frame.len()).await.is_err() {
                 break;
             }
         }

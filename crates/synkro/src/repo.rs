@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use getrandom::SysRng;
 use rand_core::UnwrapErr;
-use synkro_core::{DeviceIdentity, DocId, Effect, Event, InviteToken, MemberId, Node, NodeConfig};
+use synkro_core::{DeviceIdentity, DocId, Effect, Event, InviteToken, MemberId, Node, NodeConfig, SyncStatus};
 use synkro_storage::{MemoryStorage, Storage, WriteOp};
 use tokio::sync::{broadcast, mpsc};
 use tracing::{debug, info, warn};
@@ -233,6 +233,37 @@ impl Repo {
         self.inner.node().peers()
     }
 
+    /// Where each document stands with `peer`, from its acknowledgements.
+    pub fn sync_status(&self, peer: &MemberId) -> SyncStatus {
+        self.inner.node().sync_status(peer)
+    }
+
+    /// Wait until `peer` has durably acknowledged everything this repo holds
+    /// of every document the two share, we hold everything it reported, and
+    /// every joined document has arrived. Pending edits are sealed first.
+    pub async fn wait_synced(&self, peer: MemberId, timeout: Duration) -> Result<(), Error> {
+        let mut events = self.events();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            self.flush_all().await?;
+            let status = self.sync_status(&peer);
+            if status.is_complete() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::NotSynced {
+                    peer,
+                    unsynced: status.unsynced.len(),
+                    pending: status.pending.len(),
+                });
+            }
+            // Any event may complete it; edits made meanwhile are flushed
+            // by the next round, which a timer bounds.
+            let tick = deadline.min(tokio::time::Instant::now() + Duration::from_millis(200));
+            let _ = tokio::time::timeout_at(tick, events.recv()).await;
+        }
+    }
+
     /// Start a sync session with `peer` (already authenticated by the
     /// transport); frames for it go to `outgoing`. Transports call this.
     pub async fn attach_peer(&self, peer: MemberId, outgoing: mpsc::UnboundedSender<Vec<u8>>) -> Result<(), Error> {
@@ -245,6 +276,16 @@ impl Repo {
     /// Hand a frame received from `peer` to the repo. Transports call this.
     pub async fn deliver(&self, peer: MemberId, frame: &[u8]) -> Result<(), Error> {
         self.inner.run(|n, rng| n.handle_message(rng, peer, frame)).await
+    }
+
+    /// Report that `bytes` of frames queued for `peer` have been handed to
+    /// the connection, so the repo may send more of a large transfer (it
+    /// keeps at most [`NodeConfig::send_window`] bytes waiting per peer).
+    /// Transports call this after each frame they write.
+    ///
+    /// [`NodeConfig::send_window`]: synkro_core::NodeConfig::send_window
+    pub async fn transmitted(&self, peer: MemberId, bytes: usize) -> Result<(), Error> {
+        self.inner.run(|n, _| n.transmitted(&peer, bytes)).await
     }
 
     /// End the session with `peer`. Transports call this.

@@ -29,6 +29,7 @@ fn config(small_compaction: bool) -> RepoConfig {
                 min_tail_bytes: 0,
                 max_tail_chunks: 16,
             },
+            ..NodeConfig::default()
         };
     }
     config

@@ -3,7 +3,7 @@
 //! * `Sim` owns N [`Node`]s and, for every connected pair, two directed FIFO
 //!   queues (libp2p streams are ordered, so order is kept per link).
 //! * Effects are executed in order right after every input: `Send` goes into
-//!   the link queue, `Persist` is applied to the node's in-memory record map,
+//!   the link queue (and counts as transmitted when delivered), `Persist` is applied to the node's in-memory record map,
 //!   `Disconnect` tears the link down on both sides, `Event`s are collected.
 //! * A node can be "crashed" and rebuilt from its records with
 //!   [`Node::load_doc`], exactly as a runtime would at start-up.
@@ -257,7 +257,10 @@ impl Sim {
             t.push((from, to, message.clone()));
         }
         self.delivered += 1;
-        let sender = self.id(from);
+        let (sender, receiver) = (self.id(from), self.id(to));
+        // Delivery is when the sender's bytes have left: room in its window.
+        self.nodes[from].node.transmitted(&receiver, message.len());
+        self.drain(from);
         self.nodes[to].node.handle_message(rng, sender, &message);
         self.drain(to);
         true
