@@ -590,6 +590,33 @@ impl Node {
         .map(drop)
     }
 
+    /// Give `member` (a relay) the `replicate` role on every document this
+    /// device administers where it has no role yet and was never revoked,
+    /// so it stores and serves their ciphertext. Returns the documents
+    /// granted.
+    pub fn replicate_to<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        member: MemberId,
+    ) -> Result<Vec<DocId>, CoreError> {
+        let me = self.me;
+        let docs: Vec<DocId> = self
+            .docs
+            .values()
+            .filter(|r| {
+                let state = r.log.state();
+                state.role(&me).is_some_and(Role::is_admin)
+                    && state.role(&member).is_none()
+                    && !state.revoked.contains(&member)
+            })
+            .map(|r| r.id)
+            .collect();
+        for doc in &docs {
+            self.grant(rng, doc, member, None, Role::Replicate)?;
+        }
+        Ok(docs)
+    }
+
     /// Remove a member, then rotate to a new key sealed only to those who
     /// remain, so the removed member cannot read anything written after.
     pub fn revoke<R: CryptoRng + ?Sized>(

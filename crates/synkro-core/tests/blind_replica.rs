@@ -256,3 +256,39 @@ fn blind_replica_stores_forwards_and_refuses_forgeries() {
             .all(|(_, to, bytes)| *to != m || !matches!(Message::decode(bytes), Ok(Message::Chunks { .. })))
     );
 }
+
+/// `replicate_to` grants a relay the replicate role on exactly the
+/// documents this device administers, never re-grants one an admin
+/// revoked, and the relay then receives them.
+#[test]
+fn replicate_to_grants_administered_documents_only() {
+    let mut rng = rng(5);
+    let mut sim = Sim::new(&mut rng, 3, NodeConfig::default());
+    let relay = sim.id(R);
+    let mine = sim.act(A, |n| n.create_doc(&mut rng)).unwrap();
+    let revoked = sim.act(A, |n| n.create_doc(&mut rng)).unwrap();
+    let theirs = sim.act(B, |n| n.create_doc(&mut rng)).unwrap();
+    // A writes in B's document but does not administer it.
+    let token = sim.act(B, |n| n.share(&mut rng, &theirs, Role::Write)).unwrap();
+    sim.act(A, |n| n.join(&mut rng, &token)).unwrap();
+    sim.connect(A, B);
+    sim.run_until_quiet(&mut rng);
+    sim.act(A, |n| n.grant(&mut rng, &revoked, relay, None, Role::Replicate))
+        .unwrap();
+    sim.act(A, |n| n.revoke(&mut rng, &revoked, relay)).unwrap();
+
+    let granted = sim.act(A, |n| n.replicate_to(&mut rng, relay)).unwrap();
+    assert_eq!(granted, vec![mine]);
+    assert_eq!(
+        sim.act(A, |n| n.replicate_to(&mut rng, relay)).unwrap(),
+        Vec::<DocId>::new(),
+        "idempotent"
+    );
+
+    sim.connect(A, R);
+    sim.run_until_quiet(&mut rng);
+    let relay_docs = sim.nodes[R].node.docs();
+    assert!(relay_docs.contains(&mine), "the relay stores the granted document");
+    assert!(!relay_docs.contains(&revoked) && !relay_docs.contains(&theirs));
+    assert_eq!(sim.nodes[R].node.sync_status(&sim.id(A)).synced, vec![mine]);
+}
