@@ -19,8 +19,8 @@ cargo fmt --all -- --check
 step "lints"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "wasm32 build (synkro-core, synkro-storage)"
-cargo build --locked --target wasm32-unknown-unknown -p synkro-core -p synkro-storage
+step "wasm32 build (synkro-core, synkro-storage, synkro-net)"
+cargo clippy --locked --target wasm32-unknown-unknown -p synkro-core -p synkro-storage -p synkro-net -- -D warnings
 
 step "tests"
 cargo test --workspace --locked

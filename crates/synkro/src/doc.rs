@@ -87,6 +87,21 @@ impl DocHandle {
         Ok(())
     }
 
+    /// Wait until `peer` (a relay, say) has acknowledged storing everything
+    /// this device holds of the document, pending edits included (they are
+    /// sealed first). The acknowledgement is sent only after the peer's
+    /// write is durable.
+    pub async fn wait_durable_on(&self, peer: MemberId, timeout: std::time::Duration) -> Result<(), Error> {
+        if self.repo.wait_until(timeout, |n| n.durable_on(&peer, &self.id)).await? {
+            return Ok(());
+        }
+        Err(Error::NotSynced {
+            peer,
+            unsynced: 1,
+            pending: 0,
+        })
+    }
+
     /// Follow this document's changes.
     pub fn subscribe(&self) -> DocChanges {
         DocChanges {

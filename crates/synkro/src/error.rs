@@ -53,6 +53,12 @@ pub enum Error {
     /// The document is not in this repo.
     #[error("unknown document {0}; `list` shows the documents on this device")]
     UnknownDocument(DocId),
+    /// The network layer failed.
+    #[error(transparent)]
+    Net(#[from] synkro_net::NetError),
+    /// The peer answered but does not run the sync protocol.
+    #[error("{0} does not sync documents (a relay started without storage?); give a synkro peer or a storing relay")]
+    NotASyncPeer(String),
     /// A peer did not acknowledge everything in time.
     #[error(
         "{peer} has not acknowledged {unsynced} document(s) and {pending} joined document(s) have not arrived; is it reachable and a member?"

@@ -46,11 +46,12 @@ mod error;
 mod home;
 pub mod json;
 pub mod link;
+pub mod net;
 mod repo;
 
 pub use doc::{DocChanges, DocHandle};
 pub use error::Error;
-pub use repo::{LoadProblem, Repo, RepoConfig};
+pub use repo::{LoadProblem, Repo, RepoConfig, SessionId};
 pub use synkro_core::{
     CompactionPolicy, DeviceIdentity, DocId, DocInfo, Event, InviteToken, MemberId, NodeConfig, Origin, Role,
     SyncStatus, VersionVector, automerge,

@@ -5,13 +5,13 @@
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::{Error, Repo};
+use crate::{Error, Repo, SessionId};
 
 /// A live in-process connection between two repos; dropping it (or
 /// [`close`](Link::close)) disconnects them.
 pub struct Link {
-    a: Repo,
-    b: Repo,
+    a: (Repo, SessionId),
+    b: (Repo, SessionId),
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -36,18 +36,22 @@ pub struct Link {
 pub async fn connect(a: &Repo, b: &Repo) -> Result<Link, Error> {
     let (tx_ab, rx_ab) = mpsc::unbounded_channel();
     let (tx_ba, rx_ba) = mpsc::unbounded_channel();
-    let tasks = vec![pump(rx_ab, a.clone(), b.clone()), pump(rx_ba, b.clone(), a.clone())];
-    a.attach_peer(b.member_id(), tx_ab).await?;
-    b.attach_peer(a.member_id(), tx_ba).await?;
+    let at_a = a.attach_peer(b.member_id(), tx_ab).await?;
+    let at_b = b.attach_peer(a.member_id(), tx_ba).await?;
+    let tasks = vec![
+        pump(rx_ab, a.clone(), b.clone(), at_b),
+        pump(rx_ba, b.clone(), a.clone(), at_a),
+    ];
     Ok(Link {
-        a: a.clone(),
-        b: b.clone(),
+        a: (a.clone(), at_a),
+        b: (b.clone(), at_b),
         tasks,
     })
 }
 
-/// Carry frames `from` → `to`; a frame counts as transmitted once delivered.
-fn pump(mut rx: mpsc::UnboundedReceiver<Vec<u8>>, sender: Repo, to: Repo) -> JoinHandle<()> {
+/// Carry frames `sender` → `to`; a frame counts as transmitted once
+/// delivered. `session` is `to`'s session with `sender`.
+fn pump(mut rx: mpsc::UnboundedReceiver<Vec<u8>>, sender: Repo, to: Repo, session: SessionId) -> JoinHandle<()> {
     tokio::spawn(async move {
         let (from, to_id) = (sender.member_id(), to.member_id());
         while let Some(frame) = rx.recv().await {
@@ -59,7 +63,7 @@ fn pump(mut rx: mpsc::UnboundedReceiver<Vec<u8>>, sender: Repo, to: Repo) -> Joi
             }
         }
         // The sender side went away (closed link or a Disconnect effect).
-        to.detach_peer(from).await;
+        to.detach_peer(from, session).await;
     })
 }
 
@@ -70,8 +74,9 @@ impl Link {
     }
 
     async fn shutdown(&mut self) {
-        self.a.detach_peer(self.b.member_id()).await;
-        self.b.detach_peer(self.a.member_id()).await;
+        let ((a, at_a), (b, at_b)) = (&self.a, &self.b);
+        a.detach_peer(b.member_id(), *at_a).await;
+        b.detach_peer(a.member_id(), *at_b).await;
         for t in self.tasks.drain(..) {
             let _ = t.await;
         }

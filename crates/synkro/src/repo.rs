@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use getrandom::SysRng;
 use rand_core::UnwrapErr;
-use synkro_core::{DeviceIdentity, DocId, Effect, Event, InviteToken, MemberId, Node, NodeConfig, SyncStatus};
+use synkro_core::{DeviceIdentity, DocId, Effect, Event, InviteToken, MemberId, Node, NodeConfig, Role, SyncStatus};
 use synkro_storage::{MemoryStorage, Storage, WriteOp};
 use tokio::sync::{broadcast, mpsc};
 use tracing::{debug, info, warn};
@@ -17,6 +17,13 @@ use crate::doc::DocHandle;
 use crate::home::Home;
 
 pub(crate) type Rng = UnwrapErr<SysRng>;
+
+/// Where a session's outgoing frames go.
+type FrameSender = mpsc::UnboundedSender<Vec<u8>>;
+
+/// One sync session of a [`Repo`] with a peer, from [`Repo::attach_peer`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SessionId(u64);
 
 /// Something [`Repo::open`] found damaged and skipped.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,7 +59,11 @@ pub(crate) struct Inner {
     pump: tokio::sync::Mutex<()>,
     storage: Arc<dyn Storage>,
     events: broadcast::Sender<Event>,
-    peers: Mutex<HashMap<MemberId, mpsc::UnboundedSender<Vec<u8>>>>,
+    /// Open sessions: the latest attachment per peer and where its frames go.
+    peers: Mutex<HashMap<MemberId, (SessionId, FrameSender)>>,
+    next_session: std::sync::atomic::AtomicU64,
+    /// Relays that get the `replicate` role on every document we create.
+    replicas: Mutex<Vec<MemberId>>,
     scheduled: Mutex<HashSet<DocId>>,
     /// Effects drained by calls that do no IO themselves; run by the next pump.
     deferred: Mutex<Vec<Effect>>,
@@ -162,6 +173,8 @@ impl Repo {
             storage,
             events,
             peers: Mutex::new(HashMap::new()),
+            next_session: std::sync::atomic::AtomicU64::new(0),
+            replicas: Mutex::new(Vec::new()),
             scheduled: Mutex::new(HashSet::new()),
             deferred: Mutex::new(Vec::new()),
             failed: Mutex::new(None),
@@ -189,10 +202,39 @@ impl Repo {
         self.inner.node().docs()
     }
 
-    /// Create a document owned by this device.
+    /// Create a document owned by this device (relays given to
+    /// [`replicate_to`](Self::replicate_to) get the `replicate` role on it).
     pub async fn create(&self) -> Result<DocHandle, Error> {
-        let doc = self.inner.run(|n, rng| n.create_doc(rng)).await??;
+        let replicas = relock(self.inner.replicas.lock()).clone();
+        let doc = self
+            .inner
+            .run(|n, rng| {
+                let doc = n.create_doc(rng)?;
+                for r in replicas {
+                    n.grant(rng, &doc, r, None, Role::Replicate)?;
+                }
+                Ok::<_, synkro_core::CoreError>(doc)
+            })
+            .await??;
         Ok(DocHandle::new(self.clone(), doc))
+    }
+
+    /// Let `relay` store and serve (never read) every document this device
+    /// administers, now and when it creates more: grants it the `replicate`
+    /// role where it has none and was not revoked. Returns how many
+    /// documents were granted now.
+    pub async fn replicate_to(&self, relay: MemberId) -> Result<usize, Error> {
+        {
+            let mut replicas = relock(self.inner.replicas.lock());
+            if !replicas.contains(&relay) {
+                replicas.push(relay);
+            }
+        }
+        let granted = self.inner.run(|n, rng| n.replicate_to(rng, relay)).await??;
+        if !granted.is_empty() {
+            info!(%relay, docs = granted.len(), "relay may now replicate");
+        }
+        Ok(granted.len())
     }
 
     /// A handle to a document in the repo.
@@ -242,35 +284,54 @@ impl Repo {
     /// of every document the two share, we hold everything it reported, and
     /// every joined document has arrived. Pending edits are sealed first.
     pub async fn wait_synced(&self, peer: MemberId, timeout: Duration) -> Result<(), Error> {
+        if self.wait_until(timeout, |n| n.sync_status(&peer).is_complete()).await? {
+            return Ok(());
+        }
+        let status = self.sync_status(&peer);
+        Err(Error::NotSynced {
+            peer,
+            unsynced: status.unsynced.len(),
+            pending: status.pending.len(),
+        })
+    }
+
+    /// Seal pending edits and wait until `done` holds, re-checking after
+    /// every event (and every 200 ms, since edits made meanwhile need a
+    /// flush). False if `timeout` passed first.
+    pub(crate) async fn wait_until(&self, timeout: Duration, done: impl Fn(&Node) -> bool) -> Result<bool, Error> {
         let mut events = self.events();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             self.flush_all().await?;
-            let status = self.sync_status(&peer);
-            if status.is_complete() {
-                return Ok(());
+            if done(&self.inner.node()) {
+                return Ok(true);
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(Error::NotSynced {
-                    peer,
-                    unsynced: status.unsynced.len(),
-                    pending: status.pending.len(),
-                });
+                return Ok(false);
             }
-            // Any event may complete it; edits made meanwhile are flushed
-            // by the next round, which a timer bounds.
             let tick = deadline.min(tokio::time::Instant::now() + Duration::from_millis(200));
             let _ = tokio::time::timeout_at(tick, events.recv()).await;
         }
     }
 
     /// Start a sync session with `peer` (already authenticated by the
-    /// transport); frames for it go to `outgoing`. Transports call this.
-    pub async fn attach_peer(&self, peer: MemberId, outgoing: mpsc::UnboundedSender<Vec<u8>>) -> Result<(), Error> {
-        self.inner.peers_lock().insert(peer, outgoing);
+    /// transport); frames for it go to `outgoing`. A new session with the
+    /// same peer replaces the old one. Transports call this, and pass the
+    /// returned id to [`detach_peer`](Self::detach_peer).
+    pub async fn attach_peer(
+        &self,
+        peer: MemberId,
+        outgoing: mpsc::UnboundedSender<Vec<u8>>,
+    ) -> Result<SessionId, Error> {
+        let id = SessionId(
+            self.inner
+                .next_session
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        );
+        self.inner.peers_lock().insert(peer, (id, outgoing));
         self.inner.run(|n, _| n.peer_connected(peer)).await?;
         debug!(%peer, "peer attached");
-        Ok(())
+        Ok(id)
     }
 
     /// Hand a frame received from `peer` to the repo. Transports call this.
@@ -288,9 +349,16 @@ impl Repo {
         self.inner.run(|n, _| n.transmitted(&peer, bytes)).await
     }
 
-    /// End the session with `peer`. Transports call this.
-    pub async fn detach_peer(&self, peer: MemberId) {
-        self.inner.peers_lock().remove(&peer);
+    /// End session `id` with `peer` (nothing happens if a newer session
+    /// replaced it). Transports call this.
+    pub async fn detach_peer(&self, peer: MemberId, id: SessionId) {
+        {
+            let mut peers = self.inner.peers_lock();
+            if peers.get(&peer).is_none_or(|(current, _)| *current != id) {
+                return;
+            }
+            peers.remove(&peer);
+        }
         // A failed repo still forgets the peer.
         let _ = self.inner.run(|n, _| n.peer_disconnected(&peer)).await;
     }
@@ -327,7 +395,7 @@ impl Inner {
     pub(crate) fn node(&self) -> MutexGuard<'_, Node> {
         relock(self.node.lock())
     }
-    fn peers_lock(&self) -> MutexGuard<'_, HashMap<MemberId, mpsc::UnboundedSender<Vec<u8>>>> {
+    fn peers_lock(&self) -> MutexGuard<'_, HashMap<MemberId, (SessionId, FrameSender)>> {
         relock(self.peers.lock())
     }
     fn scheduled_lock(&self) -> MutexGuard<'_, HashSet<DocId>> {
@@ -394,7 +462,7 @@ impl Inner {
                 }
             }
             Effect::Send { peer, message } => {
-                if let Some(tx) = self.peers_lock().get(&peer) {
+                if let Some((_, tx)) = self.peers_lock().get(&peer) {
                     let _ = tx.send(message);
                 }
             }

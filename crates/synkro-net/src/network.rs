@@ -1,0 +1,802 @@
+//! [`Network`]: one libp2p node, its sync sessions, and the relays and peers
+//! it keeps connected.
+//!
+//! Everything the swarm does happens in one future, the [`Driver`], which
+//! the caller spawns on whatever runs its tasks (tokio natively,
+//! `wasm-bindgen-futures` in a browser). The [`Network`] handle talks to it
+//! over a channel; what it reports arrives as [`NetEvent`]s.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::channel::{mpsc, oneshot};
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use libp2p::core::ConnectedPoint;
+use libp2p::core::transport::ListenerId;
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identify, identity, relay};
+use libp2p_stream::OpenStreamError;
+use synkro_core::MemberId;
+use tracing::{debug, info, warn};
+
+use crate::behaviour::{Behaviour, BehaviourEvent};
+use crate::config::NetConfig;
+use crate::error::NetError;
+use crate::ids::{member_of, peer_in};
+
+const PROTOCOL: StreamProtocol = StreamProtocol::new(crate::SYNC_PROTOCOL);
+
+#[cfg(not(target_arch = "wasm32"))]
+type Fut<T> = futures::future::BoxFuture<'static, T>;
+#[cfg(target_arch = "wasm32")]
+type Fut<T> = futures::future::LocalBoxFuture<'static, T>;
+
+#[cfg(not(target_arch = "wasm32"))]
+fn boxed<T>(f: impl Future<Output = T> + Send + 'static) -> Fut<T> {
+    f.boxed()
+}
+#[cfg(target_arch = "wasm32")]
+fn boxed<T>(f: impl Future<Output = T> + 'static) -> Fut<T> {
+    f.boxed_local()
+}
+
+/// Something the network did.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum NetEvent {
+    /// Listening on an address (ending in `/p2p/<our id>`).
+    Listening(Multiaddr),
+    /// No longer listening on these addresses.
+    ListenerClosed(Vec<Multiaddr>),
+    /// The first connection to a peer is up.
+    Connected {
+        /// The peer.
+        peer: PeerId,
+        /// Through a relay circuit.
+        relayed: bool,
+    },
+    /// The last connection to a peer closed.
+    Disconnected {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// A sync session with a peer started: pump it (see [`Session`]).
+    Session(Box<Session>),
+    /// A relay accepted our reservation: others can dial us through it.
+    Reachable {
+        /// The relay.
+        relay: PeerId,
+    },
+}
+
+/// One authenticated `/synkro/sync/1` stream. The application reads and
+/// writes frames on [`stream`](Self::stream) with
+/// [`read_frame`](crate::read_frame) / [`write_frame`](crate::write_frame)
+/// and stops when [`SessionEnd::replaced`] resolves. Dropping the parts
+/// ends the session.
+pub struct Session {
+    /// The member at the other end, proven by the Noise handshake.
+    pub peer: MemberId,
+    /// The same, as a PeerId.
+    pub peer_id: PeerId,
+    /// Whether every connection to the peer goes through a relay.
+    pub relayed: bool,
+    /// The stream.
+    pub stream: libp2p::Stream,
+    /// Tells when the network closed or replaced this session.
+    pub end: SessionEnd,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("peer", &self.peer)
+            .field("relayed", &self.relayed)
+            .finish()
+    }
+}
+
+/// The network's side of a [`Session`]: resolves when the session must
+/// stop, and tells the network when the application has stopped it.
+pub struct SessionEnd {
+    id: u64,
+    peer: PeerId,
+    cancel: oneshot::Receiver<()>,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl SessionEnd {
+    /// Resolves once a newer session with the same peer replaced this one
+    /// or the network shut down.
+    pub async fn replaced(&mut self) {
+        let _ = (&mut self.cancel).await;
+    }
+}
+
+impl Drop for SessionEnd {
+    fn drop(&mut self) {
+        let _ = self.commands.unbounded_send(Command::SessionEnded {
+            peer: self.peer,
+            id: self.id,
+        });
+    }
+}
+
+/// What a successful [`Network::dial`] reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dialed {
+    /// The peer.
+    pub peer: PeerId,
+    /// A sync session is open (false: the peer does not speak
+    /// `/synkro/sync/1`, e.g. a relay that only relays).
+    pub session: bool,
+}
+
+/// A peer we are connected to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Connection {
+    /// The peer.
+    pub peer: PeerId,
+    /// Every connection to it goes through a relay.
+    pub relayed: bool,
+    /// A sync session is open.
+    pub session: bool,
+}
+
+pub(crate) enum Command {
+    Dial(Multiaddr, oneshot::Sender<Result<Dialed, NetError>>),
+    ListenOn(Multiaddr, oneshot::Sender<Result<(), NetError>>),
+    Disconnect(PeerId),
+    SessionEnded { peer: PeerId, id: u64 },
+    Shutdown,
+}
+
+#[derive(Default)]
+struct State {
+    listen_addrs: Vec<Multiaddr>,
+    /// Open connections per peer: (direct, relayed).
+    connections: HashMap<PeerId, (u32, u32)>,
+    sessions: HashSet<PeerId>,
+    reachable_via: BTreeSet<PeerId>,
+}
+
+struct Shared {
+    local: PeerId,
+    state: Mutex<State>,
+    stopped: Mutex<Option<oneshot::Receiver<()>>>,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Plain maps and lists: still consistent after a panic elsewhere.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A running libp2p node. Cheap to clone; the node runs until
+/// [`shutdown`](Self::shutdown) or until every handle and the event
+/// receiver are gone.
+#[derive(Clone)]
+pub struct Network {
+    shared: Arc<Shared>,
+    commands: mpsc::UnboundedSender<Command>,
+    dial_timeout: Duration,
+}
+
+fn keypair(mut seed: [u8; 32]) -> Result<identity::Keypair, NetError> {
+    identity::Keypair::ed25519_from_bytes(&mut seed).map_err(|e| NetError::Setup(e.to_string()))
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+type Metrics = libp2p::metrics::Metrics;
+/// Browsers record no libp2p metrics.
+#[cfg(target_arch = "wasm32")]
+type Metrics = std::convert::Infallible;
+
+/// The future that runs a [`Network`]; spawn it.
+#[must_use = "the network does nothing until its driver is spawned"]
+pub struct Driver(Fut<()>);
+
+impl Future for Driver {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+/// What [`Network::start`] returns.
+pub struct Started {
+    /// The handle.
+    pub network: Network,
+    /// Spawn this.
+    pub driver: Driver,
+    /// Sessions and other events, in order.
+    pub events: mpsc::UnboundedReceiver<NetEvent>,
+}
+
+impl Network {
+    /// Start a node with the device's Ed25519 `seed`, so its PeerId is the
+    /// device's member id.
+    pub fn start(seed: [u8; 32], config: NetConfig) -> Result<Started, NetError> {
+        #[cfg(not(target_arch = "wasm32"))]
+        let swarm = crate::transport::build(keypair(seed)?, &config, None)?;
+        #[cfg(target_arch = "wasm32")]
+        let swarm = crate::transport::build(keypair(seed)?, &config)?;
+        Self::launch(swarm, config, None)
+    }
+
+    /// [`start`](Self::start), recording libp2p metrics (connections,
+    /// bandwidth, identify, ping, relay, DCUtR) in `registry`.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn start_with_metrics(
+        seed: [u8; 32],
+        config: NetConfig,
+        registry: &mut crate::Registry,
+    ) -> Result<Started, NetError> {
+        let swarm = crate::transport::build(keypair(seed)?, &config, Some(registry))?;
+        Self::launch(swarm, config, Some(libp2p::metrics::Metrics::new(registry)))
+    }
+
+    fn launch(mut swarm: Swarm<Behaviour>, config: NetConfig, metrics: Option<Metrics>) -> Result<Started, NetError> {
+        let local = *swarm.local_peer_id();
+        #[cfg(target_arch = "wasm32")]
+        if config.server.is_some() {
+            return Err(NetError::Setup("a browser cannot run a relay server".into()));
+        }
+        if let Some(server) = swarm.behaviour_mut().relay_server.as_mut() {
+            // A relay is run to be reachable: serve reservations without
+            // waiting for AutoNAT to confirm an external address.
+            server.set_status(Some(relay::Status::Enable));
+        }
+        for addr in &config.external_addrs {
+            swarm.add_external_address(addr.clone());
+        }
+        for addr in &config.listen {
+            swarm.listen_on(addr.clone()).map_err(|e| NetError::Listen {
+                addr: addr.to_string(),
+                reason: e.to_string(),
+            })?;
+        }
+        let mut kept = Vec::new();
+        for (addr, relay) in config
+            .relays
+            .iter()
+            .map(|a| (a, true))
+            .chain(config.peers.iter().map(|a| (a, false)))
+        {
+            let peer = peer_in(addr).ok_or_else(|| NetError::InvalidAddress {
+                addr: addr.to_string(),
+                reason: "it must end with /p2p/<peer id>".into(),
+            })?;
+            kept.push(Kept {
+                addr: addr.clone(),
+                peer,
+                relay,
+                backoff: Duration::ZERO,
+                listener: None,
+            });
+        }
+
+        let mut control = swarm.behaviour().stream.new_control();
+        let incoming = control.accept(PROTOCOL).map_err(|e| NetError::Setup(e.to_string()))?;
+        let (commands, commands_rx) = mpsc::unbounded();
+        let (events, events_rx) = mpsc::unbounded();
+        let (stopped_tx, stopped_rx) = oneshot::channel();
+        let shared = Arc::new(Shared {
+            local,
+            state: Mutex::new(State::default()),
+            stopped: Mutex::new(Some(stopped_rx)),
+        });
+        let engine = Engine {
+            swarm,
+            control,
+            config: config.clone(),
+            shared: shared.clone(),
+            commands: commands.clone(),
+            events,
+            sessions: HashMap::new(),
+            next_id: 0,
+            opening: FuturesUnordered::new(),
+            opening_for: HashSet::new(),
+            waiters: HashMap::new(),
+            kept,
+            redials: FuturesUnordered::new(),
+            metrics,
+        };
+        info!(peer = %local, "network started");
+        Ok(Started {
+            network: Network {
+                shared,
+                commands,
+                dial_timeout: config.dial_timeout,
+            },
+            driver: Driver(boxed(engine.run(incoming, commands_rx, stopped_tx))),
+            events: events_rx,
+        })
+    }
+
+    /// Our PeerId.
+    pub fn peer_id(&self) -> PeerId {
+        self.shared.local
+    }
+
+    /// Addresses we listen on, each ending in `/p2p/<our id>` (relay
+    /// circuits included once the relay accepted us).
+    pub fn listen_addrs(&self) -> Vec<Multiaddr> {
+        self.shared.state().listen_addrs.clone()
+    }
+
+    /// Peers we are connected to.
+    pub fn connections(&self) -> Vec<Connection> {
+        let state = self.shared.state();
+        state
+            .connections
+            .iter()
+            .map(|(peer, (direct, _))| Connection {
+                peer: *peer,
+                relayed: *direct == 0,
+                session: state.sessions.contains(peer),
+            })
+            .collect()
+    }
+
+    /// Relays that currently hold a reservation for us.
+    pub fn reachable_via(&self) -> Vec<PeerId> {
+        self.shared.state().reachable_via.iter().copied().collect()
+    }
+
+    /// Connect to `addr`, which ends in `/p2p/<peer id>` (through a relay:
+    /// `/…/p2p/RELAY/p2p-circuit/p2p/TARGET`), and wait until the sync
+    /// session is open or the peer turns out not to speak it.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<Dialed, NetError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .unbounded_send(Command::Dial(addr.clone(), tx))
+            .map_err(|_| NetError::Closed)?;
+        let timeout = futures_timer::Delay::new(self.dial_timeout);
+        match futures::future::select(rx, timeout).await {
+            futures::future::Either::Left((reply, _)) => reply.map_err(|_| NetError::Closed)?,
+            futures::future::Either::Right(_) => Err(NetError::Timeout {
+                addr: addr.to_string(),
+                seconds: self.dial_timeout.as_secs(),
+            }),
+        }
+    }
+
+    /// Listen on one more address (e.g. `/…/p2p/RELAY/p2p-circuit`).
+    pub async fn listen_on(&self, addr: Multiaddr) -> Result<(), NetError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .unbounded_send(Command::ListenOn(addr, tx))
+            .map_err(|_| NetError::Closed)?;
+        rx.await.map_err(|_| NetError::Closed)?
+    }
+
+    /// Close every connection to `peer`.
+    pub fn disconnect(&self, peer: PeerId) {
+        let _ = self.commands.unbounded_send(Command::Disconnect(peer));
+    }
+
+    /// Stop the node, closing every connection, and wait until it has.
+    pub async fn shutdown(&self) {
+        let _ = self.commands.unbounded_send(Command::Shutdown);
+        let stopped = self.shared.stopped.lock().ok().and_then(|mut s| s.take());
+        if let Some(s) = stopped {
+            let _ = s.await;
+        }
+    }
+}
+
+/// A relay or peer we stay connected to.
+struct Kept {
+    addr: Multiaddr,
+    peer: PeerId,
+    relay: bool,
+    backoff: Duration,
+    /// Our circuit listener through this relay.
+    listener: Option<ListenerId>,
+}
+
+/// A [`Network::dial`] call waiting for its peer.
+type DialWaiter = (Multiaddr, oneshot::Sender<Result<Dialed, NetError>>);
+
+struct SessionEntry {
+    id: u64,
+    opened_by: PeerId,
+    cancel: Option<oneshot::Sender<()>>,
+}
+
+/// What the [`Driver`] owns: the swarm and the bookkeeping around it.
+struct Engine {
+    swarm: Swarm<Behaviour>,
+    control: libp2p_stream::Control,
+    config: NetConfig,
+    shared: Arc<Shared>,
+    commands: mpsc::UnboundedSender<Command>,
+    events: mpsc::UnboundedSender<NetEvent>,
+    sessions: HashMap<PeerId, SessionEntry>,
+    next_id: u64,
+    opening: FuturesUnordered<Fut<(PeerId, Result<libp2p::Stream, OpenStreamError>)>>,
+    opening_for: HashSet<PeerId>,
+    waiters: HashMap<PeerId, Vec<DialWaiter>>,
+    kept: Vec<Kept>,
+    redials: FuturesUnordered<Fut<usize>>,
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    metrics: Option<Metrics>,
+}
+
+impl Engine {
+    async fn run(
+        mut self,
+        mut incoming: libp2p_stream::IncomingStreams,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        stopped: oneshot::Sender<()>,
+    ) {
+        for i in 0..self.kept.len() {
+            self.redial(i);
+        }
+        loop {
+            futures::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                command = commands.next() => match command {
+                    Some(Command::Shutdown) | None => break,
+                    Some(c) => self.on_command(c),
+                },
+                // Accept at once: libp2p-stream drops inbound streams that
+                // wait too long to be taken.
+                stream = incoming.next().fuse() => match stream {
+                    Some((peer, stream)) => self.register_session(peer, stream, peer),
+                    None => break,
+                },
+                (peer, opened) = self.opening.select_next_some() => self.on_opened(peer, opened),
+                i = self.redials.select_next_some() => self.redial(i),
+            }
+        }
+        for entry in self.sessions.values_mut() {
+            if let Some(c) = entry.cancel.take() {
+                let _ = c.send(());
+            }
+        }
+        debug!("network stopped");
+        let _ = stopped.send(());
+    }
+
+    fn emit(&self, e: NetEvent) {
+        let _ = self.events.unbounded_send(e);
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Dial(addr, reply) => self.dial(addr, reply),
+            Command::ListenOn(addr, reply) => {
+                let r = self
+                    .swarm
+                    .listen_on(addr.clone())
+                    .map(drop)
+                    .map_err(|e| NetError::Listen {
+                        addr: addr.to_string(),
+                        reason: e.to_string(),
+                    });
+                let _ = reply.send(r);
+            }
+            Command::Disconnect(peer) => {
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+            Command::SessionEnded { peer, id } => {
+                if self.sessions.get(&peer).is_some_and(|e| e.id == id) {
+                    self.sessions.remove(&peer);
+                    self.shared.state().sessions.remove(&peer);
+                }
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    fn dial(&mut self, addr: Multiaddr, reply: oneshot::Sender<Result<Dialed, NetError>>) {
+        let Some(peer) = peer_in(&addr) else {
+            let _ = reply.send(Err(NetError::InvalidAddress {
+                addr: addr.to_string(),
+                reason: "it must end with /p2p/<peer id>".into(),
+            }));
+            return;
+        };
+        if peer == self.shared.local {
+            let _ = reply.send(Err(NetError::InvalidAddress {
+                addr: addr.to_string(),
+                reason: "that is this node's own id".into(),
+            }));
+            return;
+        }
+        if self.sessions.contains_key(&peer) {
+            let _ = reply.send(Ok(Dialed { peer, session: true }));
+            return;
+        }
+        let connected = self.swarm.is_connected(&peer);
+        self.waiters.entry(peer).or_default().push((addr.clone(), reply));
+        if connected {
+            self.open_session(peer);
+        } else if let Err(e) = self.swarm.dial(addr.clone()) {
+            self.fail_waiters(peer, &e.to_string());
+        }
+    }
+
+    fn fail_waiters(&mut self, peer: PeerId, reason: &str) {
+        for (addr, reply) in self.waiters.remove(&peer).unwrap_or_default() {
+            let _ = reply.send(Err(NetError::Dial {
+                addr: addr.to_string(),
+                reason: reason.to_owned(),
+            }));
+        }
+    }
+
+    fn resolve_waiters(&mut self, peer: PeerId, session: bool) {
+        for (_, reply) in self.waiters.remove(&peer).unwrap_or_default() {
+            let _ = reply.send(Ok(Dialed { peer, session }));
+        }
+    }
+
+    /// Open the sync stream to a connected peer (the dialing side does).
+    fn open_session(&mut self, peer: PeerId) {
+        if self.sessions.contains_key(&peer) || !self.opening_for.insert(peer) {
+            return;
+        }
+        let mut control = self.control.clone();
+        self.opening
+            .push(boxed(async move { (peer, control.open_stream(peer, PROTOCOL).await) }));
+    }
+
+    fn on_opened(&mut self, peer: PeerId, opened: Result<libp2p::Stream, OpenStreamError>) {
+        self.opening_for.remove(&peer);
+        match opened {
+            Ok(stream) => {
+                let local = self.shared.local;
+                self.register_session(peer, stream, local);
+            }
+            Err(OpenStreamError::UnsupportedProtocol(_)) => {
+                debug!(%peer, "peer does not speak the sync protocol");
+                self.resolve_waiters(peer, false);
+            }
+            Err(e) => {
+                debug!(%peer, error = %e, "could not open the sync stream");
+                self.fail_waiters(peer, &format!("could not open the sync stream: {e}"));
+            }
+        }
+    }
+
+    /// Make `stream` the session with `peer`. When both ends opened one at
+    /// once, both keep the stream opened by the smaller PeerId.
+    fn register_session(&mut self, peer: PeerId, stream: libp2p::Stream, opened_by: PeerId) {
+        let Some(member) = member_of(&peer) else {
+            debug!(%peer, "sync stream from a peer without an Ed25519 id dropped");
+            return;
+        };
+        if let Some(existing) = self.sessions.get_mut(&peer) {
+            let winner = self.shared.local.min(peer);
+            if existing.opened_by != opened_by && opened_by != winner {
+                debug!(%peer, "duplicate sync stream dropped");
+                return;
+            }
+            // A newer stream from the same opener means the old one is dead.
+            if let Some(c) = existing.cancel.take() {
+                let _ = c.send(());
+            }
+        }
+        self.next_id += 1;
+        let id = self.next_id;
+        let (cancel_tx, cancel_rx) = oneshot::channel();
+        self.sessions.insert(
+            peer,
+            SessionEntry {
+                id,
+                opened_by,
+                cancel: Some(cancel_tx),
+            },
+        );
+        let relayed = {
+            let mut state = self.shared.state();
+            state.sessions.insert(peer);
+            state.connections.get(&peer).is_some_and(|(direct, _)| *direct == 0)
+        };
+        self.emit(NetEvent::Session(Box::new(Session {
+            peer: member,
+            peer_id: peer,
+            relayed,
+            stream,
+            end: SessionEnd {
+                id,
+                peer,
+                cancel: cancel_rx,
+                commands: self.commands.clone(),
+            },
+        })));
+        self.resolve_waiters(peer, true);
+    }
+
+    fn kept_index(&self, peer: &PeerId) -> Option<usize> {
+        self.kept.iter().position(|k| k.peer == *peer)
+    }
+
+    /// Dial kept relay/peer `i` unless it is connected.
+    fn redial(&mut self, i: usize) {
+        let Some(k) = self.kept.get(i) else { return };
+        if self.swarm.is_connected(&k.peer) {
+            return;
+        }
+        debug!(addr = %k.addr, "dialing");
+        if let Err(e) = self.swarm.dial(k.addr.clone()) {
+            warn!(addr = %k.addr, error = %e, "dial failed");
+            self.schedule_redial(i);
+        }
+    }
+
+    /// Try kept relay/peer `i` again after a growing delay.
+    fn schedule_redial(&mut self, i: usize) {
+        let max = self.config.max_backoff;
+        let Some(k) = self.kept.get_mut(i) else { return };
+        k.backoff = (k.backoff * 2).clamp(Duration::from_millis(500), max);
+        let delay = k.backoff;
+        self.redials.push(boxed(async move {
+            futures_timer::Delay::new(delay).await;
+            i
+        }));
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(m) = &self.metrics {
+            use libp2p::metrics::Recorder as _;
+            m.record(&event);
+            match &event {
+                SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => m.record(e),
+                SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => m.record(e),
+                SwarmEvent::Behaviour(BehaviourEvent::RelayServer(e)) => m.record(e),
+                SwarmEvent::Behaviour(BehaviourEvent::Dcutr(e)) => m.record(e),
+                _ => {}
+            }
+        }
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                let circuit = address.iter().any(|p| p == Protocol::P2pCircuit);
+                if self.config.server.is_some() && self.config.external_addrs.is_empty() && !circuit {
+                    // Without an explicit public address, a relay announces
+                    // what it listens on (right for LANs and tests).
+                    self.swarm.add_external_address(address.clone());
+                }
+                let full = address.with_p2p(self.shared.local).unwrap_or_else(|a| a);
+                info!(addr = %full, "listening");
+                self.shared.state().listen_addrs.push(full.clone());
+                self.emit(NetEvent::Listening(full));
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                let full = address.with_p2p(self.shared.local).unwrap_or_else(|a| a);
+                self.shared.state().listen_addrs.retain(|a| *a != full);
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id, addresses, ..
+            } => {
+                let full: Vec<Multiaddr> = addresses
+                    .into_iter()
+                    .map(|a| a.with_p2p(self.shared.local).unwrap_or_else(|a| a))
+                    .collect();
+                self.shared.state().listen_addrs.retain(|a| !full.contains(a));
+                for k in &mut self.kept {
+                    if k.listener == Some(listener_id) {
+                        k.listener = None;
+                        self.shared.state().reachable_via.remove(&k.peer);
+                    }
+                }
+                self.emit(NetEvent::ListenerClosed(full));
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => self.on_connected(peer_id, &endpoint, num_established.get()),
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                endpoint,
+                num_established,
+                cause,
+                ..
+            } => {
+                debug!(peer = %peer_id, ?cause, "connection closed");
+                let gone = {
+                    let mut state = self.shared.state();
+                    if let Some((direct, relayed)) = state.connections.get_mut(&peer_id) {
+                        let n = if endpoint.is_relayed() { relayed } else { direct };
+                        *n = n.saturating_sub(1);
+                    }
+                    if num_established == 0 {
+                        state.connections.remove(&peer_id);
+                    }
+                    num_established == 0
+                };
+                if gone {
+                    self.emit(NetEvent::Disconnected { peer: peer_id });
+                    if let Some(i) = self.kept_index(&peer_id) {
+                        self.schedule_redial(i);
+                    }
+                }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer),
+                error,
+                ..
+            } if !self.swarm.is_connected(&peer) => {
+                self.fail_waiters(peer, &error.to_string());
+                if let Some(i) = self.kept_index(&peer) {
+                    warn!(addr = %self.kept[i].addr, error = %error, "cannot reach");
+                    self.schedule_redial(i);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(relay::client::Event::ReservationReqAccepted {
+                relay_peer_id,
+                renewal,
+                ..
+            })) => {
+                self.shared.state().reachable_via.insert(relay_peer_id);
+                if !renewal {
+                    info!(relay = %relay_peer_id, "reachable through relay");
+                    self.emit(NetEvent::Reachable { relay: relay_peer_id });
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
+                // Lets DCUtR and later dials find the peer's direct addresses.
+                for addr in info.listen_addrs {
+                    self.swarm.add_peer_address(peer_id, addr);
+                }
+            }
+            #[cfg(not(target_arch = "wasm32"))]
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(libp2p::mdns::Event::Discovered(found))) => {
+                let mut dialed = HashSet::new();
+                for (peer, addr) in found {
+                    if peer != self.shared.local && !self.swarm.is_connected(&peer) && dialed.insert(peer) {
+                        debug!(%peer, %addr, "found on the local network");
+                        let _ = self.swarm.dial(addr.with_p2p(peer).unwrap_or_else(|a| a));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_connected(&mut self, peer: PeerId, endpoint: &ConnectedPoint, num_established: u32) {
+        {
+            let mut state = self.shared.state();
+            let (direct, relayed) = state.connections.entry(peer).or_default();
+            if endpoint.is_relayed() {
+                *relayed += 1;
+            } else {
+                *direct += 1;
+            }
+        }
+        if num_established == 1 {
+            self.emit(NetEvent::Connected {
+                peer,
+                relayed: endpoint.is_relayed(),
+            });
+        }
+        if let Some(i) = self.kept_index(&peer) {
+            self.kept[i].backoff = Duration::ZERO;
+            if self.kept[i].relay && self.config.reachable_via_relays && self.kept[i].listener.is_none() {
+                let circuit = self.kept[i].addr.clone().with(Protocol::P2pCircuit);
+                match self.swarm.listen_on(circuit.clone()) {
+                    Ok(id) => self.kept[i].listener = Some(id),
+                    Err(e) => warn!(addr = %circuit, error = %e, "cannot listen through relay"),
+                }
+            }
+        }
+        // The dialing side opens the sync stream; the other accepts it.
+        let wanted = endpoint.is_dialer() || self.waiters.contains_key(&peer);
+        if wanted && member_of(&peer).is_some() {
+            self.open_session(peer);
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Building the swarm: which transports each target has.
+//!
+//! Native: TCP, QUIC, WebSocket (`/ws`, and `/tls/ws` with a certificate),
+//! WebRTC-direct, DNS, and circuits through relays. Browsers: WebSocket and
+//! WebRTC-direct through the browser's own APIs, and circuits. Every
+//! connection is authenticated with Noise (or DTLS + Noise for WebRTC) and
+//! multiplexed, so the PeerId at the other end is proven.
+
+use libp2p::swarm::Swarm;
+use libp2p::{SwarmBuilder, identity, noise, yamux};
+
+use crate::behaviour::Behaviour;
+use crate::config::NetConfig;
+use crate::error::NetError;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn setup(e: impl std::fmt::Display) -> NetError {
+    NetError::Setup(e.to_string())
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) use native::build;
+#[cfg(not(target_arch = "wasm32"))]
+pub use native::generate_webrtc_certificate;
+#[cfg(target_arch = "wasm32")]
+pub(crate) use wasm::build;
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native {
+    use libp2p::core::Transport as _;
+    use libp2p::core::muxing::StreamMuxerBox;
+    use libp2p::core::upgrade::Version;
+    use libp2p::metrics::Registry;
+    use libp2p::{dns, tcp, websocket};
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+    use super::*;
+    use crate::config::TlsConfig;
+
+    /// A fresh WebRTC-direct certificate, as PEM (keep it: its hash is part
+    /// of the node's `/webrtc-direct` addresses).
+    pub fn generate_webrtc_certificate() -> Result<String, NetError> {
+        libp2p_webrtc::tokio::Certificate::generate(&mut rand::rng())
+            .map(|c| c.serialize_pem())
+            .map_err(|e| NetError::WebrtcCertificate(e.to_string()))
+    }
+
+    fn webrtc_certificate(config: &NetConfig) -> Result<libp2p_webrtc::tokio::Certificate, NetError> {
+        let bad = |e: &dyn std::fmt::Display| NetError::WebrtcCertificate(e.to_string());
+        match &config.webrtc_certificate {
+            Some(pem) => libp2p_webrtc::tokio::Certificate::from_pem(pem).map_err(|e| bad(&e)),
+            None => libp2p_webrtc::tokio::Certificate::generate(&mut rand::rng()).map_err(|e| bad(&e)),
+        }
+    }
+
+    /// Parse PEM before libp2p sees it: its constructors panic on bad keys.
+    fn tls_config(tls: &TlsConfig) -> Result<websocket::tls::Config, NetError> {
+        let bad = |what: &str, e: &dyn std::fmt::Display| NetError::Tls(format!("{what}: {e}"));
+        let certs = CertificateDer::pem_slice_iter(&tls.cert_chain_pem)
+            .map(|c| c.map(|c| websocket::tls::Certificate::new(c.to_vec())))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad("certificate", &e))?;
+        if certs.is_empty() {
+            return Err(NetError::Tls("no certificate in the certificate file".into()));
+        }
+        let key = PrivateKeyDer::from_pem_slice(&tls.key_pem).map_err(|e| bad("private key", &e))?;
+        let der = key.secret_der().to_vec();
+        // `PrivateKey::new` expects on the format; check it will not.
+        PrivateKeyDer::try_from(der.clone()).map_err(|e| bad("private key", &e))?;
+        websocket::tls::Config::new(websocket::tls::PrivateKey::new(der), certs).map_err(|e| bad("certificate", &e))
+    }
+
+    pub fn build(
+        key: identity::Keypair,
+        config: &NetConfig,
+        metrics: Option<&mut Registry>,
+    ) -> Result<Swarm<Behaviour>, NetError> {
+        // rustls is built with two crypto back ends here (QUIC brings
+        // aws-lc-rs), so it cannot pick one by itself: pick ring for the
+        // process, unless the application already chose.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let webrtc = webrtc_certificate(config)?;
+        let tls = config.tls.as_ref().map(tls_config).transpose()?;
+        let relay_phase = SwarmBuilder::with_existing_identity(key)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(setup)?
+            .with_quic()
+            .with_other_transport(|key| -> Result<_, BoxError> {
+                let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
+                let mut ws = websocket::Config::new(dns::tokio::Transport::system(tcp)?);
+                if let Some(tls) = tls {
+                    ws.set_tls_config(tls);
+                }
+                Ok(ws
+                    .upgrade(Version::V1)
+                    .authenticate(noise::Config::new(key)?)
+                    .multiplex(yamux::Config::default()))
+            })
+            .map_err(setup)?
+            .with_other_transport(|key| {
+                libp2p_webrtc::tokio::Transport::new(key.clone(), webrtc)
+                    .map(|(peer, conn), _| (peer, StreamMuxerBox::new(conn)))
+            })
+            .map_err(setup)?
+            .with_dns()
+            .map_err(setup)?
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(setup)?;
+        let behaviour = |key: &identity::Keypair, relay| Behaviour::new(key, relay, config).map_err(BoxError::from);
+        let idle = config.idle_timeout;
+        // Metrics change the builder's type, so each arm finishes the build.
+        Ok(match metrics {
+            Some(registry) => relay_phase
+                .with_bandwidth_metrics(registry)
+                .with_behaviour(behaviour)
+                .map_err(setup)?
+                .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+                .build(),
+            None => relay_phase
+                .with_behaviour(behaviour)
+                .map_err(setup)?
+                .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+                .build(),
+        })
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+mod wasm {
+    use libp2p::core::Transport as _;
+    use libp2p::core::muxing::StreamMuxerBox;
+    use libp2p::core::upgrade::Version;
+    use libp2p::{webrtc_websys, websocket_websys};
+
+    use super::*;
+
+    pub fn build(key: identity::Keypair, config: &NetConfig) -> Result<Swarm<Behaviour>, NetError> {
+        Ok(SwarmBuilder::with_existing_identity(key)
+            .with_wasm_bindgen()
+            .with_other_transport(|key| -> Result<_, BoxError> {
+                Ok(websocket_websys::Transport::default()
+                    .upgrade(Version::V1)
+                    .authenticate(noise::Config::new(key)?)
+                    .multiplex(yamux::Config::default()))
+            })
+            .map_err(setup)?
+            .with_other_transport(|key| {
+                webrtc_websys::Transport::new(webrtc_websys::Config::new(key))
+                    .map(|(peer, conn), _| (peer, StreamMuxerBox::new(conn)))
+            })
+            .map_err(setup)?
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(setup)?
+            .with_behaviour(|key, relay| Behaviour::new(key, relay, config).map_err(BoxError::from))
+            .map_err(setup)?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
+            .build())
+    }
+}

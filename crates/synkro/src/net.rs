@@ -1,0 +1,326 @@
+//! Syncing a [`Repo`] over the network: libp2p through `synkro-net`.
+//!
+//! [`Repo::connect`] starts this device's libp2p node and pumps every sync
+//! session it opens (dialed or accepted) into the repo. Relays named in
+//! [`NetConfig::relays`] are kept connected, and once a relay's session is
+//! open the repo lets it replicate every document it administers (see
+//! [`Repo::replicate_to`]), so the relay stores their ciphertext for peers
+//! that are never online at the same time.
+//!
+//! ```no_run
+//! # async fn demo(repo: synkro::Repo) -> Result<(), synkro::Error> {
+//! use std::time::Duration;
+//! use synkro::net::NetConfig;
+//!
+//! let relay: synkro::net::Multiaddr = "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN".parse().unwrap();
+//! let net = repo.connect(NetConfig { relays: vec![relay.clone()], ..NetConfig::default() }).await?;
+//! let relay = net.dial(relay).await?;
+//! let doc = repo.create().await?;
+//! doc.set("title", &serde_json::json!("stored on the relay"))?;
+//! // Sealed, sent, and acknowledged as durable by the relay:
+//! doc.wait_durable_on(relay, Duration::from_secs(10)).await?;
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+pub use synkro_net::{
+    Connection, MAX_FRAME_LEN, Multiaddr, NetConfig, NetError, PeerId, Registry, ServerConfig, TlsConfig,
+    generate_webrtc_certificate,
+};
+use synkro_net::{NetEvent, Session, member_of, peer_in, read_frame, write_frame};
+use tokio::sync::{broadcast, mpsc};
+use tracing::{debug, info, warn};
+
+use crate::{Error, MemberId, Repo};
+
+/// Messages and bytes exchanged with one peer (sync frames, both ways).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Frames sent.
+    pub messages_sent: u64,
+    /// Frames received.
+    pub messages_received: u64,
+    /// Bytes of frames sent (payload, without the 4-byte length).
+    pub bytes_sent: u64,
+    /// Bytes of frames received.
+    pub bytes_received: u64,
+}
+
+/// What the network did, for status displays.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeerEvent {
+    /// Listening on an address (ending in `/p2p/<our id>`).
+    Listening(Multiaddr),
+    /// Connected to a peer (`relayed`: through a relay circuit).
+    Connected {
+        /// The peer.
+        peer: PeerId,
+        /// Through a relay.
+        relayed: bool,
+    },
+    /// The last connection to a peer closed.
+    Disconnected {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// A sync session with a member started.
+    SessionOpened {
+        /// The member.
+        peer: MemberId,
+        /// Through a relay.
+        relayed: bool,
+    },
+    /// A sync session ended.
+    SessionClosed {
+        /// The member.
+        peer: MemberId,
+    },
+    /// A relay accepted our reservation: others can dial us through it.
+    Reachable {
+        /// The relay.
+        relay: PeerId,
+    },
+    /// A peer sent a malformed or oversized frame; its connection was closed.
+    Misbehaved {
+        /// The peer.
+        peer: MemberId,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+struct Shared {
+    events: broadcast::Sender<PeerEvent>,
+    traffic: Mutex<HashMap<MemberId, Traffic>>,
+    relays: Vec<MemberId>,
+}
+
+impl Shared {
+    fn traffic(&self) -> MutexGuard<'_, HashMap<MemberId, Traffic>> {
+        // Counters only: still usable after a panic elsewhere.
+        self.traffic.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A [`Repo`]'s libp2p node. Cheap to clone.
+#[derive(Clone)]
+pub struct Network {
+    net: synkro_net::Network,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Network({})", self.net.peer_id())
+    }
+}
+
+impl Repo {
+    /// Start this device's libp2p node (its PeerId is the member id) and
+    /// sync every session it opens with this repo.
+    pub async fn connect(&self, config: NetConfig) -> Result<Network, Error> {
+        self.connect_inner(config, None).await
+    }
+
+    /// [`connect`](Self::connect), recording libp2p metrics in `registry`.
+    pub async fn connect_with_metrics(&self, config: NetConfig, registry: &mut Registry) -> Result<Network, Error> {
+        self.connect_inner(config, Some(registry)).await
+    }
+
+    async fn connect_inner(&self, config: NetConfig, registry: Option<&mut Registry>) -> Result<Network, Error> {
+        let seed = *self.inner.node().identity().signing_seed();
+        let relays = config
+            .relays
+            .iter()
+            .filter_map(peer_in)
+            .filter_map(|p| member_of(&p))
+            .collect();
+        let started = match registry {
+            Some(r) => synkro_net::Network::start_with_metrics(seed, config, r)?,
+            None => synkro_net::Network::start(seed, config)?,
+        };
+        tokio::spawn(started.driver);
+        let (events, _) = broadcast::channel(256);
+        let network = Network {
+            net: started.network,
+            shared: Arc::new(Shared {
+                events,
+                traffic: Mutex::new(HashMap::new()),
+                relays,
+            }),
+        };
+        tokio::spawn(route(self.clone(), network.clone(), started.events));
+        Ok(network)
+    }
+}
+
+impl Network {
+    /// Our PeerId (the device's member id as libp2p spells it).
+    pub fn peer_id(&self) -> PeerId {
+        self.net.peer_id()
+    }
+
+    /// Addresses we listen on, each ending in `/p2p/<our id>`.
+    pub fn listen_addrs(&self) -> Vec<Multiaddr> {
+        self.net.listen_addrs()
+    }
+
+    /// Peers we are connected to.
+    pub fn connections(&self) -> Vec<Connection> {
+        self.net.connections()
+    }
+
+    /// Relays that hold a reservation for us (we are reachable through them).
+    pub fn reachable_via(&self) -> Vec<PeerId> {
+        self.net.reachable_via()
+    }
+
+    /// Connect to a peer or relay (`/…/p2p/<id>`, or a circuit
+    /// `/…/p2p/RELAY/p2p-circuit/p2p/PEER`) and wait for the sync session.
+    /// Fails with [`NetError::Dial`] or [`NetError::Timeout`] when it cannot
+    /// be reached, and with [`Error::NotASyncPeer`] when it answers but does
+    /// not sync (a relay run without storage).
+    pub async fn dial(&self, addr: Multiaddr) -> Result<MemberId, Error> {
+        let dialed = self.net.dial(addr.clone()).await?;
+        let member = member_of(&dialed.peer).ok_or_else(|| NetError::InvalidAddress {
+            addr: addr.to_string(),
+            reason: "the peer id is not an Ed25519 key".into(),
+        })?;
+        if !dialed.session {
+            return Err(Error::NotASyncPeer(addr.to_string()));
+        }
+        Ok(member)
+    }
+
+    /// Listen on one more address, e.g. a circuit `/…/p2p/RELAY/p2p-circuit`.
+    pub async fn listen_on(&self, addr: Multiaddr) -> Result<(), Error> {
+        Ok(self.net.listen_on(addr).await?)
+    }
+
+    /// Frames exchanged with `peer` since the network started.
+    pub fn traffic(&self, peer: &MemberId) -> Traffic {
+        self.shared.traffic().get(peer).copied().unwrap_or_default()
+    }
+
+    /// Follow connections and sessions.
+    pub fn events(&self) -> broadcast::Receiver<PeerEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Close every connection and stop the node.
+    pub async fn shutdown(&self) {
+        self.net.shutdown().await;
+    }
+
+    fn emit(&self, e: PeerEvent) {
+        let _ = self.shared.events.send(e);
+    }
+
+    fn count(&self, peer: MemberId, sent: bool, bytes: usize) {
+        let mut traffic = self.shared.traffic();
+        let t = traffic.entry(peer).or_default();
+        if sent {
+            t.messages_sent += 1;
+            t.bytes_sent += bytes as u64;
+        } else {
+            t.messages_received += 1;
+            t.bytes_received += bytes as u64;
+        }
+    }
+}
+
+/// Turn network events into sessions and status events.
+async fn route(repo: Repo, network: Network, mut events: futures::channel::mpsc::UnboundedReceiver<NetEvent>) {
+    while let Some(event) = events.next().await {
+        match event {
+            NetEvent::Session(session) => {
+                tokio::spawn(pump(repo.clone(), network.clone(), *session));
+            }
+            NetEvent::Listening(a) => network.emit(PeerEvent::Listening(a)),
+            NetEvent::Connected { peer, relayed } => network.emit(PeerEvent::Connected { peer, relayed }),
+            NetEvent::Disconnected { peer } => network.emit(PeerEvent::Disconnected { peer }),
+            NetEvent::Reachable { relay } => network.emit(PeerEvent::Reachable { relay }),
+            _ => {}
+        }
+    }
+}
+
+/// Carry one session's frames between the socket and the repo.
+async fn pump(repo: Repo, network: Network, session: Session) {
+    let Session {
+        peer,
+        peer_id,
+        relayed,
+        stream,
+        mut end,
+        ..
+    } = session;
+    let (mut rd, mut wr) = stream.split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let Ok(id) = repo.attach_peer(peer, tx).await else {
+        return;
+    };
+    info!(%peer, relayed, "sync session open");
+    network.emit(PeerEvent::SessionOpened { peer, relayed });
+    if network.shared.relays.contains(&peer)
+        && let Err(e) = repo.replicate_to(peer).await
+    {
+        warn!(%peer, error = %e, "could not let the relay replicate");
+    }
+    let reader = async {
+        loop {
+            match read_frame(&mut rd, MAX_FRAME_LEN).await {
+                Ok(Some(frame)) => {
+                    network.count(peer, false, frame.len());
+                    if repo.deliver(peer, &frame).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::InvalidData || e.kind() == std::io::ErrorKind::UnexpectedEof =>
+                {
+                    // Not speaking the protocol (oversize or torn frame):
+                    // drop the whole connection, not only this stream.
+                    warn!(%peer, error = %e, "malformed frame; closing the connection");
+                    network.emit(PeerEvent::Misbehaved {
+                        peer,
+                        reason: e.to_string(),
+                    });
+                    network.net.disconnect(peer_id);
+                    return;
+                }
+                Err(e) => {
+                    debug!(%peer, error = %e, "session read ended");
+                    return;
+                }
+            }
+        }
+    };
+    let writer = async {
+        while let Some(frame) = rx.recv().await {
+            if write_frame(&mut wr, &frame).await.is_err() {
+                return;
+            }
+            network.count(peer, true, frame.len());
+            if repo.transmitted(peer, frame.len()).await.is_err() {
+                return;
+            }
+        }
+        // The repo dropped the peer (it sent something forged): hang up.
+        let _ = wr.close().await;
+        network.net.disconnect(peer_id);
+    };
+    tokio::select! {
+        _ = reader => {}
+        _ = writer => {}
+        _ = end.replaced() => {}
+    }
+    repo.detach_peer(peer, id).await;
+    debug!(%peer, "sync session closed");
+    network.emit(PeerEvent::SessionClosed { peer });
+}
