@@ -28,6 +28,9 @@ pub struct NodeConfig {
     /// further chunks: a slow peer costs at most this much memory, and a
     /// large initial sync streams instead of being queued whole.
     pub send_window: usize,
+    /// Most documents a peer may make this node store (a relay's quota);
+    /// documents created, joined or imported locally are not limited.
+    pub max_docs: usize,
 }
 
 impl Default for NodeConfig {
@@ -35,6 +38,7 @@ impl Default for NodeConfig {
         Self {
             compaction: CompactionPolicy::default(),
             send_window: 4 << 20,
+            max_docs: usize::MAX,
         }
     }
 }
@@ -940,6 +944,11 @@ impl Node {
         acked.is_some_and(|(heads, vv)| r.vv.dominates(vv) && heads.iter().all(|h| r.log.contains(h)))
     }
 
+    /// Sealed bytes held over all documents (access ops and chunks).
+    pub fn stored_bytes(&self) -> usize {
+        self.docs.values().map(|r| r.stored_bytes()).sum()
+    }
+
     /// Peers with an open session.
     pub fn peers(&self) -> Vec<MemberId> {
         self.peers.keys().copied().collect()
@@ -1057,6 +1066,14 @@ impl Node {
             let wanted = r.role_of(&self.me).is_some() || !r.local.invites.is_empty();
             if !wanted || puts.is_empty() {
                 return self.send_have(peer, doc);
+            }
+            if self.docs.len() >= self.config.max_docs {
+                tracing::warn!(%peer, %doc, max = self.config.max_docs, "document limit reached; not stored");
+                return self.emit(Event::Rejected {
+                    peer: Some(peer),
+                    doc,
+                    reason: format!("this node holds its limit of {} documents", self.config.max_docs),
+                });
             }
         }
         let changed = r.log.state() != &before;

@@ -292,3 +292,36 @@ fn replicate_to_grants_administered_documents_only() {
     assert!(!relay_docs.contains(&revoked) && !relay_docs.contains(&theirs));
     assert_eq!(sim.nodes[R].node.sync_status(&sim.id(A)).synced, vec![mine]);
 }
+
+/// A node at its `max_docs` quota refuses to store a new document a peer
+/// pushes, and keeps serving the ones it has.
+#[test]
+fn a_full_replica_refuses_new_documents() {
+    let mut rng = rng(6);
+    let config = NodeConfig {
+        max_docs: 1,
+        ..NodeConfig::default()
+    };
+    let mut sim = Sim::new(&mut rng, 2, config);
+    let relay = sim.id(R);
+    let first = sim.act(A, |n| n.create_doc(&mut rng)).unwrap();
+    let second = sim.act(A, |n| n.create_doc(&mut rng)).unwrap();
+    sim.act(A, |n| n.grant(&mut rng, &first, relay, None, Role::Replicate))
+        .unwrap();
+    sim.connect(A, R);
+    sim.run_until_quiet(&mut rng);
+    sim.act(A, |n| n.grant(&mut rng, &second, relay, None, Role::Replicate))
+        .unwrap();
+    sim.run_until_quiet(&mut rng);
+    assert_eq!(sim.nodes[R].node.docs(), vec![first]);
+    assert!(
+        sim.nodes[R]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Rejected { doc, reason, .. } if *doc == second && reason.contains("limit")))
+    );
+    assert!(
+        sim.records(R, &second).is_empty(),
+        "nothing of the refused document is stored"
+    );
+}

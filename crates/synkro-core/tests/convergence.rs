@@ -115,6 +115,7 @@ fn run(seed: u64, compact: bool) -> Stats {
     let config = NodeConfig {
         compaction: if compact { policy } else { CompactionPolicy::default() },
         send_window,
+        ..NodeConfig::default()
     };
     let mut sim = Sim::new(&mut rng, N, config);
     sim.label = format!("seed {seed} compact {compact} window {send_window} ({policy:?})");

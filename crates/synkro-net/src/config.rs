@@ -38,6 +38,9 @@ pub struct NetConfig {
     pub external_addrs: Vec<Multiaddr>,
     /// Run as a relay server (native).
     pub server: Option<ServerConfig>,
+    /// Accept `/synkro/sync/1` streams. A relay that only relays turns this
+    /// off, and peers see that it does not sync.
+    pub accept_sync: bool,
     /// Certificate chain and key for `/tls/ws` listeners (native).
     pub tls: Option<TlsConfig>,
     /// PEM of the WebRTC-direct certificate (native). Its hash is part of
@@ -63,6 +66,7 @@ impl Default for NetConfig {
             mdns: false,
             external_addrs: Vec::new(),
             server: None,
+            accept_sync: true,
             tls: None,
             webrtc_certificate: None,
             idle_timeout: Duration::from_secs(60),

@@ -46,6 +46,21 @@ fn boxed<T>(f: impl Future<Output = T> + 'static) -> Fut<T> {
     f.boxed_local()
 }
 
+/// Sync streams other peers open to us.
+#[cfg(not(target_arch = "wasm32"))]
+type Inbound = futures::stream::BoxStream<'static, (PeerId, libp2p::Stream)>;
+#[cfg(target_arch = "wasm32")]
+type Inbound = futures::stream::LocalBoxStream<'static, (PeerId, libp2p::Stream)>;
+
+#[cfg(not(target_arch = "wasm32"))]
+fn boxed_stream(s: impl futures::Stream<Item = (PeerId, libp2p::Stream)> + Send + 'static) -> Inbound {
+    s.boxed()
+}
+#[cfg(target_arch = "wasm32")]
+fn boxed_stream(s: impl futures::Stream<Item = (PeerId, libp2p::Stream)> + 'static) -> Inbound {
+    s.boxed_local()
+}
+
 /// Something the network did.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -284,7 +299,11 @@ impl Network {
         }
 
         let mut control = swarm.behaviour().stream.new_control();
-        let incoming = control.accept(PROTOCOL).map_err(|e| NetError::Setup(e.to_string()))?;
+        let incoming: Inbound = if config.accept_sync {
+            boxed_stream(control.accept(PROTOCOL).map_err(|e| NetError::Setup(e.to_string()))?)
+        } else {
+            boxed_stream(futures::stream::pending())
+        };
         let (commands, commands_rx) = mpsc::unbounded();
         let (events, events_rx) = mpsc::unbounded();
         let (stopped_tx, stopped_rx) = oneshot::channel();
@@ -434,7 +453,7 @@ struct Engine {
 impl Engine {
     async fn run(
         mut self,
-        mut incoming: libp2p_stream::IncomingStreams,
+        mut incoming: Inbound,
         mut commands: mpsc::UnboundedReceiver<Command>,
         stopped: oneshot::Sender<()>,
     ) {

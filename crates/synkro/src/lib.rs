@@ -51,7 +51,7 @@ mod repo;
 
 pub use doc::{DocChanges, DocHandle};
 pub use error::Error;
-pub use repo::{LoadProblem, Repo, RepoConfig, SessionId};
+pub use repo::{LoadProblem, Repo, RepoConfig, RepoStats, SessionId};
 pub use synkro_core::{
     CompactionPolicy, DeviceIdentity, DocId, DocInfo, Event, InviteToken, MemberId, NodeConfig, Origin, Role,
     SyncStatus, VersionVector, automerge,

@@ -28,9 +28,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 pub use synkro_net::{
     Connection, MAX_FRAME_LEN, Multiaddr, NetConfig, NetError, PeerId, Registry, ServerConfig, TlsConfig,
-    generate_webrtc_certificate,
+    generate_webrtc_certificate, peer_in,
 };
-use synkro_net::{NetEvent, Session, member_of, peer_in, read_frame, write_frame};
+use synkro_net::{NetEvent, Session, member_of, read_frame, write_frame};
 use tokio::sync::{broadcast, mpsc};
 use tracing::{debug, info, warn};
 
@@ -204,6 +204,16 @@ impl Network {
     /// Frames exchanged with `peer` since the network started.
     pub fn traffic(&self, peer: &MemberId) -> Traffic {
         self.shared.traffic().get(peer).copied().unwrap_or_default()
+    }
+
+    /// Frames exchanged with every peer since the network started.
+    pub fn total_traffic(&self) -> Traffic {
+        self.shared.traffic().values().fold(Traffic::default(), |t, p| Traffic {
+            messages_sent: t.messages_sent + p.messages_sent,
+            messages_received: t.messages_received + p.messages_received,
+            bytes_sent: t.bytes_sent + p.bytes_sent,
+            bytes_received: t.bytes_received + p.bytes_received,
+        })
     }
 
     /// Follow connections and sessions.

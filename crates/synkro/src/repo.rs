@@ -21,6 +21,17 @@ pub(crate) type Rng = UnwrapErr<SysRng>;
 /// Where a session's outgoing frames go.
 type FrameSender = mpsc::UnboundedSender<Vec<u8>>;
 
+/// What [`Repo::stats`] counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RepoStats {
+    /// Documents held.
+    pub documents: usize,
+    /// Sealed bytes held (access ops and chunks).
+    pub stored_bytes: usize,
+    /// Peers with an open sync session.
+    pub peers: usize,
+}
+
 /// One sync session of a [`Repo`] with a peer, from [`Repo::attach_peer`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SessionId(u64);
@@ -273,6 +284,16 @@ impl Repo {
     /// Peers with an open session.
     pub fn peers(&self) -> Vec<MemberId> {
         self.inner.node().peers()
+    }
+
+    /// Counts for dashboards and metrics.
+    pub fn stats(&self) -> RepoStats {
+        let node = self.inner.node();
+        RepoStats {
+            documents: node.docs().len(),
+            stored_bytes: node.stored_bytes(),
+            peers: node.peers().len(),
+        }
     }
 
     /// Where each document stands with `peer`, from its acknowledgements.

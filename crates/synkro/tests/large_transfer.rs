@@ -21,6 +21,7 @@ async fn repo(seed: u64, window: usize) -> anyhow::Result<Repo> {
                 min_tail_bytes: usize::MAX,
                 max_tail_chunks: usize::MAX,
             },
+            ..NodeConfig::default()
         },
         ..RepoConfig::default()
     };
