@@ -10,11 +10,15 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use serde_json::{Value as Json, json};
+use synkro::net::NetConfig;
 use synkro::{DocHandle, DocId, InviteToken, MemberId, Repo, Role};
+
+mod sync;
 
 #[derive(Parser)]
 #[command(
@@ -110,6 +114,36 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Sync with a relay (and/or peers): with --once, push everything until
+    /// it is durable there and pull what is missing, then exit; without,
+    /// stay connected and sync live until Ctrl-C.
+    Sync {
+        /// Relay address, ending in /p2p/<relay id> (repeatable).
+        #[arg(long, value_name = "MULTIADDR")]
+        relay: Vec<String>,
+        /// Peer address, e.g. one printed by `synkro serve` (repeatable).
+        #[arg(long, value_name = "MULTIADDR")]
+        peer: Vec<String>,
+        /// Sync once and exit.
+        #[arg(long)]
+        once: bool,
+        /// With --once: give up after this many seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+        timeout: u64,
+    },
+    /// Serve this device's documents to peers that dial it directly, find it
+    /// on the LAN (mDNS) or reach it through relays; prints its addresses.
+    Serve {
+        /// Address to listen on (repeatable; default all interfaces, TCP and QUIC, any port).
+        #[arg(long, value_name = "MULTIADDR")]
+        listen: Vec<String>,
+        /// Relay to stay reachable through (repeatable).
+        #[arg(long, value_name = "MULTIADDR")]
+        relay: Vec<String>,
+        /// Do not announce or look for peers on the LAN.
+        #[arg(long)]
+        no_mdns: bool,
+    },
     /// Restore a backup on this device; prints the document id.
     Import {
         /// Backup file.
@@ -188,6 +222,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export { passphrase_env, .. } | Command::Import { passphrase_env, .. } => {
             Some(passphrase(passphrase_env).map(|_| ()))
         }
+        Command::Sync { relay, peer, .. } => Some(
+            sync::parse_addrs("relay", relay)
+                .and_then(|_| sync::parse_addrs("peer", peer))
+                .and_then(|_| {
+                    if relay.is_empty() && peer.is_empty() {
+                        Err(usage("give a --relay or a --peer to sync with"))
+                    } else {
+                        Ok(())
+                    }
+                }),
+        ),
+        Command::Serve { listen, relay, .. } => Some(
+            sync::parse_addrs("listen", listen)
+                .and_then(|_| sync::parse_addrs("relay", relay))
+                .map(|_| ()),
+        ),
         _ => None,
     };
     if let Some(r) = early {
@@ -258,6 +308,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let bytes = fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let doc = repo.import(&bytes, passphrase(&passphrase_env)?.as_bytes()).await?;
             println!("{}", doc.id());
+        }
+        Command::Sync {
+            relay,
+            peer,
+            once,
+            timeout,
+        } => {
+            let (relays, peers) = (sync::parse_addrs("relay", &relay)?, sync::parse_addrs("peer", &peer)?);
+            if once {
+                sync::once(&repo, relays, peers, Duration::from_secs(timeout)).await?;
+            } else {
+                let config = NetConfig {
+                    relays,
+                    peers,
+                    reachable_via_relays: true,
+                    ..NetConfig::default()
+                };
+                sync::live(&repo, config, false).await?;
+            }
+        }
+        Command::Serve { listen, relay, no_mdns } => {
+            let mut listen = sync::parse_addrs("listen", &listen)?;
+            if listen.is_empty() {
+                listen = sync::parse_addrs(
+                    "listen",
+                    &["/ip4/0.0.0.0/tcp/0".into(), "/ip4/0.0.0.0/udp/0/quic-v1".into()],
+                )?;
+            }
+            let config = NetConfig {
+                listen,
+                relays: sync::parse_addrs("relay", &relay)?,
+                reachable_via_relays: true,
+                mdns: !no_mdns,
+                ..NetConfig::default()
+            };
+            sync::live(&repo, config, true).await?;
         }
     }
     repo.flush_all().await?;

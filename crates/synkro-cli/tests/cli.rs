@@ -234,3 +234,79 @@ fn a_home_is_used_by_one_process_at_a_time() {
     drop(repo);
     home.ok(&["get", &doc]);
 }
+
+/// A `synkro serve` process that is killed when dropped.
+struct Served {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Served {
+    fn start(home: &Home) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_synkro"))
+            .arg("--home")
+            .arg(home.path())
+            .args(["serve", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"])
+            .env_remove("SYNKRO_HOME")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn synkro serve");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let line = lines.next().expect("serve prints its address").expect("utf-8");
+        let addr = line.strip_prefix("listening ").expect("a listening line").to_owned();
+        Self { child, addr }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn serve_and_sync_once_between_two_devices() {
+    let (alice, bob) = (Home::new(), Home::new());
+    let doc = alice.ok(&["new"]);
+    alice.ok(&["set", &doc, "title", r#""from alice""#]);
+    let token = alice.ok(&["share", &doc, "--role", "write"]);
+    bob.ok(&["join", &token]);
+
+    let served = Served::start(&alice);
+    let report = bob.ok(&["sync", "--peer", &served.addr, "--once"]);
+    assert!(report.starts_with("synced 1 document"), "{report}");
+    assert_eq!(bob.ok(&["get", &doc, "title"]), r#""from alice""#);
+
+    bob.ok(&["set", &doc, "reply", r#""from bob""#]);
+    bob.ok(&["sync", "--peer", &served.addr, "--once"]);
+    drop(served); // releases alice's home
+    assert_eq!(alice.ok(&["get", &doc, "reply"]), r#""from bob""#);
+}
+
+#[test]
+fn sync_reports_bad_and_unreachable_addresses() {
+    let home = Home::new();
+    home.ok(&["init"]);
+    fails(&home.run(&["sync", "--once"]), 2, "--relay or a --peer");
+    fails(
+        &home.run(&["sync", "--relay", "not-an-address", "--once"]),
+        2,
+        "not a multiaddr",
+    );
+    fails(
+        &home.run(&["sync", "--relay", "/ip4/127.0.0.1/tcp/4001", "--once"]),
+        2,
+        "/p2p/<peer id>",
+    );
+    // A port nobody listens on: refused at once, not a hang.
+    let nobody = "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN";
+    fails(
+        &home.run(&["sync", "--relay", nobody, "--once", "--timeout", "10"]),
+        1,
+        "cannot",
+    );
+}
