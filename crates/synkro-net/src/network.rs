@@ -323,6 +323,7 @@ impl Network {
             next_id: 0,
             opening: FuturesUnordered::new(),
             opening_for: HashSet::new(),
+            dialing: HashSet::new(),
             waiters: HashMap::new(),
             kept,
             redials: FuturesUnordered::new(),
@@ -443,6 +444,9 @@ struct Engine {
     next_id: u64,
     opening: FuturesUnordered<Fut<(PeerId, Result<libp2p::Stream, OpenStreamError>)>>,
     opening_for: HashSet<PeerId>,
+    /// Peers with a dial in flight, so a second request does not open a
+    /// second connection.
+    dialing: HashSet<PeerId>,
     waiters: HashMap<PeerId, Vec<DialWaiter>>,
     kept: Vec<Kept>,
     redials: FuturesUnordered<Fut<usize>>,
@@ -540,9 +544,19 @@ impl Engine {
         self.waiters.entry(peer).or_default().push((addr.clone(), reply));
         if connected {
             self.open_session(peer);
-        } else if let Err(e) = self.swarm.dial(addr.clone()) {
-            self.fail_waiters(peer, &e.to_string());
+        } else if let Err(e) = self.start_dial(peer, addr) {
+            self.fail_waiters(peer, &e);
         }
+    }
+
+    /// Dial `peer` at `addr` unless a dial to it is already under way.
+    fn start_dial(&mut self, peer: PeerId, addr: Multiaddr) -> Result<(), String> {
+        if self.dialing.contains(&peer) {
+            return Ok(());
+        }
+        self.swarm.dial(addr).map_err(|e| e.to_string())?;
+        self.dialing.insert(peer);
+        Ok(())
     }
 
     fn fail_waiters(&mut self, peer: PeerId, reason: &str) {
@@ -647,9 +661,10 @@ impl Engine {
         if self.swarm.is_connected(&k.peer) {
             return;
         }
-        debug!(addr = %k.addr, "dialing");
-        if let Err(e) = self.swarm.dial(k.addr.clone()) {
-            warn!(addr = %k.addr, error = %e, "dial failed");
+        let (peer, addr) = (k.peer, k.addr.clone());
+        debug!(%addr, "dialing");
+        if let Err(e) = self.start_dial(peer, addr.clone()) {
+            warn!(%addr, error = %e, "dial failed");
             self.schedule_redial(i);
         }
     }
@@ -749,6 +764,7 @@ impl Engine {
                 error,
                 ..
             } if !self.swarm.is_connected(&peer) => {
+                self.dialing.remove(&peer);
                 self.fail_waiters(peer, &error.to_string());
                 if let Some(i) = self.kept_index(&peer) {
                     warn!(addr = %self.kept[i].addr, error = %error, "cannot reach");
@@ -787,6 +803,7 @@ impl Engine {
     }
 
     fn on_connected(&mut self, peer: PeerId, endpoint: &ConnectedPoint, num_established: u32) {
+        self.dialing.remove(&peer);
         {
             let mut state = self.shared.state();
             let (direct, relayed) = state.connections.entry(peer).or_default();
