@@ -199,6 +199,8 @@ struct Peer {
     queued: usize,
     /// Documents with chunks held back by the send window.
     backlog: BTreeSet<DocId>,
+    /// Its `Hello` arrived: we know what it holds.
+    greeted: bool,
 }
 
 /// All documents of one device and its sync sessions. See the crate docs
@@ -904,6 +906,12 @@ impl Node {
         self.peers.remove(peer);
     }
 
+    /// Is `peer` connected, with its `Hello` received (so [`sync_status`](Self::sync_status)
+    /// knows what it holds)?
+    pub fn greeted(&self, peer: &MemberId) -> bool {
+        self.peers.get(peer).is_some_and(|p| p.greeted)
+    }
+
     /// Where each document stands with `peer`, from what it acknowledged.
     pub fn sync_status(&self, peer: &MemberId) -> SyncStatus {
         let mut status = SyncStatus::default();
@@ -941,7 +949,14 @@ impl Node {
             .get(peer)
             .and_then(|p| p.docs.get(doc))
             .and_then(|pd| pd.acked.as_ref());
-        acked.is_some_and(|(heads, vv)| r.vv.dominates(vv) && heads.iter().all(|h| r.log.contains(h)))
+        let state = r.log.state();
+        // Chunks we would refuse (a revoked writer's edits after the revoke,
+        // which the peer took before it learnt of it) are not missing.
+        let holds = |(author, seq): (&MemberId, &u64)| {
+            let ours = r.vv.get(author);
+            ours >= *seq || !state.may_author(author, ours.saturating_add(1))
+        };
+        acked.is_some_and(|(heads, vv)| vv.iter().all(holds) && heads.iter().all(|h| r.log.contains(h)))
     }
 
     /// Sealed bytes held over all documents (access ops and chunks).
@@ -980,6 +995,9 @@ impl Node {
     fn on_hello(&mut self, peer: MemberId, version: u16, docs: Vec<(DocId, Digest)>) {
         if version != PROTOCOL_VERSION {
             return self.disconnect(peer, format!("protocol version {version} is not {PROTOCOL_VERSION}"));
+        }
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.greeted = true;
         }
         let theirs: BTreeMap<DocId, Digest> = docs.into_iter().collect();
         let mut to_have = Vec::new();
@@ -1141,7 +1159,7 @@ impl Node {
             self.persist(doc, puts, deletes);
         }
         for reason in rejected {
-            tracing::warn!(%peer, %doc, %reason, "chunk rejected");
+            tracing::warn!(me = %self.me, %peer, %doc, %reason, "chunk rejected");
             self.emit(Event::Rejected {
                 peer: Some(peer),
                 doc,

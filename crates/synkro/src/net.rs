@@ -271,16 +271,18 @@ async fn pump(repo: Repo, network: Network, session: Session) {
     } = session;
     let (mut rd, mut wr) = stream.split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    let Ok(id) = repo.attach_peer(peer, tx).await else {
-        return;
-    };
-    info!(%peer, relayed, "sync session open");
-    network.emit(PeerEvent::SessionOpened { peer, relayed });
+    // Grant a relay its role first, so our Hello already lists every
+    // document it may store.
     if network.shared.relays.contains(&peer)
         && let Err(e) = repo.replicate_to(peer).await
     {
         warn!(%peer, error = %e, "could not let the relay replicate");
     }
+    let Ok(id) = repo.attach_peer(peer, tx).await else {
+        return;
+    };
+    info!(%peer, relayed, "sync session open");
+    network.emit(PeerEvent::SessionOpened { peer, relayed });
     let reader = async {
         loop {
             match read_frame(&mut rd, MAX_FRAME_LEN).await {

@@ -301,11 +301,15 @@ impl Repo {
         self.inner.node().sync_status(peer)
     }
 
-    /// Wait until `peer` has durably acknowledged everything this repo holds
-    /// of every document the two share, we hold everything it reported, and
-    /// every joined document has arrived. Pending edits are sealed first.
+    /// Wait until `peer` is connected and has told us what it holds, has
+    /// durably acknowledged everything this repo holds of every document
+    /// the two share, we hold everything it reported, and every joined
+    /// document has arrived. Pending edits are sealed first.
     pub async fn wait_synced(&self, peer: MemberId, timeout: Duration) -> Result<(), Error> {
-        if self.wait_until(timeout, |n| n.sync_status(&peer).is_complete()).await? {
+        if self
+            .wait_until(timeout, |n| n.greeted(&peer) && n.sync_status(&peer).is_complete())
+            .await?
+        {
             return Ok(());
         }
         let status = self.sync_status(&peer);
