@@ -536,6 +536,19 @@ impl Engine {
             }));
             return;
         }
+        if cfg!(not(target_arch = "wasm32"))
+            && uses_webrtc_direct(&addr)
+            && !self.config.listen.iter().any(uses_webrtc_direct)
+        {
+            // libp2p's native WebRTC dials from the UDP socket of a listener.
+            let _ = reply.send(Err(NetError::InvalidAddress {
+                addr: addr.to_string(),
+                reason: "a native node dials /webrtc-direct only while it listens on /udp/…/webrtc-direct; \
+                         use the peer's /tcp, /quic-v1 or /ws address"
+                    .into(),
+            }));
+            return;
+        }
         if self.sessions.contains_key(&peer) {
             let _ = reply.send(Ok(Dialed { peer, session: true }));
             return;
@@ -835,4 +848,8 @@ impl Engine {
             self.open_session(peer);
         }
     }
+}
+
+fn uses_webrtc_direct(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| p == Protocol::WebRTCDirect)
 }
