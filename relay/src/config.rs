@@ -1,0 +1,297 @@
+//! The relay's settings: command-line flags, `SYNKRO_RELAY_*` environment
+//! variables and an optional TOML file, in that order of precedence, over
+//! built-in defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use serde::Deserialize;
+use synkro::net::{Multiaddr, ServerConfig};
+
+/// Command line of `synkro-relay`. Every flag also reads an environment
+/// variable (shown in `--help`), and every flag but `--config` a key of the
+/// TOML file (`data_dir`, `listen`, `max_circuit_duration = "1h"`, ...).
+#[derive(Debug, Default, Parser)]
+#[command(
+    name = "synkro-relay",
+    version,
+    about = "The synkro relay: NAT traversal, bootstrap and blind store-and-forward of end-to-end encrypted documents",
+    long_about = "The synkro relay: NAT traversal (circuit relay v2, DCUtR, AutoNAT), bootstrap (rendezvous) and blind \
+store-and-forward of end-to-end encrypted documents. It stores sealed chunks for documents that grant it the \
+`replicate` role and serves them to members; it cannot read them.\n\nOn start it prints `listening <multiaddr>` \
+once per address and `http <ip:port>`; give peers a `listening` address."
+)]
+pub struct Args {
+    /// TOML file with any of the settings below; flags and environment win.
+    #[arg(long, env = "SYNKRO_RELAY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where the identity key, WebRTC certificate and stored documents live
+    /// [default: the platform's data directory, e.g. ~/.local/share/synkro-relay].
+    #[arg(long, env = "SYNKRO_RELAY_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on, repeatable or comma-separated; port 0 picks a free port
+    /// [default: TCP 4001, QUIC 4001, WebSocket 4002, WebRTC-direct 4003 on 0.0.0.0].
+    #[arg(long, env = "SYNKRO_RELAY_LISTEN", value_name = "MULTIADDR", value_delimiter = ',')]
+    pub listen: Vec<Multiaddr>,
+    /// Public address to announce, e.g. /dns4/relay.example.org/tcp/4001 behind NAT or a load balancer.
+    #[arg(
+        long,
+        env = "SYNKRO_RELAY_EXTERNAL_ADDRESS",
+        value_name = "MULTIADDR",
+        value_delimiter = ','
+    )]
+    pub external_address: Vec<Multiaddr>,
+    /// Address of the HTTP endpoint for /health and /metrics [default: 127.0.0.1:8080].
+    #[arg(long, env = "SYNKRO_RELAY_HTTP", value_name = "IP:PORT")]
+    pub http: Option<SocketAddr>,
+    /// PEM certificate chain for /tls/ws listeners.
+    #[arg(long, env = "SYNKRO_RELAY_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for /tls/ws listeners.
+    #[arg(long, env = "SYNKRO_RELAY_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Only relay connections; store and serve no documents.
+    #[arg(long, env = "SYNKRO_RELAY_NO_STORE")]
+    pub no_store: bool,
+    /// Most documents peers may make this relay store [default: unlimited].
+    #[arg(long, env = "SYNKRO_RELAY_MAX_DOCUMENTS", value_name = "N")]
+    pub max_documents: Option<usize>,
+    /// Established connections at once [default: 4096].
+    #[arg(long, env = "SYNKRO_RELAY_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<u32>,
+    /// Connections per IP address [default: 256].
+    #[arg(long, env = "SYNKRO_RELAY_MAX_CONNECTIONS_PER_IP", value_name = "N")]
+    pub max_connections_per_ip: Option<u32>,
+    /// Circuits relayed at once [default: 256].
+    #[arg(long, env = "SYNKRO_RELAY_MAX_CIRCUITS", value_name = "N")]
+    pub max_circuits: Option<usize>,
+    /// Longest life of one circuit, e.g. 30m [default: 1h].
+    #[arg(long, env = "SYNKRO_RELAY_MAX_CIRCUIT_DURATION", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub max_circuit_duration: Option<Duration>,
+    /// Most bytes one circuit carries each way, in MiB [default: 64].
+    #[arg(long, env = "SYNKRO_RELAY_MAX_CIRCUIT_MIB", value_name = "MIB")]
+    pub max_circuit_mib: Option<u64>,
+    /// Refuse new connections above this resident memory, in MiB [default: 1024].
+    #[arg(long, env = "SYNKRO_RELAY_MAX_MEMORY_MIB", value_name = "MIB")]
+    pub max_memory_mib: Option<usize>,
+    /// Serve the files of this directory over HTTP at / (e.g. the built web demo).
+    #[arg(long, env = "SYNKRO_RELAY_WEB_ROOT", value_name = "DIR")]
+    pub web_root: Option<PathBuf>,
+}
+
+/// The TOML file: the same settings as the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    listen: Vec<String>,
+    #[serde(default)]
+    external_address: Vec<String>,
+    http: Option<SocketAddr>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    no_store: Option<bool>,
+    max_documents: Option<usize>,
+    max_connections: Option<u32>,
+    max_connections_per_ip: Option<u32>,
+    max_circuits: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    max_circuit_duration: Option<Duration>,
+    max_circuit_mib: Option<u64>,
+    max_memory_mib: Option<usize>,
+    web_root: Option<PathBuf>,
+}
+
+/// Settings after merging flags, environment, file and defaults.
+#[derive(Debug)]
+pub struct RelayConfig {
+    /// Identity, certificate and documents.
+    pub data_dir: PathBuf,
+    /// libp2p listen addresses.
+    pub listen: Vec<Multiaddr>,
+    /// Announced public addresses.
+    pub external_addrs: Vec<Multiaddr>,
+    /// HTTP endpoint.
+    pub http: SocketAddr,
+    /// Certificate chain and key files for `/tls/ws`.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Store and serve documents (the blind `replicate` member).
+    pub store: bool,
+    /// Document quota.
+    pub max_documents: usize,
+    /// Limits of the relay server.
+    pub server: ServerConfig,
+    /// Static files served at `/`.
+    pub web_root: Option<PathBuf>,
+}
+
+/// The listeners of a relay started without `--listen`.
+pub const DEFAULT_LISTEN: [&str; 4] = [
+    "/ip4/0.0.0.0/tcp/4001",
+    "/ip4/0.0.0.0/udp/4001/quic-v1",
+    "/ip4/0.0.0.0/tcp/4002/ws",
+    "/ip4/0.0.0.0/udp/4003/webrtc-direct",
+];
+
+/// The HTTP endpoint of a relay started without `--http`: loopback only,
+/// because metrics are for the operator.
+pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
+
+impl RelayConfig {
+    /// Merge `args` (flags and environment, already parsed) over the TOML
+    /// file they name, if any, over the defaults.
+    pub fn resolve(args: Args) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let listen = if !args.listen.is_empty() {
+            args.listen
+        } else if !file.listen.is_empty() {
+            parse_addrs(&file.listen, "listen")?
+        } else {
+            DEFAULT_LISTEN
+                .iter()
+                .map(|a| a.parse().expect("valid default address"))
+                .collect()
+        };
+        let external_addrs = if !args.external_address.is_empty() {
+            args.external_address
+        } else {
+            parse_addrs(&file.external_address, "external_address")?
+        };
+        let data_dir = match args.data_dir.or(file.data_dir) {
+            Some(dir) => dir,
+            None => directories::ProjectDirs::from("", "", "synkro-relay")
+                .map(|d| d.data_dir().to_owned())
+                .context("no data directory: pass --data-dir")?,
+        };
+        let tls = match (args.tls_cert.or(file.tls_cert), args.tls_key.or(file.tls_key)) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => anyhow::bail!("tls_cert and tls_key go together"),
+        };
+        let defaults = ServerConfig::default();
+        let server = ServerConfig {
+            max_connections: args
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(defaults.max_connections),
+            max_connections_per_ip: args
+                .max_connections_per_ip
+                .or(file.max_connections_per_ip)
+                .unwrap_or(defaults.max_connections_per_ip),
+            max_circuits: args.max_circuits.or(file.max_circuits).unwrap_or(defaults.max_circuits),
+            max_circuit_duration: args
+                .max_circuit_duration
+                .or(file.max_circuit_duration)
+                .unwrap_or(defaults.max_circuit_duration),
+            max_circuit_bytes: args
+                .max_circuit_mib
+                .or(file.max_circuit_mib)
+                .map_or(defaults.max_circuit_bytes, |m| m << 20),
+            max_memory_bytes: args
+                .max_memory_mib
+                .or(file.max_memory_mib)
+                .map_or(defaults.max_memory_bytes, |m| m << 20),
+            ..defaults
+        };
+        Ok(Self {
+            data_dir,
+            listen,
+            external_addrs,
+            http: match args.http.or(file.http) {
+                Some(a) => a,
+                None => DEFAULT_HTTP.parse().expect("valid default address"),
+            },
+            tls,
+            store: !(args.no_store || file.no_store.unwrap_or(false)),
+            max_documents: args.max_documents.or(file.max_documents).unwrap_or(usize::MAX),
+            server,
+            web_root: args.web_root.or(file.web_root),
+        })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("{} is not a valid relay configuration", path.display()))
+}
+
+fn parse_addrs(values: &[String], key: &str) -> anyhow::Result<Vec<Multiaddr>> {
+    values
+        .iter()
+        .map(|v| v.parse().with_context(|| format!("{key}: {v:?} is not a multiaddr")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(argv: &[&str], file: Option<&str>) -> anyhow::Result<RelayConfig> {
+        let dir = tempfile::tempdir()?;
+        let mut full = vec!["synkro-relay"];
+        let path = dir.path().join("relay.toml");
+        let path_text = path.to_string_lossy().into_owned();
+        if let Some(text) = file {
+            std::fs::write(&path, text)?;
+            full.extend(["--config", &path_text]);
+        }
+        full.extend(argv);
+        RelayConfig::resolve(Args::try_parse_from(full)?)
+    }
+
+    #[test]
+    fn defaults_listen_on_every_transport() -> anyhow::Result<()> {
+        let c = resolve(&["--data-dir", "/tmp/r"], None)?;
+        let listen: Vec<String> = c.listen.iter().map(ToString::to_string).collect();
+        assert_eq!(listen, DEFAULT_LISTEN);
+        assert_eq!(c.http.to_string(), DEFAULT_HTTP);
+        assert!(c.store);
+        assert_eq!(c.server.max_circuit_bytes, 64 << 20);
+        Ok(())
+    }
+
+    #[test]
+    fn flags_win_over_the_file_which_wins_over_defaults() -> anyhow::Result<()> {
+        let file = r#"
+            data_dir = "/var/lib/synkro-relay"
+            listen = ["/ip4/127.0.0.1/tcp/7000"]
+            http = "127.0.0.1:9000"
+            max_circuit_duration = "30m"
+            max_circuit_mib = 8
+            no_store = true
+        "#;
+        let c = resolve(&["--http", "127.0.0.1:9100"], Some(file))?;
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/synkro-relay"));
+        assert_eq!(c.listen, vec!["/ip4/127.0.0.1/tcp/7000".parse::<Multiaddr>()?]);
+        assert_eq!(c.http.port(), 9100, "the flag wins");
+        assert_eq!(c.server.max_circuit_duration, Duration::from_secs(30 * 60));
+        assert_eq!(c.server.max_circuit_bytes, 8 << 20);
+        assert!(!c.store);
+        Ok(())
+    }
+
+    #[test]
+    fn mistakes_are_reported_not_ignored() {
+        let unknown = resolve(&[], Some("lissten = []")).expect_err("unknown key");
+        assert!(format!("{unknown:#}").contains("lissten"), "{unknown:#}");
+        let bad = resolve(&[], Some(r#"listen = ["tcp/4001"]"#)).expect_err("bad address");
+        assert!(format!("{bad:#}").contains("not a multiaddr"), "{bad:#}");
+        assert!(resolve(&["--listen", "4001"], None).is_err());
+        assert!(resolve(&["--tls-cert", "c.pem"], None).is_err(), "needs the key too");
+    }
+
+    #[test]
+    fn the_example_file_is_valid() -> anyhow::Result<()> {
+        let c = resolve(&[], Some(include_str!("../relay.example.toml")))?;
+        assert!(c.store);
+        assert_eq!(c.listen.len(), 4);
+        Ok(())
+    }
+}

@@ -1,0 +1,126 @@
+//! What the relay exports at `/metrics`, next to libp2p's own metrics
+//! (connections, relay server, identify, ping) in the same registry.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+use synkro::Repo;
+use synkro::net::{Network, Traffic};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Direction {
+    direction: &'static str,
+}
+
+const SENT: Direction = Direction { direction: "sent" };
+const RECEIVED: Direction = Direction { direction: "received" };
+
+/// The relay's own metrics, all prefixed `synkro_`. Counters that follow
+/// events are bumped as they happen; the rest is read from the repo and
+/// the network when scraped.
+#[derive(Clone)]
+pub struct Metrics {
+    documents: Gauge,
+    stored_bytes: Gauge,
+    sessions: Gauge,
+    connections: Gauge,
+    sync_messages: Family<Direction, Counter>,
+    sync_bytes: Family<Direction, Counter>,
+    seen_traffic: Arc<Mutex<Traffic>>,
+    /// Chunks and access ops refused (forged, unauthorised, over quota).
+    pub rejected: Counter,
+    /// Peers disconnected for malformed or oversized frames.
+    pub misbehaving_peers: Counter,
+    /// Sync sessions opened.
+    pub sessions_opened: Counter,
+}
+
+impl Metrics {
+    /// Register every metric in `registry` under `synkro_`.
+    pub fn register(registry: &mut Registry, store: bool) -> Self {
+        let r = registry.sub_registry_with_prefix("synkro");
+        let m = Self {
+            documents: Gauge::default(),
+            stored_bytes: Gauge::default(),
+            sessions: Gauge::default(),
+            connections: Gauge::default(),
+            sync_messages: Family::default(),
+            sync_bytes: Family::default(),
+            seen_traffic: Arc::default(),
+            rejected: Counter::default(),
+            misbehaving_peers: Counter::default(),
+            sessions_opened: Counter::default(),
+        };
+        r.register(
+            "relay",
+            "Version and mode of this relay",
+            Info::new(vec![
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("store", if store { "true" } else { "false" }),
+            ]),
+        );
+        r.register("documents", "Documents stored", m.documents.clone());
+        r.register(
+            "stored_bytes",
+            "Sealed bytes stored (chunks and access ops)",
+            m.stored_bytes.clone(),
+        );
+        r.register("sessions", "Open sync sessions", m.sessions.clone());
+        r.register("connections", "Open libp2p connections", m.connections.clone());
+        r.register(
+            "sync_messages",
+            "Sync frames exchanged with peers",
+            m.sync_messages.clone(),
+        );
+        r.register(
+            "sync_bytes",
+            "Bytes of sync frames exchanged with peers",
+            m.sync_bytes.clone(),
+        );
+        r.register(
+            "rejected",
+            "Chunks and access ops refused: bad signature, not a writer, over quota",
+            m.rejected.clone(),
+        );
+        r.register(
+            "misbehaving_peers",
+            "Peers disconnected for malformed or oversized frames",
+            m.misbehaving_peers.clone(),
+        );
+        r.register("sessions_opened", "Sync sessions opened", m.sessions_opened.clone());
+        m
+    }
+
+    /// Bring the gauges and traffic counters up to date (before a scrape).
+    pub fn refresh(&self, repo: &Repo, net: &Network) {
+        let stats = repo.stats();
+        self.documents.set(saturating_i64(stats.documents));
+        self.stored_bytes.set(saturating_i64(stats.stored_bytes));
+        self.sessions.set(saturating_i64(stats.peers));
+        self.connections.set(saturating_i64(net.connections().len()));
+        let now = net.total_traffic();
+        let mut seen = self.seen_traffic.lock().unwrap_or_else(PoisonError::into_inner);
+        let grow = |c: &Family<Direction, Counter>, d: Direction, now: u64, then: u64| {
+            c.get_or_create(&d).inc_by(now.saturating_sub(then));
+        };
+        grow(&self.sync_messages, SENT, now.messages_sent, seen.messages_sent);
+        grow(
+            &self.sync_messages,
+            RECEIVED,
+            now.messages_received,
+            seen.messages_received,
+        );
+        grow(&self.sync_bytes, SENT, now.bytes_sent, seen.bytes_sent);
+        grow(&self.sync_bytes, RECEIVED, now.bytes_received, seen.bytes_received);
+        *seen = now;
+    }
+}
+
+fn saturating_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,201 @@
+//! Running the relay: its repo (the blind `replicate` member), its libp2p
+//! node with the relay server, the HTTP endpoint, and a graceful stop.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use synkro::net::{NetConfig, Network, PeerEvent, Registry, TlsConfig};
+use synkro::{Event, NodeConfig, Repo, RepoConfig};
+use tokio::sync::broadcast::error::RecvError;
+use tracing::{info, warn};
+
+use crate::config::RelayConfig;
+use crate::http::{self, Status};
+use crate::metrics::Metrics;
+
+/// The WebRTC-direct certificate, kept so `/certhash/…` in the relay's
+/// addresses stays valid across restarts.
+const WEBRTC_CERT_FILE: &str = "webrtc-cert.pem";
+
+/// Run until SIGINT or SIGTERM, then flush and close every connection.
+pub async fn run(config: RelayConfig) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let repo = Repo::open_home(
+        &config.data_dir,
+        RepoConfig {
+            node: NodeConfig {
+                max_docs: config.max_documents,
+                ..NodeConfig::default()
+            },
+            ..RepoConfig::default()
+        },
+    )
+    .await
+    .with_context(|| format!("cannot open the data directory {}", config.data_dir.display()))?;
+    for p in repo.load_problems() {
+        warn!(doc = %p.doc, problem = %p.problem, "damaged record skipped at start");
+    }
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(TlsConfig {
+            cert_chain_pem: std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?,
+            key_pem: std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?,
+        }),
+        None => None,
+    };
+    let net_config = NetConfig {
+        listen: config.listen.clone(),
+        external_addrs: config.external_addrs.clone(),
+        server: Some(config.server.clone()),
+        accept_sync: config.store,
+        tls,
+        webrtc_certificate: Some(webrtc_certificate(&config.data_dir)?),
+        ..NetConfig::default()
+    };
+    let mut registry = Registry::default();
+    let net = repo.connect_with_metrics(net_config, &mut registry).await?;
+    let metrics = Metrics::register(&mut registry, config.store);
+    info!(
+        peer_id = %net.peer_id(),
+        store = config.store,
+        data_dir = %config.data_dir.display(),
+        limits = ?config.server,
+        "relay started"
+    );
+
+    let listener = tokio::net::TcpListener::bind(config.http)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
+    let status = Arc::new(Status {
+        repo: repo.clone(),
+        net: net.clone(),
+        metrics: metrics.clone(),
+        registry,
+        store: config.store,
+        started,
+    });
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = tokio::spawn(http::serve(
+        listener_printed(listener)?,
+        status,
+        config.web_root,
+        async {
+            let _ = http_stopped.await;
+        },
+    ));
+
+    watch(&repo, &net, &metrics).await?;
+
+    info!("stopping: flushing and closing connections");
+    let _ = stop_http.send(());
+    repo.flush_all().await?;
+    net.shutdown().await;
+    match http.await {
+        Ok(result) => result.context("HTTP endpoint")?,
+        Err(e) => warn!(error = %e, "HTTP task ended abnormally"),
+    }
+    info!("stopped");
+    Ok(())
+}
+
+fn listener_printed(listener: tokio::net::TcpListener) -> anyhow::Result<tokio::net::TcpListener> {
+    announce(&format!("http {}", listener.local_addr()?));
+    Ok(listener)
+}
+
+/// One line on stdout, flushed, for scripts and tests to read.
+fn announce(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Print listen addresses, count what happens, until a stop signal.
+async fn watch(repo: &Repo, net: &Network, metrics: &Metrics) -> anyhow::Result<()> {
+    let mut peer_events = net.events();
+    let mut doc_events = repo.events();
+    let mut printed = HashSet::new();
+    let mut print = |addr: &synkro::net::Multiaddr| {
+        if printed.insert(addr.clone()) {
+            announce(&format!("listening {addr}"));
+        }
+    };
+    for addr in net.listen_addrs() {
+        print(&addr);
+    }
+    let stop = stop_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            signal = &mut stop => {
+                info!(signal = signal?, "stop requested");
+                return Ok(());
+            }
+            e = peer_events.recv() => match e {
+                Ok(PeerEvent::Listening(addr)) => print(&addr),
+                Ok(PeerEvent::SessionOpened { peer, relayed }) => {
+                    metrics.sessions_opened.inc();
+                    info!(%peer, relayed, "sync session opened");
+                }
+                Ok(PeerEvent::SessionClosed { peer }) => info!(%peer, "sync session closed"),
+                Ok(PeerEvent::Misbehaved { peer, reason }) => {
+                    metrics.misbehaving_peers.inc();
+                    warn!(%peer, %reason, "peer disconnected for misbehaving");
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(n)) => warn!(missed = n, "network events lagged"),
+                Err(RecvError::Closed) => anyhow::bail!("the network stopped"),
+            },
+            e = doc_events.recv() => match e {
+                Ok(Event::Rejected { peer, doc, reason }) => {
+                    metrics.rejected.inc();
+                    warn!(peer = ?peer, %doc, %reason, "refused data");
+                }
+                Ok(Event::DocAdded { doc }) => info!(%doc, "storing a new document"),
+                Ok(_) => {}
+                // Rejections missed in a burst are still logged by the core.
+                Err(RecvError::Lagged(n)) => warn!(missed = n, "repo events lagged"),
+                Err(RecvError::Closed) => anyhow::bail!("the repo stopped"),
+            },
+        }
+    }
+}
+
+#[cfg(unix)]
+async fn stop_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+#[cfg(not(unix))]
+async fn stop_signal() -> anyhow::Result<&'static str> {
+    tokio::signal::ctrl_c().await?;
+    Ok("Ctrl-C")
+}
+
+/// Read the persisted WebRTC certificate, or create and persist one (0600).
+fn webrtc_certificate(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join(WEBRTC_CERT_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(pem) => return Ok(pem),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let pem = synkro::net::generate_webrtc_certificate()?;
+    let mut tmp = tempfile::NamedTempFile::new_in(data_dir)?;
+    tmp.write_all(pem.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    // NamedTempFile is created 0600 on unix; rename makes it appear whole.
+    tmp.persist(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    info!(path = %path.display(), "created the WebRTC certificate");
+    Ok(pem)
+}
