@@ -1,0 +1,68 @@
+//! synkro end to end: native repos and `synkro` CLI devices syncing through
+//! a real `synkro-relay` process, over real libp2p connections on loopback.
+//! One test binary, a module per scenario.
+
+mod blind_relay;
+mod circuit;
+mod hostile_frames;
+mod many_docs;
+mod relay_process;
+mod relay_sync;
+mod store_and_forward;
+
+use std::time::Duration;
+
+use synkro::net::{Multiaddr, NetConfig, Network};
+use synkro::{MemberId, Repo};
+
+/// Generous: CI machines are small and busy.
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// An in-memory repo connected to the relay at `addr` (which it may
+/// replicate to), with its session open.
+pub async fn repo_via(addr: &str) -> anyhow::Result<(Repo, Network, MemberId)> {
+    let repo = Repo::in_memory().await?;
+    let (net, relay) = connect(&repo, addr).await?;
+    Ok((repo, net, relay))
+}
+
+/// Connect `repo` to the relay at `addr`; returns the relay's member id.
+pub async fn connect(repo: &Repo, addr: &str) -> anyhow::Result<(Network, MemberId)> {
+    log_from_env();
+    let addr: Multiaddr = addr.parse()?;
+    let net = repo
+        .connect(NetConfig {
+            relays: vec![addr.clone()],
+            ..NetConfig::default()
+        })
+        .await?;
+    let relay = net.dial(addr).await?;
+    Ok((net, relay))
+}
+
+/// A unique text that must never appear outside readers.
+pub fn marker(what: &str) -> String {
+    format!("PLAINTEXT-CANARY-{what}-7f3c9a1e5b")
+}
+
+/// Logs of this process's repos, filtered by `RUST_LOG` (e.g.
+/// `RUST_LOG=synkro=debug cargo test -p synkro-tests -- --nocapture`).
+pub fn log_from_env() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+/// Wait until `path` of `doc` reads `value` (it arrives from a peer).
+pub async fn wait_for_value(doc: &synkro::DocHandle, path: &str, value: &serde_json::Value) -> anyhow::Result<()> {
+    let mut changes = doc.subscribe();
+    tokio::time::timeout(TIMEOUT, async {
+        while doc.get(path)?.as_ref() != Some(value) {
+            changes.recv().await;
+        }
+        anyhow::Ok(())
+    })
+    .await
+    .map_err(|_| anyhow::anyhow!("{path} did not become {value} within {TIMEOUT:?}"))?
+}
