@@ -19,8 +19,11 @@ cargo fmt --all -- --check
 step "lints"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "wasm32 build (synkro-core, synkro-storage, synkro-net)"
-cargo clippy --locked --target wasm32-unknown-unknown -p synkro-core -p synkro-storage -p synkro-net -- -D warnings
+step "wasm32 build (synkro-core, synkro-storage, synkro-net, synkro)"
+cargo clippy --locked --target wasm32-unknown-unknown -p synkro-core -p synkro-storage -p synkro-net -p synkro -- -D warnings
 
 step "tests"
+# The end-to-end tests run the synkro and synkro-relay binaries: build them
+# first (cargo builds a package's binaries only for its own tests).
+cargo build --workspace --locked --bins
 cargo test --workspace --locked

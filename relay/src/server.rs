@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use synkro::RecvError;
 use synkro::net::{NetConfig, Network, PeerEvent, Registry, TlsConfig};
 use synkro::{Event, NodeConfig, Repo, RepoConfig};
-use tokio::sync::broadcast::error::RecvError;
 use tracing::{info, warn};
 
 use crate::config::RelayConfig;
@@ -146,7 +146,7 @@ async fn watch(repo: &Repo, net: &Network, metrics: &Metrics) -> anyhow::Result<
                     warn!(%peer, %reason, "peer disconnected for misbehaving");
                 }
                 Ok(_) => {}
-                Err(RecvError::Lagged(n)) => warn!(missed = n, "network events lagged"),
+                Err(RecvError::Overflowed(n)) => warn!(missed = n, "network events lagged"),
                 Err(RecvError::Closed) => anyhow::bail!("the network stopped"),
             },
             e = doc_events.recv() => match e {
@@ -157,7 +157,7 @@ async fn watch(repo: &Repo, net: &Network, metrics: &Metrics) -> anyhow::Result<
                 Ok(Event::DocAdded { doc }) => info!(%doc, "storing a new document"),
                 Ok(_) => {}
                 // Rejections missed in a burst are still logged by the core.
-                Err(RecvError::Lagged(n)) => warn!(missed = n, "repo events lagged"),
+                Err(RecvError::Overflowed(n)) => warn!(missed = n, "repo events lagged"),
                 Err(RecvError::Closed) => anyhow::bail!("the repo stopped"),
             },
         }

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
+use synkro::RecvError;
 use synkro::net::{Multiaddr, NetConfig, Network, PeerEvent, Traffic};
 use synkro::{Event, MemberId, Origin, Repo};
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::usage;
 
@@ -146,7 +146,7 @@ pub async fn live(repo: &Repo, config: NetConfig, print_listening: bool) -> anyh
                 Ok(PeerEvent::SessionClosed { peer }) => eprintln!("disconnected from {peer}"),
                 Ok(PeerEvent::Reachable { relay }) => eprintln!("reachable through relay {relay}"),
                 Ok(PeerEvent::Misbehaved { peer, reason }) => eprintln!("dropped {peer}: {reason}"),
-                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Ok(_) | Err(RecvError::Overflowed(_)) => {}
                 Err(RecvError::Closed) => bail!("the network stopped"),
             },
             e = doc_events.recv() => match e {

@@ -1,12 +1,10 @@
 //! [`DocHandle`]: one document of a [`Repo`].
 
+use crate::json::{self, DocPath};
+use crate::{Error, Events, RecvError, Repo};
 use serde_json::Value as Json;
 use synkro_core::automerge::{self, AutoCommit};
 use synkro_core::{DocId, DocInfo, Event, InviteToken, MemberId, Role};
-use tokio::sync::broadcast;
-
-use crate::json::{self, DocPath};
-use crate::{Error, Repo};
 
 /// A handle to one document. Cheap to clone.
 ///
@@ -35,7 +33,7 @@ pub struct DocHandle {
 /// Patches of one document's changes, from [`DocHandle::subscribe`].
 pub struct DocChanges {
     doc: DocId,
-    rx: broadcast::Receiver<Event>,
+    rx: Events<Event>,
 }
 
 impl DocChanges {
@@ -47,8 +45,8 @@ impl DocChanges {
             match self.rx.recv().await {
                 Ok(Event::DocChanged { doc, patches, .. }) if doc == self.doc => return Some(patches),
                 Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(_)) => return Some(Vec::new()),
-                Err(broadcast::error::RecvError::Closed) => return None,
+                Err(RecvError::Overflowed(_)) => return Some(Vec::new()),
+                Err(RecvError::Closed) => return None,
             }
         }
     }

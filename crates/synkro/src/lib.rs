@@ -10,8 +10,8 @@
 //! replicate) is a signed log inside each document; revoking a member
 //! rotates the document key.
 //!
-//! This crate is the async shell around the sans-IO [`synkro_core`], on
-//! tokio. Transports attach peers with [`Repo::attach_peer`] and
+//! This crate is the async shell around the sans-IO [`synkro_core`]: on
+//! tokio natively, on the browser's event loop in WebAssembly. Transports attach peers with [`Repo::attach_peer`] and
 //! [`Repo::deliver`]; [`link`] connects two repos in one process.
 //!
 //! ```
@@ -43,15 +43,18 @@
 
 mod doc;
 mod error;
+#[cfg(not(target_arch = "wasm32"))]
 mod home;
 pub mod json;
 pub mod link;
 pub mod net;
 mod repo;
+mod rt;
 
+pub use async_broadcast::RecvError;
 pub use doc::{DocChanges, DocHandle};
 pub use error::Error;
-pub use repo::{LoadProblem, Repo, RepoConfig, RepoStats, SessionId};
+pub use repo::{Events, FrameSender, LoadProblem, Repo, RepoConfig, RepoStats, SessionId};
 pub use synkro_core::{
     CompactionPolicy, DeviceIdentity, DocId, DocInfo, Event, InviteToken, MemberId, NodeConfig, Origin, Role,
     SyncStatus, VersionVector, automerge,

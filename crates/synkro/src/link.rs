@@ -2,9 +2,11 @@
 //! channels. It speaks the same frames a network transport carries, so
 //! everything above it is exercised for real.
 
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use futures::StreamExt;
+use futures::channel::{mpsc, oneshot};
+use futures::future::{AbortHandle, Abortable};
 
+use crate::rt::Spawner;
 use crate::{Error, Repo, SessionId};
 
 /// A live in-process connection between two repos; dropping it (or
@@ -12,7 +14,7 @@ use crate::{Error, Repo, SessionId};
 pub struct Link {
     a: (Repo, SessionId),
     b: (Repo, SessionId),
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Vec<(AbortHandle, oneshot::Receiver<()>)>,
 }
 
 /// Connect two repos in the same process.
@@ -34,8 +36,8 @@ pub struct Link {
 /// # Ok(()) }
 /// ```
 pub async fn connect(a: &Repo, b: &Repo) -> Result<Link, Error> {
-    let (tx_ab, rx_ab) = mpsc::unbounded_channel();
-    let (tx_ba, rx_ba) = mpsc::unbounded_channel();
+    let (tx_ab, rx_ab) = mpsc::unbounded();
+    let (tx_ba, rx_ba) = mpsc::unbounded();
     let at_a = a.attach_peer(b.member_id(), tx_ab).await?;
     let at_b = b.attach_peer(a.member_id(), tx_ba).await?;
     let tasks = vec![
@@ -51,10 +53,17 @@ pub async fn connect(a: &Repo, b: &Repo) -> Result<Link, Error> {
 
 /// Carry frames `sender` → `to`; a frame counts as transmitted once
 /// delivered. `session` is `to`'s session with `sender`.
-fn pump(mut rx: mpsc::UnboundedReceiver<Vec<u8>>, sender: Repo, to: Repo, session: SessionId) -> JoinHandle<()> {
-    tokio::spawn(async move {
+fn pump(
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    sender: Repo,
+    to: Repo,
+    session: SessionId,
+) -> (AbortHandle, oneshot::Receiver<()>) {
+    let (abort, registration) = AbortHandle::new_pair();
+    let (done_tx, done) = oneshot::channel();
+    let task = async move {
         let (from, to_id) = (sender.member_id(), to.member_id());
-        while let Some(frame) = rx.recv().await {
+        while let Some(frame) = rx.next().await {
             if to.deliver(from, &frame).await.is_err() {
                 break;
             }
@@ -64,7 +73,12 @@ fn pump(mut rx: mpsc::UnboundedReceiver<Vec<u8>>, sender: Repo, to: Repo, sessio
         }
         // The sender side went away (closed link or a Disconnect effect).
         to.detach_peer(from, session).await;
-    })
+    };
+    Spawner::current().spawn(async move {
+        let _ = Abortable::new(task, registration).await;
+        let _ = done_tx.send(());
+    });
+    (abort, done)
 }
 
 impl Link {
@@ -77,16 +91,16 @@ impl Link {
         let ((a, at_a), (b, at_b)) = (&self.a, &self.b);
         a.detach_peer(b.member_id(), *at_a).await;
         b.detach_peer(a.member_id(), *at_b).await;
-        for t in self.tasks.drain(..) {
-            let _ = t.await;
+        for (_, done) in self.tasks.drain(..) {
+            let _ = done.await;
         }
     }
 }
 
 impl Drop for Link {
     fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
+        for (abort, _) in &self.tasks {
+            abort.abort();
         }
     }
 }

@@ -25,16 +25,18 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use futures::channel::mpsc;
+use futures::{AsyncReadExt, AsyncWriteExt, FutureExt, StreamExt};
 pub use synkro_net::{
-    Connection, MAX_FRAME_LEN, Multiaddr, NetConfig, NetError, PeerId, Registry, ServerConfig, TlsConfig,
-    generate_webrtc_certificate, peer_in,
+    Connection, MAX_FRAME_LEN, Multiaddr, NetConfig, NetError, PeerId, ServerConfig, TlsConfig, peer_in,
 };
 use synkro_net::{NetEvent, Session, member_of, read_frame, write_frame};
-use tokio::sync::{broadcast, mpsc};
+#[cfg(not(target_arch = "wasm32"))]
+pub use synkro_net::{Registry, generate_webrtc_certificate};
 use tracing::{debug, info, warn};
 
-use crate::{Error, MemberId, Repo};
+use crate::rt::{Broadcast, Spawner};
+use crate::{Error, Events, MemberId, Repo};
 
 /// Messages and bytes exchanged with one peer (sync frames, both ways).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -94,7 +96,7 @@ pub enum PeerEvent {
 }
 
 struct Shared {
-    events: broadcast::Sender<PeerEvent>,
+    events: Broadcast<PeerEvent>,
     traffic: Mutex<HashMap<MemberId, Traffic>>,
     relays: Vec<MemberId>,
 }
@@ -123,39 +125,46 @@ impl Repo {
     /// Start this device's libp2p node (its PeerId is the member id) and
     /// sync every session it opens with this repo.
     pub async fn connect(&self, config: NetConfig) -> Result<Network, Error> {
-        self.connect_inner(config, None).await
+        let relays = relay_members(&config);
+        let started = synkro_net::Network::start(self.network_seed(), config)?;
+        Ok(self.run_network(started, relays))
     }
 
     /// [`connect`](Self::connect), recording libp2p metrics in `registry`.
+    #[cfg(not(target_arch = "wasm32"))]
     pub async fn connect_with_metrics(&self, config: NetConfig, registry: &mut Registry) -> Result<Network, Error> {
-        self.connect_inner(config, Some(registry)).await
+        let relays = relay_members(&config);
+        let started = synkro_net::Network::start_with_metrics(self.network_seed(), config, registry)?;
+        Ok(self.run_network(started, relays))
     }
 
-    async fn connect_inner(&self, config: NetConfig, registry: Option<&mut Registry>) -> Result<Network, Error> {
-        let seed = *self.inner.node().identity().signing_seed();
-        let relays = config
-            .relays
-            .iter()
-            .filter_map(peer_in)
-            .filter_map(|p| member_of(&p))
-            .collect();
-        let started = match registry {
-            Some(r) => synkro_net::Network::start_with_metrics(seed, config, r)?,
-            None => synkro_net::Network::start(seed, config)?,
-        };
-        tokio::spawn(started.driver);
-        let (events, _) = broadcast::channel(256);
+    fn network_seed(&self) -> [u8; 32] {
+        *self.inner.node().identity().signing_seed()
+    }
+
+    fn run_network(&self, started: synkro_net::Started, relays: Vec<MemberId>) -> Network {
+        let spawner = Spawner::current();
+        spawner.spawn(started.driver);
         let network = Network {
             net: started.network,
             shared: Arc::new(Shared {
-                events,
+                events: Broadcast::new(256),
                 traffic: Mutex::new(HashMap::new()),
                 relays,
             }),
         };
-        tokio::spawn(route(self.clone(), network.clone(), started.events));
-        Ok(network)
+        spawner.spawn(route(self.clone(), network.clone(), started.events, spawner.clone()));
+        network
     }
+}
+
+fn relay_members(config: &NetConfig) -> Vec<MemberId> {
+    config
+        .relays
+        .iter()
+        .filter_map(peer_in)
+        .filter_map(|p| member_of(&p))
+        .collect()
 }
 
 impl Network {
@@ -217,7 +226,7 @@ impl Network {
     }
 
     /// Follow connections and sessions.
-    pub fn events(&self) -> broadcast::Receiver<PeerEvent> {
+    pub fn events(&self) -> Events<PeerEvent> {
         self.shared.events.subscribe()
     }
 
@@ -227,7 +236,7 @@ impl Network {
     }
 
     fn emit(&self, e: PeerEvent) {
-        let _ = self.shared.events.send(e);
+        self.shared.events.send(e);
     }
 
     fn count(&self, peer: MemberId, sent: bool, bytes: usize) {
@@ -244,11 +253,11 @@ impl Network {
 }
 
 /// Turn network events into sessions and status events.
-async fn route(repo: Repo, network: Network, mut events: futures::channel::mpsc::UnboundedReceiver<NetEvent>) {
+async fn route(repo: Repo, network: Network, mut events: mpsc::UnboundedReceiver<NetEvent>, spawner: Spawner) {
     while let Some(event) = events.next().await {
         match event {
             NetEvent::Session(session) => {
-                tokio::spawn(pump(repo.clone(), network.clone(), *session));
+                spawner.spawn(pump(repo.clone(), network.clone(), *session));
             }
             NetEvent::Listening(a) => network.emit(PeerEvent::Listening(a)),
             NetEvent::Connected { peer, relayed } => network.emit(PeerEvent::Connected { peer, relayed }),
@@ -270,7 +279,7 @@ async fn pump(repo: Repo, network: Network, session: Session) {
         ..
     } = session;
     let (mut rd, mut wr) = stream.split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (tx, mut rx) = mpsc::unbounded::<Vec<u8>>();
     // Grant a relay its role first, so our Hello already lists every
     // document it may store.
     if network.shared.relays.contains(&peer)
@@ -314,7 +323,7 @@ async fn pump(repo: Repo, network: Network, session: Session) {
         }
     };
     let writer = async {
-        while let Some(frame) = rx.recv().await {
+        while let Some(frame) = rx.next().await {
             if write_frame(&mut wr, &frame).await.is_err() {
                 return;
             }
@@ -327,10 +336,10 @@ async fn pump(repo: Repo, network: Network, session: Session) {
         let _ = wr.close().await;
         network.net.disconnect(peer_id);
     };
-    tokio::select! {
-        _ = reader => {}
-        _ = writer => {}
-        _ = end.replaced() => {}
+    futures::select! {
+        () = reader.fuse() => {}
+        () = writer.fuse() => {}
+        () = end.replaced().fuse() => {}
     }
     repo.detach_peer(peer, id).await;
     debug!(%peer, "sync session closed");

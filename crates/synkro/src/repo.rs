@@ -1,25 +1,34 @@
 //! [`Repo`]: the runtime around one `synkro_core::Node`.
 
 use std::collections::{HashMap, HashSet};
+#[cfg(not(target_arch = "wasm32"))]
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use futures::channel::mpsc;
 use getrandom::SysRng;
 use rand_core::UnwrapErr;
 use synkro_core::{DeviceIdentity, DocId, Effect, Event, InviteToken, MemberId, Node, NodeConfig, Role, SyncStatus};
 use synkro_storage::{MemoryStorage, Storage, WriteOp};
-use tokio::sync::{broadcast, mpsc};
 use tracing::{debug, info, warn};
 
 use crate::Error;
 use crate::doc::DocHandle;
+#[cfg(not(target_arch = "wasm32"))]
 use crate::home::Home;
+use crate::rt::{self, Broadcast, Spawner};
 
 pub(crate) type Rng = UnwrapErr<SysRng>;
 
-/// Where a session's outgoing frames go.
-type FrameSender = mpsc::UnboundedSender<Vec<u8>>;
+/// Where a session's outgoing frames go (see [`Repo::attach_peer`]).
+pub type FrameSender = mpsc::UnboundedSender<Vec<u8>>;
+
+/// A subscription to events ([`Repo::events`], [`Network::events`](crate::net::Network::events)).
+/// `recv().await` gives the next one; a receiver that falls more than 1024
+/// behind gets [`RecvError::Overflowed`](crate::RecvError::Overflowed) with
+/// the number it missed, then the newest.
+pub type Events<T> = async_broadcast::Receiver<T>;
 
 /// What [`Repo::stats`] counts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -67,9 +76,9 @@ pub(crate) struct Inner {
     node: Mutex<Node>,
     /// Serialises node calls that produce IO, so effects run in the order
     /// the node emitted them (a `Send` never overtakes its `Persist`).
-    pump: tokio::sync::Mutex<()>,
+    pump: async_lock::Mutex<()>,
     storage: Arc<dyn Storage>,
-    events: broadcast::Sender<Event>,
+    events: Broadcast<Event>,
     /// Open sessions: the latest attachment per peer and where its frames go.
     peers: Mutex<HashMap<MemberId, (SessionId, FrameSender)>>,
     next_session: std::sync::atomic::AtomicU64,
@@ -81,7 +90,8 @@ pub(crate) struct Inner {
     failed: Mutex<Option<String>>,
     config: RepoConfig,
     problems: Vec<LoadProblem>,
-    runtime: tokio::runtime::Handle,
+    spawner: Spawner,
+    #[cfg(not(target_arch = "wasm32"))]
     _home: Option<Home>,
 }
 
@@ -122,16 +132,19 @@ impl Repo {
     /// Open (or create) the repo in directory `home`: device identity in
     /// `identity.key` (mode 0600), documents under `docs/`. One process at
     /// a time may hold a home.
+    #[cfg(not(target_arch = "wasm32"))]
     pub async fn open(home: impl AsRef<Path>) -> Result<Repo, Error> {
         Self::open_home(home.as_ref(), RepoConfig::default()).await
     }
 
     /// [`open`](Self::open) with settings.
+    #[cfg(not(target_arch = "wasm32"))]
     pub async fn open_home(home: &Path, config: RepoConfig) -> Result<Repo, Error> {
         let home = Home::open(home)?;
         let identity = home.identity()?;
         let storage = Arc::new(home.storage()?);
-        Self::start(storage, identity, config, Some(home)).await
+        let repo = Self::start(storage, identity, config).await?;
+        Ok(repo.with_home(home))
     }
 
     /// A repo over any storage backend with a given identity.
@@ -140,7 +153,7 @@ impl Repo {
         identity: DeviceIdentity,
         config: RepoConfig,
     ) -> Result<Repo, Error> {
-        Self::start(storage, identity, config, None).await
+        Self::start(storage, identity, config).await
     }
 
     /// A throwaway repo in memory with a fresh identity (tests, demos).
@@ -149,12 +162,9 @@ impl Repo {
         Self::open_with(Arc::new(MemoryStorage::new()), identity, RepoConfig::default()).await
     }
 
-    async fn start(
-        storage: Arc<dyn Storage>,
-        identity: DeviceIdentity,
-        config: RepoConfig,
-        home: Option<Home>,
-    ) -> Result<Repo, Error> {
+    // In browsers everything runs on one thread; Arc keeps one type for both.
+    #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
+    async fn start(storage: Arc<dyn Storage>, identity: DeviceIdentity, config: RepoConfig) -> Result<Repo, Error> {
         let mut node = Node::new(identity, config.node.clone());
         let mut rng = UnwrapErr(SysRng);
         let mut problems = Vec::new();
@@ -177,12 +187,11 @@ impl Repo {
         // Loading reads what storage already holds: nothing to write back.
         while node.poll_effect().is_some() {}
         info!(member = %node.member_id(), docs = node.docs().len(), "repo open");
-        let (events, _) = broadcast::channel(1024);
         let inner = Inner {
             node: Mutex::new(node),
-            pump: tokio::sync::Mutex::new(()),
+            pump: async_lock::Mutex::new(()),
             storage,
-            events,
+            events: Broadcast::new(1024),
             peers: Mutex::new(HashMap::new()),
             next_session: std::sync::atomic::AtomicU64::new(0),
             replicas: Mutex::new(Vec::new()),
@@ -191,10 +200,18 @@ impl Repo {
             failed: Mutex::new(None),
             config,
             problems,
-            runtime: tokio::runtime::Handle::current(),
-            _home: home,
+            spawner: Spawner::current(),
+            #[cfg(not(target_arch = "wasm32"))]
+            _home: None,
         };
         Ok(Repo { inner: Arc::new(inner) })
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn with_home(self, home: Home) -> Repo {
+        let mut inner = Arc::into_inner(self.inner).expect("a repo being opened has no other handle yet");
+        inner._home = Some(home);
+        Repo { inner: Arc::new(inner) }
     }
 
     /// Damage found and skipped while opening: torn or corrupt storage
@@ -271,7 +288,7 @@ impl Repo {
     }
 
     /// Every event of every document.
-    pub fn events(&self) -> broadcast::Receiver<Event> {
+    pub fn events(&self) -> Events<Event> {
         self.inner.events.subscribe()
     }
 
@@ -325,17 +342,17 @@ impl Repo {
     /// flush). False if `timeout` passed first.
     pub(crate) async fn wait_until(&self, timeout: Duration, done: impl Fn(&Node) -> bool) -> Result<bool, Error> {
         let mut events = self.events();
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = rt::Instant::now() + timeout;
         loop {
             self.flush_all().await?;
             if done(&self.inner.node()) {
                 return Ok(true);
             }
-            if tokio::time::Instant::now() >= deadline {
+            let left = deadline.saturating_duration_since(rt::Instant::now());
+            if left.is_zero() {
                 return Ok(false);
             }
-            let tick = deadline.min(tokio::time::Instant::now() + Duration::from_millis(200));
-            let _ = tokio::time::timeout_at(tick, events.recv()).await;
+            let _ = rt::timeout(left.min(Duration::from_millis(200)), events.recv()).await;
         }
     }
 
@@ -343,11 +360,7 @@ impl Repo {
     /// transport); frames for it go to `outgoing`. A new session with the
     /// same peer replaces the old one. Transports call this, and pass the
     /// returned id to [`detach_peer`](Self::detach_peer).
-    pub async fn attach_peer(
-        &self,
-        peer: MemberId,
-        outgoing: mpsc::UnboundedSender<Vec<u8>>,
-    ) -> Result<SessionId, Error> {
+    pub async fn attach_peer(&self, peer: MemberId, outgoing: FrameSender) -> Result<SessionId, Error> {
         let id = SessionId(
             self.inner
                 .next_session
@@ -394,8 +407,8 @@ impl Repo {
         }
         let weak = Arc::downgrade(&self.inner);
         let window = self.inner.config.flush_window;
-        self.inner.runtime.spawn(async move {
-            tokio::time::sleep(window).await;
+        self.inner.spawner.spawn(async move {
+            rt::sleep(window).await;
             let Some(inner) = weak.upgrade() else { return };
             inner.scheduled_lock().remove(&doc);
             if let Err(e) = inner
@@ -435,9 +448,7 @@ impl Inner {
         let mut deferred = Vec::new();
         while let Some(e) = node.poll_effect() {
             match e {
-                Effect::Event(ev) => {
-                    let _ = self.events.send(ev);
-                }
+                Effect::Event(ev) => self.events.send(ev),
                 other => deferred.push(other),
             }
         }
@@ -488,16 +499,14 @@ impl Inner {
             }
             Effect::Send { peer, message } => {
                 if let Some((_, tx)) = self.peers_lock().get(&peer) {
-                    let _ = tx.send(message);
+                    let _ = tx.unbounded_send(message);
                 }
             }
             Effect::Disconnect { peer, reason } => {
                 warn!(%peer, %reason, "disconnecting peer");
                 self.peers_lock().remove(&peer);
             }
-            Effect::Event(ev) => {
-                let _ = self.events.send(ev);
-            }
+            Effect::Event(ev) => self.events.send(ev),
         }
         Ok(())
     }

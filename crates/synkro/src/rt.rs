@@ -1,0 +1,88 @@
+//! The runtime services the facade uses: spawning tasks, sleeping, and the
+//! clock. Natively they come from tokio; on `wasm32` from the browser's
+//! event loop (wasm-bindgen-futures, futures-timer, web-time). Nothing
+//! else in this crate names a runtime, so the same `Repo` runs in both.
+
+use std::future::Future;
+use std::pin::pin;
+use std::time::Duration;
+
+use futures::future::{Either, select};
+pub(crate) use web_time::Instant;
+
+/// Spawns the repo's background tasks (flush timers, session pumps).
+#[derive(Clone, Debug)]
+pub(crate) struct Spawner {
+    #[cfg(not(target_arch = "wasm32"))]
+    handle: tokio::runtime::Handle,
+}
+
+impl Spawner {
+    /// The runtime the caller runs on. Natively this must be called from
+    /// inside a tokio runtime, which later spawns may come from outside of.
+    pub fn current() -> Self {
+        Self {
+            #[cfg(not(target_arch = "wasm32"))]
+            handle: tokio::runtime::Handle::current(),
+        }
+    }
+
+    /// Run `task` in the background.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.handle.spawn(task);
+    }
+
+    /// Run `task` in the background (on the page's or worker's event loop).
+    #[cfg(target_arch = "wasm32")]
+    pub fn spawn(&self, task: impl Future<Output = ()> + 'static) {
+        wasm_bindgen_futures::spawn_local(task);
+    }
+}
+
+/// Wait for `d`.
+pub(crate) async fn sleep(d: Duration) {
+    #[cfg(not(target_arch = "wasm32"))]
+    tokio::time::sleep(d).await;
+    #[cfg(target_arch = "wasm32")]
+    futures_timer::Delay::new(d).await;
+}
+
+/// `f`'s output, or `None` if `d` passes first.
+pub(crate) async fn timeout<F: Future>(d: Duration, f: F) -> Option<F::Output> {
+    match select(pin!(f), pin!(sleep(d))).await {
+        Either::Left((out, _)) => Some(out),
+        Either::Right(_) => None,
+    }
+}
+
+/// A broadcast channel that never blocks its sender: receivers that fall
+/// behind lose the oldest messages and are told how many
+/// ([`RecvError::Overflowed`](async_broadcast::RecvError::Overflowed)).
+pub(crate) struct Broadcast<T> {
+    tx: async_broadcast::Sender<T>,
+    // Keeps the channel open while nobody listens.
+    keep: async_broadcast::InactiveReceiver<T>,
+}
+
+impl<T: Clone> Broadcast<T> {
+    pub fn new(capacity: usize) -> Self {
+        let (mut tx, rx) = async_broadcast::broadcast(capacity);
+        tx.set_overflow(true);
+        tx.set_await_active(false);
+        Self {
+            tx,
+            keep: rx.deactivate(),
+        }
+    }
+
+    /// Deliver to every current receiver (dropped if there is none).
+    pub fn send(&self, message: T) {
+        let _ = self.tx.try_broadcast(message);
+    }
+
+    /// A receiver of everything sent from now on.
+    pub fn subscribe(&self) -> async_broadcast::Receiver<T> {
+        self.keep.activate_cloned()
+    }
+}
