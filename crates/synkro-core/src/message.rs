@@ -66,6 +66,14 @@ pub enum Message {
         /// Encoded chunks.
         chunks: Vec<ByteBuf>,
     },
+    /// A [`SealedEphemeral`](crate::ephemeral::SealedEphemeral) message
+    /// (presence, cursors): delivered to members online now, never stored.
+    Ephemeral {
+        /// Document.
+        doc: DocId,
+        /// The encoded message.
+        message: ByteBuf,
+    },
 }
 
 impl Message {

@@ -1,6 +1,6 @@
 //! [`Node`]: every document of one device and its sync sessions with peers.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 use automerge::{AutoCommit, Patch};
 use rand_core::CryptoRng;
@@ -9,7 +9,8 @@ use serde_bytes::ByteBuf;
 use crate::access::{AccessLog, Action, Inserted, KeyMaterial, Role, rotate_context, seal_context, wrap_key};
 use crate::backup::Backup;
 use crate::chunk::{ChunkRef, SealedChunk};
-use crate::crypto::{SealedKey, SymmetricKey, random_array};
+use crate::crypto::{NONCE_LEN, SealedKey, SymmetricKey, random_array};
+use crate::ephemeral::SealedEphemeral;
 use crate::error::{CoreError, VerifyError};
 use crate::identity::DeviceIdentity;
 use crate::ids::{DocId, MemberId, OpHash};
@@ -118,6 +119,15 @@ pub enum Event {
         /// Its access-log heads.
         heads: Vec<OpHash>,
     },
+    /// An ephemeral message from a member (see [`Node::send_ephemeral`]).
+    Ephemeral {
+        /// Document.
+        doc: DocId,
+        /// Who wrote it (checked: a member who may read the document).
+        from: MemberId,
+        /// What they sent.
+        data: Vec<u8>,
+    },
     /// Data from a peer was refused (forged, unauthorised, unreadable).
     Rejected {
         /// Who sent it.
@@ -212,7 +222,13 @@ pub struct Node {
     docs: BTreeMap<DocId, DocReplica>,
     peers: BTreeMap<MemberId, Peer>,
     effects: VecDeque<Effect>,
+    /// Nonces of recent ephemeral messages, oldest first, so a copy that
+    /// comes back around (two relays forwarding to each other) is dropped.
+    seen_ephemeral: (HashSet<[u8; NONCE_LEN]>, VecDeque<[u8; NONCE_LEN]>),
 }
+
+/// How many ephemeral nonces a node remembers.
+const SEEN_EPHEMERAL: usize = 4096;
 
 impl Node {
     /// A node with no documents.
@@ -225,6 +241,7 @@ impl Node {
             docs: BTreeMap::new(),
             peers: BTreeMap::new(),
             effects: VecDeque::new(),
+            seen_ephemeral: (HashSet::new(), VecDeque::new()),
         }
     }
 
@@ -989,7 +1006,109 @@ impl Node {
             } => self.on_have(peer, doc, heads, vv, snapshots),
             Message::Ops { doc, ops } => self.on_ops(rng, peer, doc, ops),
             Message::Chunks { doc, chunks } => self.on_chunks(peer, doc, chunks),
+            Message::Ephemeral { doc, message } => self.on_ephemeral(peer, doc, &message),
         }
+    }
+
+    /// Send `data` (presence, a cursor: at most [`MAX_EPHEMERAL_LEN`]
+    /// bytes) to the members of `doc` connected now, sealed under the
+    /// document key and signed. It is not stored; whoever is offline misses
+    /// it. Relays forward it to the members connected to them.
+    ///
+    /// [`MAX_EPHEMERAL_LEN`]: crate::MAX_EPHEMERAL_LEN
+    pub fn send_ephemeral<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        doc: &DocId,
+        data: &[u8],
+    ) -> Result<(), CoreError> {
+        let r = self.replica(doc)?;
+        let (key_id, key) = r
+            .log
+            .state()
+            .current_key()
+            .and_then(|k| r.keys.get(&k).map(|key| (k, key.clone())))
+            .ok_or(CoreError::NoReadAccess(*doc))?;
+        let sealed = SealedEphemeral::seal(rng, &self.identity, *doc, key_id, &key, data)?;
+        self.remember_ephemeral(sealed.header().nonce);
+        self.forward_ephemeral(*doc, &sealed, &[]);
+        Ok(())
+    }
+
+    fn on_ephemeral(&mut self, peer: MemberId, doc: DocId, bytes: &[u8]) {
+        let Some(r) = self.docs.get(&doc) else { return };
+        if r.role_of(&peer).is_none() {
+            return; // Only members relay presence to us.
+        }
+        let sealed = match SealedEphemeral::decode(bytes) {
+            Ok(m) if m.header().doc == doc => m,
+            Ok(_) => return self.reject_ephemeral(peer, doc, "ephemeral message of another document".into()),
+            Err(e) => return self.reject_ephemeral(peer, doc, format!("ephemeral message: {e}")),
+        };
+        let h = sealed.header().clone();
+        if !r.log.state().role(&h.author).is_some_and(Role::can_read) {
+            return self.reject_ephemeral(peer, doc, format!("ephemeral message from {}, not a member", h.author));
+        }
+        let key = r.keys.get(&h.key).cloned();
+        let relay = r.doc.is_none();
+        if !self.remember_ephemeral(h.nonce) {
+            return;
+        }
+        match key {
+            Some(key) => match sealed.open(&key) {
+                Ok(data) => self.emit(Event::Ephemeral {
+                    doc,
+                    from: h.author,
+                    data,
+                }),
+                Err(e) => self.reject_ephemeral(peer, doc, format!("ephemeral message: {e}")),
+            },
+            // A member that cannot read it (a relay) passes it on; readers
+            // are leaves, so messages do not flood a mesh of peers.
+            None if relay => self.forward_ephemeral(doc, &sealed, &[peer, h.author]),
+            None => {}
+        }
+    }
+
+    fn forward_ephemeral(&mut self, doc: DocId, sealed: &SealedEphemeral, except: &[MemberId]) {
+        let Some(r) = self.docs.get(&doc) else { return };
+        let to: Vec<MemberId> = self
+            .peers
+            .keys()
+            .filter(|p| !except.contains(p) && r.role_of(p).is_some())
+            .copied()
+            .collect();
+        let msg = Message::Ephemeral {
+            doc,
+            message: ByteBuf::from(sealed.encoded().to_vec()),
+        };
+        for p in to {
+            self.send(p, &msg);
+        }
+    }
+
+    /// Remember a nonce; false if it was already known.
+    fn remember_ephemeral(&mut self, nonce: [u8; NONCE_LEN]) -> bool {
+        let (set, order) = &mut self.seen_ephemeral;
+        if !set.insert(nonce) {
+            return false;
+        }
+        order.push_back(nonce);
+        if order.len() > SEEN_EPHEMERAL
+            && let Some(old) = order.pop_front()
+        {
+            set.remove(&old);
+        }
+        true
+    }
+
+    fn reject_ephemeral(&mut self, peer: MemberId, doc: DocId, reason: String) {
+        tracing::warn!(me = %self.me, %peer, %doc, %reason, "ephemeral message rejected");
+        self.emit(Event::Rejected {
+            peer: Some(peer),
+            doc,
+            reason,
+        });
     }
 
     fn on_hello(&mut self, peer: MemberId, version: u16, docs: Vec<(DocId, Digest)>) {

@@ -115,7 +115,10 @@ fn reconnect_after_offline_edits_touches_only_changed_docs() {
     for (_, _, m) in &msgs {
         match m {
             Message::Hello { .. } => hellos += 1,
-            Message::Have { doc, .. } | Message::Ops { doc, .. } | Message::Chunks { doc, .. } => {
+            Message::Have { doc, .. }
+            | Message::Ops { doc, .. }
+            | Message::Chunks { doc, .. }
+            | Message::Ephemeral { doc, .. } => {
                 assert!(
                     changed.contains(doc),
                     "message about an unchanged document: {}",
@@ -137,5 +140,6 @@ fn kind(m: &Message) -> &'static str {
         Message::Have { .. } => "Have",
         Message::Ops { .. } => "Ops",
         Message::Chunks { .. } => "Chunks",
+        Message::Ephemeral { .. } => "Ephemeral",
     }
 }

@@ -52,6 +52,27 @@ impl DocChanges {
     }
 }
 
+/// Ephemeral messages of one document, from [`DocHandle::ephemeral`].
+pub struct EphemeralMessages {
+    doc: DocId,
+    rx: Events<Event>,
+}
+
+impl EphemeralMessages {
+    /// The next message and its (verified) author. `None` once the repo is
+    /// gone. Messages missed while this receiver lagged far behind are
+    /// skipped: presence is only worth its latest value.
+    pub async fn recv(&mut self) -> Option<(MemberId, Vec<u8>)> {
+        loop {
+            match self.rx.recv().await {
+                Ok(Event::Ephemeral { doc, from, data }) if doc == self.doc => return Some((from, data)),
+                Ok(_) | Err(RecvError::Overflowed(_)) => {}
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
 impl DocHandle {
     pub(crate) fn new(repo: Repo, id: DocId) -> Self {
         Self { repo, id }
@@ -98,6 +119,45 @@ impl DocHandle {
             unsynced: 1,
             pending: 0,
         })
+    }
+
+    /// Send `data` (presence, a cursor, "typing…"; at most
+    /// [`MAX_EPHEMERAL_LEN`](synkro_core::MAX_EPHEMERAL_LEN) bytes) to the
+    /// members of this document connected now, directly or through a relay.
+    /// Sealed and signed like edits, but never stored: whoever is offline
+    /// misses it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), synkro::Error> {
+    /// use synkro::{Repo, Role};
+    /// let (alice, bob) = (Repo::in_memory().await?, Repo::in_memory().await?);
+    /// let doc = alice.create().await?;
+    /// let bobs = bob.join(&doc.share(Role::Read).await?).await?;
+    /// let mut presence = bobs.ephemeral();
+    /// let _link = synkro::link::connect(&alice, &bob).await?;
+    /// while bobs.get("").is_err() {
+    ///     tokio::time::sleep(std::time::Duration::from_millis(5)).await; // joined: wait for the keys
+    /// }
+    /// doc.send_ephemeral(br#"{"cursor": 3}"#).await?;
+    /// let (from, data) = presence.recv().await.unwrap();
+    /// assert_eq!((from, data.as_slice()), (alice.member_id(), &br#"{"cursor": 3}"#[..]));
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_ephemeral(&self, data: &[u8]) -> Result<(), Error> {
+        self.repo
+            .inner
+            .run(|n, rng| n.send_ephemeral(rng, &self.id, data))
+            .await??;
+        Ok(())
+    }
+
+    /// Follow this document's ephemeral messages from other members.
+    pub fn ephemeral(&self) -> EphemeralMessages {
+        EphemeralMessages {
+            doc: self.id,
+            rx: self.repo.events(),
+        }
     }
 
     /// Follow this document's changes.

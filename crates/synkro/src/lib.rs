@@ -52,12 +52,12 @@ mod repo;
 mod rt;
 
 pub use async_broadcast::RecvError;
-pub use doc::{DocChanges, DocHandle};
+pub use doc::{DocChanges, DocHandle, EphemeralMessages};
 pub use error::Error;
 pub use repo::{Events, FrameSender, LoadProblem, Repo, RepoConfig, RepoStats, SessionId};
 pub use synkro_core::{
-    CompactionPolicy, DeviceIdentity, DocId, DocInfo, Event, InviteToken, MemberId, NodeConfig, Origin, Role,
-    SyncStatus, VersionVector, automerge,
+    CompactionPolicy, DeviceIdentity, DocId, DocInfo, Event, InviteToken, MAX_EPHEMERAL_LEN, MemberId, NodeConfig,
+    Origin, Role, SyncStatus, VersionVector, automerge,
 };
 
 /// The README's examples, compiled as doctests so they stay true.

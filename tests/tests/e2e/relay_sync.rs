@@ -132,3 +132,49 @@ async fn three_writers_editing_at_once_converge() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_goes_through_the_relay_to_members_only() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut relay = Relay::start(dir.path(), &[])?;
+    let addr = relay.addr("/tcp/");
+    let (alice, a_net, relay_id) = repo_via(&addr).await?;
+    let (bob, b_net, _) = repo_via(&addr).await?;
+    let (eve, e_net, _) = repo_via(&addr).await?;
+    eve.wait_synced(relay_id, TIMEOUT).await?;
+    let doc = alice.create().await?;
+    doc.wait_durable_on(relay_id, TIMEOUT).await?; // the relay holds it all
+    let bobs = bob.join(&doc.share(Role::Read).await?).await?;
+    bob.wait_synced(relay_id, TIMEOUT).await?;
+    let mut at_bob = bobs.ephemeral();
+    let mut at_eve = eve.events();
+    let eve_before = e_net.traffic(&relay_id);
+
+    let mut latencies = Vec::new();
+    for i in 0..20 {
+        let started = Instant::now();
+        doc.send_ephemeral(format!(r#"{{"cursor": {i}}}"#).as_bytes()).await?;
+        let (from, data) = tokio::time::timeout(TIMEOUT, at_bob.recv()).await?.expect("repo alive");
+        latencies.push(started.elapsed());
+        assert_eq!(from, alice.member_id());
+        assert_eq!(data, format!(r#"{{"cursor": {i}}}"#).into_bytes());
+    }
+    latencies.sort();
+    eprintln!(
+        "presence through the relay: p50 {:?}, max {:?} (not batched, not stored)",
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1]
+    );
+    // Eve, connected to the same relay but not a member, is sent nothing.
+    assert_eq!(e_net.traffic(&relay_id), eve_before);
+    while let Ok(e) = at_eve.try_recv() {
+        assert!(!matches!(e, synkro::Event::Ephemeral { .. }), "{e:?}");
+    }
+    // And it was never stored: the relay has one document, unchanged.
+    let (_, health) = relay.get("/health")?;
+    assert!(health.contains(r#""documents":1"#), "{health}");
+    for net in [a_net, b_net, e_net] {
+        net.shutdown().await;
+    }
+    Ok(())
+}
