@@ -185,6 +185,41 @@ impl DocHandle {
         self.json_change(|d| json::set(d, &path, value))
     }
 
+    /// Insert a JSON value into the list at `path` before `index`.
+    pub fn insert(&self, path: &str, index: usize, value: &Json) -> Result<(), Error> {
+        let path = DocPath::parse(path)?;
+        self.json_change(|d| json::insert(d, &path, index, value))
+    }
+
+    /// Make `path` a collaborative text holding `text` (see [`splice_text`](Self::splice_text)).
+    pub fn set_text(&self, path: &str, text: &str) -> Result<(), Error> {
+        let path = DocPath::parse(path)?;
+        self.json_change(|d| json::set_text(d, &path, text))
+    }
+
+    /// Edit the text at `path`: delete `delete` characters at `index` and
+    /// insert `insert`. Concurrent edits merge character by character.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), synkro::Error> {
+    /// let doc = synkro::Repo::in_memory().await?.create().await?;
+    /// doc.set_text("note", "hello")?;
+    /// doc.splice_text("note", 0, 1, "H")?;
+    /// assert_eq!(doc.get("note")?, Some(serde_json::json!("Hello")));
+    /// # Ok(()) }
+    /// ```
+    pub fn splice_text(&self, path: &str, index: usize, delete: usize, insert: &str) -> Result<(), Error> {
+        let path = DocPath::parse(path)?;
+        self.json_change(|d| json::splice_text(d, &path, index, delete, insert))
+    }
+
+    /// Add `by` to the counter at `path` (created at 0 if absent).
+    pub fn increment(&self, path: &str, by: i64) -> Result<(), Error> {
+        let path = DocPath::parse(path)?;
+        self.json_change(|d| json::increment(d, &path, by))
+    }
+
     /// Remove what a slash path names.
     pub fn delete(&self, path: &str) -> Result<(), Error> {
         let path = DocPath::parse(path)?;

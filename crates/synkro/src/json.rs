@@ -288,6 +288,107 @@ pub fn delete(doc: &mut AutoCommit, path: &DocPath) -> Result<(), Error> {
     }
 }
 
+/// The object at `path`, which must exist and be of type `want`.
+fn object_at(doc: &mut AutoCommit, path: &DocPath, want: ObjType, what: &str) -> Result<ObjId, Error> {
+    let (parent, key) = parent_of(doc, path, false)?;
+    let found = match &parent {
+        Parent::Map(obj) => doc.get(obj, key.as_str()),
+        Parent::List(obj, i) => doc.get(obj, *i),
+    }
+    .map_err(|e| path_err(&path.text, e.to_string()))?;
+    match found {
+        Some((Value::Object(t), id)) if t == want => Ok(id),
+        Some(_) => Err(path_err(&path.text, format!("this is not {what}"))),
+        None => Err(path_err(&path.text, "nothing there")),
+    }
+}
+
+/// Insert `value` into the list at `path` before `index` (`index` = length
+/// appends).
+pub fn insert(doc: &mut AutoCommit, path: &DocPath, index: usize, value: &Json) -> Result<(), Error> {
+    let am = |e: automerge::AutomergeError| Error::Value(e.to_string());
+    let list = if path.is_root() {
+        return Err(path_err(&path.text, "the root is a map, not a list"));
+    } else {
+        object_at(doc, path, ObjType::List, "a list")?
+    };
+    let len = doc.length(&list);
+    if index > len {
+        return Err(path_err(
+            &path.text,
+            format!("index {index} is past the end of the list (length {len})"),
+        ));
+    }
+    match scalar(value)? {
+        Some(s) => doc.insert(&list, index, s).map_err(am),
+        None => {
+            let child = doc.insert_object(&list, index, obj_type(value)).map_err(am)?;
+            fill(doc, &child, value)
+        }
+    }
+}
+
+/// Make `path` a collaborative text (concurrent edits merge character by
+/// character) holding `text`, replacing what was there.
+pub fn set_text(doc: &mut AutoCommit, path: &DocPath, text: &str) -> Result<(), Error> {
+    let am = |e: automerge::AutomergeError| Error::Value(e.to_string());
+    let (parent, key) = parent_of(doc, path, true)?;
+    let obj = match parent {
+        Parent::Map(obj) => doc.put_object(&obj, key.as_str(), ObjType::Text).map_err(am)?,
+        Parent::List(obj, i) if i == doc.length(&obj) => doc.insert_object(&obj, i, ObjType::Text).map_err(am)?,
+        Parent::List(obj, i) if i < doc.length(&obj) => doc.put_object(&obj, i, ObjType::Text).map_err(am)?,
+        Parent::List(..) => return Err(path_err(&path.text, "index past the end of the list")),
+    };
+    doc.splice_text(&obj, 0, 0, text).map_err(am)
+}
+
+/// In the text at `path`, delete `delete` characters at `index` (counted in
+/// Unicode code points) and insert `insert` there.
+pub fn splice_text(
+    doc: &mut AutoCommit,
+    path: &DocPath,
+    index: usize,
+    delete: usize,
+    insert: &str,
+) -> Result<(), Error> {
+    let text = object_at(doc, path, ObjType::Text, "a text (create it with set_text)")?;
+    let len = doc.length(&text);
+    if index.checked_add(delete).is_none_or(|end| end > len) {
+        return Err(path_err(
+            &path.text,
+            format!("{delete} characters at {index} is past the end of the text (length {len})"),
+        ));
+    }
+    let delete = isize::try_from(delete).map_err(|_| path_err(&path.text, "delete count too large"))?;
+    doc.splice_text(&text, index, delete, insert)
+        .map_err(|e| Error::Value(e.to_string()))
+}
+
+/// Add `by` to the counter at `path`, creating it (from 0) if absent.
+/// Concurrent increments add up instead of overwriting each other.
+pub fn increment(doc: &mut AutoCommit, path: &DocPath, by: i64) -> Result<(), Error> {
+    let am = |e: automerge::AutomergeError| Error::Value(e.to_string());
+    let (parent, key) = parent_of(doc, path, true)?;
+    let current = match &parent {
+        Parent::Map(obj) => doc.get(obj, key.as_str()),
+        Parent::List(obj, i) => doc.get(obj, *i),
+    }
+    .map_err(am)?;
+    match (parent, current) {
+        (Parent::Map(obj), Some((Value::Scalar(s), _))) if matches!(s.as_ref(), ScalarValue::Counter(_)) => {
+            doc.increment(&obj, key.as_str(), by).map_err(am)
+        }
+        (Parent::List(obj, i), Some((Value::Scalar(s), _))) if matches!(s.as_ref(), ScalarValue::Counter(_)) => {
+            doc.increment(&obj, i, by).map_err(am)
+        }
+        (Parent::Map(obj), None) => doc.put(&obj, key.as_str(), ScalarValue::counter(by)).map_err(am),
+        (Parent::List(obj, i), None) if i == doc.length(&obj) => {
+            doc.insert(&obj, i, ScalarValue::counter(by)).map_err(am)
+        }
+        _ => Err(path_err(&path.text, "this is not a counter")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,6 +412,27 @@ mod tests {
         assert_eq!(
             whole(&d),
             json!({"meta": {"title": "Groceries"}, "items": [{"name": "milk", "n": 3}, true, null, "appended"]})
+        );
+    }
+
+    #[test]
+    fn lists_text_and_counters() {
+        let mut d = AutoCommit::new();
+        set(&mut d, &p("todos"), &json!(["b"])).unwrap();
+        insert(&mut d, &p("todos"), 0, &json!("a")).unwrap();
+        insert(&mut d, &p("todos"), 2, &json!({"c": true})).unwrap();
+        assert!(insert(&mut d, &p("todos"), 9, &json!(1)).is_err());
+        set_text(&mut d, &p("note"), "hello").unwrap();
+        splice_text(&mut d, &p("note"), 5, 0, " world").unwrap();
+        splice_text(&mut d, &p("note"), 0, 1, "H").unwrap();
+        assert!(splice_text(&mut d, &p("note"), 10, 5, "x").is_err());
+        assert!(splice_text(&mut d, &p("todos"), 0, 0, "x").is_err(), "not a text");
+        increment(&mut d, &p("votes"), 2).unwrap();
+        increment(&mut d, &p("votes"), 3).unwrap();
+        assert!(increment(&mut d, &p("note"), 1).is_err());
+        assert_eq!(
+            whole(&d),
+            json!({"todos": ["a", "b", {"c": true}], "note": "Hello world", "votes": 5})
         );
     }
 
