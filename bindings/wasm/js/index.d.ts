@@ -1,0 +1,26 @@
+import { Repo, DocHandle } from './synkro_wasm.js';
+
+export { Repo, DocHandle };
+
+/** Every error synkro throws; `code` says which kind. */
+export class SynkroError extends Error {
+  code: 'invalid-argument' | 'not-found' | 'access' | 'storage' | 'network' | 'other';
+}
+export class InvalidArgumentError extends SynkroError {}
+export class NotFoundError extends SynkroError {}
+export class AccessError extends SynkroError {}
+export class StorageError extends SynkroError {}
+export class NetworkError extends SynkroError {}
+
+export interface OpenOptions {
+  /** Where documents live. */
+  storage?: 'memory';
+  /** Relays to sync through (multiaddrs ending in /p2p/<id>, over /ws or /webrtc-direct). */
+  relays?: string[];
+}
+
+/** Load the WebAssembly module once (openRepo calls it). */
+export function ready(moduleOrPath?: string | URL | Request | WebAssembly.Module): Promise<void>;
+
+/** Open a repository (and connect to `relays`). */
+export function openRepo(options?: OpenOptions): Promise<Repo>;

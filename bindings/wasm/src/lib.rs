@@ -1,0 +1,23 @@
+//! WebAssembly bindings of synkro, published as the npm package `synkro`.
+//!
+//! The JavaScript API (see `js/index.js` and the generated `.d.ts`) mirrors
+//! the Rust facade: a `Repo` of documents kept in IndexedDB (or memory),
+//! `DocHandle`s to read documents as plain JS values and change them by
+//! path (maps, lists, collaborative text, counters), change and presence
+//! events, share/join/revoke, and relays to sync through.
+//!
+//! Nothing that JavaScript passes in may panic: a panic in wasm kills the
+//! whole instance, so every argument is checked and every failure becomes a
+//! thrown `SynkroError` subclass with a message that says what to do.
+#![cfg_attr(not(target_arch = "wasm32"), allow(unused))]
+
+#[cfg(target_arch = "wasm32")]
+mod doc;
+#[cfg(target_arch = "wasm32")]
+mod error;
+#[cfg(target_arch = "wasm32")]
+mod patch;
+#[cfg(target_arch = "wasm32")]
+mod repo;
+#[cfg(target_arch = "wasm32")]
+mod value;

@@ -1,0 +1,198 @@
+//! `Repo`: the documents of this browser profile (or of memory), and the
+//! relays they sync through.
+
+use std::cell::RefCell;
+
+use js_sys::{Function, Uint8Array};
+use serde_json::json;
+use synkro::MemberId;
+use synkro::net::{Multiaddr, NetConfig, Network, PeerEvent};
+use wasm_bindgen::prelude::*;
+
+use crate::doc::{DocHandle, until_unsubscribed};
+use crate::error::{Code, JsResult, from_synkro, invalid, js_error};
+use crate::value::to_js;
+
+/// A member id from JS.
+pub(crate) fn parse_member(text: &str) -> JsResult<MemberId> {
+    text.parse()
+        .map_err(|e| invalid(format!("{text:?} is not a member id: {e}")))
+}
+
+/// A local-first repository of encrypted documents.
+#[wasm_bindgen]
+pub struct Repo {
+    inner: synkro::Repo,
+    net: RefCell<Option<Network>>,
+}
+
+#[wasm_bindgen]
+impl Repo {
+    /// Open a repo. `options.storage` is `"memory"` (the default here; the
+    /// package's `openRepo` picks IndexedDB).
+    pub async fn open(options: JsValue) -> JsResult<Repo> {
+        console_error_panic_hook::set_once();
+        let storage = js_sys::Reflect::get(&options, &"storage".into())
+            .ok()
+            .and_then(|v| v.as_string())
+            .unwrap_or_else(|| "memory".into());
+        let inner = match storage.as_str() {
+            "memory" => synkro::Repo::in_memory().await.map_err(from_synkro)?,
+            other => {
+                return Err(invalid(format!(
+                    "storage must be \"memory\" or \"indexeddb\", got {other:?}"
+                )));
+            }
+        };
+        Ok(Repo {
+            inner,
+            net: RefCell::new(None),
+        })
+    }
+
+    /// This device's member id.
+    #[wasm_bindgen(getter, js_name = "memberId")]
+    pub fn member_id(&self) -> String {
+        self.inner.member_id().to_string()
+    }
+
+    /// Create a document owned by this device.
+    pub async fn create(&self) -> JsResult<DocHandle> {
+        let inner = self.inner.create().await.map_err(from_synkro)?;
+        Ok(DocHandle { inner })
+    }
+
+    /// The document with this id.
+    pub fn find(&self, id: &str) -> JsResult<DocHandle> {
+        let doc = id
+            .parse()
+            .map_err(|e| invalid(format!("{id:?} is not a document id: {e}")))?;
+        let inner = self.inner.find(&doc).map_err(from_synkro)?;
+        Ok(DocHandle { inner })
+    }
+
+    /// Ids of every document here.
+    pub fn list(&self) -> Vec<String> {
+        self.inner.list().iter().map(ToString::to_string).collect()
+    }
+
+    /// Join a document with an invitation token; its content arrives from a
+    /// relay or peer that has it.
+    pub async fn join(&self, token: &str) -> JsResult<DocHandle> {
+        let token = token
+            .trim()
+            .parse()
+            .map_err(|e| invalid(format!("not an invitation token: {e}")))?;
+        let inner = self.inner.join(&token).await.map_err(from_synkro)?;
+        Ok(DocHandle { inner })
+    }
+
+    /// Restore a document from `doc.export(passphrase)`.
+    pub async fn import(&self, backup: Uint8Array, passphrase: &str) -> JsResult<DocHandle> {
+        let inner = self
+            .inner
+            .import(&backup.to_vec(), passphrase.as_bytes())
+            .await
+            .map_err(from_synkro)?;
+        Ok(DocHandle { inner })
+    }
+
+    /// Sync through these relays (multiaddrs ending in `/p2p/<id>`, over
+    /// `/ws` or `/webrtc-direct`): stay connected, reconnect with backoff,
+    /// and let them store every document this device administers. Resolves
+    /// with the relays' member ids once each is reached.
+    pub async fn connect(&self, relays: Vec<String>) -> JsResult<Vec<String>> {
+        let addrs = relays
+            .iter()
+            .map(|a| {
+                a.parse::<Multiaddr>()
+                    .map_err(|e| invalid(format!("{a:?} is not a multiaddr: {e}")))
+            })
+            .collect::<JsResult<Vec<_>>>()?;
+        let existing = self.net.borrow().clone();
+        let net = match existing {
+            Some(net) => net,
+            None => {
+                let net = self
+                    .inner
+                    .connect(NetConfig {
+                        relays: addrs.clone(),
+                        reachable_via_relays: true,
+                        ..NetConfig::default()
+                    })
+                    .await
+                    .map_err(from_synkro)?;
+                *self.net.borrow_mut() = Some(net.clone());
+                net
+            }
+        };
+        let mut reached = Vec::new();
+        for addr in addrs {
+            let member = net
+                .dial(addr)
+                .await
+                .map_err(|e| js_error(Code::Network, e.to_string()))?;
+            reached.push(member.to_string());
+        }
+        Ok(reached)
+    }
+
+    /// Call `listener(event)` for connection events: `{type: "connected" |
+    /// "disconnected" | "session-opened" | "session-closed" | "reachable",
+    /// peer, relayed}`. Returns a function that stops it. Call `connect` first.
+    #[wasm_bindgen(js_name = "onNetwork")]
+    pub fn on_network(&self, listener: Function) -> JsResult<Function> {
+        let net = self
+            .net
+            .borrow()
+            .clone()
+            .ok_or_else(|| invalid("not connected: call repo.connect(relays) first"))?;
+        let mut events = net.events();
+        Ok(until_unsubscribed(async move {
+            loop {
+                let event = match events.recv().await {
+                    Ok(e) => e,
+                    Err(synkro::RecvError::Overflowed(_)) => continue,
+                    Err(synkro::RecvError::Closed) => return,
+                };
+                let js = match event {
+                    PeerEvent::Connected { peer, relayed } => {
+                        json!({ "type": "connected", "peer": peer.to_string(), "relayed": relayed })
+                    }
+                    PeerEvent::Disconnected { peer } => json!({ "type": "disconnected", "peer": peer.to_string() }),
+                    PeerEvent::SessionOpened { peer, relayed } => {
+                        json!({ "type": "session-opened", "peer": peer.to_string(), "relayed": relayed })
+                    }
+                    PeerEvent::SessionClosed { peer } => json!({ "type": "session-closed", "peer": peer.to_string() }),
+                    PeerEvent::Reachable { relay } => json!({ "type": "reachable", "peer": relay.to_string() }),
+                    _ => continue,
+                };
+                let _ = listener.call1(&JsValue::NULL, &to_js(&js));
+            }
+        }))
+    }
+
+    /// Where this repo stands with `peer` (a relay's member id): how many
+    /// documents are in sync, still to send or receive, and pending.
+    #[wasm_bindgen(js_name = "syncStatus")]
+    pub fn sync_status(&self, peer: &str) -> JsResult<JsValue> {
+        let s = self.inner.sync_status(&parse_member(peer)?);
+        Ok(to_js(&json!({
+            "synced": s.synced.len(),
+            "unsynced": s.unsynced.len(),
+            "pending": s.pending.len(),
+            "complete": s.is_complete(),
+            "connected": self.inner.peers().contains(&parse_member(peer)?),
+        })))
+    }
+
+    /// Seal and store every pending edit, then disconnect.
+    pub async fn close(&self) -> JsResult<()> {
+        self.inner.flush_all().await.map_err(from_synkro)?;
+        let net = self.net.borrow_mut().take();
+        if let Some(net) = net {
+            net.shutdown().await;
+        }
+        Ok(())
+    }
+}
