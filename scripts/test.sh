@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, the browser (wasm32) build of the
-# crates that run in browsers, unit/integration/doc tests.
+# crates that run in browsers, unit/integration/doc tests, end-to-end tests
+# with real processes, and the npm package in headless Chromium.
 # Long runs are opt-in: SYNKRO_CRASH_ROUNDS=500 scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,11 +20,15 @@ cargo fmt --all -- --check
 step "lints"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "wasm32 build (synkro-core, synkro-storage, synkro-net, synkro)"
-cargo clippy --locked --target wasm32-unknown-unknown -p synkro-core -p synkro-storage -p synkro-net -p synkro -- -D warnings
+step "wasm32 build (synkro-core, synkro-storage, synkro-net, synkro, synkro-wasm)"
+cargo clippy --locked --target wasm32-unknown-unknown -p synkro-core -p synkro-storage -p synkro-net -p synkro -p synkro-wasm -- -D warnings
 
 step "tests"
 # The end-to-end tests run the synkro and synkro-relay binaries: build them
 # first (cargo builds a package's binaries only for its own tests).
 cargo build --workspace --locked --bins
 cargo test --workspace --locked
+
+step "browser: the npm package in headless Chromium"
+bash scripts/build-wasm.sh
+(cd tests/browser && npm test)

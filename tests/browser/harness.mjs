@@ -1,0 +1,111 @@
+// Shared helpers of the browser tests: the workspace's binaries on loopback,
+// a site with the built npm package, and headless Chromium.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, cpSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const target = process.env.CARGO_TARGET_DIR || join(root, 'target');
+
+export function bin(name) {
+  const path = join(target, 'debug', name);
+  if (!existsSync(path)) throw new Error(`${path} is not built; run scripts/test.sh`);
+  return path;
+}
+
+export function tempDir(prefix) {
+  return mkdtempSync(join(tmpdir(), `synkro-${prefix}-`));
+}
+
+/** A directory serving the npm package under /pkg and a blank page at /. */
+export function stageSite() {
+  const pkg = join(root, 'bindings', 'wasm', 'pkg');
+  if (!existsSync(join(pkg, 'index.js'))) throw new Error(`${pkg} is not built; run scripts/build-wasm.sh`);
+  const site = tempDir('site');
+  cpSync(pkg, join(site, 'pkg'), { recursive: true });
+  writeFileSync(
+    join(site, 'index.html'),
+    `<!doctype html><meta charset="utf-8"><title>synkro test page</title>
+<script type="module">
+  import * as synkro from './pkg/index.js';
+  window.synkro = synkro;
+  window.ready = synkro.ready().then(() => true);
+</script>`,
+  );
+  return site;
+}
+
+/** Start synkro-relay on loopback (every transport on port 0). */
+export async function startRelay({ webRoot, extra = [] } = {}) {
+  const dataDir = tempDir('relay');
+  const args = [
+    '--data-dir', dataDir, '--http', '127.0.0.1:0',
+    '--listen', '/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/tcp/0/ws,/ip4/127.0.0.1/udp/0/webrtc-direct',
+    ...(webRoot ? ['--web-root', webRoot] : []),
+    ...extra,
+  ];
+  const child = spawn(bin('synkro-relay'), args, {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
+  });
+  const lines = [];
+  const rl = createInterface({ input: child.stdout });
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`relay not ready: ${lines}`)), 30000);
+    child.once('exit', (code) => reject(new Error(`relay exited with ${code}: ${lines}`)));
+    rl.on('line', (line) => {
+      lines.push(line);
+      const listening = lines.filter((l) => l.startsWith('listening ')).length;
+      if (listening >= 3 && lines.some((l) => l.startsWith('http '))) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  const addrs = lines.filter((l) => l.startsWith('listening ')).map((l) => l.slice('listening '.length));
+  const pick = (pred) => addrs.find(pred);
+  return {
+    dataDir,
+    http: `http://${lines.find((l) => l.startsWith('http ')).slice(5)}`,
+    tcp: pick((a) => a.includes('/tcp/') && !a.includes('/ws')),
+    ws: pick((a) => a.includes('/ws/')),
+    webrtc: pick((a) => a.includes('/webrtc-direct')),
+    stop: () => new Promise((resolve) => {
+      if (child.exitCode !== null) return resolve();
+      child.once('exit', resolve);
+      child.kill('SIGTERM');
+    }),
+  };
+}
+
+/** A `synkro` CLI device with its own home. */
+export function cliDevice() {
+  const home = tempDir('home');
+  const run = (...args) =>
+    execFileSync(bin('synkro'), ['--home', home, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+      .trim()
+      .split('\n')
+      .pop();
+  return { home, run };
+}
+
+/** Headless Chromium from the system (Debian's package). */
+export async function launchChromium() {
+  const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+  return chromium.launch({ executablePath, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+}
+
+/** Poll `fn` until it returns a truthy value or `ms` pass. */
+export async function until(what, fn, ms = 30000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await fn();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

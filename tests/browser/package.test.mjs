@@ -1,0 +1,121 @@
+// The npm package `synkro` in headless Chromium: a page and a native CLI
+// device sync one document through a real synkro-relay, both directions;
+// bad arguments from JavaScript throw typed errors and never kill the module.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startRelay, stageSite, cliDevice, launchChromium, until } from './harness.mjs';
+
+let relay;
+let browser;
+
+before(async () => {
+  relay = await startRelay({ webRoot: stageSite() });
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  await relay?.stop();
+});
+
+async function openPage() {
+  const page = await browser.newPage();
+  page.on('pageerror', (e) => console.error('page error:', e));
+  await page.goto(`${relay.http}/index.html`);
+  await page.waitForFunction(() => window.ready);
+  await page.evaluate(() => window.ready);
+  return page;
+}
+
+test('a page and a native CLI device sync through the relay, both directions', async () => {
+  const alice = cliDevice();
+  const doc = alice.run('new', '--name', 'shared');
+  alice.run('set', doc, 'title', '"from the CLI"');
+  const token = alice.run('share', doc, '--role', 'write');
+  alice.run('sync', '--relay', relay.tcp, '--once');
+
+  const page = await openPage();
+  const started = Date.now();
+  const got = await page.evaluate(
+    async ({ ws, token }) => {
+      const repo = await window.synkro.openRepo({ storage: 'memory' });
+      const [relayId] = await repo.connect([ws]);
+      const doc = await repo.join(token);
+      window.repo = repo;
+      window.doc = doc;
+      window.relayId = relayId;
+      const title = () => {
+        try {
+          return doc.get('title');
+        } catch (e) {
+          if (e.name !== 'NotFoundError') throw e;
+          return undefined; // joined; the content has not arrived yet
+        }
+      };
+      for (let i = 0; i < 300 && title() === undefined; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return title();
+    },
+    { ws: relay.ws, token },
+  );
+  assert.equal(got, 'from the CLI');
+  console.log(`browser joined and received the document in ${Date.now() - started} ms`);
+
+  await page.evaluate(async () => {
+    window.doc.set('reply', { from: 'the browser', n: 1 });
+    window.doc.setText('notes', 'typed in Chromium');
+    await window.doc.whenDurableOn(window.relayId, 20000);
+  });
+  alice.run('sync', '--relay', relay.tcp, '--once');
+  assert.equal(alice.run('get', doc, 'reply/from'), '"the browser"');
+  assert.equal(alice.run('get', doc, 'notes'), '"typed in Chromium"');
+
+  // And the CLI's next edit reaches the open page live.
+  alice.run('set', doc, 'title', '"edited again"');
+  alice.run('sync', '--relay', relay.tcp, '--once');
+  await until('the page to see the new title', () =>
+    page.evaluate(() => window.doc.get('title') === 'edited again'),
+  );
+  await page.close();
+});
+
+test('bad arguments throw typed errors and the module keeps working', async () => {
+  const page = await openPage();
+  const results = await page.evaluate(async () => {
+    const { openRepo, InvalidArgumentError, NotFoundError, SynkroError } = window.synkro;
+    const repo = await openRepo({ storage: 'memory' });
+    const doc = await repo.create();
+    const caught = [];
+    const attempt = async (name, f) => {
+      try {
+        await f();
+        caught.push([name, 'no error']);
+      } catch (e) {
+        caught.push([name, e.name, e instanceof SynkroError, e.message]);
+      }
+    };
+    await attempt('find', () => repo.find('not-an-id'));
+    await attempt('join', () => repo.join('garbage'));
+    await attempt('set undefined', () => doc.set('a', undefined));
+    await attempt('bad path', () => doc.set('a//b', 1));
+    await attempt('negative index', () => doc.insert('list', -1, 'x'));
+    await attempt('splice not text', () => doc.splice('nothing', 0, 0, 'x'));
+    await attempt('share role', () => doc.share('owner'));
+    await attempt('connect', () => repo.connect(['not a multiaddr']));
+    await attempt('unknown doc', () => repo.find('4vJ9JU1bJJE96FWSJKvHsmmFADCg4gpZQff4P3bkLKi'));
+    // Still alive: the instance did not abort.
+    doc.set('ok', true);
+    return { caught, ok: doc.get('ok'), errors: [InvalidArgumentError.name, NotFoundError.name] };
+  });
+  assert.equal(results.ok, true, 'the module still works after bad input');
+  for (const [name, cls, isSynkro] of results.caught) {
+    assert.notEqual(cls, 'no error', `${name} should have thrown`);
+    assert.equal(isSynkro, true, `${name} threw ${cls}, not a SynkroError`);
+  }
+  const byName = Object.fromEntries(results.caught.map(([n, c]) => [n, c]));
+  assert.equal(byName['set undefined'], 'InvalidArgumentError');
+  assert.equal(byName['negative index'], 'InvalidArgumentError');
+  assert.equal(byName['unknown doc'], 'NotFoundError');
+  await page.close();
+});
