@@ -65,6 +65,33 @@ pub enum StorageError {
     /// A write that returned this was not applied.
     #[error("storage operation was cancelled because the async runtime is shutting down")]
     Closed,
+
+    /// The browser's storage quota for this site is used up (IndexedDB's
+    /// `QuotaExceededError`, also when it aborted a transaction). Nothing
+    /// of the failed write was stored.
+    #[error(
+        "the browser's storage for this site is full ({detail}); free space by deleting documents \
+         or site data, or ask the browser for persistent storage"
+    )]
+    QuotaExceeded {
+        /// What the browser said.
+        detail: String,
+    },
+
+    /// Another connection (a newer version of the app in another tab, or a
+    /// deletion of site data) asked to upgrade or delete the database; this
+    /// one closed so as not to block it.
+    #[error("the database was closed for an upgrade or deletion from another tab; reload the page")]
+    ClosedByOtherConnection,
+
+    /// The browser's storage failed in another way.
+    #[error("browser storage failed: {name}: {message}")]
+    Browser {
+        /// The DOMException name (or the operation that failed).
+        name: String,
+        /// Its message.
+        message: String,
+    },
 }
 
 /// Damage found and skipped while loading a namespace.

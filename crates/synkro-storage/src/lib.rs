@@ -10,6 +10,8 @@
 //! - [`MemoryStorage`]: for tests and ephemeral repos; every target.
 //! - [`FsStorage`] (native only): one append-only log file per namespace,
 //!   crash-safe; see its docs for the exact guarantees.
+//! - `IndexedDbStorage` (wasm32 only): the browser's IndexedDB, one
+//!   transaction per write, every record checksummed.
 //!
 //! The trait is `Send` on native targets and `?Send` on `wasm32`, where
 //! browser storage futures cannot cross threads.
@@ -18,11 +20,15 @@
 mod error;
 #[cfg(not(target_arch = "wasm32"))]
 mod fs;
+#[cfg(target_arch = "wasm32")]
+mod indexeddb;
 mod memory;
 
 pub use error::{Problem, ProblemKind, StorageError};
 #[cfg(not(target_arch = "wasm32"))]
 pub use fs::FsStorage;
+#[cfg(target_arch = "wasm32")]
+pub use indexeddb::{IndexedDbStorage, from_dom_exception};
 pub use memory::MemoryStorage;
 
 /// The 32-byte namespace a document's records live in (its `DocId`).
