@@ -13,8 +13,10 @@ export class StorageError extends SynkroError {}
 export class NetworkError extends SynkroError {}
 
 export interface OpenOptions {
-  /** Where documents live. */
-  storage?: 'memory';
+  /** Where documents live: IndexedDB (default; survives reloads, one tab at a time) or memory. */
+  storage?: 'indexeddb' | 'memory';
+  /** Which repo of this origin (IndexedDB databases `synkro/<name>`); default "default". */
+  name?: string;
   /** Relays to sync through (multiaddrs ending in /p2p/<id>, over /ws or /webrtc-direct). */
   relays?: string[];
 }

@@ -59,8 +59,9 @@ export function ready(moduleOrPath) {
 }
 
 /**
- * Open a repository.
- * @param {{storage?: 'memory', relays?: string[]}} [options]
+ * Open a repository: documents in IndexedDB (the default; `name` picks the
+ * repo, one tab at a time) or in memory, and relays to sync through.
+ * @param {{storage?: 'indexeddb' | 'memory', name?: string, relays?: string[]}} [options]
  */
 export async function openRepo(options = {}) {
   await ready();

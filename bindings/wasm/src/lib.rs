@@ -12,6 +12,8 @@
 #![cfg_attr(not(target_arch = "wasm32"), allow(unused))]
 
 #[cfg(target_arch = "wasm32")]
+mod browser_storage;
+#[cfg(target_arch = "wasm32")]
 mod doc;
 #[cfg(target_arch = "wasm32")]
 mod error;

@@ -5,10 +5,11 @@ use std::cell::RefCell;
 
 use js_sys::{Function, Uint8Array};
 use serde_json::json;
-use synkro::MemberId;
 use synkro::net::{Multiaddr, NetConfig, Network, PeerEvent};
+use synkro::{MemberId, RepoConfig};
 use wasm_bindgen::prelude::*;
 
+use crate::browser_storage::{self, WriterLock};
 use crate::doc::{DocHandle, until_unsubscribed};
 use crate::error::{Code, JsResult, from_synkro, invalid, js_error};
 use crate::value::to_js;
@@ -24,20 +25,40 @@ pub(crate) fn parse_member(text: &str) -> JsResult<MemberId> {
 pub struct Repo {
     inner: synkro::Repo,
     net: RefCell<Option<Network>>,
+    lock: RefCell<Option<WriterLock>>,
 }
 
 #[wasm_bindgen]
 impl Repo {
-    /// Open a repo. `options.storage` is `"memory"` (the default here; the
-    /// package's `openRepo` picks IndexedDB).
+    /// Open a repo. `options.storage` is `"indexeddb"` (documents survive
+    /// reloads; `options.name` picks the repo, default `"default"`; one tab
+    /// at a time) or `"memory"` (gone with the page).
     pub async fn open(options: JsValue) -> JsResult<Repo> {
         console_error_panic_hook::set_once();
-        let storage = js_sys::Reflect::get(&options, &"storage".into())
-            .ok()
-            .and_then(|v| v.as_string())
-            .unwrap_or_else(|| "memory".into());
-        let inner = match storage.as_str() {
-            "memory" => synkro::Repo::in_memory().await.map_err(from_synkro)?,
+        let get = |key: &str| {
+            js_sys::Reflect::get(&options, &key.into())
+                .ok()
+                .filter(|v| !v.is_undefined())
+        };
+        let storage = match get("storage") {
+            None => "indexeddb".to_owned(),
+            Some(v) => v
+                .as_string()
+                .ok_or_else(|| invalid("options.storage must be a string"))?,
+        };
+        let name = match get("name") {
+            None => "default".to_owned(),
+            Some(v) => v.as_string().ok_or_else(|| invalid("options.name must be a string"))?,
+        };
+        let (inner, lock) = match storage.as_str() {
+            "memory" => (synkro::Repo::in_memory().await.map_err(from_synkro)?, None),
+            "indexeddb" => {
+                let (storage, identity, lock) = browser_storage::open(&name).await?;
+                let repo = synkro::Repo::open_with(storage, identity, RepoConfig::default())
+                    .await
+                    .map_err(from_synkro)?;
+                (repo, Some(lock))
+            }
             other => {
                 return Err(invalid(format!(
                     "storage must be \"memory\" or \"indexeddb\", got {other:?}"
@@ -47,7 +68,19 @@ impl Repo {
         Ok(Repo {
             inner,
             net: RefCell::new(None),
+            lock: RefCell::new(lock),
         })
+    }
+
+    /// Damage found and skipped when the repo was opened (corrupt records),
+    /// as messages; everything else loaded.
+    #[wasm_bindgen(js_name = "loadProblems")]
+    pub fn load_problems(&self) -> Vec<String> {
+        self.inner
+            .load_problems()
+            .iter()
+            .map(|p| format!("{}: {}", p.doc, p.problem))
+            .collect()
     }
 
     /// This device's member id.
@@ -186,12 +219,16 @@ impl Repo {
         })))
     }
 
-    /// Seal and store every pending edit, then disconnect.
+    /// Seal and store every pending edit, disconnect, and let another tab
+    /// open this repo.
     pub async fn close(&self) -> JsResult<()> {
         self.inner.flush_all().await.map_err(from_synkro)?;
         let net = self.net.borrow_mut().take();
         if let Some(net) = net {
             net.shutdown().await;
+        }
+        if let Some(mut lock) = self.lock.borrow_mut().take() {
+            lock.release();
         }
         Ok(())
     }

@@ -1,0 +1,90 @@
+// The npm package persists to IndexedDB: a page edits, reloads, and the
+// data is still there without any relay; a second tab cannot open the same
+// repo while the first has it.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startRelay, stageSite, launchChromium } from './harness.mjs';
+
+let relay;
+let browser;
+
+before(async () => {
+  // The relay only serves the page here; nothing syncs.
+  relay = await startRelay({ webRoot: stageSite() });
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  await relay?.stop();
+});
+
+async function load(page) {
+  await page.goto(`${relay.http}/index.html`);
+  await page.waitForFunction(() => window.ready);
+  await page.evaluate(() => window.ready);
+}
+
+test('a page edits, reloads, and everything comes back from IndexedDB', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on('pageerror', (e) => console.error('page error:', e));
+  await load(page);
+  const { id, member } = await page.evaluate(async () => {
+    const repo = await window.synkro.openRepo({ name: 'reload-test' });
+    const doc = await repo.create();
+    doc.set('title', 'Groceries');
+    doc.set('items', ['milk']);
+    doc.insert('items', 1, 'tea');
+    doc.setText('note', 'buy before noon');
+    doc.splice('note', 0, 1, 'B');
+    doc.increment('visits', 2);
+    await doc.flush();
+    return { id: doc.id, member: repo.memberId };
+  });
+
+  await page.reload();
+  await page.waitForFunction(() => window.ready);
+  const after = await page.evaluate(async (id) => {
+    const repo = await window.synkro.openRepo({ name: 'reload-test' });
+    return { list: repo.list(), value: repo.find(id).value(), member: repo.memberId, problems: repo.loadProblems() };
+  }, id);
+  assert.deepEqual(after.list, [id]);
+  assert.deepEqual(after.value, {
+    title: 'Groceries',
+    items: ['milk', 'tea'],
+    note: 'Buy before noon',
+    visits: 2,
+  });
+  assert.equal(after.member, member, 'the device keeps its identity');
+  assert.deepEqual(after.problems, []);
+  await context.close();
+});
+
+test('a second tab cannot open a repo another tab has open', async () => {
+  const context = await browser.newContext();
+  const first = await context.newPage();
+  const second = await context.newPage();
+  await load(first);
+  await load(second);
+  await first.evaluate(async () => {
+    window.repo = await window.synkro.openRepo({ name: 'two-tabs' });
+  });
+  const refused = await second.evaluate(async () => {
+    try {
+      await window.synkro.openRepo({ name: 'two-tabs' });
+      return 'opened';
+    } catch (e) {
+      return `${e.name}: ${e.message}`;
+    }
+  });
+  assert.match(refused, /^StorageError: .*open in another tab/);
+  // Once the first tab closes it, the second may open it.
+  await first.evaluate(() => window.repo.close());
+  const opened = await second.evaluate(async () => {
+    const repo = await window.synkro.openRepo({ name: 'two-tabs' });
+    return repo.list().length;
+  });
+  assert.equal(opened, 0);
+  await context.close();
+});
