@@ -219,6 +219,15 @@ impl Repo {
         })))
     }
 
+    /// Stop syncing (work offline): close every connection. Edits keep
+    /// being saved locally; `connect` again to catch up.
+    pub async fn disconnect(&self) {
+        let net = self.net.borrow_mut().take();
+        if let Some(net) = net {
+            net.shutdown().await;
+        }
+    }
+
     /// Seal and store every pending edit, disconnect, and let another tab
     /// open this repo.
     pub async fn close(&self) -> JsResult<()> {
