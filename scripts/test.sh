@@ -23,6 +23,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "wasm32 build (synkro-core, synkro-storage, synkro-net, synkro, synkro-wasm)"
 cargo clippy --locked --target wasm32-unknown-unknown -p synkro-core -p synkro-storage -p synkro-net -p synkro -p synkro-wasm -- -D warnings
 cargo clippy --locked --target wasm32-unknown-unknown -p synkro-storage --test indexeddb -- -D warnings
+cargo clippy --locked --target wasm32-unknown-unknown -p synkro-core --test browser -- -D warnings
 
 step "tests"
 # The end-to-end tests run the synkro and synkro-relay binaries: build them
@@ -30,10 +31,11 @@ step "tests"
 cargo build --workspace --locked --bins
 cargo test --workspace --locked
 
-step "browser: IndexedDB backend in headless Chromium (wasm-bindgen-test)"
+step "browser: the core and the IndexedDB backend in headless Chromium (wasm-bindgen-test)"
 bash scripts/setup-browser.sh
-CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner CHROMEDRIVER=/usr/bin/chromedriver \
-  cargo test --locked --target wasm32-unknown-unknown -p synkro-storage --test indexeddb
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner CHROMEDRIVER=/usr/bin/chromedriver
+cargo test --locked --target wasm32-unknown-unknown -p synkro-core --test browser
+cargo test --locked --target wasm32-unknown-unknown -p synkro-storage --test indexeddb
 
 step "browser: the npm package in headless Chromium"
 bash scripts/build-wasm.sh
