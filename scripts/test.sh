@@ -22,14 +22,15 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "wasm32 build (synkro-core, synkro-storage, synkro-net, synkro, synkro-wasm)"
 cargo clippy --locked --target wasm32-unknown-unknown -p synkro-core -p synkro-storage -p synkro-net -p synkro -p synkro-wasm -- -D warnings
-cargo clippy --locked --target wasm32-unknown-unknown -p synkro-storage --test indexeddb -- -D warnings
+cargo clippy --locked --target wasm32-unknown-unknown -p synkro-storage --tests -- -D warnings
 cargo clippy --locked --target wasm32-unknown-unknown -p synkro-core --test browser -- -D warnings
 
 step "tests"
 # The end-to-end tests run the synkro and synkro-relay binaries: build them
 # first (cargo builds a package's binaries only for its own tests).
 cargo build --workspace --locked --bins
-cargo test --workspace --locked
+# --no-fail-fast: one run shows every failing test binary, not just the first.
+cargo test --workspace --locked --no-fail-fast
 
 step "browser: the core and the IndexedDB backend in headless Chromium (wasm-bindgen-test)"
 bash scripts/setup-browser.sh
