@@ -78,10 +78,15 @@ pub enum StorageError {
         detail: String,
     },
 
-    /// Another connection (a newer version of the app in another tab, or a
-    /// deletion of site data) asked to upgrade or delete the database; this
-    /// one closed so as not to block it.
-    #[error("the database was closed for an upgrade or deletion from another tab; reload the page")]
+    /// The browser database this store used is closed: another connection
+    /// (a newer version of the app in another tab, or a deletion of site
+    /// data) asked to upgrade or delete it and this one stepped aside, or
+    /// the browser closed it. Every later call returns this; open the store
+    /// again.
+    #[error(
+        "the browser database was closed for an upgrade or deletion from another tab, or by the browser; \
+         reload the page"
+    )]
     ClosedByOtherConnection,
 
     /// The browser's storage failed in another way.

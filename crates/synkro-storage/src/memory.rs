@@ -14,7 +14,9 @@ type Records = BTreeMap<RecordKey, Vec<u8>>;
 /// enforces the same key and size limits as the file backend (`FsStorage`),
 /// so code tested against it behaves the same on disk.
 ///
-/// ```
+/// (The example runs on tokio, which is not built for wasm32.)
+///
+/// ```ignore-wasm32
 /// use synkro_storage::{MemoryStorage, Storage, WriteOp};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {

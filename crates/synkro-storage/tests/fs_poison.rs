@@ -1,5 +1,6 @@
 //! Poisoning after an fsync failure, through the `fault-injection` seam
 //! (enabled for this crate's tests by its dev-dependency on itself).
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

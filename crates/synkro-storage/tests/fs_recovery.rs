@@ -1,4 +1,5 @@
 //! Crash and damage recovery of the file backend, on real files.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

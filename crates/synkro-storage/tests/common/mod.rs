@@ -7,6 +7,8 @@ use std::path::Path;
 
 use synkro_storage::{Loaded, Namespace, WriteOp};
 
+pub mod contract;
+
 pub const NS_A: Namespace = [0xAA; 32];
 pub const NS_B: Namespace = [0x01; 32];
 
