@@ -22,7 +22,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "wasm32 build (synkro-core, synkro-storage, synkro-net, synkro, synkro-wasm)"
 cargo clippy --locked --target wasm32-unknown-unknown -p synkro-core -p synkro-storage -p synkro-net -p synkro -p synkro-wasm -- -D warnings
-cargo clippy --locked --target wasm32-unknown-unknown -p synkro-storage --tests -- -D warnings
+cargo clippy --locked --target wasm32-unknown-unknown -p synkro-storage --test indexeddb -- -D warnings
 cargo clippy --locked --target wasm32-unknown-unknown -p synkro-core --test browser -- -D warnings
 
 step "tests"
