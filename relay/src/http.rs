@@ -1,5 +1,6 @@
 //! The operator's HTTP endpoint: `/health` (JSON), `/metrics` (Prometheus
-//! text format) and, optionally, static files at `/`.
+//! text format), `/bootstrap` (where to dial this relay, for web apps) and,
+//! optionally, static files at `/`.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -46,6 +47,7 @@ pub async fn serve(
     let mut app = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/bootstrap", get(bootstrap))
         .with_state(status);
     if let Some(root) = web_root {
         app = app.fallback_service(ServeDir::new(root).append_index_html_on_directories(true));
@@ -66,6 +68,21 @@ async fn health(State(s): State<Arc<Status>>) -> Json<Value> {
         "connections": s.net.connections().len(),
         "uptime_secs": s.started.elapsed().as_secs(),
     }))
+}
+
+/// The relay's peer id and the addresses it listens on (each ending in
+/// `/p2p/<peer id>`), so that a web app served from anywhere finds the
+/// WebSocket and WebRTC-direct addresses it can dial. Public information,
+/// so any origin may read it.
+async fn bootstrap(State(s): State<Arc<Status>>) -> impl IntoResponse {
+    let addresses: Vec<String> = s.net.listen_addrs().iter().map(ToString::to_string).collect();
+    (
+        [(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
+        Json(json!({
+            "peer_id": s.net.peer_id().to_string(),
+            "addresses": addresses,
+        })),
+    )
 }
 
 async fn metrics(State(s): State<Arc<Status>>) -> impl IntoResponse {

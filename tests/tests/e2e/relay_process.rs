@@ -55,7 +55,7 @@ fn health_metrics_and_static_files_over_http() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let web = tempfile::tempdir()?;
     std::fs::write(web.path().join("index.html"), "<h1>synkro demo</h1>")?;
-    let relay = Relay::start(dir.path(), &["--web-root", &web.path().to_string_lossy()])?;
+    let mut relay = Relay::start(dir.path(), &["--web-root", &web.path().to_string_lossy()])?;
     let (status, health) = relay.get("/health")?;
     assert_eq!(status, 200);
     let health: serde_json::Value = serde_json::from_str(&health)?;
@@ -73,6 +73,24 @@ fn health_metrics_and_static_files_over_http() -> anyhow::Result<()> {
     ] {
         assert!(metrics.contains(name), "no {name} in\n{metrics}");
     }
+    // Web apps find the relay's dialable addresses here.
+    let (status, bootstrap) = relay.get("/bootstrap")?;
+    assert_eq!(status, 200);
+    let bootstrap: serde_json::Value = serde_json::from_str(&bootstrap)?;
+    let mut listed: Vec<String> = bootstrap["addresses"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    let mut printed = relay.listening();
+    listed.sort();
+    printed.sort();
+    assert_eq!(listed, printed, "/bootstrap lists what the relay printed");
+    assert!(
+        listed
+            .iter()
+            .all(|a| a.ends_with(&format!("/p2p/{}", bootstrap["peer_id"].as_str().unwrap_or("?"))))
+    );
+
     assert_eq!(relay.get("/")?, (200, "<h1>synkro demo</h1>".to_owned()));
     assert_eq!(relay.get("/missing.js")?.0, 404);
     Ok(())
