@@ -205,6 +205,31 @@ impl Repo {
         }))
     }
 
+    /// Call `listener(event)` when a document arrives (`{type: "doc-added",
+    /// doc}`, e.g. after `join`) or its members, roles or keys change
+    /// (`{type: "access-changed", doc}`). Returns a function that stops it.
+    #[wasm_bindgen(js_name = "onEvent")]
+    pub fn on_event(&self, listener: Function) -> Function {
+        let mut events = self.inner.events();
+        until_unsubscribed(async move {
+            loop {
+                let event = match events.recv().await {
+                    Ok(e) => e,
+                    Err(synkro::RecvError::Overflowed(_)) => continue,
+                    Err(synkro::RecvError::Closed) => return,
+                };
+                let js = match event {
+                    synkro::Event::DocAdded { doc } => json!({ "type": "doc-added", "doc": doc.to_string() }),
+                    synkro::Event::AccessChanged { doc } => {
+                        json!({ "type": "access-changed", "doc": doc.to_string() })
+                    }
+                    _ => continue,
+                };
+                let _ = listener.call1(&JsValue::NULL, &to_js(&js));
+            }
+        })
+    }
+
     /// Where this repo stands with `peer` (a relay's member id): how many
     /// documents are in sync, still to send or receive, and pending.
     #[wasm_bindgen(js_name = "syncStatus")]
