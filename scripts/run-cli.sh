@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The main job: a synkro-relay on loopback, and two devices (CLI homes) that
-# are never online together syncing an end-to-end encrypted document
-# through it. The relay stores and forwards what it cannot read.
+# Two devices on the command line: a synkro-relay on loopback, and two CLI
+# homes that are never online together syncing an end-to-end encrypted
+# document through it. The relay stores and forwards what it cannot read.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -38,6 +38,6 @@ export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner CHROM
 cargo test --locked --target wasm32-unknown-unknown -p synkro-core --test browser
 cargo test --locked --target wasm32-unknown-unknown -p synkro-storage --test indexeddb
 
-step "browser: the npm package in headless Chromium"
-bash scripts/build-wasm.sh
+step "browser: the npm package and the web demo in headless Chromium"
+bash scripts/build-demo.sh
 (cd tests/browser && npm test)

@@ -1,9 +1,11 @@
 // Shared helpers of the browser tests: the workspace's binaries on loopback,
 // a site with the built npm package, and headless Chromium.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, cpSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, cpSync, writeFileSync, existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
+import { join, dirname, normalize, extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
@@ -108,4 +110,45 @@ export async function until(what, fn, ms = 30000) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** The built web demo (web-demo/dist). */
+export function demoDist() {
+  const dist = join(root, 'web-demo', 'dist');
+  if (!existsSync(join(dist, 'index.html'))) throw new Error(`${dist} is not built; run scripts/build-demo.sh`);
+  return dist;
+}
+
+/** Where screenshots go (tests/browser/output/<name>). */
+export function outputDir(name) {
+  const dir = join(root, 'tests', 'browser', 'output', name);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/**
+ * A plain static file server for `dir` on loopback that answers
+ * `/bootstrap` with `bootstrap` (what the relay would say), so that a page
+ * keeps being served while the relay is down.
+ */
+export async function staticServer(dir, bootstrap) {
+  const types = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.wasm': 'application/wasm', '.svg': 'image/svg+xml', '.map': 'application/json' };
+  const server = createServer(async (req, res) => {
+    const path = new URL(req.url, 'http://x').pathname;
+    if (path === '/bootstrap') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return res.end(JSON.stringify(bootstrap));
+    }
+    const file = normalize(join(dir, path === '/' ? 'index.html' : path));
+    if (!file.startsWith(dir)) return res.writeHead(403).end();
+    try {
+      const body = await readFile(file);
+      res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' });
+      res.end(body);
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((r) => server.close(r)) };
 }
