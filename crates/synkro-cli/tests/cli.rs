@@ -233,7 +233,10 @@ fn a_home_is_used_by_one_process_at_a_time() {
         .unwrap();
     let repo = rt.block_on(synkro::Repo::open(home.path())).unwrap();
     fails(&home.run(&["get", &doc]), 1, "in use");
+    // The repo's background tasks share its storage (and lock) until they
+    // end; they end with the runtime that runs them.
     drop(repo);
+    drop(rt);
     home.ok(&["get", &doc]);
 }
 
