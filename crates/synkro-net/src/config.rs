@@ -29,7 +29,9 @@ pub struct NetConfig {
     /// `/…/p2p/RELAY/p2p-circuit/p2p/PEER`).
     pub peers: Vec<Multiaddr>,
     /// Take a reservation on every relay so others can dial us through it
-    /// at `/…/p2p/RELAY/p2p-circuit/p2p/US`.
+    /// at `/…/p2p/RELAY/p2p-circuit/p2p/US`. A `synkro` repo then also
+    /// dials the other members of its documents through the relays, so
+    /// online collaborators sync over a direct session.
     pub reachable_via_relays: bool,
     /// Find and dial peers on the local network with mDNS (native).
     pub mdns: bool,

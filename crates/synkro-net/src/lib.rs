@@ -62,7 +62,7 @@ pub use framing::{MAX_FRAME_LEN, read_frame, write_frame};
 pub use ids::{member_of, peer_id_of, peer_in};
 #[cfg(not(target_arch = "wasm32"))]
 pub use libp2p::metrics::Registry;
-pub use libp2p::multiaddr::Error as MultiaddrError;
+pub use libp2p::multiaddr::{Error as MultiaddrError, Protocol};
 pub use libp2p::{Multiaddr, PeerId, Stream};
 pub use network::{Connection, Dialed, Driver, NetEvent, Network, Session, SessionEnd, Started};
 pub use per_ip::{PerIpLimit, TooManyFromIp};

@@ -36,6 +36,8 @@ pub use synkro_net::{Registry, generate_webrtc_certificate};
 use tracing::{debug, info, warn};
 
 use crate::rt::{Broadcast, Spawner};
+
+mod meet;
 use crate::{Error, Events, MemberId, Repo};
 
 /// Messages and bytes exchanged with one peer (sync frames, both ways).
@@ -126,23 +128,27 @@ impl Repo {
     /// sync every session it opens with this repo.
     pub async fn connect(&self, config: NetConfig) -> Result<Network, Error> {
         let relays = relay_members(&config);
+        let meet = config.reachable_via_relays;
         let started = synkro_net::Network::start(self.network_seed(), config)?;
-        Ok(self.run_network(started, relays))
+        Ok(self.run_network(started, relays, meet))
     }
 
     /// [`connect`](Self::connect), recording libp2p metrics in `registry`.
     #[cfg(not(target_arch = "wasm32"))]
     pub async fn connect_with_metrics(&self, config: NetConfig, registry: &mut Registry) -> Result<Network, Error> {
         let relays = relay_members(&config);
+        let meet = config.reachable_via_relays;
         let started = synkro_net::Network::start_with_metrics(self.network_seed(), config, registry)?;
-        Ok(self.run_network(started, relays))
+        Ok(self.run_network(started, relays, meet))
     }
 
     fn network_seed(&self) -> [u8; 32] {
         *self.inner.node().identity().signing_seed()
     }
 
-    fn run_network(&self, started: synkro_net::Started, relays: Vec<MemberId>) -> Network {
+    /// Drive the node, route its sessions into the repo, and (`meet`) dial
+    /// the other members of our documents through the relays.
+    fn run_network(&self, started: synkro_net::Started, relays: Vec<(MemberId, Multiaddr)>, meet: bool) -> Network {
         let spawner = Spawner::current();
         spawner.spawn(started.driver);
         let network = Network {
@@ -150,20 +156,28 @@ impl Repo {
             shared: Arc::new(Shared {
                 events: Broadcast::new(256),
                 traffic: Mutex::new(HashMap::new()),
-                relays,
+                relays: relays.iter().map(|(m, _)| *m).collect(),
             }),
         };
         spawner.spawn(route(self.clone(), network.clone(), started.events, spawner.clone()));
+        if meet {
+            spawner.spawn(meet::meet_members(
+                self.clone(),
+                network.clone(),
+                relays,
+                spawner.clone(),
+            ));
+        }
         network
     }
 }
 
-fn relay_members(config: &NetConfig) -> Vec<MemberId> {
+/// The relays named in the config, as members, with their addresses.
+fn relay_members(config: &NetConfig) -> Vec<(MemberId, Multiaddr)> {
     config
         .relays
         .iter()
-        .filter_map(peer_in)
-        .filter_map(|p| member_of(&p))
+        .filter_map(|a| Some((member_of(&peer_in(a)?)?, a.clone())))
         .collect()
 }
 

@@ -53,3 +53,63 @@ fn peers_sync_over_a_circuit_through_a_relay_that_stores_nothing() -> anyhow::Re
     assert_eq!(health["store"], serde_json::json!(false), "{health}");
     Ok(())
 }
+
+/// Members who keep a reservation on their relay find each other through
+/// it by themselves, and their edits then travel over the circuit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_meet_through_their_relay_by_themselves() -> anyhow::Result<()> {
+    use synkro::net::{NetConfig, PeerEvent};
+    use synkro::{Repo, Role};
+
+    let dir = tempfile::tempdir()?;
+    let mut relay = Relay::start(dir.path(), &[])?;
+    let relay_addr: synkro::net::Multiaddr = relay.addr("/tcp/").parse()?;
+    let config = || NetConfig {
+        relays: vec![relay_addr.clone()],
+        reachable_via_relays: true,
+        ..NetConfig::default()
+    };
+
+    let alice = Repo::in_memory().await?;
+    let a_net = alice.connect(config()).await?;
+    let relay_member = a_net.dial(relay_addr.clone()).await?;
+    let doc = alice.create().await?;
+    doc.set("title", &serde_json::json!("meet me"))?;
+    doc.wait_durable_on(relay_member, Duration::from_secs(20)).await?;
+    let token = doc.share(Role::Write).await?;
+
+    let bob = Repo::in_memory().await?;
+    let bobs = bob.join(&token).await?;
+    let mut b_events = {
+        let b_net = bob.connect(config()).await?;
+        let events = b_net.events();
+        (b_net, events)
+    };
+    // Nobody dials anybody: Bob's repo finds Alice through the relay.
+    let met = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match b_events.1.recv().await {
+                Ok(PeerEvent::SessionOpened { peer, relayed }) if peer == alice.member_id() => return relayed,
+                Ok(_) => {}
+                Err(e) => panic!("network events ended: {e}"),
+            }
+        }
+    })
+    .await?;
+    assert!(met, "Alice and Bob meet over a relay circuit");
+
+    // An edit now reaches Bob over the direct session with Alice.
+    let before = b_events.0.traffic(&alice.member_id()).messages_received;
+    let mut changes = bobs.subscribe();
+    doc.set("reply", &serde_json::json!("over the circuit"))?;
+    while bobs.get("reply")?.is_none() {
+        tokio::time::timeout(Duration::from_secs(10), changes.recv()).await?;
+    }
+    assert!(
+        b_events.0.traffic(&alice.member_id()).messages_received > before,
+        "the edit came from Alice herself"
+    );
+    a_net.shutdown().await;
+    b_events.0.shutdown().await;
+    Ok(())
+}

@@ -81,7 +81,7 @@ fn health_metrics_and_static_files_over_http() -> anyhow::Result<()> {
         .as_array()
         .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
-    let mut printed = relay.listening();
+    let mut printed = relay.process.listening();
     listed.sort();
     printed.sort();
     assert_eq!(listed, printed, "/bootstrap lists what the relay printed");
