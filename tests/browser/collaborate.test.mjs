@@ -28,7 +28,11 @@ async function user(name) {
   await page.evaluate(() => window.ready);
   await page.evaluate(async ({ ws, name }) => {
     window.repo = await window.synkro.openRepo({ name });
+    window.sessions = [];
     [window.relayId] = await window.repo.connect([ws]);
+    window.repo.onNetwork((e) => {
+      if (e.type === 'session-opened') window.sessions.push(e);
+    });
   }, { ws: relay.ws, name });
   return { context, page };
 }
@@ -58,6 +62,14 @@ test('two users collaborate through the relay, offline and back', async () => {
     window.doc = await window.repo.join(token);
   }, token);
   await until('bob to receive the document', async () => (await read(bob.page, 'title')) === 'Team notes');
+
+  // Nobody dials anybody: the two browsers find each other through the
+  // relay and open a sync session over a relay circuit.
+  const bobId = await bob.page.evaluate(() => window.repo.memberId);
+  const aliceId = await alice.page.evaluate(() => window.repo.memberId);
+  const circuit = (page, other) =>
+    page.evaluate((other) => window.sessions.some((e) => e.peer === other && e.relayed), other);
+  await until('a circuit between the two browsers', async () => (await circuit(alice.page, bobId)) && (await circuit(bob.page, aliceId)));
 
   // Edit → sealed → relay → the other browser, one edit at a time; the
   // receiver timestamps the change event, the sender the edit.
