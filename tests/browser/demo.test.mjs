@@ -255,3 +255,26 @@ test('reload: everything comes back from IndexedDB with the relay gone', async (
     await own.stop();
   }
 });
+
+test('a second tab offers to take the boards over, and the first steps aside', async () => {
+  const dana = await person('Dana', `${relay.http}/`);
+  const first = dana.page;
+  await first.getByRole('button', { name: 'Create your first board' }).click();
+  await first.getByLabel('Board title').fill('Moving day');
+  await addTask(first, 'Label the boxes');
+
+  const second = await dana.context.newPage();
+  second.on('pageerror', (e) => pageErrors.push(`Dana's second tab: ${e.message}`));
+  await second.goto(`${relay.http}/`);
+  await second.getByRole('heading', { name: 'Open in another tab' }).waitFor();
+  await shot(second, '11-open-in-another-tab');
+  await second.getByRole('button', { name: 'Use it here' }).click();
+  await until('the board in the second tab', async () => (await titleOf(second).catch(() => '')) === 'Moving day', 30000);
+  assert.deepEqual(await tasksOf(second), ['Label the boxes'], 'nothing typed in the first tab is lost');
+  await first.getByText('You opened synkro boards in another tab').waitFor();
+  assert.equal(await statusOf(first), 'Offline — saved on this device');
+  await addTask(second, 'Book the van');
+  await until('the second tab synced', async () => (await statusOf(second)) === 'Synced', 30000);
+  assert.deepEqual(pageErrors, []);
+  await dana.context.close();
+});

@@ -88,3 +88,49 @@ test('a second tab cannot open a repo another tab has open', async () => {
   assert.equal(opened, 0);
   await context.close();
 });
+
+test('a tab takes a repo over from another, which saves its edits and stops', async () => {
+  const context = await browser.newContext();
+  const first = await context.newPage();
+  const second = await context.newPage();
+  await load(first);
+  await load(second);
+  const id = await first.evaluate(async () => {
+    window.repo = await window.synkro.openRepo({ name: 'handover' });
+    window.closedBecause = null;
+    window.repo.onClose(({ reason }) => { window.closedBecause = reason; });
+    const doc = await window.repo.create();
+    doc.set('written', 'in the first tab, not yet flushed');
+    window.doc = doc;
+    return doc.id;
+  });
+  const taken = await second.evaluate(async (id) => {
+    const repo = await window.synkro.openRepo({ name: 'handover', takeOver: true });
+    window.repo = repo;
+    return repo.find(id).get('written');
+  }, id);
+  assert.equal(taken, 'in the first tab, not yet flushed', 'the edit was sealed and saved before the handover');
+  const after = await first.evaluate(async () => {
+    let write;
+    try {
+      window.doc.set('late', 'after the handover');
+      await window.doc.flush();
+      write = 'stored';
+    } catch (e) {
+      write = e.name;
+    }
+    return { reason: window.closedBecause, closed: window.repo.closed, write };
+  });
+  assert.equal(after.reason, 'taken-over');
+  assert.equal(after.closed, true);
+  assert.equal(after.write, 'StorageError', 'the old tab can no longer write');
+  // And the repo in the second tab is whole and writable.
+  const ok = await second.evaluate(async (id) => {
+    const doc = window.repo.find(id);
+    doc.set('second', true);
+    await doc.flush();
+    return doc.value();
+  }, id);
+  assert.deepEqual(ok, { written: 'in the first tab, not yet flushed', second: true });
+  await context.close();
+});

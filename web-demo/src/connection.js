@@ -61,7 +61,7 @@ export class Connection {
   }
 
   #shouldBeOnline() {
-    return !this.workOffline && navigator.onLine;
+    return !this.workOffline && navigator.onLine && !this.repo.closed;
   }
 
   async #connect() {

@@ -17,6 +17,12 @@ export interface OpenOptions {
   storage?: 'indexeddb' | 'memory';
   /** Which repo of this origin (IndexedDB databases `synkro/<name>`); default "default". */
   name?: string;
+  /**
+   * If another tab has the repo open, ask it to hand it over (it saves its
+   * pending edits, closes, and its `onClose` listeners hear `taken-over`)
+   * instead of failing. Waits up to 10 s.
+   */
+  takeOver?: boolean;
   /** Relays to sync through (multiaddrs ending in /p2p/<id>, over /ws or /webrtc-direct). */
   relays?: string[];
 }

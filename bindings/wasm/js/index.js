@@ -60,8 +60,9 @@ export function ready(moduleOrPath) {
 
 /**
  * Open a repository: documents in IndexedDB (the default; `name` picks the
- * repo, one tab at a time) or in memory, and relays to sync through.
- * @param {{storage?: 'indexeddb' | 'memory', name?: string, relays?: string[]}} [options]
+ * repo, one tab at a time; `takeOver` asks a tab that has it to hand it
+ * over) or in memory, and relays to sync through.
+ * @param {{storage?: 'indexeddb' | 'memory', name?: string, takeOver?: boolean, relays?: string[]}} [options]
  */
 export async function openRepo(options = {}) {
   await ready();

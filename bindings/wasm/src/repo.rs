@@ -1,7 +1,9 @@
 //! `Repo`: the documents of this browser profile (or of memory), and the
 //! relays they sync through.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
 
 use js_sys::{Function, Uint8Array};
 use serde_json::json;
@@ -9,7 +11,7 @@ use synkro::net::{Multiaddr, NetConfig, Network, PeerEvent};
 use synkro::{MemberId, RepoConfig};
 use wasm_bindgen::prelude::*;
 
-use crate::browser_storage::{self, WriterLock};
+use crate::browser_storage::{self, HandoffListener, WriterLock};
 use crate::doc::{DocHandle, until_unsubscribed};
 use crate::error::{Code, JsResult, from_synkro, invalid, js_error};
 use crate::value::to_js;
@@ -23,16 +25,54 @@ pub(crate) fn parse_member(text: &str) -> JsResult<MemberId> {
 /// A local-first repository of encrypted documents.
 #[wasm_bindgen]
 pub struct Repo {
+    state: Rc<State>,
+}
+
+struct State {
     inner: synkro::Repo,
     net: RefCell<Option<Network>>,
     lock: RefCell<Option<WriterLock>>,
+    /// The IndexedDB store, closed when the repo is handed to another tab.
+    docs: Option<Arc<synkro_storage::IndexedDbStorage>>,
+    handoff: RefCell<Option<HandoffListener>>,
+    closed: Cell<bool>,
+    on_close: RefCell<Vec<Option<Function>>>,
+}
+
+impl State {
+    /// Seal what is pending, disconnect, close the store and let the next
+    /// tab in; then tell the `onClose` listeners why.
+    async fn close(&self, reason: &str) -> Result<(), synkro::Error> {
+        if self.closed.replace(true) {
+            return Ok(());
+        }
+        let flushed = self.inner.flush_all().await;
+        let net = self.net.borrow_mut().take();
+        if let Some(net) = net {
+            net.shutdown().await;
+        }
+        if let Some(docs) = &self.docs {
+            docs.close();
+        }
+        drop(self.handoff.borrow_mut().take());
+        if let Some(mut lock) = self.lock.borrow_mut().take() {
+            lock.release();
+        }
+        let event = to_js(&json!({ "reason": reason }));
+        let listeners: Vec<Function> = self.on_close.borrow().iter().flatten().cloned().collect();
+        for listener in listeners {
+            let _ = listener.call1(&JsValue::NULL, &event);
+        }
+        flushed
+    }
 }
 
 #[wasm_bindgen]
 impl Repo {
     /// Open a repo. `options.storage` is `"indexeddb"` (documents survive
     /// reloads; `options.name` picks the repo, default `"default"`; one tab
-    /// at a time) or `"memory"` (gone with the page).
+    /// at a time, and `options.takeOver: true` asks a tab that has it open
+    /// to hand it over) or `"memory"` (gone with the page).
     pub async fn open(options: JsValue) -> JsResult<Repo> {
         console_error_panic_hook::set_once();
         let get = |key: &str| {
@@ -50,14 +90,20 @@ impl Repo {
             None => "default".to_owned(),
             Some(v) => v.as_string().ok_or_else(|| invalid("options.name must be a string"))?,
         };
-        let (inner, lock) = match storage.as_str() {
-            "memory" => (synkro::Repo::in_memory().await.map_err(from_synkro)?, None),
+        let take_over = match get("takeOver") {
+            None => false,
+            Some(v) => v
+                .as_bool()
+                .ok_or_else(|| invalid("options.takeOver must be a boolean"))?,
+        };
+        let (inner, lock, docs) = match storage.as_str() {
+            "memory" => (synkro::Repo::in_memory().await.map_err(from_synkro)?, None, None),
             "indexeddb" => {
-                let (storage, identity, lock) = browser_storage::open(&name).await?;
-                let repo = synkro::Repo::open_with(storage, identity, RepoConfig::default())
+                let opened = browser_storage::open(&name, take_over).await?;
+                let repo = synkro::Repo::open_with(opened.storage, opened.identity, RepoConfig::default())
                     .await
                     .map_err(from_synkro)?;
-                (repo, Some(lock))
+                (repo, Some(opened.lock), Some(opened.docs))
             }
             other => {
                 return Err(invalid(format!(
@@ -65,18 +111,65 @@ impl Repo {
                 )));
             }
         };
-        Ok(Repo {
+        let persistent = docs.is_some();
+        let state = Rc::new(State {
             inner,
             net: RefCell::new(None),
             lock: RefCell::new(lock),
+            docs,
+            handoff: RefCell::new(None),
+            closed: Cell::new(false),
+            on_close: RefCell::new(Vec::new()),
+        });
+        if persistent {
+            let weak: Weak<State> = Rc::downgrade(&state);
+            let listener = HandoffListener::new(&name, move || {
+                let weak = weak.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    if let Some(state) = weak.upgrade() {
+                        let _ = state.close("taken-over").await;
+                    }
+                });
+            });
+            *state.handoff.borrow_mut() = Some(listener);
+        }
+        Ok(Repo { state })
+    }
+
+    /// Call `listener({reason})` once the repo is closed: `"closed"` by
+    /// `close()`, or `"taken-over"` when another tab opened it with
+    /// `takeOver` (pending edits were saved first; this tab should stop
+    /// editing). Returns a function that removes the listener.
+    #[wasm_bindgen(js_name = "onClose")]
+    pub fn on_close(&self, listener: Function) -> Function {
+        let index = {
+            let mut listeners = self.state.on_close.borrow_mut();
+            listeners.push(Some(listener));
+            listeners.len() - 1
+        };
+        let weak = Rc::downgrade(&self.state);
+        Closure::once_into_js(move || {
+            if let Some(state) = weak.upgrade()
+                && let Some(slot) = state.on_close.borrow_mut().get_mut(index)
+            {
+                *slot = None;
+            }
         })
+        .unchecked_into()
+    }
+
+    /// Whether the repo was closed (here, or handed over to another tab).
+    #[wasm_bindgen(getter)]
+    pub fn closed(&self) -> bool {
+        self.state.closed.get()
     }
 
     /// Damage found and skipped when the repo was opened (corrupt records),
     /// as messages; everything else loaded.
     #[wasm_bindgen(js_name = "loadProblems")]
     pub fn load_problems(&self) -> Vec<String> {
-        self.inner
+        self.state
+            .inner
             .load_problems()
             .iter()
             .map(|p| format!("{}: {}", p.doc, p.problem))
@@ -86,12 +179,12 @@ impl Repo {
     /// This device's member id.
     #[wasm_bindgen(getter, js_name = "memberId")]
     pub fn member_id(&self) -> String {
-        self.inner.member_id().to_string()
+        self.state.inner.member_id().to_string()
     }
 
     /// Create a document owned by this device.
     pub async fn create(&self) -> JsResult<DocHandle> {
-        let inner = self.inner.create().await.map_err(from_synkro)?;
+        let inner = self.state.inner.create().await.map_err(from_synkro)?;
         Ok(DocHandle { inner })
     }
 
@@ -100,13 +193,13 @@ impl Repo {
         let doc = id
             .parse()
             .map_err(|e| invalid(format!("{id:?} is not a document id: {e}")))?;
-        let inner = self.inner.find(&doc).map_err(from_synkro)?;
+        let inner = self.state.inner.find(&doc).map_err(from_synkro)?;
         Ok(DocHandle { inner })
     }
 
     /// Ids of every document here.
     pub fn list(&self) -> Vec<String> {
-        self.inner.list().iter().map(ToString::to_string).collect()
+        self.state.inner.list().iter().map(ToString::to_string).collect()
     }
 
     /// Join a document with an invitation token; its content arrives from a
@@ -116,13 +209,14 @@ impl Repo {
             .trim()
             .parse()
             .map_err(|e| invalid(format!("not an invitation token: {e}")))?;
-        let inner = self.inner.join(&token).await.map_err(from_synkro)?;
+        let inner = self.state.inner.join(&token).await.map_err(from_synkro)?;
         Ok(DocHandle { inner })
     }
 
     /// Restore a document from `doc.export(passphrase)`.
     pub async fn import(&self, backup: Uint8Array, passphrase: &str) -> JsResult<DocHandle> {
         let inner = self
+            .state
             .inner
             .import(&backup.to_vec(), passphrase.as_bytes())
             .await
@@ -142,11 +236,12 @@ impl Repo {
                     .map_err(|e| invalid(format!("{a:?} is not a multiaddr: {e}")))
             })
             .collect::<JsResult<Vec<_>>>()?;
-        let existing = self.net.borrow().clone();
+        let existing = self.state.net.borrow().clone();
         let net = match existing {
             Some(net) => net,
             None => {
                 let net = self
+                    .state
                     .inner
                     .connect(NetConfig {
                         relays: addrs.clone(),
@@ -155,7 +250,7 @@ impl Repo {
                     })
                     .await
                     .map_err(from_synkro)?;
-                *self.net.borrow_mut() = Some(net.clone());
+                *self.state.net.borrow_mut() = Some(net.clone());
                 net
             }
         };
@@ -176,6 +271,7 @@ impl Repo {
     #[wasm_bindgen(js_name = "onNetwork")]
     pub fn on_network(&self, listener: Function) -> JsResult<Function> {
         let net = self
+            .state
             .net
             .borrow()
             .clone()
@@ -210,7 +306,7 @@ impl Repo {
     /// (`{type: "access-changed", doc}`). Returns a function that stops it.
     #[wasm_bindgen(js_name = "onEvent")]
     pub fn on_event(&self, listener: Function) -> Function {
-        let mut events = self.inner.events();
+        let mut events = self.state.inner.events();
         until_unsubscribed(async move {
             loop {
                 let event = match events.recv().await {
@@ -234,20 +330,20 @@ impl Repo {
     /// documents are in sync, still to send or receive, and pending.
     #[wasm_bindgen(js_name = "syncStatus")]
     pub fn sync_status(&self, peer: &str) -> JsResult<JsValue> {
-        let s = self.inner.sync_status(&parse_member(peer)?);
+        let s = self.state.inner.sync_status(&parse_member(peer)?);
         Ok(to_js(&json!({
             "synced": s.synced.len(),
             "unsynced": s.unsynced.len(),
             "pending": s.pending.len(),
             "complete": s.is_complete(),
-            "connected": self.inner.peers().contains(&parse_member(peer)?),
+            "connected": self.state.inner.peers().contains(&parse_member(peer)?),
         })))
     }
 
     /// Stop syncing (work offline): close every connection. Edits keep
     /// being saved locally; `connect` again to catch up.
     pub async fn disconnect(&self) {
-        let net = self.net.borrow_mut().take();
+        let net = self.state.net.borrow_mut().take();
         if let Some(net) = net {
             net.shutdown().await;
         }
@@ -256,14 +352,6 @@ impl Repo {
     /// Seal and store every pending edit, disconnect, and let another tab
     /// open this repo.
     pub async fn close(&self) -> JsResult<()> {
-        self.inner.flush_all().await.map_err(from_synkro)?;
-        let net = self.net.borrow_mut().take();
-        if let Some(net) = net {
-            net.shutdown().await;
-        }
-        if let Some(mut lock) = self.lock.borrow_mut().take() {
-            lock.release();
-        }
-        Ok(())
+        self.state.close("closed").await.map_err(from_synkro)
     }
 }

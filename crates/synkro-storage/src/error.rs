@@ -78,14 +78,14 @@ pub enum StorageError {
         detail: String,
     },
 
-    /// The browser database this store used is closed: another connection
-    /// (a newer version of the app in another tab, or a deletion of site
-    /// data) asked to upgrade or delete it and this one stepped aside, or
-    /// the browser closed it. Every later call returns this; open the store
-    /// again.
+    /// The browser database this store used is closed: it was handed over
+    /// to another tab, another connection (a newer version of the app in
+    /// another tab, or a deletion of site data) asked to upgrade or delete
+    /// it and this one stepped aside, or the browser closed it. Every later
+    /// call returns this; open the store again.
     #[error(
-        "the browser database was closed for an upgrade or deletion from another tab, or by the browser; \
-         reload the page"
+        "the browser database is closed here: another tab took it over or is upgrading or deleting it, \
+         or the browser closed it; reload the page"
     )]
     ClosedByOtherConnection,
 

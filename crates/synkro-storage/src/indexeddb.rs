@@ -177,6 +177,16 @@ impl IndexedDbStorage {
         settle(&request).await.map(drop)
     }
 
+    /// Close the connection now: every later call returns
+    /// [`StorageError::ClosedByOtherConnection`]. Writes already started
+    /// still complete, and the browser orders them before any transaction
+    /// another connection starts afterwards, so a tab that takes over reads
+    /// all of them.
+    pub fn close(&self) {
+        self.closed.set(true);
+        self.db.close();
+    }
+
     /// The database name.
     pub fn name(&self) -> &str {
         &self.name
