@@ -25,6 +25,6 @@ fi
 
 need_npm() { command -v npm >/dev/null 2>&1 || { echo "setup-browser: npm not found; install Node.js 20+ first" >&2; exit 1; }; }
 need_npm
-if [ ! -d tests/browser/node_modules/playwright-core ]; then
+if [ ! -d tests/browser/node_modules/playwright-core ] || [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then
   (cd tests/browser && npm ci --no-audit --no-fund)
 fi

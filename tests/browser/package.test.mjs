@@ -3,7 +3,13 @@
 // bad arguments from JavaScript throw typed errors and never kill the module.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { startRelay, stageSite, cliDevice, launchChromium, until } from './harness.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
 
 let relay;
 let browser;
@@ -118,4 +124,16 @@ test('bad arguments throw typed errors and the module keeps working', async () =
   assert.equal(byName['negative index'], 'InvalidArgumentError');
   assert.equal(byName['unknown doc'], 'NotFoundError');
   await page.close();
+});
+
+test('the TypeScript types check a typical program, and catch a wrong one', () => {
+  // types/usage.ts imports 'synkro' as an app would: from node_modules.
+  const types = join(here, 'types');
+  const modules = join(types, 'node_modules');
+  mkdirSync(modules, { recursive: true });
+  rmSync(join(modules, 'synkro'), { force: true, recursive: true });
+  symlinkSync(join(here, '..', '..', 'bindings', 'wasm', 'pkg'), join(modules, 'synkro'), 'dir');
+  const tsc = join(here, 'node_modules', '.bin', 'tsc');
+  const result = spawnSync(tsc, ['-p', join(types, 'tsconfig.json')], { encoding: 'utf8' });
+  assert.equal(result.status, 0, `tsc found errors:\n${result.stdout}${result.stderr}`);
 });

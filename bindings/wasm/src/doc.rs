@@ -51,11 +51,13 @@ impl DocHandle {
 
     /// The whole document as a plain JS object (a snapshot; it does not
     /// change when the document does: read it again after `change` events).
+    #[wasm_bindgen(unchecked_return_type = "Json")]
     pub fn value(&self) -> JsResult<JsValue> {
         Ok(to_js(&self.inner.to_json().map_err(from_synkro)?))
     }
 
     /// The value at a slash path like `"todos/0/title"` (`undefined` if absent).
+    #[wasm_bindgen(unchecked_return_type = "Json | undefined")]
     pub fn get(&self, path: &str) -> JsResult<JsValue> {
         Ok(match self.inner.get(path).map_err(from_synkro)? {
             Some(v) => to_js(&v),
@@ -64,7 +66,7 @@ impl DocHandle {
     }
 
     /// Set a path to a JSON-compatible value, creating maps on the way.
-    pub fn set(&self, path: &str, value: JsValue) -> JsResult<()> {
+    pub fn set(&self, path: &str, #[wasm_bindgen(unchecked_param_type = "Json")] value: JsValue) -> JsResult<()> {
         let value = from_js(value, "value")?;
         self.inner.set(path, &value).map_err(from_synkro)
     }
@@ -75,7 +77,12 @@ impl DocHandle {
     }
 
     /// Insert into the list at `path` before `index` (`index` = length appends).
-    pub fn insert(&self, path: &str, index_: f64, value: JsValue) -> JsResult<()> {
+    pub fn insert(
+        &self,
+        path: &str,
+        #[wasm_bindgen(js_name = "index")] index_: f64,
+        #[wasm_bindgen(unchecked_param_type = "Json")] value: JsValue,
+    ) -> JsResult<()> {
         let value = from_js(value, "value")?;
         self.inner
             .insert(path, index(index_, "index")?, &value)
@@ -90,7 +97,13 @@ impl DocHandle {
 
     /// In the text at `path`, delete `deleteCount` characters at `index`
     /// and insert `text`. Indexes count Unicode code points.
-    pub fn splice(&self, path: &str, index_: f64, delete_count: f64, text: &str) -> JsResult<()> {
+    pub fn splice(
+        &self,
+        path: &str,
+        #[wasm_bindgen(js_name = "index")] index_: f64,
+        #[wasm_bindgen(js_name = "deleteCount")] delete_count: f64,
+        text: &str,
+    ) -> JsResult<()> {
         self.inner
             .splice_text(path, index(index_, "index")?, index(delete_count, "deleteCount")?, text)
             .map_err(from_synkro)
@@ -112,7 +125,11 @@ impl DocHandle {
     /// Call `listener(patches)` after every change, local or remote; returns
     /// a function that stops it. Patches are `{action, path, ...}` objects.
     #[wasm_bindgen(js_name = "onChange")]
-    pub fn on_change(&self, listener: Function) -> Function {
+    #[wasm_bindgen(unchecked_return_type = "() => void")]
+    pub fn on_change(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(patches: Patch[]) => void")] listener: Function,
+    ) -> Function {
         let mut changes = self.inner.subscribe();
         until_unsubscribed(async move {
             while let Some(patches) = changes.recv().await {
@@ -124,7 +141,7 @@ impl DocHandle {
 
     /// Send a JSON-compatible value (presence: a cursor, a name, a colour;
     /// at most 16 KiB encoded) to the members online now. Not stored.
-    pub async fn broadcast(&self, value: JsValue) -> JsResult<()> {
+    pub async fn broadcast(&self, #[wasm_bindgen(unchecked_param_type = "Json")] value: JsValue) -> JsResult<()> {
         let value = from_js(value, "presence value")?;
         let bytes = serde_json::to_vec(&value).map_err(|e| invalid(e.to_string()))?;
         self.inner.send_ephemeral(&bytes).await.map_err(from_synkro)
@@ -133,7 +150,11 @@ impl DocHandle {
     /// Call `listener({from, value})` for every presence message from
     /// another member; returns a function that stops it.
     #[wasm_bindgen(js_name = "onBroadcast")]
-    pub fn on_broadcast(&self, listener: Function) -> Function {
+    #[wasm_bindgen(unchecked_return_type = "() => void")]
+    pub fn on_broadcast(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(message: Broadcast) => void")] listener: Function,
+    ) -> Function {
         let mut messages = self.inner.ephemeral();
         until_unsubscribed(async move {
             while let Some((from, data)) = messages.recv().await {
@@ -149,7 +170,10 @@ impl DocHandle {
 
     /// An invitation token for `role` (`"read"`, `"write"` or `"admin"`).
     /// It carries key material: send it privately (e.g. in a URL fragment).
-    pub async fn share(&self, role: &str) -> JsResult<String> {
+    pub async fn share(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "'read' | 'write' | 'admin'")] role: &str,
+    ) -> JsResult<String> {
         let role = match role {
             "read" | "write" | "admin" => role.parse().map_err(|_| invalid("bad role"))?,
             other => {
@@ -167,6 +191,7 @@ impl DocHandle {
     }
 
     /// Members and their roles: `[{member, role}]`, plus `me` and `myRole`.
+    #[wasm_bindgen(unchecked_return_type = "DocInfo")]
     pub fn info(&self) -> JsResult<JsValue> {
         let info = self.inner.info().map_err(from_synkro)?;
         let members: Vec<serde_json::Value> = info
@@ -196,7 +221,11 @@ impl DocHandle {
     /// Wait until the relay `member` has stored everything of this document
     /// (`timeoutMs`, default 10 s).
     #[wasm_bindgen(js_name = "whenDurableOn")]
-    pub async fn when_durable_on(&self, member: &str, timeout_ms: Option<f64>) -> JsResult<()> {
+    pub async fn when_durable_on(
+        &self,
+        member: &str,
+        #[wasm_bindgen(js_name = "timeoutMs")] timeout_ms: Option<f64>,
+    ) -> JsResult<()> {
         let timeout =
             Duration::from_millis(timeout_ms.map_or(10_000, |t| index(t, "timeoutMs").unwrap_or(10_000)) as u64);
         self.inner

@@ -22,4 +22,6 @@ mod patch;
 #[cfg(target_arch = "wasm32")]
 mod repo;
 #[cfg(target_arch = "wasm32")]
+mod types;
+#[cfg(target_arch = "wasm32")]
 mod value;

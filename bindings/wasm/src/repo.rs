@@ -73,7 +73,12 @@ impl Repo {
     /// reloads; `options.name` picks the repo, default `"default"`; one tab
     /// at a time, and `options.takeOver: true` asks a tab that has it open
     /// to hand it over) or `"memory"` (gone with the page).
-    pub async fn open(options: JsValue) -> JsResult<Repo> {
+    pub async fn open(
+        #[wasm_bindgen(
+            unchecked_param_type = "{ storage?: 'indexeddb' | 'memory'; name?: string; takeOver?: boolean }"
+        )]
+        options: JsValue,
+    ) -> JsResult<Repo> {
         console_error_panic_hook::set_once();
         let get = |key: &str| {
             js_sys::Reflect::get(&options, &key.into())
@@ -141,7 +146,11 @@ impl Repo {
     /// `takeOver` (pending edits were saved first; this tab should stop
     /// editing). Returns a function that removes the listener.
     #[wasm_bindgen(js_name = "onClose")]
-    pub fn on_close(&self, listener: Function) -> Function {
+    #[wasm_bindgen(unchecked_return_type = "() => void")]
+    pub fn on_close(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(event: CloseEvent) => void")] listener: Function,
+    ) -> Function {
         let index = {
             let mut listeners = self.state.on_close.borrow_mut();
             listeners.push(Some(listener));
@@ -269,7 +278,11 @@ impl Repo {
     /// "disconnected" | "session-opened" | "session-closed" | "reachable",
     /// peer, relayed}`. Returns a function that stops it. Call `connect` first.
     #[wasm_bindgen(js_name = "onNetwork")]
-    pub fn on_network(&self, listener: Function) -> JsResult<Function> {
+    #[wasm_bindgen(unchecked_return_type = "() => void")]
+    pub fn on_network(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(event: NetworkEvent) => void")] listener: Function,
+    ) -> JsResult<Function> {
         let net = self
             .state
             .net
@@ -305,7 +318,11 @@ impl Repo {
     /// doc}`, e.g. after `join`) or its members, roles or keys change
     /// (`{type: "access-changed", doc}`). Returns a function that stops it.
     #[wasm_bindgen(js_name = "onEvent")]
-    pub fn on_event(&self, listener: Function) -> Function {
+    #[wasm_bindgen(unchecked_return_type = "() => void")]
+    pub fn on_event(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(event: RepoEvent) => void")] listener: Function,
+    ) -> Function {
         let mut events = self.state.inner.events();
         until_unsubscribed(async move {
             loop {
@@ -329,6 +346,7 @@ impl Repo {
     /// Where this repo stands with `peer` (a relay's member id): how many
     /// documents are in sync, still to send or receive, and pending.
     #[wasm_bindgen(js_name = "syncStatus")]
+    #[wasm_bindgen(unchecked_return_type = "SyncStatus")]
     pub fn sync_status(&self, peer: &str) -> JsResult<JsValue> {
         let s = self.state.inner.sync_status(&parse_member(peer)?);
         Ok(to_js(&json!({
