@@ -86,6 +86,25 @@ test('a page and a native CLI device sync through the relay, both directions', a
   await page.close();
 });
 
+test('a page syncs with the relay over WebRTC-direct too', async () => {
+  const page = await openPage();
+  const started = Date.now();
+  const result = await page.evaluate(async (webrtc) => {
+    const repo = await window.synkro.openRepo({ storage: 'memory' });
+    const [relayId] = await repo.connect([webrtc]);
+    const doc = await repo.create();
+    doc.set('over', 'webrtc-direct');
+    await doc.whenDurableOn(relayId, 20000);
+    return { token: await doc.share('read'), id: doc.id };
+  }, relay.webrtc);
+  console.log(`browser → relay over WebRTC-direct: connected and durable in ${Date.now() - started} ms`);
+  const bob = cliDevice();
+  bob.run('join', result.token);
+  bob.run('sync', '--relay', relay.tcp, '--once');
+  assert.equal(bob.run('get', result.id, 'over'), '"webrtc-direct"');
+  await page.close();
+});
+
 test('bad arguments throw typed errors and the module keeps working', async () => {
   const page = await openPage();
   const results = await page.evaluate(async () => {
