@@ -289,28 +289,19 @@ impl Repo {
             .borrow()
             .clone()
             .ok_or_else(|| invalid("not connected: call repo.connect(relays) first"))?;
-        let mut events = net.events();
-        Ok(until_unsubscribed(async move {
-            loop {
-                let event = match events.recv().await {
-                    Ok(e) => e,
-                    Err(synkro::RecvError::Overflowed(_)) => continue,
-                    Err(synkro::RecvError::Closed) => return,
-                };
-                let js = match event {
-                    PeerEvent::Connected { peer, relayed } => {
-                        json!({ "type": "connected", "peer": peer.to_string(), "relayed": relayed })
-                    }
-                    PeerEvent::Disconnected { peer } => json!({ "type": "disconnected", "peer": peer.to_string() }),
-                    PeerEvent::SessionOpened { peer, relayed } => {
-                        json!({ "type": "session-opened", "peer": peer.to_string(), "relayed": relayed })
-                    }
-                    PeerEvent::SessionClosed { peer } => json!({ "type": "session-closed", "peer": peer.to_string() }),
-                    PeerEvent::Reachable { relay } => json!({ "type": "reachable", "peer": relay.to_string() }),
-                    _ => continue,
-                };
-                let _ = listener.call1(&JsValue::NULL, &to_js(&js));
-            }
+        Ok(forward(net.events(), listener, |event| {
+            Some(match event {
+                PeerEvent::Connected { peer, relayed } => {
+                    json!({ "type": "connected", "peer": peer.to_string(), "relayed": relayed })
+                }
+                PeerEvent::Disconnected { peer } => json!({ "type": "disconnected", "peer": peer.to_string() }),
+                PeerEvent::SessionOpened { peer, relayed } => {
+                    json!({ "type": "session-opened", "peer": peer.to_string(), "relayed": relayed })
+                }
+                PeerEvent::SessionClosed { peer } => json!({ "type": "session-closed", "peer": peer.to_string() }),
+                PeerEvent::Reachable { relay } => json!({ "type": "reachable", "peer": relay.to_string() }),
+                _ => return None,
+            })
         }))
     }
 
@@ -323,23 +314,10 @@ impl Repo {
         &self,
         #[wasm_bindgen(unchecked_param_type = "(event: RepoEvent) => void")] listener: Function,
     ) -> Function {
-        let mut events = self.state.inner.events();
-        until_unsubscribed(async move {
-            loop {
-                let event = match events.recv().await {
-                    Ok(e) => e,
-                    Err(synkro::RecvError::Overflowed(_)) => continue,
-                    Err(synkro::RecvError::Closed) => return,
-                };
-                let js = match event {
-                    synkro::Event::DocAdded { doc } => json!({ "type": "doc-added", "doc": doc.to_string() }),
-                    synkro::Event::AccessChanged { doc } => {
-                        json!({ "type": "access-changed", "doc": doc.to_string() })
-                    }
-                    _ => continue,
-                };
-                let _ = listener.call1(&JsValue::NULL, &to_js(&js));
-            }
+        forward(self.state.inner.events(), listener, |event| match event {
+            synkro::Event::DocAdded { doc } => Some(json!({ "type": "doc-added", "doc": doc.to_string() })),
+            synkro::Event::AccessChanged { doc } => Some(json!({ "type": "access-changed", "doc": doc.to_string() })),
+            _ => None,
         })
     }
 
@@ -372,4 +350,25 @@ impl Repo {
     pub async fn close(&self) -> JsResult<()> {
         self.state.close("closed").await.map_err(from_synkro)
     }
+}
+
+/// Call `listener` with each event `to_json` turns into a JS object, until
+/// the returned function is called or the events end.
+fn forward<T: Clone + 'static>(
+    mut events: synkro::Events<T>,
+    listener: Function,
+    to_json: impl Fn(T) -> Option<serde_json::Value> + 'static,
+) -> Function {
+    until_unsubscribed(async move {
+        loop {
+            let event = match events.recv().await {
+                Ok(e) => e,
+                Err(synkro::RecvError::Overflowed(_)) => continue,
+                Err(synkro::RecvError::Closed) => return,
+            };
+            if let Some(js) = to_json(event) {
+                let _ = listener.call1(&JsValue::NULL, &to_js(&js));
+            }
+        }
+    })
 }
