@@ -27,6 +27,18 @@ pub enum StorageError {
         source: std::io::Error,
     },
 
+    /// The disk (or the user's quota on it) is full. The write that
+    /// returned this was not applied; the store stays usable, and writes
+    /// succeed again once space is freed.
+    #[error(
+        "the disk holding {} is full; free some space and try again (nothing of this change was stored)",
+        path.display()
+    )]
+    DiskFull {
+        /// The file the write was for.
+        path: PathBuf,
+    },
+
     /// The store refuses writes because an earlier `fsync` failed.
     ///
     /// After a failed `fsync` the OS may already have dropped the unwritten

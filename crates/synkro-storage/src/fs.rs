@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::Mutex as AsyncMutex;
 
+use crate::fault::{FaultKind, FaultPoint};
 use crate::{
     Loaded, MAX_KEY_LEN, MAX_VALUE_LEN, MAX_WRITE_LEN, Namespace, Problem, ProblemKind, RecordKey, Storage,
     StorageError, WriteOp, check_ops, write_len,
@@ -166,7 +167,7 @@ struct Inner {
     /// two tasks can never hold different locks for the same file.
     slots: Mutex<HashMap<Namespace, Arc<AsyncMutex<Slot>>>>,
     #[cfg(feature = "fault-injection")]
-    fail_next_sync: AtomicBool,
+    faults: Mutex<Vec<crate::fault::Armed>>,
 }
 
 /// What is known about one namespace's log, guarded by its lock.
@@ -237,7 +238,7 @@ impl FsStorage {
                 poisoned: AtomicBool::new(false),
                 slots: Mutex::new(HashMap::new()),
                 #[cfg(feature = "fault-injection")]
-                fail_next_sync: AtomicBool::new(false),
+                faults: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -262,7 +263,19 @@ impl FsStorage {
     /// reliability suites; only with the `fault-injection` feature.
     #[cfg(feature = "fault-injection")]
     pub fn inject_sync_failure_for_tests(&self) {
-        self.inner.fail_next_sync.store(true, Ordering::SeqCst);
+        self.inject_fault(crate::Fault::new(crate::FaultPoint::Sync, 0, crate::FaultKind::Error));
+    }
+
+    /// Arms `fault`: the matching file-system call, once `fault.after`
+    /// earlier calls of that kind have passed, fails as described. Test
+    /// seam for reliability suites; only with the `fault-injection` feature.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_fault(&self, fault: crate::Fault) {
+        self.inner
+            .faults
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(crate::fault::Armed::new(fault));
     }
 }
 
@@ -363,8 +376,8 @@ impl Inner {
 
     /// fdatasync `file`; on failure poison the store.
     fn sync_file(&self, file: &File, path: &Path) -> Result<(), StorageError> {
-        let result = match self.take_injected_failure() {
-            Some(e) => Err(e),
+        let result = match self.injected(FaultPoint::Sync) {
+            Some(kind) => Err(kind.io_error("fsync")),
             None => file.sync_data(),
         };
         result.map_err(|e| self.poison(path, e))
@@ -373,8 +386,8 @@ impl Inner {
     /// fsync the directory (so created, renamed and deleted names are
     /// durable); on failure poison the store.
     fn sync_dir(&self) -> Result<(), StorageError> {
-        if let Some(e) = self.take_injected_failure() {
-            return Err(self.poison(&self.dir, e));
+        if let Some(kind) = self.injected(FaultPoint::Sync) {
+            return Err(self.poison(&self.dir, kind.io_error("fsync")));
         }
         #[cfg(unix)]
         self.dir_handle.sync_all().map_err(|e| self.poison(&self.dir, e))?;
@@ -391,16 +404,44 @@ impl Inner {
         StorageError::Poisoned
     }
 
+    /// The fault armed for this call, if any (always `None` without the
+    /// `fault-injection` feature).
     #[cfg(feature = "fault-injection")]
-    fn take_injected_failure(&self) -> Option<io::Error> {
-        self.fail_next_sync
-            .swap(false, Ordering::SeqCst)
-            .then(|| io::Error::other("injected fsync failure (fault-injection)"))
+    fn injected(&self, point: FaultPoint) -> Option<FaultKind> {
+        let mut faults = self.faults.lock().unwrap_or_else(PoisonError::into_inner);
+        let hit = faults.iter_mut().position(|f| f.tick(point))?;
+        Some(faults.swap_remove(hit).kind())
     }
 
     #[cfg(not(feature = "fault-injection"))]
-    fn take_injected_failure(&self) -> Option<io::Error> {
+    #[allow(clippy::unused_self)]
+    fn injected(&self, _point: FaultPoint) -> Option<FaultKind> {
         None
+    }
+
+    /// Writes `bytes` at offset `at` of `file`.
+    fn append(&self, file: &File, at: u64, bytes: &[u8]) -> io::Result<()> {
+        let mut writer = file;
+        writer.seek(SeekFrom::Start(at))?;
+        match self.injected(FaultPoint::Write) {
+            None => writer.write_all(bytes),
+            Some(FaultKind::Torn) => {
+                // The process dies half way through the write: part of the
+                // frame reaches the file and nothing runs afterwards.
+                writer.write_all(&bytes[..bytes.len() / 2])?;
+                self.poisoned.store(true, Ordering::SeqCst);
+                Err(FaultKind::Torn.io_error("write"))
+            }
+            Some(kind) => Err(kind.io_error("write")),
+        }
+    }
+
+    /// Renames `from` to `to`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        match self.injected(FaultPoint::Rename) {
+            Some(kind) => Err(kind.io_error("rename")),
+            None => fs::rename(from, to),
+        }
     }
 
     /// Opens an existing log for reading and appending; `None` if absent.
@@ -547,10 +588,12 @@ impl Inner {
                 )
             }
         };
-        if let Err(e) = append(&log.file, log.end, &frame) {
+        if let Err(e) = self.append(&log.file, log.end, &frame) {
             // Best effort: drop the partial frame now; otherwise the rescan
             // forced by the `Unknown` slot cuts it off.
-            let _ = log.file.set_len(log.end);
+            if !self.is_poisoned() {
+                let _ = log.file.set_len(log.end);
+            }
             return Err(io_err(&path)(e));
         }
         self.sync_file(&log.file, &path)?;
@@ -595,7 +638,7 @@ impl Inner {
                 return Ok(log);
             }
         };
-        if let Err(e) = fs::rename(&tmp, path) {
+        if let Err(e) = self.rename(&tmp, path) {
             let _ = fs::remove_file(&tmp);
             tracing::warn!(path = %path.display(), error = %e, "storage log compaction failed; will retry later");
             return Ok(log);
@@ -629,14 +672,14 @@ impl Inner {
             let size = PUT_OVERHEAD + key.len() + value.len();
             if frame.count > 0 && frame.payload_len() + size > COMPACT_FRAME_TARGET {
                 let bytes = std::mem::replace(&mut frame, FrameBuilder::new(COMPACT_FRAME_TARGET)).finish()?;
-                append(&file, end, &bytes).map_err(io_err(tmp))?;
+                self.append(&file, end, &bytes).map_err(io_err(tmp))?;
                 end = end.saturating_add(to_u64(bytes.len()));
             }
             frame.put(key, value)?;
         }
         if frame.count > 0 {
             let bytes = frame.finish()?;
-            append(&file, end, &bytes).map_err(io_err(tmp))?;
+            self.append(&file, end, &bytes).map_err(io_err(tmp))?;
             end = end.saturating_add(to_u64(bytes.len()));
         }
         self.sync_file(&file, tmp)?;
@@ -690,9 +733,17 @@ impl Inner {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {
-    move |source| StorageError::Io {
-        path: path.to_path_buf(),
-        source,
+    move |source| {
+        if source.kind() == io::ErrorKind::StorageFull {
+            StorageError::DiskFull {
+                path: path.to_path_buf(),
+            }
+        } else {
+            StorageError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
     }
 }
 
@@ -711,12 +762,6 @@ fn read_all(file: &File, path: &Path) -> Result<Vec<u8>, StorageError> {
     reader.seek(SeekFrom::Start(0)).map_err(io_err(path))?;
     reader.read_to_end(&mut buf).map_err(io_err(path))?;
     Ok(buf)
-}
-
-fn append(file: &File, at: u64, bytes: &[u8]) -> io::Result<()> {
-    let mut writer = file;
-    writer.seek(SeekFrom::Start(at))?;
-    writer.write_all(bytes)
 }
 
 /// Turns the problems of a scan into reports and log events.

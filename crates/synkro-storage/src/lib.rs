@@ -19,12 +19,16 @@
 
 mod error;
 #[cfg(not(target_arch = "wasm32"))]
+mod fault;
+#[cfg(not(target_arch = "wasm32"))]
 mod fs;
 #[cfg(target_arch = "wasm32")]
 mod indexeddb;
 mod memory;
 
 pub use error::{Problem, ProblemKind, StorageError};
+#[cfg(all(not(target_arch = "wasm32"), feature = "fault-injection"))]
+pub use fault::{Fault, FaultKind, FaultPoint};
 #[cfg(not(target_arch = "wasm32"))]
 pub use fs::FsStorage;
 #[cfg(target_arch = "wasm32")]
