@@ -11,6 +11,8 @@
 //!   driven by the test) can be connected; what nodes send them is recorded.
 #![allow(dead_code)]
 
+pub mod workload;
+
 use std::collections::{BTreeMap, VecDeque};
 
 use rand_chacha::ChaCha20Rng;
@@ -34,6 +36,18 @@ pub fn below<R: Rng + ?Sized>(rng: &mut R, n: usize) -> usize {
 /// True with probability `num / den`.
 pub fn chance<R: Rng + ?Sized>(rng: &mut R, num: u32, den: u32) -> bool {
     rng.next_u32() % den < num
+}
+
+/// One direction of a connection: (due time, bytes) in FIFO order.
+type Link = VecDeque<(u64, Vec<u8>)>;
+
+/// Network faults applied by [`Sim::advance`], per delivery.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Faults {
+    /// Chance (‰) that a message is lost, resetting its connection.
+    pub drop_per_mille: u32,
+    /// Chance (‰) that a message is delivered twice.
+    pub duplicate_per_mille: u32,
 }
 
 /// A simulated device.
@@ -73,8 +87,16 @@ impl SimNode {
 pub struct Sim {
     /// Nodes, by index.
     pub nodes: Vec<SimNode>,
-    /// Directed FIFO queues `(from, to)`; present iff the pair is connected.
-    links: BTreeMap<(usize, usize), VecDeque<Vec<u8>>>,
+    /// Directed FIFO queues `(from, to)` of (due time, bytes); present iff
+    /// the pair is connected.
+    links: BTreeMap<(usize, usize), Link>,
+    /// Simulated clock (ms), advanced by [`Sim::advance`].
+    pub now: u64,
+    /// Latency of every link, drawn per message from `latency.0..=latency.1`
+    /// ms (FIFO per link still holds). Only [`Sim::advance`] looks at it.
+    pub latency: (u64, u64),
+    /// Draws latencies, so `drain` needs no caller RNG (reseed it per run).
+    pub latency_rng: ChaCha20Rng,
     /// Outside peers connected to a node: (node, peer).
     outside_links: Vec<(usize, MemberId)>,
     /// Messages nodes sent to outside peers: (from node, peer, bytes).
@@ -85,6 +107,10 @@ pub struct Sim {
     pub delivered: u64,
     /// `Send`s to a peer with no open link (dropped, as a closed stream would).
     pub dropped: u64,
+    /// Messages lost in flight by [`Sim::advance`] (each reset its link).
+    pub lost: u64,
+    /// Messages delivered twice by [`Sim::advance`].
+    pub duplicated: u64,
     /// Label used in panic messages (e.g. the seed).
     pub label: String,
 }
@@ -109,11 +135,16 @@ impl Sim {
         Self {
             nodes,
             links: BTreeMap::new(),
+            now: 0,
+            latency: (0, 0),
+            latency_rng: ChaCha20Rng::seed_from_u64(0),
             outside_links: Vec::new(),
             outside: Vec::new(),
             trace: None,
             delivered: 0,
             dropped: 0,
+            lost: 0,
+            duplicated: 0,
             label: String::new(),
         }
     }
@@ -155,10 +186,17 @@ impl Sim {
                     }
                 }
                 Effect::Send { peer, message } => match self.index_of(&peer) {
-                    Some(j) => match self.links.get_mut(&(i, j)) {
-                        Some(q) => q.push_back(message),
-                        None => self.dropped += 1,
-                    },
+                    Some(j) => {
+                        let (lo, hi) = self.latency;
+                        let due = self.now + lo + self.latency_rng.next_u64() % (hi - lo + 1);
+                        match self.links.get_mut(&(i, j)) {
+                            Some(q) => {
+                                let due = q.back().map_or(due, |(last, _)| due.max(*last));
+                                q.push_back((due, message));
+                            }
+                            None => self.dropped += 1,
+                        }
+                    }
                     None if self.outside_links.contains(&(i, peer)) => self.outside.push((i, peer, message)),
                     None => self.dropped += 1,
                 },
@@ -250,8 +288,56 @@ impl Sim {
             return false;
         }
         let (from, to) = busy[below(rng, busy.len())];
-        let Some(message) = self.links.get_mut(&(from, to)).and_then(VecDeque::pop_front) else {
-            return false;
+        self.deliver(rng, from, to);
+        true
+    }
+
+    /// Advance the clock to `until`, delivering every message due by then
+    /// in due order (ties broken at random). With `faults`, a delivery may
+    /// instead be lost, which resets that connection as a broken stream
+    /// would, or be delivered twice. Returns the deliveries made.
+    pub fn advance(&mut self, rng: &mut ChaCha20Rng, until: u64, faults: Faults) -> u64 {
+        let mut n = 0;
+        loop {
+            let next = self.links.values().filter_map(|q| q.front().map(|m| m.0)).min();
+            let Some(due) = next.filter(|d| *d <= until) else {
+                break;
+            };
+            self.now = self.now.max(due);
+            let ready: Vec<(usize, usize)> = self
+                .links
+                .iter()
+                .filter(|(_, q)| q.front().is_some_and(|m| m.0 == due))
+                .map(|(k, _)| *k)
+                .collect();
+            let (from, to) = ready[below(rng, ready.len())];
+            if chance(rng, faults.drop_per_mille, 1000) {
+                self.links.get_mut(&(from, to)).and_then(VecDeque::pop_front);
+                self.lost += 1;
+                self.disconnect(from, to);
+                continue;
+            }
+            let copy = self.links[&(from, to)].front().map(|m| m.1.clone());
+            self.deliver(rng, from, to);
+            n += 1;
+            if let Some(message) = copy.filter(|_| chance(rng, faults.duplicate_per_mille, 1000)) {
+                // The network repeats it: the sender sent it once.
+                if self.connected(from, to) {
+                    self.duplicated += 1;
+                    let sender = self.id(from);
+                    self.nodes[to].node.handle_message(rng, sender, &message);
+                    self.drain(to);
+                }
+            }
+        }
+        self.now = self.now.max(until);
+        n
+    }
+
+    /// Deliver the head of link `from → to`.
+    fn deliver(&mut self, rng: &mut ChaCha20Rng, from: usize, to: usize) {
+        let Some((_, message)) = self.links.get_mut(&(from, to)).and_then(VecDeque::pop_front) else {
+            return;
         };
         if let Some(t) = self.trace.as_mut() {
             t.push((from, to, message.clone()));
@@ -263,7 +349,6 @@ impl Sim {
         self.drain(from);
         self.nodes[to].node.handle_message(rng, sender, &message);
         self.drain(to);
-        true
     }
 
     /// Deliver until no message is in flight. Panics on (what looks like) a livelock.
