@@ -133,6 +133,19 @@ pub enum CoreError {
     /// Automerge rejected the data or the change.
     #[error("document error: {0}")]
     Automerge(String),
+    /// A panic inside Automerge or inside the closure passed to a change
+    /// was contained. The document was rebuilt from its stored chunks:
+    /// edits not yet flushed may be gone, everything flushed is there.
+    #[error(
+        "internal error contained ({what}: {message}); the document was reloaded from storage, \
+         edits made since the last flush may be lost"
+    )]
+    Panicked {
+        /// Which operation panicked.
+        what: &'static str,
+        /// The panic message.
+        message: String,
+    },
     /// Data failed verification.
     #[error(transparent)]
     Verify(#[from] VerifyError),

@@ -84,6 +84,7 @@ pub mod crypto;
 mod encoding;
 pub mod ephemeral;
 pub mod error;
+mod fence;
 pub mod identity;
 pub mod ids;
 pub mod invite;

@@ -12,6 +12,7 @@ use crate::chunk::{ChunkRef, SealedChunk};
 use crate::crypto::{NONCE_LEN, SealedKey, SymmetricKey, random_array};
 use crate::ephemeral::SealedEphemeral;
 use crate::error::{CoreError, VerifyError};
+use crate::fence::fenced;
 use crate::identity::DeviceIdentity;
 use crate::ids::{DocId, MemberId, OpHash};
 use crate::invite::{InviteToken, invite_identity};
@@ -376,11 +377,16 @@ impl Node {
         }
         let d = r.doc.as_mut().ok_or(CoreError::NoReadAccess(*doc))?;
         let before = d.get_heads();
-        let out = match f(d) {
-            Ok(v) => v,
-            Err(e) => {
+        let out = match fenced("a change", || f(d)) {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => {
                 d.rollback();
                 return Err(e.into());
+            }
+            Err(panicked) => {
+                // Automerge may be half-way through the change: rebuild.
+                r.reload(None);
+                return Err(panicked);
             }
         };
         let after = d.get_heads();

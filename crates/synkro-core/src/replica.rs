@@ -12,6 +12,7 @@ use crate::chunk::{ChunkKind, ChunkRef, SealedChunk};
 use crate::crypto::{NONCE_LEN, SymmetricKey, hash, random_array};
 use crate::encoding::{decode, encode};
 use crate::error::{CoreError, VerifyError};
+use crate::fence::fenced;
 use crate::identity::DeviceIdentity;
 use crate::ids::{DocId, KeyId, MemberId, OpHash};
 use crate::invite::invite_identity;
@@ -239,8 +240,49 @@ impl DocReplica {
         let Some(doc) = self.doc.as_mut() else { return Ok(()) };
         let key = self.keys.get(&chunk.header().key).ok_or(VerifyError::UnknownKey)?;
         let plain = chunk.open(key)?;
-        doc.load_incremental(&plain)?;
-        Ok(())
+        match fenced("loading a chunk", || doc.load_incremental(&plain)) {
+            Ok(loaded) => {
+                loaded?;
+                Ok(())
+            }
+            Err(panicked) => {
+                self.reload(Some(chunk.chunk_ref()));
+                Err(panicked)
+            }
+        }
+    }
+
+    /// Rebuild the Automerge document from the chunks held, after a
+    /// contained panic may have left it half-updated. A chunk that panics
+    /// again (and `skip`) stays unapplied instead of being retried in a loop.
+    /// Unflushed local edits are lost; everything sealed is kept.
+    pub fn reload(&mut self, skip: Option<ChunkRef>) {
+        self.reload_without(skip.into_iter().collect());
+    }
+
+    fn reload_without(&mut self, bad: BTreeSet<ChunkRef>) {
+        // Each round drops at least one more chunk, so this terminates.
+        let Some(old) = self.doc.as_ref() else { return };
+        let mut doc = AutoCommit::new().with_actor(old.get_actor().clone());
+        let mut unapplied = bad.clone();
+        for chunk in self.snapshots.values().chain(self.changes.values()) {
+            let r = chunk.chunk_ref();
+            if bad.contains(&r) {
+                continue;
+            }
+            let Some(Ok(plain)) = self.keys.get(&chunk.header().key).map(|k| chunk.open(k)) else {
+                unapplied.insert(r);
+                continue;
+            };
+            if !matches!(fenced("reloading a chunk", || doc.load_incremental(&plain)), Ok(Ok(_))) {
+                unapplied.insert(r);
+                return self.reload_without(unapplied);
+            }
+        }
+        self.flushed_heads = doc.get_heads();
+        self.doc = Some(doc);
+        self.unapplied = unapplied;
+        self.dirty = false;
     }
 
     /// Check a chunk's authority and store it; readers also decrypt and
@@ -287,12 +329,24 @@ impl DocReplica {
             let plain = chunk.open(key)?;
             if let Some(doc) = self.doc.as_mut() {
                 let bad = |_| VerifyError::Invalid("chunk is not Automerge data");
-                if doc.get_heads().is_empty() && chunk.covers().is_some() {
-                    // Loading a whole save is much faster than merging it in.
-                    let actor = doc.get_actor().clone();
-                    *doc = AutoCommit::load(&plain).map_err(bad)?.with_actor(actor);
-                } else {
-                    doc.load_incremental(&plain).map_err(bad)?;
+                let loaded = fenced("loading a received chunk", || {
+                    if doc.get_heads().is_empty() && chunk.covers().is_some() {
+                        // Loading a whole save is much faster than merging it in.
+                        let actor = doc.get_actor().clone();
+                        *doc = AutoCommit::load(&plain).map_err(bad)?.with_actor(actor);
+                    } else {
+                        doc.load_incremental(&plain).map_err(bad)?;
+                    }
+                    Ok::<(), VerifyError>(())
+                });
+                match loaded {
+                    Ok(result) => result?,
+                    Err(_) => {
+                        // Not stored: the sender's chunk is refused, and the
+                        // document is rebuilt from what was held before.
+                        self.reload(None);
+                        return Err(VerifyError::Invalid("chunk made Automerge panic"));
+                    }
                 }
             }
         } else {
