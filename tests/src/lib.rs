@@ -275,6 +275,23 @@ impl Relay {
             .unwrap_or_else(|| panic!("no {transport} address among {all:?}"))
     }
 
+    /// Every listening address, as printed.
+    pub fn addrs(&mut self) -> Vec<String> {
+        self.process.listening()
+    }
+
+    /// The relay process's resident memory, from `/proc` (Linux).
+    pub fn rss_bytes(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.process.pid()))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().strip_suffix("kB"))
+            .and_then(|kb| kb.trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .context("VmRSS in /proc/<pid>/status")
+    }
+
     /// The relay's PeerId, from its addresses.
     pub fn peer_id(&mut self) -> String {
         let a = self.addr("/tcp/");

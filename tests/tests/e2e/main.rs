@@ -9,6 +9,7 @@ mod many_docs;
 mod relay_process;
 mod relay_sync;
 mod store_and_forward;
+mod under_attack;
 
 use std::time::Duration;
 

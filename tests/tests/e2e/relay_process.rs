@@ -96,18 +96,6 @@ fn health_metrics_and_static_files_over_http() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resident memory of a process, from /proc (Linux).
-fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no VmRSS"))?;
-    Ok(kib * 1024)
-}
-
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_cost_the_relay_little_memory() -> anyhow::Result<()> {
@@ -122,7 +110,7 @@ async fn idle_connections_cost_the_relay_little_memory() -> anyhow::Result<()> {
     net.dial(addr.clone()).await?;
     peers.push((first, net));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = rss_bytes(relay.process.pid())?;
+    let before = relay.rss_bytes()?;
     for _ in 1..PEERS {
         let repo = synkro::Repo::in_memory().await?;
         let net = repo.connect(NetConfig::default()).await?;
@@ -130,7 +118,7 @@ async fn idle_connections_cost_the_relay_little_memory() -> anyhow::Result<()> {
         peers.push((repo, net));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = rss_bytes(relay.process.pid())?;
+    let after = relay.rss_bytes()?;
     let (_, health) = relay.get("/health")?;
     let health: serde_json::Value = serde_json::from_str(&health)?;
     assert_eq!(health["sessions"], PEERS, "{health}");
