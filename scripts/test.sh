@@ -32,6 +32,9 @@ cargo build --workspace --locked --bins
 # --no-fail-fast: one run shows every failing test binary, not just the first.
 cargo test --workspace --locked --no-fail-fast
 
+step "fuzz: every decoder for a bounded time (long runs: FUZZ_SECONDS=3600 scripts/fuzz.sh)"
+FUZZ_SECONDS="${FUZZ_SECONDS:-15}" bash scripts/fuzz.sh
+
 step "browser: the core and the IndexedDB backend in headless Chromium (wasm-bindgen-test)"
 bash scripts/setup-browser.sh
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner CHROMEDRIVER=/usr/bin/chromedriver
