@@ -223,6 +223,39 @@ pub struct Relay {
     pub http: String,
 }
 
+/// Prefix of every plaintext canary the end-to-end tests write into
+/// documents; no relay may ever store it.
+pub const CANARY_PREFIX: &str = "PLAINTEXT-CANARY-";
+
+/// Every relay a test started is checked when it goes away: nothing in
+/// its data directory may contain a plaintext canary.
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.process.kill();
+        if std::thread::panicking() {
+            return;
+        }
+        let mut stack = vec![self.data_dir.clone()];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if let Ok(bytes) = std::fs::read(&path) {
+                    assert!(
+                        !bytes
+                            .windows(CANARY_PREFIX.len())
+                            .any(|w| w == CANARY_PREFIX.as_bytes()),
+                        "the relay stored plaintext: a canary is in {}",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+}
+
 impl Relay {
     /// Listen arguments for every transport on 127.0.0.1, port 0.
     pub const LOOPBACK: [&'static str; 8] = [

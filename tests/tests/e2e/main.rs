@@ -43,7 +43,7 @@ pub async fn connect(repo: &Repo, addr: &str) -> anyhow::Result<(Network, Member
 
 /// A unique text that must never appear outside readers.
 pub fn marker(what: &str) -> String {
-    format!("PLAINTEXT-CANARY-{what}-7f3c9a1e5b")
+    format!("{}{what}-7f3c9a1e5b", synkro_tests::CANARY_PREFIX)
 }
 
 /// Logs of this process's repos, filtered by `RUST_LOG` (e.g.

@@ -21,7 +21,7 @@ use synkro_tests::Relay;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::{TIMEOUT, repo_via, wait_for_value};
+use crate::{TIMEOUT, marker, repo_via, wait_for_value};
 
 const PER_IP: usize = 64;
 const MEMORY_MIB: u64 = 512;
@@ -58,6 +58,7 @@ async fn honest_pair(v6: &str) -> anyhow::Result<Honest> {
     let (bob, b_net, _) = repo_via(v6).await?;
     let doc = alice.create().await?;
     doc.set("edits", &json!(0))?;
+    doc.set("note", &json!(marker("under-attack")))?;
     doc.wait_durable_on(relay_id, TIMEOUT).await?;
     let bobs = bob.join(&doc.share(Role::Write).await?).await?;
     bob.wait_synced(relay_id, TIMEOUT).await?;
