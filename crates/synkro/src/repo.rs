@@ -140,7 +140,19 @@ impl Repo {
     /// [`open`](Self::open) with settings.
     #[cfg(not(target_arch = "wasm32"))]
     pub async fn open_home(home: &Path, config: RepoConfig) -> Result<Repo, Error> {
-        let home = Home::open(home)?;
+        // A repo dropped a moment ago (in this process, or in one that is
+        // exiting) may hold the lock while its last tasks wind down: wait
+        // briefly before calling the home in use.
+        const GRACE: Duration = Duration::from_secs(2);
+        let deadline = std::time::Instant::now() + GRACE;
+        let home = loop {
+            match Home::open(home) {
+                Err(Error::HomeInUse(_)) if std::time::Instant::now() < deadline => {
+                    crate::rt::sleep(Duration::from_millis(20)).await;
+                }
+                other => break other?,
+            }
+        };
         let identity = home.identity()?;
         let storage = Arc::new(home.storage()?);
         let repo = Self::start(storage, identity, config).await?;
