@@ -86,16 +86,14 @@ async fn members_meet_through_their_relay_by_themselves() -> anyhow::Result<()> 
         (b_net, events)
     };
     // Nobody dials anybody: Bob's repo finds Alice through the relay.
-    let met = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            match b_events.1.recv().await {
-                Ok(PeerEvent::SessionOpened { peer, relayed }) if peer == alice.member_id() => return relayed,
-                Ok(_) => {}
-                Err(e) => panic!("network events ended: {e}"),
-            }
-        }
-    })
-    .await?;
+    let met = tokio::time::timeout(
+        Duration::from_secs(30),
+        crate::next_event(&mut b_events.1, |e| match e {
+            PeerEvent::SessionOpened { peer, relayed } if peer == alice.member_id() => Some(relayed),
+            _ => None,
+        }),
+    )
+    .await??;
     assert!(met, "Alice and Bob meet over a relay circuit");
 
     // An edit now reaches Bob over the direct session with Alice.

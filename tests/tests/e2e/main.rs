@@ -67,3 +67,24 @@ pub async fn wait_for_value(doc: &synkro::DocHandle, path: &str, value: &serde_j
     .await
     .map_err(|_| anyhow::anyhow!("{path} did not become {value} within {TIMEOUT:?}"))?
 }
+
+/// Wait (up to [`TIMEOUT`]) for the first network event `pick` maps to a value.
+pub async fn next_event<T>(
+    events: &mut synkro::Events<synkro::net::PeerEvent>,
+    mut pick: impl FnMut(synkro::net::PeerEvent) -> Option<T>,
+) -> anyhow::Result<T> {
+    tokio::time::timeout(TIMEOUT, async {
+        loop {
+            match events.recv().await {
+                Ok(e) => {
+                    if let Some(v) = pick(e) {
+                        return Ok(v);
+                    }
+                }
+                Err(e) => anyhow::bail!("network events ended: {e}"),
+            }
+        }
+    })
+    .await
+    .map_err(|_| anyhow::anyhow!("no such network event within {TIMEOUT:?}"))?
+}

@@ -22,7 +22,7 @@ use synkro_tests::Relay;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::{TIMEOUT, marker, repo_via, wait_for_value};
+use crate::{TIMEOUT, marker, next_event, repo_via, wait_for_value};
 
 const PER_IP: usize = 64;
 const MEMORY_MIB: u64 = 512;
@@ -293,14 +293,9 @@ async fn a_huge_transfer_over_one_circuit_is_cut_at_its_cap_and_sync_completes()
     let bobs = bob.join(&doc.share(Role::Read).await?).await?;
     let b_net = bob.connect(config()).await?;
     let mut events = b_net.events();
-    let met = tokio::time::timeout(TIMEOUT, async {
-        loop {
-            match events.recv().await {
-                Ok(PeerEvent::SessionOpened { peer, relayed }) if peer == alice.member_id() => return relayed,
-                Ok(_) => {}
-                Err(e) => panic!("network events ended: {e}"),
-            }
-        }
+    let met = next_event(&mut events, |e| match e {
+        PeerEvent::SessionOpened { peer, relayed } if peer == alice.member_id() => Some(relayed),
+        _ => None,
     })
     .await?;
     assert!(met, "Alice and Bob meet over a circuit");
@@ -317,14 +312,9 @@ async fn a_huge_transfer_over_one_circuit_is_cut_at_its_cap_and_sync_completes()
         doc.set(&format!("blob{i}"), &json!(last))?;
         doc.flush().await?;
     }
-    let cut = tokio::time::timeout(TIMEOUT, async {
-        loop {
-            match events.recv().await {
-                Ok(PeerEvent::SessionClosed { peer }) if peer == alice.member_id() => return,
-                Ok(_) => {}
-                Err(e) => panic!("network events ended: {e}"),
-            }
-        }
+    let cut = next_event(&mut events, |e| match e {
+        PeerEvent::SessionClosed { peer } if peer == alice.member_id() => Some(()),
+        _ => None,
     })
     .await;
     bob.wait_synced(relay_member, TIMEOUT).await?;
