@@ -38,7 +38,7 @@ use tracing::{debug, info, warn};
 use crate::rt::{Broadcast, Spawner};
 
 mod meet;
-use crate::{Error, Events, MemberId, Repo};
+use crate::{Error, Events, MemberId, Repo, SessionId};
 
 /// Messages and bytes exchanged with one peer (sync frames, both ways).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -271,7 +271,12 @@ async fn route(repo: Repo, network: Network, mut events: mpsc::UnboundedReceiver
     while let Some(event) = events.next().await {
         match event {
             NetEvent::Session(session) => {
-                spawner.spawn(pump(repo.clone(), network.clone(), *session));
+                // Attach here, in the network's order: when both ends opened
+                // a session at once, the one the network keeps must also be
+                // the one the repo sends on.
+                if let Some(attached) = attach(&repo, &network, session.peer).await {
+                    spawner.spawn(pump(repo.clone(), network.clone(), *session, attached));
+                }
             }
             NetEvent::Listening(a) => network.emit(PeerEvent::Listening(a)),
             NetEvent::Connected { peer, relayed } => network.emit(PeerEvent::Connected { peer, relayed }),
@@ -282,8 +287,31 @@ async fn route(repo: Repo, network: Network, mut events: mpsc::UnboundedReceiver
     }
 }
 
+/// Attach `peer` to the repo for a new session: its id and outgoing frames.
+async fn attach(
+    repo: &Repo,
+    network: &Network,
+    peer: MemberId,
+) -> Option<(SessionId, mpsc::UnboundedReceiver<Vec<u8>>)> {
+    let (tx, rx) = mpsc::unbounded::<Vec<u8>>();
+    // Grant a relay its role first, so our Hello already lists every
+    // document it may store.
+    if network.shared.relays.contains(&peer)
+        && let Err(e) = repo.replicate_to(peer).await
+    {
+        warn!(%peer, error = %e, "could not let the relay replicate");
+    }
+    let id = repo.attach_peer(peer, tx).await.ok()?;
+    Some((id, rx))
+}
+
 /// Carry one session's frames between the socket and the repo.
-async fn pump(repo: Repo, network: Network, session: Session) {
+async fn pump(
+    repo: Repo,
+    network: Network,
+    session: Session,
+    (id, mut rx): (SessionId, mpsc::UnboundedReceiver<Vec<u8>>),
+) {
     let Session {
         peer,
         peer_id,
@@ -293,17 +321,6 @@ async fn pump(repo: Repo, network: Network, session: Session) {
         ..
     } = session;
     let (mut rd, mut wr) = stream.split();
-    let (tx, mut rx) = mpsc::unbounded::<Vec<u8>>();
-    // Grant a relay its role first, so our Hello already lists every
-    // document it may store.
-    if network.shared.relays.contains(&peer)
-        && let Err(e) = repo.replicate_to(peer).await
-    {
-        warn!(%peer, error = %e, "could not let the relay replicate");
-    }
-    let Ok(id) = repo.attach_peer(peer, tx).await else {
-        return;
-    };
     info!(%peer, relayed, "sync session open");
     network.emit(PeerEvent::SessionOpened { peer, relayed });
     let reader = async {
@@ -346,16 +363,20 @@ async fn pump(repo: Repo, network: Network, session: Session) {
                 return;
             }
         }
-        // The repo dropped the peer (it sent something forged): hang up.
         let _ = wr.close().await;
-        network.net.disconnect(peer_id);
+        // A newer session with the peer (both ends dialed at once) took
+        // over: it uses the same connection, which must stay up.
+        if !repo.was_replaced(peer, id) {
+            // The repo dropped the peer (it sent something forged): hang up.
+            network.net.disconnect(peer_id);
+        }
     };
-    futures::select! {
-        () = reader.fuse() => {}
-        () = writer.fuse() => {}
-        () = end.replaced().fuse() => {}
-    }
+    let why = futures::select! {
+        () = reader.fuse() => "the peer's side ended",
+        () = writer.fuse() => "our side ended",
+        () = end.replaced().fuse() => "replaced",
+    };
     repo.detach_peer(peer, id).await;
-    debug!(%peer, "sync session closed");
+    debug!(%peer, why, "sync session closed");
     network.emit(PeerEvent::SessionClosed { peer });
 }

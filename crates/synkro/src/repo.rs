@@ -399,6 +399,16 @@ impl Repo {
         self.inner.run(|n, _| n.transmitted(&peer, bytes)).await
     }
 
+    /// Was session `id` with `peer` replaced by a newer one? Its outgoing
+    /// frames end either way; only a session the repo dropped (the peer sent
+    /// something forged) should hang up the connection. Transports call this.
+    pub fn was_replaced(&self, peer: MemberId, id: SessionId) -> bool {
+        self.inner
+            .peers_lock()
+            .get(&peer)
+            .is_some_and(|(current, _)| *current != id)
+    }
+
     /// End session `id` with `peer` (nothing happens if a newer session
     /// replaced it). Transports call this.
     pub async fn detach_peer(&self, peer: MemberId, id: SessionId) {

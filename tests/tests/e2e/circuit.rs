@@ -61,6 +61,7 @@ async fn members_meet_through_their_relay_by_themselves() -> anyhow::Result<()> 
     use synkro::net::{NetConfig, PeerEvent};
     use synkro::{Repo, Role};
 
+    crate::log_from_env();
     let dir = tempfile::tempdir()?;
     let mut relay = Relay::start(dir.path(), &[])?;
     let relay_addr: synkro::net::Multiaddr = relay.addr("/tcp/").parse()?;
