@@ -392,6 +392,9 @@ impl Node {
         let after = d.get_heads();
         if before != after {
             let patches = d.diff(&before, &after);
+            // Index what comes next, so the next diff is not a walk over the
+            // whole document (a keystroke in a long text stays cheap).
+            d.update_diff_cursor();
             r.dirty = true;
             self.emit(Event::DocChanged {
                 doc: *doc,
@@ -400,6 +403,14 @@ impl Node {
             });
         }
         Ok(out)
+    }
+
+    /// The document's current heads: the hashes of its latest changes, the
+    /// same on every replica that has the same changes.
+    pub fn heads(&mut self, doc: &DocId) -> Result<Vec<automerge::ChangeHash>, CoreError> {
+        let r = self.replica_mut(doc)?;
+        let d = r.doc.as_mut().ok_or(CoreError::NoReadAccess(*doc))?;
+        Ok(d.get_heads())
     }
 
     /// Does the document have edits not yet sealed?
@@ -1488,5 +1499,9 @@ fn diff_since(r: &mut DocReplica, before: Option<Vec<automerge::ChangeHash>>) ->
     let d = r.doc.as_mut()?;
     let before = before.unwrap_or_default();
     let after = d.get_heads();
-    (before != after).then(|| d.diff(&before, &after))
+    (before != after).then(|| {
+        let patches = d.diff(&before, &after);
+        d.update_diff_cursor();
+        patches
+    })
 }
