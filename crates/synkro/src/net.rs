@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::channel::mpsc;
-use futures::{AsyncReadExt, AsyncWriteExt, FutureExt, StreamExt};
+use futures::{AsyncReadExt, AsyncWriteExt, FutureExt, SinkExt, StreamExt};
 pub use synkro_net::{
     Connection, MAX_FRAME_LEN, Multiaddr, NetConfig, NetError, PeerId, ServerConfig, TlsConfig, peer_in,
 };
@@ -305,6 +305,9 @@ async fn attach(
     Some((id, rx))
 }
 
+/// Most frames handed to the repo in one batch.
+const MAX_BATCH: usize = 64;
+
 /// Carry one session's frames between the socket and the repo.
 async fn pump(
     repo: Repo,
@@ -323,12 +326,17 @@ async fn pump(
     let (mut rd, mut wr) = stream.split();
     info!(%peer, relayed, "sync session open");
     network.emit(PeerEvent::SessionOpened { peer, relayed });
-    let reader = async {
+    // Frames are read into a short queue and handed to the repo in
+    // batches: when they arrive faster than storage keeps up, what they
+    // store is written together instead of one fsync per frame.
+    let (mut queue, mut queued) = mpsc::channel::<Vec<u8>>(MAX_BATCH);
+    let net_ref = &network;
+    let read = async move {
         loop {
             match read_frame(&mut rd, MAX_FRAME_LEN).await {
                 Ok(Some(frame)) => {
-                    network.count(peer, false, frame.len());
-                    if repo.deliver(peer, &frame).await.is_err() {
+                    net_ref.count(peer, false, frame.len());
+                    if queue.send(frame).await.is_err() {
                         return;
                     }
                 }
@@ -339,11 +347,11 @@ async fn pump(
                     // Not speaking the protocol (oversize or torn frame):
                     // drop the whole connection, not only this stream.
                     warn!(%peer, error = %e, "malformed frame; closing the connection");
-                    network.emit(PeerEvent::Misbehaved {
+                    net_ref.emit(PeerEvent::Misbehaved {
                         peer,
                         reason: e.to_string(),
                     });
-                    network.net.disconnect(peer_id);
+                    net_ref.net.disconnect(peer_id);
                     return;
                 }
                 Err(e) => {
@@ -352,6 +360,24 @@ async fn pump(
                 }
             }
         }
+    };
+    let deliver = async {
+        while let Some(first) = queued.next().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match queued.try_recv() {
+                    Ok(frame) => batch.push(frame),
+                    Err(_) => break,
+                }
+            }
+            if repo.deliver_many(peer, &batch).await.is_err() {
+                return;
+            }
+        }
+    };
+    // Frames read before the peer hung up are still delivered.
+    let reader = async {
+        futures::join!(read, deliver);
     };
     let writer = async {
         while let Some(frame) = rx.next().await {

@@ -389,6 +389,20 @@ impl Repo {
         self.inner.run(|n, rng| n.handle_message(rng, peer, frame)).await
     }
 
+    /// Hand several frames received from `peer` to the repo at once, in
+    /// order: what they make the repo store is written together (one round
+    /// of fsyncs rather than one per frame). Transports call this when
+    /// frames queue up.
+    pub async fn deliver_many(&self, peer: MemberId, frames: &[Vec<u8>]) -> Result<(), Error> {
+        self.inner
+            .run(|n, rng| {
+                for frame in frames {
+                    n.handle_message(rng, peer, frame);
+                }
+            })
+            .await
+    }
+
     /// Report that `bytes` of frames queued for `peer` have been handed to
     /// the connection, so the repo may send more of a large transfer (it
     /// keeps at most [`NodeConfig::send_window`] bytes waiting per peer).
@@ -496,28 +510,62 @@ impl Inner {
             }
             out
         };
-        for effect in effects {
-            self.execute(effect).await?;
+        let mut effects = effects.into_iter().peekable();
+        while let Some(effect) = effects.next() {
+            let Effect::Persist { doc, puts, deletes } = effect else {
+                self.execute(effect).await?;
+                continue;
+            };
+            // Writes in a row (a batch of frames touching many documents)
+            // go to storage together: one document's in order, different
+            // documents at once, so their fsyncs overlap. Whatever follows
+            // (a Send, an acknowledgement) still waits for all of them.
+            let mut by_doc: Vec<(DocId, Vec<WriteOp>)> = Vec::new();
+            let mut add = |doc: DocId, puts: Vec<(Vec<u8>, Vec<u8>)>, deletes: Vec<Vec<u8>>| {
+                let ops = puts
+                    .into_iter()
+                    .map(|(key, value)| WriteOp::Put { key, value })
+                    .chain(deletes.into_iter().map(|key| WriteOp::Delete { key }));
+                match by_doc.iter_mut().find(|(d, _)| *d == doc) {
+                    Some((_, all)) => all.extend(ops),
+                    None => by_doc.push((doc, ops.collect())),
+                }
+            };
+            add(doc, puts, deletes);
+            while let Some(Effect::Persist { .. }) = effects.peek() {
+                if let Some(Effect::Persist { doc, puts, deletes }) = effects.next() {
+                    add(doc, puts, deletes);
+                }
+            }
+            let writes = by_doc.into_iter().map(|(doc, ops)| self.persist(doc, ops));
+            for r in futures::future::join_all(writes).await {
+                r?;
+            }
         }
         Ok(out)
+    }
+
+    async fn persist(&self, doc: DocId, ops: Vec<WriteOp>) -> Result<(), Error> {
+        if let Err(e) = self.storage.write(&doc.0, ops).await {
+            // What the node holds is no longer what is on disk:
+            // refuse further work rather than acknowledge it to peers.
+            let reason = e.to_string();
+            warn!(%doc, error = %reason, "storage write failed; repo stops accepting changes");
+            *relock(self.failed.lock()) = Some(reason);
+            return Err(e.into());
+        }
+        Ok(())
     }
 
     async fn execute(&self, effect: Effect) -> Result<(), Error> {
         match effect {
             Effect::Persist { doc, puts, deletes } => {
-                let mut ops: Vec<WriteOp> = puts
+                let ops = puts
                     .into_iter()
                     .map(|(key, value)| WriteOp::Put { key, value })
+                    .chain(deletes.into_iter().map(|key| WriteOp::Delete { key }))
                     .collect();
-                ops.extend(deletes.into_iter().map(|key| WriteOp::Delete { key }));
-                if let Err(e) = self.storage.write(&doc.0, ops).await {
-                    // What the node holds is no longer what is on disk:
-                    // refuse further work rather than acknowledge it to peers.
-                    let reason = e.to_string();
-                    warn!(%doc, error = %reason, "storage write failed; repo stops accepting changes");
-                    *relock(self.failed.lock()) = Some(reason);
-                    return Err(e.into());
-                }
+                self.persist(doc, ops).await?;
             }
             Effect::Send { peer, message } => {
                 if let Some((_, tx)) = self.peers_lock().get(&peer) {
