@@ -88,6 +88,23 @@ impl DocHandle {
         Ok(self.repo.inner.node().read(&self.id, f)?)
     }
 
+    /// The document's heads (its latest changes' hashes): two replicas with
+    /// equal heads hold the same document.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), synkro::Error> {
+    /// let repo = synkro::Repo::in_memory().await?;
+    /// let doc = repo.create().await?;
+    /// let before = doc.heads()?;
+    /// doc.set("title", &serde_json::json!("Plans"))?;
+    /// assert_ne!(doc.heads()?, before);
+    /// # Ok(()) }
+    /// ```
+    pub fn heads(&self) -> Result<Vec<automerge::ChangeHash>, Error> {
+        Ok(self.repo.inner.run_sync(|n| n.heads(&self.id))?)
+    }
+
     /// Change the document. Applied at once; sealed, stored and sent after
     /// the flush window (or at [`flush`](Self::flush)). If `f` fails,
     /// nothing it did is kept.
