@@ -44,3 +44,6 @@ cargo test --locked --target wasm32-unknown-unknown -p synkro-storage --test ind
 step "browser: the npm package and the web demo in headless Chromium"
 bash scripts/build-demo.sh
 (cd tests/browser && npm test)
+
+step "benchmarks, quick: synkro against automerge-repo on small workloads (printed, not asserted; full run: scripts/bench.sh)"
+BENCH_PROFILE=dev bash scripts/bench.sh --quick

@@ -18,9 +18,13 @@ use anyhow::{Context, bail};
 
 /// Path of a binary of this workspace, built next to the running test.
 pub fn bin(name: &str) -> PathBuf {
-    // target/<profile>/deps/<test binary> → target/<profile>/<name>
+    // target/<profile>/deps/<test binary> or target/<profile>/<binary>
+    // (the benchmarks) → target/<profile>/<name>
     let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe.parent().and_then(Path::parent).expect("target directory");
+    let mut dir = exe.parent().expect("target directory");
+    if dir.ends_with("deps") {
+        dir = dir.parent().expect("target directory");
+    }
     let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         path.exists(),

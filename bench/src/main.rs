@@ -1,0 +1,616 @@
+//! `synkro-bench`: synkro side by side with automerge-repo (its sync server
+//! and clients, in Node) and with Automerge's own limits, on the same
+//! workloads over loopback in the same run. Prints a table of ratios;
+//! `--write docs/benchmarks.md` also writes it with the machine and how to
+//! reproduce. Run through `scripts/bench.sh`, which installs and builds what
+//! it needs.
+
+mod ours;
+mod peer;
+mod report;
+mod trace;
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use serde_json::json;
+use synkro::net::Multiaddr;
+use synkro_tests::Relay;
+
+use report::Row;
+
+#[derive(Parser)]
+#[command(about = "synkro's comparative benchmarks")]
+struct Args {
+    /// Small workloads that finish in a few minutes (CI).
+    #[arg(long)]
+    quick: bool,
+    /// Only the scenarios whose name contains one of these.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Also write the table, the machine and how to reproduce to this file.
+    #[arg(long)]
+    write: Option<std::path::PathBuf>,
+}
+
+/// Workload sizes of a run.
+struct Sizes {
+    seconds: f64,
+    rates: Vec<f64>,
+    step_seconds: f64,
+    trace_ops: usize,
+    many_docs: usize,
+    idle_connections: usize,
+    typists: Vec<usize>,
+    typing_seconds: f64,
+}
+
+impl Sizes {
+    fn new(quick: bool) -> Self {
+        if quick {
+            Self {
+                seconds: 5.0,
+                rates: vec![100.0, 250.0, 500.0, 1000.0, 2000.0],
+                step_seconds: 2.0,
+                trace_ops: 10_000,
+                many_docs: 500,
+                idle_connections: 100,
+                typists: vec![2, 4, 8],
+                typing_seconds: 3.0,
+            }
+        } else {
+            Self {
+                seconds: 30.0,
+                rates: vec![100.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0, 16000.0],
+                step_seconds: 10.0,
+                trace_ops: 260_000,
+                many_docs: 10_000,
+                idle_connections: 1_000,
+                typists: vec![2, 4, 8, 16, 24, 32, 48, 64],
+                typing_seconds: 10.0,
+            }
+        }
+    }
+}
+
+/// Observed delays, in milliseconds when summarised.
+#[derive(Default)]
+pub struct Latencies(Vec<Duration>);
+
+impl Latencies {
+    pub fn push(&mut self, d: Duration) {
+        self.0.push(d);
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The `p`th percentile in milliseconds (NaN when empty).
+    pub fn percentile_ms(&mut self, p: f64) -> f64 {
+        if self.0.is_empty() {
+            return f64::NAN;
+        }
+        self.0.sort_unstable();
+        let i = ((p / 100.0) * self.0.len() as f64) as usize;
+        self.0[i.min(self.0.len() - 1)].as_secs_f64() * 1000.0
+    }
+}
+
+struct Bench {
+    args: Args,
+    sizes: Sizes,
+    rows: Vec<Row>,
+}
+
+impl Bench {
+    fn wants(&self, scenario: &str) -> bool {
+        self.args.only.is_empty() || self.args.only.iter().any(|o| scenario.contains(o.as_str()))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn row(
+        &mut self,
+        scenario: &'static str,
+        metric: impl Into<String>,
+        synkro: f64,
+        against_what: impl Into<String>,
+        against: f64,
+        unit: &'static str,
+        lower_is_better: bool,
+    ) {
+        let row = Row {
+            scenario,
+            metric: metric.into(),
+            synkro,
+            against,
+            against_what: against_what.into(),
+            unit,
+            lower_is_better,
+        };
+        println!(
+            "{}",
+            report::markdown(std::slice::from_ref(&row))
+                .lines()
+                .last()
+                .unwrap_or_default()
+        );
+        self.rows.push(row);
+    }
+}
+
+fn fresh_relay() -> anyhow::Result<(Relay, Multiaddr, tempfile::TempDir)> {
+    let dir = tempfile::tempdir()?;
+    let mut relay = Relay::start(dir.path(), &[])?;
+    let addr = relay.addr("/ws/").parse()?;
+    Ok((relay, addr, dir))
+}
+
+const AMR: &str = "automerge-repo";
+
+async fn latency(b: &mut Bench) -> anyhow::Result<()> {
+    let (docs, rate, seconds) = (100, 1000.0, b.sizes.seconds);
+    eprintln!("latency: {rate} changes/s over {docs} docs for {seconds} s, A → relay → B");
+    let (_relay, addr, _dir) = fresh_relay()?;
+    let mut ours = ours::flow(&addr, 1, 1, docs, rate, seconds).await?;
+    let params = json!({ "docs": docs, "rate": rate, "seconds": seconds });
+    for (label, throttle) in [("", None), (" (sync throttle 10 ms)", Some(10))] {
+        let server = peer::Server::start()?;
+        let theirs = peer::run(&server, "latency", params.clone(), throttle)?;
+        for p in [50.0, 99.0] {
+            b.row(
+                "1 latency",
+                format!("p{p} change → other peer"),
+                ours.latencies.percentile_ms(p),
+                format!("{AMR}{label}"),
+                peer::num(&theirs, &format!("p{p}_ms")),
+                "ms",
+                true,
+            );
+        }
+    }
+    let lost = ours.expected.saturating_sub(ours.latencies.len());
+    if lost > 0 {
+        eprintln!(
+            "latency: synkro delivered {} of {}",
+            ours.latencies.len(),
+            ours.expected
+        );
+    }
+    Ok(())
+}
+
+/// The highest rate whose step kept p99 under 1 s with every change delivered.
+fn sustained(steps: &[(f64, f64, bool)]) -> f64 {
+    steps
+        .iter()
+        .take_while(|(_, p99, ok)| *ok && *p99 <= 1000.0)
+        .map(|(rate, ..)| *rate)
+        .fold(0.0, f64::max)
+}
+
+async fn throughput(b: &mut Bench) -> anyhow::Result<()> {
+    let (docs, seconds) = (20, b.sizes.step_seconds);
+    eprintln!("throughput: 2 writers, 2 readers, {docs} docs, {seconds} s per rate");
+    let (_relay, addr, _dir) = fresh_relay()?;
+    let mut ours_steps = Vec::new();
+    for &rate in &b.sizes.rates {
+        let mut f = ours::flow(&addr, 2, 2, docs, rate, seconds).await?;
+        let p99 = f.latencies.percentile_ms(99.0);
+        let ok = f.latencies.len() >= f.expected && f.achieved_rate >= 0.9 * rate;
+        eprintln!(
+            "  synkro {rate}/s: p99 {p99:.0} ms, {}/{} delivered",
+            f.latencies.len(),
+            f.expected
+        );
+        ours_steps.push((rate, p99, ok));
+        if !ok || p99 > 1000.0 {
+            break;
+        }
+    }
+    let server = peer::Server::start()?;
+    let theirs = peer::run(
+        &server,
+        "throughput",
+        json!({ "rates": b.sizes.rates, "seconds": seconds, "docs": docs }),
+        None,
+    )?;
+    let their_steps: Vec<(f64, f64, bool)> = theirs["steps"]
+        .as_array()
+        .context("steps")?
+        .iter()
+        .map(|s| {
+            let rate = peer::num(s, "rate");
+            let ok = peer::num(s, "count") >= peer::num(s, "expected") && peer::num(s, "achieved_rate") >= 0.9 * rate;
+            eprintln!("  {AMR} {rate}/s: p99 {:.0} ms, ok {ok}", peer::num(s, "p99_ms"));
+            (rate, peer::num(s, "p99_ms"), ok)
+        })
+        .collect();
+    let top = b.sizes.rates.last().copied().unwrap_or_default();
+    let note = |s: &[(f64, f64, bool)]| {
+        if sustained(s) >= top {
+            " (the highest rate tried)"
+        } else {
+            ""
+        }
+    };
+    b.row(
+        "2 throughput",
+        format!("changes/s with p99 < 1 s{}", note(&ours_steps)),
+        sustained(&ours_steps),
+        format!("{AMR}{}", note(&their_steps)),
+        sustained(&their_steps),
+        "/s",
+        false,
+    );
+    Ok(())
+}
+
+async fn large(b: &mut Bench) -> anyhow::Result<()> {
+    let ops = b.sizes.trace_ops;
+    let edits = trace::edits(ops, 7);
+    let bytes = trace::build(&edits)?;
+    eprintln!("large document: {ops} keystrokes, {} KiB saved", bytes.len() / 1024);
+    let start = Instant::now();
+    let loaded = synkro::automerge::AutoCommit::load(&bytes)?;
+    let load = start.elapsed();
+    drop(loaded);
+    let (_relay, addr, _dir) = fresh_relay()?;
+    let fetch = ours::large(&addr, &edits).await?;
+    let file = tempfile::NamedTempFile::new()?;
+    std::fs::write(file.path(), &bytes)?;
+    let server = peer::Server::start()?;
+    let theirs = peer::run(&server, "large", json!({ "file": file.path() }), None)?;
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    b.row(
+        "3 large doc",
+        format!("fresh peer fetches {ops} ops"),
+        ms(fetch),
+        "Automerge load() of the same bytes (Rust)",
+        ms(load),
+        "ms",
+        true,
+    );
+    b.row(
+        "3 large doc",
+        format!("fresh peer fetches {ops} ops"),
+        ms(fetch),
+        AMR,
+        peer::num(&theirs, "fetch_ms"),
+        "ms",
+        true,
+    );
+    b.row(
+        "3 large doc",
+        format!("{AMR} fetch vs its own load()"),
+        peer::num(&theirs, "fetch_ms"),
+        "Automerge load() (JS)",
+        peer::num(&theirs, "load_ms"),
+        "ms",
+        true,
+    );
+    Ok(())
+}
+
+async fn many(b: &mut Bench) -> anyhow::Result<()> {
+    let docs = b.sizes.many_docs;
+    eprintln!("many documents: {docs} small docs");
+    let (relay, addr, _dir) = fresh_relay()?;
+    let (home_a, home_b) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let before = relay.rss_bytes()?;
+    let ours = ours::many(&addr, docs, home_a.path(), home_b.path()).await?;
+    let per_doc = relay.rss_bytes()?.saturating_sub(before) as f64 / docs as f64;
+    let server = peer::Server::start()?;
+    let (dir_a, dir_b) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let theirs = peer::run(
+        &server,
+        "many",
+        json!({ "docs": docs, "dirA": dir_a.path(), "dirB": dir_b.path() }),
+        None,
+    )?;
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    b.row(
+        "4 many docs",
+        format!("first sync of {docs} docs"),
+        ms(ours.first_sync),
+        AMR,
+        peer::num(&theirs, "first_sync_ms"),
+        "ms",
+        true,
+    );
+    b.row(
+        "4 many docs",
+        format!("cold open of {docs} docs"),
+        ms(ours.cold_open),
+        AMR,
+        peer::num(&theirs, "cold_open_ms"),
+        "ms",
+        true,
+    );
+    b.row(
+        "4 many docs",
+        "reconnect, nothing changed: time to last message",
+        ms(ours.reconnect),
+        AMR,
+        peer::num(&theirs, "reconnect_ms"),
+        "ms",
+        true,
+    );
+    b.row(
+        "4 many docs",
+        "reconnect, nothing changed: messages",
+        ours.reconnect_messages as f64,
+        AMR,
+        peer::num(&theirs, "reconnect_messages"),
+        "",
+        true,
+    );
+    b.row(
+        "4 many docs",
+        "reconnect, nothing changed: bytes",
+        ours.reconnect_bytes as f64,
+        format!("{AMR} (payload bytes)"),
+        peer::num(&theirs, "reconnect_bytes"),
+        "B",
+        true,
+    );
+    b.row(
+        "5 footprint",
+        "relay / server RSS per stored doc",
+        per_doc,
+        AMR,
+        peer::num(&theirs, "server_rss_per_doc"),
+        "B",
+        true,
+    );
+    Ok(())
+}
+
+async fn idle(b: &mut Bench) -> anyhow::Result<()> {
+    let n = b.sizes.idle_connections;
+    eprintln!("footprint: {n} idle connections");
+    let (relay, addr, _dir) = fresh_relay()?;
+    let ours = ours::idle(&relay, &addr, n).await?;
+    let server = peer::Server::start()?;
+    let theirs = peer::run(&server, "idle", json!({ "connections": n }), None)?;
+    b.row(
+        "5 footprint",
+        format!("relay / server RSS per idle connection ({n})"),
+        ours,
+        AMR,
+        peer::num(&theirs, "per_connection_bytes"),
+        "B",
+        true,
+    );
+    b.row(
+        "5 footprint",
+        "relay RSS per idle connection",
+        ours,
+        "target 64 KiB",
+        64.0 * 1024.0,
+        "B",
+        true,
+    );
+    Ok(())
+}
+
+async fn typists(b: &mut Bench) -> anyhow::Result<()> {
+    let (keystrokes, seconds) = (5.0, b.sizes.typing_seconds);
+    eprintln!("typists: N peers typing {keystrokes}/s each into one text for {seconds} s");
+    let largest = |p99s: &[(usize, f64)]| {
+        p99s.iter()
+            .take_while(|(_, p99)| *p99 < 250.0)
+            .map(|(n, _)| *n as f64)
+            .fold(0.0, f64::max)
+    };
+    let mut ours_p99 = Vec::new();
+    for &n in &b.sizes.typists {
+        let (_relay, addr, _dir) = fresh_relay()?;
+        let (mut l, expected) = ours::typists(&addr, n, keystrokes, seconds).await?;
+        let p99 = if l.len() < expected {
+            f64::INFINITY
+        } else {
+            l.percentile_ms(99.0)
+        };
+        eprintln!("  synkro {n}: p99 {p99:.0} ms ({}/{expected})", l.len());
+        ours_p99.push((n, p99));
+        if p99 >= 250.0 {
+            break;
+        }
+    }
+    let mut their_p99 = Vec::new();
+    for &n in &b.sizes.typists {
+        let server = peer::Server::start()?;
+        let r = peer::run(
+            &server,
+            "typists",
+            json!({ "typists": n, "keystrokes": keystrokes, "seconds": seconds }),
+            None,
+        )?;
+        let complete = peer::num(&r, "count") >= peer::num(&r, "expected");
+        let p99 = if complete {
+            peer::num(&r, "p99_ms")
+        } else {
+            f64::INFINITY
+        };
+        eprintln!("  {AMR} {n}: p99 {p99:.0} ms");
+        their_p99.push((n, p99));
+        if p99 >= 250.0 {
+            break;
+        }
+    }
+    let top = b.sizes.typists.last().copied().unwrap_or_default() as f64;
+    let note = |x: f64| if x >= top { " (the most tried)" } else { "" };
+    let (o, t) = (largest(&ours_p99), largest(&their_p99));
+    b.row(
+        "8 typists",
+        format!("most typists with p99 < 250 ms{}", note(o)),
+        o,
+        format!("{AMR}{}", note(t)),
+        t,
+        "",
+        false,
+    );
+    Ok(())
+}
+
+fn gzip_len(path: &std::path::Path) -> anyhow::Result<(f64, f64)> {
+    use std::io::Write;
+    let raw =
+        std::fs::read(path).with_context(|| format!("{} (build it with scripts/build-wasm.sh)", path.display()))?;
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    z.write_all(&raw)?;
+    Ok((raw.len() as f64, z.finish()?.len() as f64))
+}
+
+fn wasm(b: &mut Bench) -> anyhow::Result<()> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let ours = root.join("bindings/wasm/pkg/synkro_wasm_bg.wasm");
+    if !ours.exists() {
+        eprintln!(
+            "wasm: {} not built; skipped (scripts/build-wasm.sh builds it)",
+            ours.display()
+        );
+        return Ok(());
+    }
+    let theirs =
+        peer::dir().join("node_modules/@automerge/automerge/dist/mjs/wasm_bindgen_output/web/automerge_wasm_bg.wasm");
+    let (o_raw, o_gz) = gzip_len(&ours)?;
+    let (t_raw, t_gz) = gzip_len(&theirs)?;
+    b.row(
+        "7 wasm",
+        "gzip size (synkro: Automerge + crypto + libp2p)",
+        o_gz,
+        "@automerge/automerge alone",
+        t_gz,
+        "B",
+        true,
+    );
+    b.row(
+        "7 wasm",
+        "raw size",
+        o_raw,
+        "@automerge/automerge alone",
+        t_raw,
+        "B",
+        true,
+    );
+    Ok(())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned())
+        })
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or_else(String::new, |kb| format!(", {:.1} GiB RAM", kb / 1024.0 / 1024.0));
+    let node = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    format!("{cpu}, {cores} cores{mem}; Node {node}")
+}
+
+fn document(rows: &[Row], quick: bool, took: Duration) -> String {
+    format!(
+        "# Benchmarks\n\n\
+         synkro side by side with automerge-repo 2.5.6 (its WebSocket sync server with Node file storage, \
+         and its WebSocket clients) and with Automerge's own limits, on the same workloads over loopback, \
+         in the same run on the same machine. Ratios are the result: synkro ÷ the other. Below 1 is better \
+         for times and sizes, above 1 for rates and counts of typists.\n\n\
+         Machine: {}. Mode: {}; the run took {:.0} s.\n\n\
+         Reproduce: `scripts/bench.sh` (full) or `scripts/bench.sh --quick`.\n\n\
+         {}\n\
+         ## The workloads\n\n\
+         Both sides run the same topology: writer and reader clients in one process each (synkro: Rust repos \
+         over libp2p WebSocket; automerge-repo: Node clients) and one server process (`synkro-relay`, a blind \
+         replica that stores sealed chunks durably with fsync; automerge-repo's sync server, which stores \
+         plaintext without fsync).\n\n\
+         1. Latency: one writer changes 100 documents at 1,000 changes/s in total; one reader follows all of \
+         them through the server. Each change sets a counter; the reader times every counter value from the \
+         writer's change to its own change event. automerge-repo is shown with its default 100 ms sync \
+         throttle and with it lowered to 10 ms; synkro seals edits every 50 ms (its flush window).\n\
+         2. Throughput: 2 writers, 2 readers, 20 documents; the rate rises until p99 passes 1 s, a change is \
+         lost or the writers fall behind. The highest rate that held is reported.\n\
+         3. Large document: a seeded editing trace shaped like the automerge-perf paper trace (one change per \
+         keystroke, 70 % insertions, cursor moving locally) is loaded by the writer, stored on the server and \
+         fetched by a fresh client; compared with Automerge's `load()` of the same bytes.\n\
+         4. Many documents: a fresh device gets N small documents through the server (first sync); its repo \
+         is reopened from disk (cold open); then it reconnects with nothing changed (messages, bytes and \
+         time until the last message; automerge-repo's bytes are message payloads).\n\
+         5. Footprint: server RSS per idle client connection and per stored document.\n\
+         7. wasm: gzip size of the npm package's wasm against `@automerge/automerge`'s own.\n\
+         8. Typists: N clients type 5 keystrokes/s each into one text; the largest N whose p99 stays under \
+         250 ms.\n\n\
+         Not yet measured: 6 (encryption overhead against a build with sealing switched off) and scenario 1 \
+         with a browser peer.\n",
+        machine(),
+        if quick {
+            "quick (small workloads, noisy)"
+        } else {
+            "full"
+        },
+        took.as_secs_f64(),
+        report::markdown(rows),
+    )
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let sizes = Sizes::new(args.quick);
+    let mut b = Bench {
+        args,
+        sizes,
+        rows: Vec::new(),
+    };
+    let start = Instant::now();
+    println!("{}", report::markdown(&[]).trim_end());
+    if b.wants("latency") {
+        latency(&mut b).await?;
+    }
+    if b.wants("throughput") {
+        throughput(&mut b).await?;
+    }
+    if b.wants("large") {
+        large(&mut b).await?;
+    }
+    if b.wants("many") {
+        many(&mut b).await?;
+    }
+    if b.wants("idle") {
+        idle(&mut b).await?;
+    }
+    if b.wants("typists") {
+        typists(&mut b).await?;
+    }
+    if b.wants("wasm") {
+        wasm(&mut b)?;
+    }
+    let took = start.elapsed();
+    eprintln!("\n{}", report::markdown(&b.rows));
+    if let Some(path) = &b.args.write {
+        std::fs::write(path, document(&b.rows, b.args.quick, took))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# synkro side by side with automerge-repo and Automerge's own limits.
+#
+#   scripts/bench.sh            full run (about 20 minutes); writes docs/benchmarks.md
+#   scripts/bench.sh --quick    small workloads in a few minutes; prints the table
+#   scripts/bench.sh --only latency,typists   some scenarios
+#
+# Installs what it needs (automerge-repo's npm packages, from their lock
+# file) and builds synkro-bench and synkro-relay, optimized unless
+# BENCH_PROFILE=dev (CI reuses the test build). The wasm size row needs
+# scripts/build-wasm.sh to have run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+
+command -v node >/dev/null 2>&1 || { echo "bench: node not found; install Node.js 20+ first" >&2; exit 1; }
+peer=bench/automerge-repo
+if [ ! -d "$peer/node_modules/@automerge/automerge-repo" ] || [ "$peer/package-lock.json" -nt "$peer/node_modules/.package-lock.json" ]; then
+  (cd "$peer" && npm ci --no-audit --no-fund)
+fi
+
+profile="${BENCH_PROFILE:-release}"
+if [ "$profile" = dev ]; then
+  # The same command as the test step, so the test build is reused as is.
+  cargo build --workspace --locked --bins
+else
+  cargo build --locked --profile "$profile" -p synkro-bench -p synkro-relay
+fi
+dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
+
+args=("$@")
+quick=0
+for a in "$@"; do [ "$a" = --quick ] && quick=1; done
+only=0
+for a in "$@"; do case "$a" in --only*) only=1 ;; esac; done
+if [ "$quick" = 0 ] && [ "$only" = 0 ]; then
+  args+=(--write docs/benchmarks.md)
+fi
+exec "$CARGO_TARGET_DIR/$dir/synkro-bench" "${args[@]}"
