@@ -584,6 +584,12 @@ async fn main() -> anyhow::Result<()> {
         rows: Vec::new(),
     };
     let start = Instant::now();
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "note: an unoptimized build (CI reuses its test build): synkro's own code runs far slower than \
+             released; use scripts/bench.sh for figures"
+        );
+    }
     println!("{}", report::markdown(&[]).trim_end());
     if b.wants("latency") {
         latency(&mut b).await?;
