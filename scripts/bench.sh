@@ -17,7 +17,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 command -v node >/dev/null 2>&1 || { echo "bench: node not found; install Node.js 20+ first" >&2; exit 1; }
 peer=bench/automerge-repo
 if [ ! -d "$peer/node_modules/@automerge/automerge-repo" ] || [ "$peer/package-lock.json" -nt "$peer/node_modules/.package-lock.json" ]; then
-  (cd "$peer" && npm ci --no-audit --no-fund)
+  # `npm install`, not `npm ci`: the lock pins every version, but npm 11 leaves
+  # cbor-extract's optional per-platform packages out of it, which `npm ci`
+  # then refuses as out of sync.
+  (cd "$peer" && npm install --no-audit --no-fund)
 fi
 
 profile="${BENCH_PROFILE:-release}"
