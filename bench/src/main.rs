@@ -153,6 +153,10 @@ fn fresh_relay() -> anyhow::Result<(Relay, Multiaddr, tempfile::TempDir)> {
 
 const AMR: &str = "automerge-repo";
 
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
 async fn latency(b: &mut Bench) -> anyhow::Result<()> {
     let (docs, rate, seconds) = (100, 1000.0, b.sizes.seconds);
     eprintln!("latency: {rate} changes/s over {docs} docs for {seconds} s, A → relay → B");
@@ -266,7 +270,6 @@ async fn large(b: &mut Bench) -> anyhow::Result<()> {
     std::fs::write(file.path(), &bytes)?;
     let server = peer::Server::start()?;
     let theirs = peer::run(&server, "large", json!({ "file": file.path() }), None)?;
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     b.row(
         "3 large doc",
         format!("fresh peer fetches {ops} ops"),
@@ -313,7 +316,6 @@ async fn many(b: &mut Bench) -> anyhow::Result<()> {
         json!({ "docs": docs, "dirA": dir_a.path(), "dirB": dir_b.path() }),
         None,
     )?;
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     b.row(
         "4 many docs",
         format!("first sync of {docs} docs"),

@@ -458,6 +458,13 @@ impl Repo {
     }
 }
 
+/// A node's `Persist` effect as storage operations.
+fn write_ops(puts: Vec<(Vec<u8>, Vec<u8>)>, deletes: Vec<Vec<u8>>) -> impl Iterator<Item = WriteOp> {
+    puts.into_iter()
+        .map(|(key, value)| WriteOp::Put { key, value })
+        .chain(deletes.into_iter().map(|key| WriteOp::Delete { key }))
+}
+
 fn relock<T>(r: std::sync::LockResult<MutexGuard<'_, T>>) -> MutexGuard<'_, T> {
     // A panic while holding one of these locks leaves plain data that is
     // still consistent for our purposes (maps of channels, flags); the node
@@ -522,10 +529,7 @@ impl Inner {
             // (a Send, an acknowledgement) still waits for all of them.
             let mut by_doc: Vec<(DocId, Vec<WriteOp>)> = Vec::new();
             let mut add = |doc: DocId, puts: Vec<(Vec<u8>, Vec<u8>)>, deletes: Vec<Vec<u8>>| {
-                let ops = puts
-                    .into_iter()
-                    .map(|(key, value)| WriteOp::Put { key, value })
-                    .chain(deletes.into_iter().map(|key| WriteOp::Delete { key }));
+                let ops = write_ops(puts, deletes);
                 match by_doc.iter_mut().find(|(d, _)| *d == doc) {
                     Some((_, all)) => all.extend(ops),
                     None => by_doc.push((doc, ops.collect())),
@@ -560,12 +564,7 @@ impl Inner {
     async fn execute(&self, effect: Effect) -> Result<(), Error> {
         match effect {
             Effect::Persist { doc, puts, deletes } => {
-                let ops = puts
-                    .into_iter()
-                    .map(|(key, value)| WriteOp::Put { key, value })
-                    .chain(deletes.into_iter().map(|key| WriteOp::Delete { key }))
-                    .collect();
-                self.persist(doc, ops).await?;
+                self.persist(doc, write_ops(puts, deletes).collect()).await?;
             }
             Effect::Send { peer, message } => {
                 if let Some((_, tx)) = self.peers_lock().get(&peer) {
