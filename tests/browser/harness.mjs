@@ -98,7 +98,20 @@ export function cliDevice() {
 /** Headless Chromium from the system (Debian's package). */
 export async function launchChromium() {
   const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-  return chromium.launch({ executablePath, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+  // Loopback ICE candidates (see `webrtcContext`).
+  const args = ['--no-sandbox', '--disable-dev-shm-usage', '--allow-loopback-in-peer-connection'];
+  return chromium.launch({ executablePath, args });
+}
+
+/**
+ * A browser context whose pages can use WebRTC over loopback. Chromium
+ * gathers loopback candidates only with --allow-loopback-in-peer-connection
+ * (see `launchChromium`) and, like any address off the default route, only
+ * for pages with media permission. Without both, a host whose only
+ * interface is `lo` (CI sandboxes) gives WebRTC no candidate at all.
+ */
+export function webrtcContext(browser) {
+  return browser.newContext({ permissions: ['camera', 'microphone'] });
 }
 
 /** Poll `fn` until it returns a truthy value or `ms` pass. */

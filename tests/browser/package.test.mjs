@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startRelay, stageSite, cliDevice, launchChromium, until } from './harness.mjs';
+import { startRelay, stageSite, cliDevice, launchChromium, webrtcContext, until } from './harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -24,8 +24,8 @@ after(async () => {
   await relay?.stop();
 });
 
-async function openPage() {
-  const page = await browser.newPage();
+async function openPage({ webrtc = false } = {}) {
+  const page = webrtc ? await (await webrtcContext(browser)).newPage() : await browser.newPage();
   page.on('pageerror', (e) => console.error('page error:', e));
   await page.goto(`${relay.http}/index.html`);
   await page.waitForFunction(() => window.ready);
@@ -87,7 +87,7 @@ test('a page and a native CLI device sync through the relay, both directions', a
 });
 
 test('a page syncs with the relay over WebRTC-direct too', async () => {
-  const page = await openPage();
+  const page = await openPage({ webrtc: true });
   const started = Date.now();
   const result = await page.evaluate(async (webrtc) => {
     const repo = await window.synkro.openRepo({ storage: 'memory' });
