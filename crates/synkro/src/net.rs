@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use futures::channel::mpsc;
 use futures::{AsyncReadExt, AsyncWriteExt, FutureExt, SinkExt, StreamExt};
 pub use synkro_net::{
-    Connection, MAX_FRAME_LEN, Multiaddr, NetConfig, NetError, PeerId, ServerConfig, TlsConfig, peer_in,
+    Connection, MAX_FRAME_LEN, Multiaddr, NetConfig, NetError, PeerId, Protocol, ServerConfig, TlsConfig, peer_in,
 };
 use synkro_net::{NetEvent, Session, member_of, read_frame, write_frame};
 #[cfg(not(target_arch = "wasm32"))]

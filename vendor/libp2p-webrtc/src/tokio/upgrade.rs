@@ -56,6 +56,7 @@ pub(crate) async fn outbound(
     tracing::debug!(address=%addr, "new outbound connection to address");
 
     let (peer_connection, ufrag) = new_outbound_connection(addr, config, udp_mux).await?;
+    let peer_connection = CloseUnlessKept(Some(peer_connection));
     let noise_channel_open_rx = create_noise_data_channel(&peer_connection).await?;
 
     let offer = peer_connection.create_offer(None).await?;
@@ -75,7 +76,7 @@ pub(crate) async fn outbound(
     )
     .await?;
 
-    Ok((peer_id, Connection::new(peer_connection).await))
+    Ok((peer_id, Connection::new(peer_connection.keep()).await))
 }
 
 /// Creates a new inbound WebRTC connection.
@@ -91,6 +92,7 @@ pub(crate) async fn inbound(
     tracing::debug!(address=%addr, ufrag=%remote_ufrag, "new inbound connection from address");
 
     let peer_connection = new_inbound_connection(addr, config, udp_mux, &remote_ufrag).await?;
+    let peer_connection = CloseUnlessKept(Some(peer_connection));
     let noise_channel_open_rx = create_noise_data_channel(&peer_connection).await?;
 
     let offer = sdp::offer(addr, &remote_ufrag);
@@ -111,7 +113,43 @@ pub(crate) async fn inbound(
     )
     .await?;
 
-    Ok((peer_id, Connection::new(peer_connection).await))
+    Ok((peer_id, Connection::new(peer_connection.keep()).await))
+}
+
+/// synkro patch: a peer connection whose upgrade failed or was dropped (the
+/// transport's timeout) is closed. Left open, its ICE agent stayed
+/// registered in the UDP muxer under the remote address, so every redial
+/// from the same socket was routed to the dead agent and discarded
+/// (`ErrMismatchUsername`) until ICE gave up.
+struct CloseUnlessKept(Option<RTCPeerConnection>);
+
+impl CloseUnlessKept {
+    fn keep(mut self) -> RTCPeerConnection {
+        self.0.take().expect("kept once")
+    }
+}
+
+impl std::ops::Deref for CloseUnlessKept {
+    type Target = RTCPeerConnection;
+
+    fn deref(&self) -> &RTCPeerConnection {
+        self.0.as_ref().expect("not kept yet")
+    }
+}
+
+impl Drop for CloseUnlessKept {
+    fn drop(&mut self) {
+        let Some(connection) = self.0.take() else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(error) = connection.close().await {
+                    tracing::debug!(%error, "closing a failed WebRTC upgrade");
+                }
+            });
+        }
+    }
 }
 
 #[allow(clippy::result_large_err)]
