@@ -24,6 +24,11 @@ export class Connection {
     this.relays = [];
     this.relayId = localStorage.getItem(`${CACHE_KEY}/id`) || null;
     this.workOffline = false;
+    // Set by the browser's `offline` event, cleared by `online`. The start
+    // does not read `navigator.onLine`: it is false on a machine with no
+    // route off it (a LAN or the relay on this machine still answer), so
+    // the app tries the relay and shows `unreachable` if it does not.
+    this.browserOffline = false;
     this.connected = false;
     this.attempt = null;
     this.failed = false;
@@ -31,8 +36,14 @@ export class Connection {
   }
 
   start() {
-    window.addEventListener('online', () => this.#connect());
-    window.addEventListener('offline', () => this.#disconnect());
+    window.addEventListener('online', () => {
+      this.browserOffline = false;
+      this.#connect();
+    });
+    window.addEventListener('offline', () => {
+      this.browserOffline = true;
+      this.#disconnect();
+    });
     setInterval(() => this.#poll(), 500);
     this.#connect();
   }
@@ -61,7 +72,7 @@ export class Connection {
   }
 
   #shouldBeOnline() {
-    return !this.workOffline && navigator.onLine && !this.repo.closed;
+    return !this.workOffline && !this.browserOffline && !this.repo.closed;
   }
 
   async #connect() {
