@@ -7,7 +7,9 @@
 #
 # Installs what it needs (automerge-repo's npm packages, from their lock
 # file) and builds synkro-bench and synkro-relay, optimized unless
-# BENCH_PROFILE=dev (CI reuses the test build). The wasm size row needs
+# BENCH_PROFILE=dev (CI reuses the test build). Scenario 6 (encryption
+# overhead) also builds both with sealing switched off, in a target dir of
+# their own, for full runs and `--only encryption`. The wasm size row needs
 # scripts/build-wasm.sh to have run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +25,15 @@ if [ ! -d "$peer/node_modules/@automerge/automerge-repo" ] || [ "$peer/package-l
   (cd "$peer" && npm install --no-audit --no-fund)
 fi
 
+args=("$@")
+quick=0
+for a in "$@"; do [ "$a" = --quick ] && quick=1; done
+only=0
+for a in "$@"; do case "$a" in --only*) only=1 ;; esac; done
+if [ "$quick" = 0 ] && [ "$only" = 0 ]; then
+  args+=(--write docs/benchmarks.md)
+fi
+
 profile="${BENCH_PROFILE:-release}"
 if [ "$profile" = dev ]; then
   # The same command as the test step, so the test build is reused as is.
@@ -32,12 +43,11 @@ else
 fi
 dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
 
-args=("$@")
-quick=0
-for a in "$@"; do [ "$a" = --quick ] && quick=1; done
-only=0
-for a in "$@"; do case "$a" in --only*) only=1 ;; esac; done
-if [ "$quick" = 0 ] && [ "$only" = 0 ]; then
-  args+=(--write docs/benchmarks.md)
+if [ "$profile" != dev ] && { { [ "$quick" = 0 ] && [ "$only" = 0 ]; } || [[ " $* " == *encryption* ]]; }; then
+  # Benchmark-only: chunks neither encrypted nor signed. Its own target dir,
+  # so the real binaries are never built with it.
+  CARGO_TARGET_DIR="$CARGO_TARGET_DIR/unsealed" cargo build --locked --profile "$profile" \
+    -p synkro-bench -p synkro-relay --features synkro/insecure-unsealed-benchmark
+  args+=(--unsealed "$CARGO_TARGET_DIR/unsealed/$dir/synkro-bench")
 fi
 exec "$CARGO_TARGET_DIR/$dir/synkro-bench" "${args[@]}"

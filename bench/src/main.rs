@@ -32,6 +32,14 @@ struct Args {
     /// Also write the table, the machine and how to reproduce to this file.
     #[arg(long)]
     write: Option<std::path::PathBuf>,
+    /// synkro-bench built with sealing switched off (scenario 6), next to
+    /// its own synkro-relay; `scripts/bench.sh` builds it for full runs.
+    #[arg(long)]
+    unsealed: Option<std::path::PathBuf>,
+    /// Run synkro's throughput ramp only and print its steps as JSON (what
+    /// the main run asks of the `--unsealed` build).
+    #[arg(long, hide = true)]
+    ramp_only: bool,
 }
 
 /// Workload sizes of a run.
@@ -102,10 +110,16 @@ impl Latencies {
     }
 }
 
+/// One rate of a throughput ramp: the rate, its p99 in ms, and whether
+/// every change arrived at (nearly) that rate.
+type Step = (f64, f64, bool);
+
 struct Bench {
     args: Args,
     sizes: Sizes,
     rows: Vec<Row>,
+    /// synkro's throughput ramp, kept for scenario 6.
+    sealed_ramp: Option<Vec<Step>>,
 }
 
 impl Bench {
@@ -190,7 +204,7 @@ async fn latency(b: &mut Bench) -> anyhow::Result<()> {
 }
 
 /// The highest rate whose step kept p99 under 1 s with every change delivered.
-fn sustained(steps: &[(f64, f64, bool)]) -> f64 {
+fn sustained(steps: &[Step]) -> f64 {
     steps
         .iter()
         .take_while(|(_, p99, ok)| *ok && *p99 <= 1000.0)
@@ -198,25 +212,36 @@ fn sustained(steps: &[(f64, f64, bool)]) -> f64 {
         .fold(0.0, f64::max)
 }
 
-async fn throughput(b: &mut Bench) -> anyhow::Result<()> {
-    let (docs, seconds) = (20, b.sizes.step_seconds);
-    eprintln!("throughput: 2 writers, 2 readers, {docs} docs, {seconds} s per rate");
+const THROUGHPUT_DOCS: usize = 20;
+
+/// synkro's throughput ramp (2 writers, 2 readers, one fresh relay), up to
+/// the first rate that misses.
+async fn ramp(sizes: &Sizes) -> anyhow::Result<Vec<Step>> {
     let (_relay, addr, _dir) = fresh_relay()?;
-    let mut ours_steps = Vec::new();
-    for &rate in &b.sizes.rates {
-        let mut f = ours::flow(&addr, 2, 2, docs, rate, seconds).await?;
+    let mut steps = Vec::new();
+    for &rate in &sizes.rates {
+        let mut f = ours::flow(&addr, 2, 2, THROUGHPUT_DOCS, rate, sizes.step_seconds).await?;
         let p99 = f.latencies.percentile_ms(99.0);
         let ok = f.latencies.len() >= f.expected && f.achieved_rate >= 0.9 * rate;
         eprintln!(
-            "  synkro {rate}/s: p99 {p99:.0} ms, {}/{} delivered",
+            "  synkro{} {rate}/s: p99 {p99:.0} ms, {}/{} delivered",
+            if synkro::UNSEALED { " (sealing off)" } else { "" },
             f.latencies.len(),
             f.expected
         );
-        ours_steps.push((rate, p99, ok));
+        steps.push((rate, p99, ok));
         if !ok || p99 > 1000.0 {
             break;
         }
     }
+    Ok(steps)
+}
+
+async fn throughput(b: &mut Bench) -> anyhow::Result<()> {
+    let (docs, seconds) = (THROUGHPUT_DOCS, b.sizes.step_seconds);
+    eprintln!("throughput: 2 writers, 2 readers, {docs} docs, {seconds} s per rate");
+    let ours_steps = ramp(&b.sizes).await?;
+    b.sealed_ramp = Some(ours_steps.clone());
     let server = peer::Server::start()?;
     let theirs = peer::run(
         &server,
@@ -224,7 +249,7 @@ async fn throughput(b: &mut Bench) -> anyhow::Result<()> {
         json!({ "rates": b.sizes.rates, "seconds": seconds, "docs": docs }),
         None,
     )?;
-    let their_steps: Vec<(f64, f64, bool)> = theirs["steps"]
+    let their_steps: Vec<Step> = theirs["steps"]
         .as_array()
         .context("steps")?
         .iter()
@@ -236,7 +261,7 @@ async fn throughput(b: &mut Bench) -> anyhow::Result<()> {
         })
         .collect();
     let top = b.sizes.rates.last().copied().unwrap_or_default();
-    let note = |s: &[(f64, f64, bool)]| {
+    let note = |s: &[Step]| {
         if sustained(s) >= top {
             " (the highest rate tried)"
         } else {
@@ -252,6 +277,62 @@ async fn throughput(b: &mut Bench) -> anyhow::Result<()> {
         "/s",
         false,
     );
+    Ok(())
+}
+
+/// Scenario 6: the throughput ramp of this build against the same ramp in
+/// the build with sealing switched off (`--unsealed`), run as a child
+/// process so that each side uses its own relay binary.
+async fn encryption(b: &mut Bench) -> anyhow::Result<()> {
+    let Some(unsealed) = b.args.unsealed.clone() else {
+        eprintln!("encryption: skipped (needs the build with sealing off; scripts/bench.sh builds it for full runs)");
+        return Ok(());
+    };
+    let sealed = match b.sealed_ramp.clone() {
+        Some(steps) => steps,
+        None => ramp(&b.sizes).await?,
+    };
+    eprintln!("encryption: the same ramp with sealing off ({})", unsealed.display());
+    let mut child = std::process::Command::new(&unsealed);
+    child.arg("--ramp-only").stderr(std::process::Stdio::inherit());
+    if b.args.quick {
+        child.arg("--quick");
+    }
+    let out = child
+        .output()
+        .with_context(|| format!("running {}", unsealed.display()))?;
+    anyhow::ensure!(out.status.success(), "{} failed: {}", unsealed.display(), out.status);
+    let open: Vec<Step> = serde_json::from_slice(&out.stdout).context("the unsealed ramp's output")?;
+    let top = b.sizes.rates.last().copied().unwrap_or_default();
+    let note = if sustained(&sealed) >= top {
+        " (the highest rate tried)"
+    } else {
+        ""
+    };
+    b.row(
+        "6 encryption",
+        format!("changes/s with p99 < 1 s, sealed{note}"),
+        sustained(&sealed),
+        "sealing off",
+        sustained(&open),
+        "/s",
+        false,
+    );
+    // Latency at the highest rate both sustained shows the cost even when
+    // both reach the top of the ramp.
+    let common = sustained(&sealed).min(sustained(&open));
+    let p99 = |steps: &[Step]| steps.iter().find(|s| s.0 == common).map(|s| s.1);
+    if let (Some(s), Some(o)) = (p99(&sealed), p99(&open)) {
+        b.row(
+            "6 encryption",
+            format!("p99 at {common}/s, sealed"),
+            s,
+            "sealing off",
+            o,
+            "ms",
+            true,
+        );
+    }
     Ok(())
 }
 
@@ -580,10 +661,15 @@ fn document(rows: &[Row], quick: bool, took: Duration) -> String {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let sizes = Sizes::new(args.quick);
+    if args.ramp_only {
+        println!("{}", serde_json::to_string(&ramp(&sizes).await?)?);
+        return Ok(());
+    }
     let mut b = Bench {
         args,
         sizes,
         rows: Vec::new(),
+        sealed_ramp: None,
     };
     let start = Instant::now();
     if cfg!(debug_assertions) {
@@ -598,6 +684,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if b.wants("throughput") {
         throughput(&mut b).await?;
+    }
+    if b.wants("encryption") {
+        encryption(&mut b).await?;
     }
     if b.wants("large") {
         large(&mut b).await?;

@@ -16,6 +16,13 @@ use crate::identity::DeviceIdentity;
 use crate::ids::{DocId, KeyId, MemberId};
 use crate::vv::VersionVector;
 
+/// True only in builds with the `insecure-unsealed-benchmark` feature, made
+/// to measure what sealing costs (benchmark scenario 6): chunks are then
+/// neither encrypted nor signed nor checked. Such a build must never hold
+/// real data; it cannot read sealed chunks, and sealed peers refuse its
+/// chunks (they carry no valid signature).
+pub const UNSEALED: bool = cfg!(feature = "insecure-unsealed-benchmark");
+
 /// Format version of chunks.
 pub const CHUNK_VERSION: u16 = 1;
 /// Largest encoded chunk accepted (16 MiB).
@@ -107,9 +114,13 @@ impl SealedChunk {
             nonce: random_array(rng),
         };
         let header_bytes = encode(&header);
-        let ciphertext = key.seal(&header.nonce, &header_bytes, plaintext);
+        let ciphertext = if UNSEALED {
+            plaintext.to_vec()
+        } else {
+            key.seal(&header.nonce, &header_bytes, plaintext)
+        };
         let digest = digest(&header_bytes, &ciphertext);
-        let sig = identity.sign(&digest);
+        let sig = if UNSEALED { [0; 64] } else { identity.sign(&digest) };
         let encoded = encode(&ChunkWire {
             header: header_bytes.clone(),
             ciphertext,
@@ -158,7 +169,9 @@ impl SealedChunk {
             return Err(VerifyError::Invalid("chunk seq does not match its kind"));
         }
         let d = digest(wire.header, wire.ciphertext);
-        header.author.verify(&d, &wire.sig.0)?;
+        if !UNSEALED {
+            header.author.verify(&d, &wire.sig.0)?;
+        }
         let range = subslice_range(bytes, wire.ciphertext);
         Ok(Self {
             header_bytes: wire.header.to_vec(),
@@ -175,6 +188,9 @@ impl SealedChunk {
             .encoded
             .get(self.ciphertext_range.clone())
             .ok_or(VerifyError::Decrypt)?;
+        if UNSEALED {
+            return Ok(ct.to_vec());
+        }
         key.open(&self.header.nonce, &self.header_bytes, ct)
     }
 

@@ -55,6 +55,7 @@ pub use async_broadcast::RecvError;
 pub use doc::{DocChanges, DocHandle, EphemeralMessages};
 pub use error::Error;
 pub use repo::{Events, FrameSender, LoadProblem, Repo, RepoConfig, RepoStats, SessionId};
+pub use synkro_core::chunk::UNSEALED;
 pub use synkro_core::{
     CompactionPolicy, DeviceIdentity, DocId, DocInfo, Event, InviteToken, MAX_EPHEMERAL_LEN, MemberId, NodeConfig,
     Origin, Role, SyncStatus, VersionVector, automerge,

@@ -177,6 +177,9 @@ impl Repo {
     // In browsers everything runs on one thread; Arc keeps one type for both.
     #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
     async fn start(storage: Arc<dyn Storage>, identity: DeviceIdentity, config: RepoConfig) -> Result<Repo, Error> {
+        if crate::UNSEALED {
+            tracing::warn!("built with insecure-unsealed-benchmark: chunks are neither encrypted nor signed");
+        }
         let mut node = Node::new(identity, config.node.clone());
         let mut rng = UnwrapErr(SysRng);
         let mut problems = Vec::new();
