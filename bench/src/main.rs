@@ -641,11 +641,14 @@ fn document(rows: &[Row], quick: bool, took: Duration) -> String {
          is reopened from disk (cold open); then it reconnects with nothing changed (messages, bytes and \
          time until the last message; automerge-repo's bytes are message payloads).\n\
          5. Footprint: server RSS per idle client connection and per stored document.\n\
+         6. Encryption overhead: synkro's throughput ramp (scenario 2) against the same ramp in a \
+         benchmark-only build (`insecure-unsealed-benchmark`) whose chunks are neither encrypted nor signed, \
+         relay included; also p99 at the highest rate both held.\n\
          7. wasm: gzip size of the npm package's wasm against `@automerge/automerge`'s own.\n\
          8. Typists: N clients type 5 keystrokes/s each into one text; the largest N whose p99 stays under \
          250 ms.\n\n\
-         Not yet measured: 6 (encryption overhead against a build with sealing switched off) and scenario 1 \
-         with a browser peer.\n",
+         Not yet measured: scenario 1 with a browser peer (the browser tests time edits between two \
+         Chromium pages through the relay instead).\n",
         machine(),
         if quick {
             "quick (small workloads, noisy)"

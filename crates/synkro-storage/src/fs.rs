@@ -176,12 +176,15 @@ enum Slot {
     Unknown,
     /// No file exists.
     Absent,
-    /// The file is open and its contents are summarized.
+    /// The file exists and its contents are summarized.
     Open(LogFile),
 }
 
+/// What is known of a log. No file handle is kept: each operation opens
+/// the log by path under the namespace's lock and closes it when done, so a
+/// store of 100,000 documents holds no more descriptors than operations in
+/// flight (an open takes microseconds; the fdatasync of a write, hundreds).
 struct LogFile {
-    file: File,
     /// End of the last intact frame: where the next frame goes.
     end: u64,
     /// Live key -> bytes its put takes in the log (for compaction accounting).
@@ -455,7 +458,7 @@ impl Inner {
 
     /// Turns a fresh scan of `file` into its slot state, first cutting off
     /// a damaged tail so later appends start on a frame boundary.
-    fn settle(&self, file: File, path: &Path, scan: &Scan<'_>, file_len: usize) -> Result<LogFile, StorageError> {
+    fn settle(&self, file: &File, path: &Path, scan: &Scan<'_>, file_len: usize) -> Result<LogFile, StorageError> {
         let end = to_u64(scan.good_end);
         if scan.good_end < file_len {
             // A poisoned store modifies nothing, not even to repair.
@@ -467,7 +470,7 @@ impl Inner {
                 "cutting off damaged end of storage log"
             );
             file.set_len(end).map_err(io_err(path))?;
-            self.sync_file(&file, path)?;
+            self.sync_file(file, path)?;
         }
         let index: HashMap<RecordKey, u64> = scan
             .live
@@ -475,30 +478,30 @@ impl Inner {
             .map(|(k, v)| (k.to_vec(), record_size(k.len(), v.len())))
             .collect();
         let live = index.values().fold(0u64, |a, b| a.saturating_add(*b));
-        Ok(LogFile { file, end, index, live })
+        Ok(LogFile { end, index, live })
+    }
+
+    /// Opens the log a slot says exists; its disappearance is an error.
+    fn reopen_log(&self, path: &Path) -> Result<File, StorageError> {
+        self.open_log(path)?
+            .ok_or_else(|| io_err(path)(io::Error::new(io::ErrorKind::NotFound, "storage log vanished")))
     }
 
     fn load_locked(&self, ns: &Namespace, slot: &mut Slot) -> Result<Loaded, StorageError> {
         let path = self.log_path(ns);
-        let file = match std::mem::replace(slot, Slot::Unknown) {
-            Slot::Absent => {
-                *slot = Slot::Absent;
-                return Ok(Loaded::default());
-            }
-            Slot::Open(log) => log.file,
-            Slot::Unknown => match self.open_log(&path)? {
-                Some(file) => file,
-                None => {
-                    *slot = Slot::Absent;
-                    return Ok(Loaded::default());
-                }
-            },
+        if matches!(std::mem::replace(slot, Slot::Unknown), Slot::Absent) {
+            *slot = Slot::Absent;
+            return Ok(Loaded::default());
+        }
+        let Some(file) = self.open_log(&path)? else {
+            *slot = Slot::Absent;
+            return Ok(Loaded::default());
         };
         let buf = read_all(&file, &path)?;
         let scan = scan(&buf);
         let problems = report(&path, &scan);
         let records = scan.live.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
-        match self.settle(file, &path, &scan, buf.len()) {
+        match self.settle(&file, &path, &scan, buf.len()) {
             Ok(log) => *slot = Slot::Open(log),
             // The data read is still good; the next access retries the repair.
             Err(e) => {
@@ -522,7 +525,7 @@ impl Inner {
                     let buf = read_all(&file, &path)?;
                     let scan = scan(&buf);
                     report(&path, &scan);
-                    Some(self.settle(file, &path, &scan, buf.len())?)
+                    Some(self.settle(&file, &path, &scan, buf.len())?)
                 }
                 None => None,
             },
@@ -555,8 +558,7 @@ impl Inner {
         if count == 0 {
             // Nothing left: delete the file rather than log tombstones, so
             // `namespaces()` stops listing it.
-            if let Some(log) = current {
-                drop(log);
+            if current.is_some() {
                 match fs::remove_file(&path) {
                     Ok(()) => self.sync_dir()?,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -568,8 +570,8 @@ impl Inner {
         }
 
         let frame = encode_write(ops)?;
-        let (mut log, created) = match current {
-            Some(log) => (log, false),
+        let (file, mut log, created) = match current {
+            Some(log) => (self.reopen_log(&path)?, log, false),
             None => {
                 let file = OpenOptions::new()
                     .read(true)
@@ -577,26 +579,23 @@ impl Inner {
                     .create_new(true)
                     .open(&path)
                     .map_err(io_err(&path))?;
-                (
-                    LogFile {
-                        file,
-                        end: 0,
-                        index: HashMap::new(),
-                        live: 0,
-                    },
-                    true,
-                )
+                let log = LogFile {
+                    end: 0,
+                    index: HashMap::new(),
+                    live: 0,
+                };
+                (file, log, true)
             }
         };
-        if let Err(e) = self.append(&log.file, log.end, &frame) {
+        if let Err(e) = self.append(&file, log.end, &frame) {
             // Best effort: drop the partial frame now; otherwise the rescan
             // forced by the `Unknown` slot cuts it off.
             if !self.is_poisoned() {
-                let _ = log.file.set_len(log.end);
+                let _ = file.set_len(log.end);
             }
             return Err(io_err(&path)(e));
         }
-        self.sync_file(&log.file, &path)?;
+        self.sync_file(&file, &path)?;
         if created {
             self.sync_dir()?;
         }
@@ -616,7 +615,7 @@ impl Inner {
 
         let dead = log.end.saturating_sub(log.live);
         if dead > log.live && dead > COMPACT_MIN_DEAD {
-            log = self.compact(&path, log)?;
+            log = self.compact(&path, &file, log)?;
         }
         *slot = Slot::Open(log);
         Ok(())
@@ -625,9 +624,9 @@ impl Inner {
     /// Rewrites `log` with only its live records. Returns the new log, or
     /// the old one if compaction failed harmlessly (it is retried on a later
     /// write). Errors only when poisoned.
-    fn compact(&self, path: &Path, log: LogFile) -> Result<LogFile, StorageError> {
+    fn compact(&self, path: &Path, file: &File, log: LogFile) -> Result<LogFile, StorageError> {
         let tmp = path.with_extension(&TMP_SUFFIX[1..]);
-        let new = match self.write_compacted(path, &tmp, &log) {
+        let new = match self.write_compacted(path, file, &tmp, &log) {
             Ok(new) => new,
             Err(e) => {
                 let _ = fs::remove_file(&tmp);
@@ -643,14 +642,13 @@ impl Inner {
             tracing::warn!(path = %path.display(), error = %e, "storage log compaction failed; will retry later");
             return Ok(log);
         }
-        // From here the path names the new file; the old handle is stale.
-        drop(log);
+        // From here the path names the new file.
         self.sync_dir()?;
         Ok(new)
     }
 
-    fn write_compacted(&self, path: &Path, tmp: &Path, log: &LogFile) -> Result<LogFile, StorageError> {
-        let buf = read_all(&log.file, path)?;
+    fn write_compacted(&self, path: &Path, old: &File, tmp: &Path, log: &LogFile) -> Result<LogFile, StorageError> {
+        let buf = read_all(old, path)?;
         let scan = scan(&buf);
         if !scan.problems.is_empty() {
             tracing::warn!(
@@ -692,13 +690,13 @@ impl Inner {
         if index.len() != log.index.len() || live != log.live {
             tracing::warn!(path = %path.display(), "storage log changed on disk since it was opened");
         }
-        Ok(LogFile { file, end, index, live })
+        Ok(LogFile { end, index, live })
     }
 
     fn remove_locked(&self, ns: &Namespace, slot: &mut Slot) -> Result<(), StorageError> {
         self.check_poisoned()?;
         let path = self.log_path(ns);
-        // Close our handle first (required on some platforms to delete).
+        // Unknown until the removal is durable.
         *slot = Slot::Unknown;
         match fs::remove_file(&path) {
             Ok(()) => self.sync_dir()?,
