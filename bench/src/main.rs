@@ -212,6 +212,16 @@ fn sustained(steps: &[Step]) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// Says so when a ramp held up to its last rate (the true ceiling is higher).
+fn ceiling_note(sizes: &Sizes, steps: &[Step]) -> &'static str {
+    let top = sizes.rates.last().copied().unwrap_or_default();
+    if sustained(steps) >= top {
+        " (the highest rate tried)"
+    } else {
+        ""
+    }
+}
+
 const THROUGHPUT_DOCS: usize = 20;
 
 /// synkro's throughput ramp (2 writers, 2 readers, one fresh relay), up to
@@ -260,14 +270,7 @@ async fn throughput(b: &mut Bench) -> anyhow::Result<()> {
             (rate, peer::num(s, "p99_ms"), ok)
         })
         .collect();
-    let top = b.sizes.rates.last().copied().unwrap_or_default();
-    let note = |s: &[Step]| {
-        if sustained(s) >= top {
-            " (the highest rate tried)"
-        } else {
-            ""
-        }
-    };
+    let note = |s: &[Step]| ceiling_note(&b.sizes, s);
     b.row(
         "2 throughput",
         format!("changes/s with p99 < 1 s{}", note(&ours_steps)),
@@ -303,15 +306,9 @@ async fn encryption(b: &mut Bench) -> anyhow::Result<()> {
         .with_context(|| format!("running {}", unsealed.display()))?;
     anyhow::ensure!(out.status.success(), "{} failed: {}", unsealed.display(), out.status);
     let open: Vec<Step> = serde_json::from_slice(&out.stdout).context("the unsealed ramp's output")?;
-    let top = b.sizes.rates.last().copied().unwrap_or_default();
-    let note = if sustained(&sealed) >= top {
-        " (the highest rate tried)"
-    } else {
-        ""
-    };
     b.row(
         "6 encryption",
-        format!("changes/s with p99 < 1 s, sealed{note}"),
+        format!("changes/s with p99 < 1 s, sealed{}", ceiling_note(&b.sizes, &sealed)),
         sustained(&sealed),
         "sealing off",
         sustained(&open),

@@ -51,16 +51,8 @@ async fn sync_over(listen: &str) -> anyhow::Result<Duration> {
     // Two webrtc-rs peers can race on the handshake's data channel (both
     // open id 0; webrtc-rs/webrtc#748, about 1 dial in 40 here) and the
     // attempt times out; a real node redials, so the test allows a few.
-    let mut attempt = 1;
-    let dialed = loop {
-        match b_net.dial(addr.clone()).await {
-            Err(e) if listen.contains("webrtc") && attempt < 4 => {
-                eprintln!("webrtc-direct: dial {attempt} failed ({e}); redialing");
-                attempt += 1;
-            }
-            other => break other?,
-        }
-    };
+    let attempts = if listen.contains("webrtc") { 4 } else { 1 };
+    let dialed = dial(&b_net, &addr, attempts).await?;
     assert_eq!(dialed, alice.member_id());
     bob.wait_synced(alice.member_id(), Duration::from_secs(20)).await?;
     assert_eq!(bobs.get("title")?, Some(json!("over the wire")));
@@ -88,6 +80,20 @@ async fn sync_over(listen: &str) -> anyhow::Result<Duration> {
     a_net.shutdown().await;
     b_net.shutdown().await;
     Ok(latency)
+}
+
+/// Dial `addr`, up to `attempts` times.
+async fn dial(net: &synkro::net::Network, addr: &Multiaddr, attempts: u32) -> anyhow::Result<synkro::MemberId> {
+    let mut attempt = 1;
+    loop {
+        match net.dial(addr.clone()).await {
+            Err(e) if attempt < attempts => {
+                eprintln!("dial {attempt} of {addr} failed ({e}); redialing");
+                attempt += 1;
+            }
+            other => return Ok(other?),
+        }
+    }
 }
 
 async fn wait_listening(net: &synkro::net::Network) -> Multiaddr {
@@ -176,19 +182,9 @@ async fn webrtc_direct_checks_the_certificate_hash() -> anyhow::Result<()> {
     eprintln!("wrong certhash refused after {:?}", started.elapsed());
 
     let started = Instant::now();
-    let mut attempt = 1;
-    let dialed = loop {
-        match b_net.dial(right.clone()).await {
-            // One more try for the rare handshake race between two
-            // webrtc-rs peers (see `sync_over`); a stale attempt would
-            // fail them all.
-            Err(e) if attempt < 2 => {
-                eprintln!("redial {attempt} failed ({e})");
-                attempt += 1;
-            }
-            other => break other?,
-        }
-    };
+    // One more try for the rare handshake race between two webrtc-rs peers
+    // (see `sync_over`); a stale attempt would fail them all.
+    let dialed = dial(&b_net, &right, 2).await?;
     assert_eq!(dialed, alice.member_id());
     eprintln!("the right address connected {:?} after the refusal", started.elapsed());
     for net in [a_net, b_net, c_net] {
