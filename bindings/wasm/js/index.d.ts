@@ -5,13 +5,19 @@ export type { Json, Patch, Broadcast, DocInfo, SyncStatus, NetworkEvent, RepoEve
 
 /** Every error synkro throws; `code` says which kind. */
 export class SynkroError extends Error {
-  code: 'invalid-argument' | 'not-found' | 'access' | 'storage' | 'network' | 'other';
+  code: 'invalid-argument' | 'not-found' | 'access' | 'storage' | 'network' | 'panicked' | 'other';
 }
 export class InvalidArgumentError extends SynkroError {}
 export class NotFoundError extends SynkroError {}
 export class AccessError extends SynkroError {}
 export class StorageError extends SynkroError {}
 export class NetworkError extends SynkroError {}
+/**
+ * synkro hit an internal error (a panic) during the call, which did not
+ * happen; the repos are reloaded from storage (listeners and relays kept)
+ * and `onEvent` reports `{type: 'reloaded'}`. Edits not yet saved are lost.
+ */
+export class PanicError extends SynkroError {}
 
 export interface OpenOptions {
   /** Where documents live: IndexedDB (default; survives reloads, one tab at a time) or memory. */

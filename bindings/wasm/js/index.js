@@ -1,7 +1,15 @@
 // synkro: local-first, end-to-end encrypted Automerge documents that sync.
-// This wrapper loads the WebAssembly module once and turns failures into
-// instances of the error classes below.
-import init, { Repo, DocHandle, __setErrorFactory } from './synkro_wasm.js';
+//
+// This wrapper loads the WebAssembly module, turns failures into instances
+// of the error classes below, and is the browser's panic fence: wasm32
+// aborts on panic, so a bug inside a dependency (Automerge on a strange
+// change, say) kills the whole instance. The `Repo` and `DocHandle` here
+// stand in front of the module's own; when the instance dies, the call that
+// hit it throws `PanicError`, a fresh instance is started (its own copy of
+// the JS glue, its own memory) and every open repo is reopened from
+// IndexedDB, reconnected and given back its listeners. The same objects go
+// on working; what was not saved yet when the instance died is lost, as in
+// a crashed tab (`flush()` / `whenDurableOn()` say when an edit is safe).
 
 /** Every error synkro throws; `code` says which kind. */
 export class SynkroError extends Error {
@@ -31,6 +39,13 @@ export class StorageError extends SynkroError {
 export class NetworkError extends SynkroError {
   constructor(message) { super(message, 'network'); this.name = 'NetworkError'; }
 }
+/**
+ * synkro hit an internal error (a panic) during this call; the operation
+ * did not happen. The repos are reloaded from storage: try again.
+ */
+export class PanicError extends SynkroError {
+  constructor(message) { super(message, 'panicked'); this.name = 'PanicError'; }
+}
 
 const classes = {
   'invalid-argument': InvalidArgumentError,
@@ -40,22 +55,323 @@ const classes = {
   network: NetworkError,
 };
 
+// The glue is loaded by URL rather than imported, so that a fresh copy of
+// it (with fresh module-level state) can be loaded after a crash.
+const glueUrl = new URL('./synkro_wasm.js', import.meta.url);
+const wasmUrl = new URL('./synkro_wasm_bg.wasm', import.meta.url);
+
+/** The compiled module (kept to start fresh instances) and the live one. */
+let compiled;
+let current;
 let loading;
+let recovering;
+/** Open repos, reopened after a crash. */
+const openRepos = new Set();
+
+async function compile(source) {
+  if (source instanceof WebAssembly.Module) return source;
+  const response = fetch(source ?? wasmUrl);
+  try {
+    return await WebAssembly.compileStreaming(response);
+  } catch {
+    // Served without `application/wasm`: compile from the bytes.
+    return WebAssembly.compile(await (await fetch(source ?? wasmUrl)).arrayBuffer());
+  }
+}
+
+/** Start an instance of the module with its own copy of the glue. */
+async function instantiate(generation) {
+  const url = generation === 1 ? glueUrl.href : `${glueUrl.href}?instance=${generation}`;
+  const glue = await import(/* @vite-ignore */ url);
+  await glue.default({ module_or_path: compiled });
+  glue.__setErrorFactory((code, message) => {
+    const Class = classes[code];
+    return Class ? new Class(message) : new SynkroError(message, code);
+  });
+  // `waiting`: how to reject the calls still waiting on this instance.
+  const instance = { glue, generation, dead: false, message: '', waiting: new Set() };
+  // Called by the panic hook just before the instance traps: nothing here
+  // may call into it.
+  glue.__onCrash((message) => markDead(instance, message));
+  return instance;
+}
+
+function markDead(instance, message) {
+  if (instance.dead) return;
+  instance.dead = true;
+  instance.message = message;
+  console.error(`synkro: internal error (${message}); reloading from storage`);
+  const error = new PanicError(`synkro hit an internal error and reloaded from storage; the operation did not happen (${message})`);
+  for (const reject of instance.waiting) reject(error);
+  instance.waiting.clear();
+  if (instance === current) setTimeout(recover, 0);
+}
+
+/** Replace the dead instance and reopen every repo that was open in it. */
+function recover() {
+  if (!recovering) {
+    recovering = (async () => {
+      const dead = current;
+      current = await instantiate(dead.generation + 1);
+      for (const repo of openRepos) {
+        try {
+          await repo._reopen(dead.message);
+        } catch (e) {
+          console.error('synkro: a repo could not be reopened after the internal error', e);
+          openRepos.delete(repo);
+        }
+      }
+    })().finally(() => { recovering = undefined; });
+  }
+  return recovering;
+}
+
 /**
  * Load the WebAssembly module (once). `openRepo` calls it; call it yourself
  * to pass a custom URL or `WebAssembly.Module`.
  */
 export function ready(moduleOrPath) {
   if (!loading) {
-    const arg = moduleOrPath === undefined ? undefined : { module_or_path: moduleOrPath };
-    loading = init(arg).then(() => {
-      __setErrorFactory((code, message) => {
-        const Class = classes[code];
-        return Class ? new Class(message) : new SynkroError(message, code);
-      });
-    });
+    loading = (async () => {
+      compiled = await compile(moduleOrPath);
+      current = await instantiate(1);
+    })();
+    loading.catch(() => { loading = undefined; });
   }
   return loading;
+}
+
+/** Wait out a reload in progress (async calls wait; sync calls cannot). */
+function live() {
+  if (!current.dead) return null;
+  return recover();
+}
+
+/** The error to throw for `e`, thrown by a call into `instance`. */
+function failure(instance, e) {
+  if (e instanceof WebAssembly.RuntimeError) markDead(instance, e.message);
+  if (instance.dead) {
+    return new PanicError(`synkro hit an internal error and is reloading from storage; the operation did not happen (${instance.message})`);
+  }
+  return e;
+}
+
+/** `promise` from `instance`, rejected if the instance dies first. */
+function guarded(instance, promise) {
+  return new Promise((resolve, reject) => {
+    instance.waiting.add(reject);
+    promise.then(
+      (v) => { instance.waiting.delete(reject); resolve(v); },
+      (e) => { instance.waiting.delete(reject); reject(failure(instance, e)); },
+    );
+  });
+}
+
+/**
+ * Call (or read) `method` of `owner`'s object in the live instance; a trap
+ * turns into `PanicError`, a promise that the death of the instance leaves
+ * pending rejects, and module objects in results get their stand-ins.
+ */
+function invoke(owner, method, args, wrap) {
+  const pending = live();
+  if (pending) {
+    if (owner.constructor.asyncMethods.has(method)) {
+      return pending.then(() => invoke(owner, method, args, wrap));
+    }
+    throw new PanicError(`synkro is reloading from storage after an internal error (${current.message}); try again in a moment`);
+  }
+  const instance = current;
+  let result;
+  try {
+    const target = owner._target();
+    const member = target[method];
+    result = typeof member === 'function' ? member.apply(target, args) : member;
+  } catch (e) {
+    throw failure(instance, e);
+  }
+  if (result instanceof Promise) {
+    return guarded(instance, result).then(wrap);
+  }
+  return wrap(result);
+}
+
+const same = (v) => v;
+
+/**
+ * A listener registered on the module's object: kept, so that it is
+ * registered again on the object of the next instance after a crash.
+ */
+class Listeners {
+  constructor() { this.entries = new Set(); }
+
+  add(owner, method, listener) {
+    const entry = { method, listener, stop: null };
+    this.entries.add(entry);
+    this.attach(owner, entry);
+    return () => {
+      if (!this.entries.delete(entry)) return;
+      try { entry.stop?.(); } catch { /* the instance it belonged to is gone */ }
+    };
+  }
+
+  attach(owner, entry) {
+    const instance = current;
+    // Only the live instance's events reach the app.
+    entry.stop = owner._target()[entry.method]((...a) => {
+      if (instance === current && !instance.dead) entry.listener(...a);
+    });
+  }
+
+  reattach(owner) {
+    for (const entry of this.entries) this.attach(owner, entry);
+  }
+}
+
+/** One document of a repo (stands in front of the module's `DocHandle`). */
+export class DocHandle {
+  constructor(repo, inner) {
+    this._repo = repo;
+    this._id = inner.id;
+    this._inner = inner;
+    this._generation = current.generation;
+    this._listeners = new Listeners();
+  }
+
+  /** The module's handle in the live instance (found again after a crash). */
+  _target() {
+    if (this._generation !== current.generation) {
+      this._inner = this._repo._target().find(this._id);
+      this._generation = current.generation;
+    }
+    return this._inner;
+  }
+
+  /** The document id (share it with the invitation, or `repo.find(id)`). */
+  get id() { return this._id; }
+
+  onChange(listener) { return this._listeners.add(this, 'onChange', listener); }
+  onBroadcast(listener) { return this._listeners.add(this, 'onBroadcast', listener); }
+
+  free() { try { this._inner.free(); } catch { /* already freed or gone */ } }
+}
+DocHandle.asyncMethods = new Set(['flush', 'broadcast', 'share', 'revoke', 'export', 'whenDurableOn']);
+for (const method of ['value', 'get', 'set', 'delete', 'insert', 'setText', 'splice', 'increment', 'info', '__panicForTests', ...DocHandle.asyncMethods]) {
+  DocHandle.prototype[method] = function (...args) { return invoke(this, method, args, same); };
+}
+
+/** A local-first repository of encrypted documents. */
+export class Repo {
+  /**
+   * Open a repo: documents in IndexedDB (the default; `name` picks the
+   * repo, one tab at a time; `takeOver` asks a tab that has it to hand it
+   * over) or in memory.
+   */
+  static async open(options = {}) {
+    await ready();
+    const pending = live();
+    if (pending) await pending;
+    const repo = new Repo(options, await current.glue.Repo.open(options));
+    openRepos.add(repo);
+    return repo;
+  }
+
+  constructor(options, inner) {
+    this._options = { ...options };
+    this._inner = inner;
+    this._relays = new Set();
+    this._docs = new Map();
+    this._listeners = new Listeners();
+    this._reloaded = new Set();
+    this._watchClose();
+  }
+
+  _target() { return this._inner; }
+
+  /** Forget this repo once it is closed or handed to another tab. */
+  _watchClose() {
+    const instance = current;
+    this._inner.onClose(() => { if (instance === current) openRepos.delete(this); });
+  }
+
+  /** Reopen in the live instance after a crash; give everything back. */
+  async _reopen(message) {
+    this._inner = await current.glue.Repo.open({ ...this._options, takeOver: false, __afterCrash: true });
+    this._watchClose();
+    this._listeners.reattach(this);
+    for (const doc of this._docs.values()) {
+      if (doc._listeners.entries.size === 0) continue;
+      try {
+        doc._listeners.reattach(doc);
+      } catch (e) {
+        console.error(`synkro: document ${doc.id} is not in storage after the reload`, e);
+      }
+    }
+    if (this._relays.size) {
+      // Reconnection is the network's business (it redials by itself); a
+      // relay that is down now does not fail the reload.
+      this._inner.connect([...this._relays]).catch((e) => console.error('synkro: reconnecting after the reload failed', e));
+    }
+    for (const listener of this._reloaded) listener({ type: 'reloaded', message });
+  }
+
+  /** The stand-in for the module's handle (one per document id). */
+  _doc(inner) {
+    let doc = this._docs.get(inner.id);
+    if (!doc) {
+      doc = new DocHandle(this, inner);
+      this._docs.set(inner.id, doc);
+    } else if (doc._inner !== inner) {
+      try { inner.free(); } catch { /* nothing to free */ }
+    }
+    return doc;
+  }
+
+  /** Whether `close()` ran or another tab took the repo over. */
+  get closed() { return invoke(this, 'closed', [], same); }
+  /** This device's member id in every document. */
+  get memberId() { return invoke(this, 'memberId', [], same); }
+
+  /** Relays to sync through (kept, to reconnect after a reload). */
+  connect(relays) {
+    for (const r of relays ?? []) if (typeof r === 'string') this._relays.add(r);
+    return invoke(this, 'connect', [relays], same);
+  }
+
+  /** Disconnect from every relay and peer. */
+  disconnect() {
+    this._relays.clear();
+    return invoke(this, 'disconnect', [], same);
+  }
+
+  /** Save what is pending, disconnect and let another tab in. */
+  async close() {
+    // A reload in progress reopens this repo first; then it is closed.
+    const pending = live();
+    if (pending) await pending;
+    openRepos.delete(this);
+    return invoke(this, 'close', [], same);
+  }
+
+  onClose(listener) { return this._listeners.add(this, 'onClose', listener); }
+  onNetwork(listener) { return this._listeners.add(this, 'onNetwork', listener); }
+  /**
+   * Document events, and `{type: 'reloaded', message}` after the repo was
+   * reloaded from storage following an internal error.
+   */
+  onEvent(listener) {
+    const stop = this._listeners.add(this, 'onEvent', listener);
+    this._reloaded.add(listener);
+    return () => { this._reloaded.delete(listener); stop(); };
+  }
+
+  free() { try { this._inner.free(); } catch { /* already freed or gone */ } }
+}
+Repo.asyncMethods = new Set(['create', 'join', 'import', 'connect', 'disconnect', 'close']);
+for (const method of ['loadProblems', 'list', 'syncStatus']) {
+  Repo.prototype[method] = function (...args) { return invoke(this, method, args, same); };
+}
+for (const method of ['create', 'join', 'import', 'find']) {
+  Repo.prototype[method] = function (...args) { return invoke(this, method, args, (inner) => this._doc(inner)); };
 }
 
 /**
@@ -65,12 +381,9 @@ export function ready(moduleOrPath) {
  * @param {{storage?: 'indexeddb' | 'memory', name?: string, takeOver?: boolean, relays?: string[]}} [options]
  */
 export async function openRepo(options = {}) {
-  await ready();
   const repo = await Repo.open(options);
   if (options.relays && options.relays.length) {
     await repo.connect(options.relays);
   }
   return repo;
 }
-
-export { Repo, DocHandle };

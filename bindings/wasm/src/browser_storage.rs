@@ -17,6 +17,7 @@ use synkro_core::DeviceIdentity;
 use synkro_storage::{IndexedDbStorage, Storage, StorageError, WriteOp};
 use wasm_bindgen::prelude::*;
 
+use crate::crash::Fenced;
 use crate::error::{Code, JsResult, js_error};
 
 const DEVICE_NS: [u8; 32] = [0; 32];
@@ -42,9 +43,11 @@ impl WriterLock {
 }
 
 /// Take the exclusive Web Lock `name`: at once (`wait_ms` = 0) or within
-/// `wait_ms`. `None` when another tab holds it. Browsers without Web Locks
-/// get a lock that guards nothing.
-async fn lock(name: &str, wait_ms: u32) -> JsResult<Option<WriterLock>> {
+/// `wait_ms`, or by stealing it from its holder (`steal`: only for this
+/// page's own crashed instance, which can never release it). `None` when
+/// another tab holds it. Browsers without Web Locks get a lock that guards
+/// nothing.
+async fn lock(name: &str, wait_ms: u32, steal: bool) -> JsResult<Option<WriterLock>> {
     let locks = Reflect::get(&js_sys::global(), &"navigator".into())
         .and_then(|n| Reflect::get(&n, &"locks".into()))
         .ok()
@@ -72,7 +75,9 @@ async fn lock(name: &str, wait_ms: u32) -> JsResult<Option<WriterLock>> {
         })
     });
     let options = Object::new();
-    if wait_ms == 0 {
+    if steal {
+        Reflect::set(&options, &"steal".into(), &JsValue::TRUE)?;
+    } else if wait_ms == 0 {
         Reflect::set(&options, &"ifAvailable".into(), &JsValue::TRUE)?;
     } else {
         let abort_signal = Reflect::get(&js_sys::global(), &"AbortSignal".into())?;
@@ -163,7 +168,8 @@ const TAKE_OVER_WAIT_MS: u32 = 10_000;
 
 /// What [`open`] returns.
 pub struct Opened {
-    /// Documents, as the repo uses them.
+    /// Documents, as the repo uses them: writes refused once this
+    /// instance has crashed.
     pub storage: Arc<dyn Storage>,
     /// The same store, to close it when handing over.
     pub docs: Arc<IndexedDbStorage>,
@@ -177,8 +183,9 @@ pub struct Opened {
 /// its document storage.
 // The facade takes `Arc<dyn Storage>` on every target; a page has one thread.
 #[allow(clippy::arc_with_non_send_sync)]
-/// With `take_over`, a tab holding the repo is asked to hand it over.
-pub async fn open(name: &str, take_over: bool) -> JsResult<Opened> {
+/// With `take_over`, a tab holding the repo is asked to hand it over;
+/// `after_crash` takes the lock this page's crashed instance still holds.
+pub async fn open(name: &str, take_over: bool, after_crash: bool) -> JsResult<Opened> {
     if name.is_empty() || name.len() > 200 {
         return Err(js_error(
             Code::InvalidArgument,
@@ -186,10 +193,10 @@ pub async fn open(name: &str, take_over: bool) -> JsResult<Opened> {
         ));
     }
     let base = format!("synkro/{name}");
-    let mut held = lock(&base, 0).await?;
+    let mut held = lock(&base, 0, after_crash).await?;
     if held.is_none() && take_over {
         ask_to_release(name);
-        held = lock(&base, TAKE_OVER_WAIT_MS).await?;
+        held = lock(&base, TAKE_OVER_WAIT_MS, false).await?;
     }
     let lock = held.ok_or_else(|| {
         js_error(
@@ -235,7 +242,7 @@ pub async fn open(name: &str, take_over: bool) -> JsResult<Opened> {
     };
     let docs = Arc::new(IndexedDbStorage::open(&base).await.map_err(storage_error)?);
     Ok(Opened {
-        storage: docs.clone(),
+        storage: Arc::new(Fenced(docs.clone())),
         docs,
         identity,
         lock,

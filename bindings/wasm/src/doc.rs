@@ -43,6 +43,22 @@ fn web_sys_console_error(e: &JsValue) {
 
 #[wasm_bindgen]
 impl DocHandle {
+    /// Panic inside a change of this document, as a bug in a dependency
+    /// would: at once, or in a task of the repo (`inTask`). For the tests
+    /// of the panic fence; the instance is lost and the wrapper reloads.
+    #[wasm_bindgen(js_name = "__panicForTests")]
+    pub fn panic_for_tests(&self, message: String, #[wasm_bindgen(js_name = "inTask")] in_task: bool) {
+        let inner = self.inner.clone();
+        let crash = move || {
+            let _ = inner.change(|_| -> Result<(), synkro::automerge::AutomergeError> { panic!("{message}") });
+        };
+        if in_task {
+            wasm_bindgen_futures::spawn_local(async move { crash() });
+        } else {
+            crash();
+        }
+    }
+
     /// The document id (share it with the invitation, or `repo.find(id)`).
     #[wasm_bindgen(getter)]
     pub fn id(&self) -> String {

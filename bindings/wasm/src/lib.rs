@@ -14,6 +14,8 @@
 #[cfg(target_arch = "wasm32")]
 mod browser_storage;
 #[cfg(target_arch = "wasm32")]
+mod crash;
+#[cfg(target_arch = "wasm32")]
 mod doc;
 #[cfg(target_arch = "wasm32")]
 mod error;

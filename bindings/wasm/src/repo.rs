@@ -79,7 +79,7 @@ impl Repo {
         )]
         options: JsValue,
     ) -> JsResult<Repo> {
-        console_error_panic_hook::set_once();
+        crate::crash::install();
         let get = |key: &str| {
             js_sys::Reflect::get(&options, &key.into())
                 .ok()
@@ -101,10 +101,13 @@ impl Repo {
                 .as_bool()
                 .ok_or_else(|| invalid("options.takeOver must be a boolean"))?,
         };
+        // Set by the wrapper when it reopens the repo after this page's
+        // previous instance of the module crashed holding its lock.
+        let after_crash = get("__afterCrash").is_some_and(|v| v.is_truthy());
         let (inner, lock, docs) = match storage.as_str() {
             "memory" => (synkro::Repo::in_memory().await.map_err(from_synkro)?, None, None),
             "indexeddb" => {
-                let opened = browser_storage::open(&name, take_over).await?;
+                let opened = browser_storage::open(&name, take_over, after_crash).await?;
                 let repo = synkro::Repo::open_with(opened.storage, opened.identity, RepoConfig::default())
                     .await
                     .map_err(from_synkro)?;

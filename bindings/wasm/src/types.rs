@@ -39,8 +39,11 @@ export type NetworkEvent =
   | { type: 'connected' | 'session-opened'; peer: string; relayed: boolean }
   | { type: 'disconnected' | 'session-closed' | 'reachable'; peer: string };
 
-/** A document arrived, or its members, roles or keys changed. */
-export interface RepoEvent { type: 'doc-added' | 'access-changed'; doc: string }
+/**
+ * A document arrived, or its members, roles or keys changed; or the repo
+ * was reloaded from storage after an internal error (`PanicError`).
+ */
+export type RepoEvent = { type: 'doc-added' | 'access-changed'; doc: string } | { type: 'reloaded'; message: string };
 
 /** Why a repo closed. */
 export interface CloseEvent { reason: 'closed' | 'taken-over' }

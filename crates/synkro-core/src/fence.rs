@@ -5,9 +5,9 @@
 //! [`fenced`] turns a panic into [`CoreError::Panicked`]; the caller then
 //! rebuilds the document from the chunks it holds, since a panic may have
 //! left Automerge's state half-updated. On `wasm32`, where the browser build
-//! aborts on panic, the fence cannot catch anything: there every input is
-//! validated before it reaches Automerge, and a crashed page reopens from
-//! IndexedDB.
+//! aborts on panic, the fence cannot catch anything: there the npm package
+//! fences one level up (a fresh instance of the module reopens the repo
+//! from IndexedDB; `bindings/wasm/src/crash.rs`).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 

@@ -1,6 +1,6 @@
 // A typical program against the package's types: compiled with `tsc
 // --noEmit` by package.test.mjs, so a wrong or missing declaration fails.
-import { openRepo, SynkroError, type Patch, type Json, type NetworkEvent } from 'synkro';
+import { openRepo, SynkroError, PanicError, type Patch, type Json, type NetworkEvent } from 'synkro';
 
 export async function app(relay: string): Promise<Json> {
   const repo = await openRepo({ name: 'typed', relays: [relay], takeOver: true });
@@ -18,6 +18,7 @@ export async function app(relay: string): Promise<Json> {
     if (e.type === 'session-opened') console.log(e.peer, e.relayed);
   });
   repo.onClose(({ reason }) => console.log(reason === 'taken-over'));
+  repo.onEvent((e) => console.log(e.type === 'reloaded' ? e.message : e.doc));
   const info = doc.info();
   const admins: string[] = info.members.filter((m) => m.role === 'admin').map((m) => m.member);
   const token: string = await doc.share('write');
@@ -26,7 +27,8 @@ export async function app(relay: string): Promise<Json> {
   try {
     doc.get('x/y');
   } catch (e) {
-    if (e instanceof SynkroError) console.log(e.code);
+    if (e instanceof PanicError) console.log('reloaded; try again');
+    else if (e instanceof SynkroError) console.log(e.code);
   }
   return status.complete ? doc.value() : null;
 }

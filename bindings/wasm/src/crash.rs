@@ -1,0 +1,99 @@
+//! The browser side of the panic fence.
+//!
+//! Native builds catch a panic inside Automerge and rebuild the document
+//! (`synkro_core`'s fence). The browser build cannot: wasm32 aborts on
+//! panic, the instance traps part-way through an operation, and nothing in
+//! its memory can be trusted again. So the fence here is one level up:
+//!
+//! - the panic hook runs before the trap: it logs the panic, marks this
+//!   instance crashed and tells the JS wrapper (`__onCrash`);
+//! - from then on this instance's storage refuses every write ([`Fenced`]),
+//!   so nothing the dead instance still runs (a timer, a socket callback)
+//!   can write over what a fresh instance reads;
+//! - the wrapper (`js/index.js`) loads a fresh instance of the module and
+//!   reopens each repo from IndexedDB, stealing the Web Lock the dead
+//!   instance can no longer release.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use js_sys::Function;
+use synkro_storage::{Loaded, Namespace, Storage, StorageError, WriteOp};
+use wasm_bindgen::prelude::*;
+
+static CRASHED: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    static LISTENER: RefCell<Option<Function>> = const { RefCell::new(None) };
+}
+
+/// Has this instance panicked?
+pub(crate) fn crashed() -> bool {
+    CRASHED.load(Ordering::SeqCst)
+}
+
+/// Install the panic hook (once per instance).
+pub(crate) fn install() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            console_error_panic_hook::hook(info);
+            CRASHED.store(true, Ordering::SeqCst);
+            let message = info.to_string();
+            // `try_with`/`try_borrow`: the hook must not panic itself, even if
+            // the panic happened while the listener was being set.
+            let _ = LISTENER.try_with(|l| {
+                if let Ok(l) = l.try_borrow()
+                    && let Some(f) = l.as_ref()
+                {
+                    let _ = f.call1(&JsValue::NULL, &message.into());
+                }
+            });
+        }));
+    });
+}
+
+/// Call `listener(message)` when this instance panics, just before it
+/// traps. The listener must not call back into the module.
+#[wasm_bindgen(js_name = "__onCrash")]
+pub fn on_crash(listener: Function) {
+    install();
+    LISTENER.with(|l| *l.borrow_mut() = Some(listener));
+}
+
+/// A store that refuses every write once the instance has crashed.
+pub(crate) struct Fenced(pub Arc<dyn Storage>);
+
+fn refused() -> StorageError {
+    StorageError::Browser {
+        name: "crashed".into(),
+        message: "this instance of synkro crashed and a fresh one took over; it writes nothing more".into(),
+    }
+}
+
+#[async_trait::async_trait(?Send)]
+impl Storage for Fenced {
+    async fn write(&self, ns: &Namespace, ops: Vec<WriteOp>) -> Result<(), StorageError> {
+        if crashed() {
+            return Err(refused());
+        }
+        self.0.write(ns, ops).await
+    }
+
+    async fn load(&self, ns: &Namespace) -> Result<Loaded, StorageError> {
+        self.0.load(ns).await
+    }
+
+    async fn namespaces(&self) -> Result<Vec<Namespace>, StorageError> {
+        self.0.namespaces().await
+    }
+
+    async fn remove(&self, ns: &Namespace) -> Result<(), StorageError> {
+        if crashed() {
+            return Err(refused());
+        }
+        self.0.remove(ns).await
+    }
+}
