@@ -378,6 +378,7 @@ pub async fn typists(relay: &Multiaddr, n: usize, keystrokes: f64, seconds: f64)
 
 /// Memory of the relay process per idle connection.
 pub async fn idle(relay: &synkro_tests::Relay, addr: &Multiaddr, connections: usize) -> anyhow::Result<f64> {
+    synkro_tests::raise_descriptor_limit();
     let warm = Peer::in_memory(addr).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = relay.rss_bytes()?;

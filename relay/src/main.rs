@@ -32,6 +32,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    raise_descriptor_limit(config.server.max_connections);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -44,6 +45,25 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("synkro-relay: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Every connection holds a descriptor (and each storage operation briefly
+/// one more); the usual soft limit of 1,024 is below the default connection
+/// cap. Raise it to the hard limit, and say so if even that is too low.
+fn raise_descriptor_limit(max_connections: u32) {
+    #[cfg(unix)]
+    {
+        let wanted = u64::from(max_connections) + 256;
+        match rlimit::increase_nofile_limit(u64::MAX) {
+            Ok(got) if got < wanted => tracing::warn!(
+                open_files = got,
+                max_connections,
+                "the open-file limit is below what the connection cap needs; raise the hard limit (ulimit -Hn) or lower --max-connections"
+            ),
+            Ok(got) => tracing::debug!(open_files = got, "open-file limit"),
+            Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
         }
     }
 }

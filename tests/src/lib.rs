@@ -352,6 +352,14 @@ impl Relay {
     }
 }
 
+/// Raise this process's open-file limit to its hard limit: the flood tests
+/// and benchmarks hold a thousand connections, above the usual soft limit
+/// of 1,024.
+pub fn raise_descriptor_limit() {
+    #[cfg(unix)]
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+}
+
 /// A plain HTTP/1.1 GET on loopback: (status, body).
 pub fn http_get(host: &str, path: &str) -> anyhow::Result<(u16, String)> {
     let response = ureq::get(&format!("http://{host}{path}"))

@@ -4,6 +4,8 @@
 //!
 //! - 1,000 raw TCP connections that start the handshake and then trickle
 //!   one byte a second (slowloris), far above the per-IP cap.
+//! - 1,000 libp2p nodes that complete the handshake and stay connected,
+//!   far above the relay's connection cap.
 //! - A reservation flood: fresh peer ids from one address, each asking to be
 //!   reachable through the relay.
 //! - One circuit asked to carry three times its byte cap.
@@ -28,19 +30,15 @@ const PER_IP: usize = 64;
 const MEMORY_MIB: u64 = 512;
 
 fn start_relay(dir: &std::path::Path) -> anyhow::Result<(Relay, String, String)> {
-    let per_ip = PER_IP.to_string();
+    start_relay_with(dir, &["--max-connections-per-ip", &PER_IP.to_string()])
+}
+
+/// A relay on 127.0.0.1 and ::1 with the memory limit and `caps`.
+fn start_relay_with(dir: &std::path::Path, caps: &[&str]) -> anyhow::Result<(Relay, String, String)> {
     let memory = MEMORY_MIB.to_string();
-    let mut relay = Relay::start(
-        dir,
-        &[
-            "--listen",
-            "/ip6/::1/tcp/0",
-            "--max-connections-per-ip",
-            &per_ip,
-            "--max-memory-mib",
-            &memory,
-        ],
-    )?;
+    let mut args = vec!["--listen", "/ip6/::1/tcp/0", "--max-memory-mib", &memory];
+    args.extend_from_slice(caps);
+    let mut relay = Relay::start(dir, &args)?;
     let addrs = relay.addrs();
     let find = |prefix: &str| {
         addrs
@@ -148,6 +146,7 @@ async fn slow_handshake(port: u16) -> Slow {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_flood_with_slow_handshakes_leaves_honest_peers_syncing() -> anyhow::Result<()> {
+    synkro_tests::raise_descriptor_limit();
     const ATTACKERS: usize = 1000;
     let dir = tempfile::tempdir()?;
     let (relay, v4, v6) = start_relay(dir.path())?;
@@ -327,5 +326,104 @@ async fn a_huge_transfer_over_one_circuit_is_cut_at_its_cap_and_sync_completes()
     assert!(cut.is_ok(), "the relay let one circuit carry more than its cap");
     a_net.shutdown().await;
     b_net.shutdown().await;
+    Ok(())
+}
+
+/// 1,000 libp2p nodes from 127.0.0.1 (standing in for many addresses: the
+/// per-IP cap is lifted here) complete the whole handshake (TCP,
+/// multistream-select, Noise, Yamux, then identify and the sync protocol)
+/// and stay connected, against a relay that holds at most `CAP` connections.
+/// The cap holds and turns the rest away at once, memory stays under the
+/// limit, and the honest peers connected before keep syncing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_established_connections_stop_at_the_connection_cap() -> anyhow::Result<()> {
+    synkro_tests::raise_descriptor_limit();
+    const NODES: usize = 1000;
+    const CAP: usize = 600;
+    const WAVE: usize = 100;
+    let dir = tempfile::tempdir()?;
+    let cap = CAP.to_string();
+    let (relay, v4, v6) = start_relay_with(
+        dir.path(),
+        &["--max-connections-per-ip", "4096", "--max-connections", &cap],
+    )?;
+    let honest = honest_pair(&v6).await?;
+    let honest_connections = relay.metric("synkro_connections")?;
+    let rss_before = relay.rss_bytes()?;
+    let addr: Multiaddr = v4.parse()?;
+
+    // Waves of 100 dials at once, each from a node with its own identity.
+    let started = Instant::now();
+    let mut nodes = Vec::new();
+    let (mut joined, mut turned_away) = (0usize, Vec::new());
+    for wave in 0..NODES / WAVE {
+        let mut dials = Vec::new();
+        for i in 0..WAVE {
+            let mut seed = [0xa7u8; 32];
+            seed[..8].copy_from_slice(&((wave * WAVE + i) as u64).to_le_bytes());
+            let node = Network::start(seed, NetConfig::default())?;
+            tokio::spawn(node.driver);
+            let (net, events, addr) = (node.network, node.events, addr.clone());
+            dials.push(async move {
+                let t = Instant::now();
+                let dialed = net.dial(addr).await;
+                (net, events, dialed.is_ok(), t.elapsed())
+            });
+        }
+        for (net, events, ok, took) in futures::future::join_all(dials).await {
+            if ok {
+                joined += 1;
+            } else {
+                turned_away.push(took);
+            }
+            nodes.push((net, events));
+        }
+    }
+    let flood_took = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let held = relay.metric("synkro_connections")?;
+    let rss = relay.rss_bytes()?;
+    let seen = honest.edit_and_count(0, 30).await?;
+    let still_held = relay.metric("synkro_connections")?;
+    turned_away.sort();
+    let slowest_refusal = turned_away.last().copied().unwrap_or_default();
+    eprintln!(
+        "established flood: {NODES} nodes dialed in {:.1} s; {joined} connected and held, {} turned away \
+         (slowest answer {:.2} s); relay {held} connections (cap {CAP}, {honest_connections} honest), {still_held} \
+         after the honest edits; RSS {:.1} MiB, {:.1} KiB per held connection (limit {MEMORY_MIB} MiB); \
+         honest edits delivered {seen}/30",
+        flood_took.as_secs_f64(),
+        turned_away.len(),
+        slowest_refusal.as_secs_f64(),
+        rss as f64 / f64::from(1 << 20),
+        rss.saturating_sub(rss_before) as f64 / joined.max(1) as f64 / 1024.0,
+    );
+    assert_eq!(seen, 30, "honest peers lost edits while the relay was full");
+    assert!(
+        held <= CAP as f64,
+        "the relay holds {held} connections, over its cap of {CAP}"
+    );
+    assert!(
+        joined + honest_connections as usize >= CAP - 10,
+        "only {joined} nodes got in under a cap of {CAP}"
+    );
+    assert_eq!(joined + turned_away.len(), NODES);
+    assert!(
+        slowest_refusal < Duration::from_secs(10),
+        "a refused node waited {slowest_refusal:?} for its answer"
+    );
+    assert!(rss < MEMORY_MIB << 20, "relay RSS {rss} over its limit");
+    assert_eq!(relay.get("/health")?.0, 200);
+
+    // The flood leaves; the honest peers still sync and a new one gets in.
+    futures::future::join_all(nodes.iter().map(|(net, _)| net.shutdown())).await;
+    drop(nodes);
+    assert_eq!(honest.edit_and_count(30, 5).await?, 5);
+    let (carol, c_net, relay_id) = repo_via(&v6).await?;
+    let carols = carol.join(&honest.doc.share(Role::Read).await?).await?;
+    carol.wait_synced(relay_id, TIMEOUT).await?;
+    wait_for_value(&carols, "edits", &json!(35)).await?;
+    c_net.shutdown().await;
+    honest.shutdown().await;
     Ok(())
 }
