@@ -128,6 +128,16 @@ test('bad arguments throw typed errors and the module keeps working', async () =
     await attempt('splice not text', () => doc.splice('nothing', 0, 0, 'x'));
     await attempt('share role', () => doc.share('owner'));
     await attempt('connect', () => repo.connect(['not a multiaddr']));
+    // Not strings where strings belong: the JS glue would copy them into
+    // wasm memory blindly (found by the benchmark: it corrupted the heap).
+    await attempt('join a number', () => repo.join(42));
+    await attempt('find an object', () => repo.find({ id: 'x' }));
+    await attempt('get null', () => doc.get(null));
+    await attempt('setText a number', () => doc.setText('t', 5));
+    await attempt('splice an array', () => doc.splice('t', 0, 0, ['x']));
+    await attempt('share undefined', () => doc.share());
+    await attempt('connect a string', () => repo.connect('/ip4/127.0.0.1/tcp/1/ws'));
+    await attempt('connect numbers', () => repo.connect([1, 2]));
     await attempt('unknown doc', () => repo.find('4vJ9JU1bJJE96FWSJKvHsmmFADCg4gpZQff4P3bkLKi'));
     // Still alive: the instance did not abort.
     doc.set('ok', true);
@@ -142,6 +152,9 @@ test('bad arguments throw typed errors and the module keeps working', async () =
   assert.equal(byName['set undefined'], 'InvalidArgumentError');
   assert.equal(byName['negative index'], 'InvalidArgumentError');
   assert.equal(byName['unknown doc'], 'NotFoundError');
+  for (const name of ['join a number', 'find an object', 'get null', 'setText a number', 'splice an array', 'share undefined', 'connect a string', 'connect numbers']) {
+    assert.equal(byName[name], 'InvalidArgumentError', name);
+  }
   await page.close();
 });
 

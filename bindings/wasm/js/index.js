@@ -151,7 +151,9 @@ function live() {
 function failure(instance, e) {
   if (e instanceof WebAssembly.RuntimeError) markDead(instance, e.message);
   if (instance.dead) {
-    return new PanicError(`synkro hit an internal error and is reloading from storage; the operation did not happen (${instance.message})`);
+    const error = new PanicError(`synkro hit an internal error and is reloading from storage; the operation did not happen (${instance.message})`);
+    error.cause = e;
+    return error;
   }
   return e;
 }
@@ -173,6 +175,12 @@ function guarded(instance, promise) {
  * pending rejects, and module objects in results get their stand-ins.
  */
 function invoke(owner, method, args, wrap) {
+  try {
+    checkArgs(method, args);
+  } catch (e) {
+    if (owner.constructor.asyncMethods.has(method)) return Promise.reject(e);
+    throw e;
+  }
   const pending = live();
   if (pending) {
     if (owner.constructor.asyncMethods.has(method)) {
@@ -196,6 +204,27 @@ function invoke(owner, method, args, wrap) {
 }
 
 const same = (v) => v;
+
+// Which arguments must be strings. The module's JS glue copies a string
+// argument into wasm memory without looking at its type, and anything else
+// there corrupts the instance; so they are checked here, before the call.
+const stringArgs = {
+  find: [0], join: [0], import: [1], syncStatus: [0],
+  get: [0], set: [0], delete: [0], insert: [0], setText: [0, 1], splice: [0, 3], increment: [0],
+  share: [0], revoke: [0], export: [0], whenDurableOn: [0], __panicForTests: [0],
+};
+
+function checkArgs(method, args) {
+  for (const i of stringArgs[method] ?? []) {
+    if (typeof args[i] !== 'string') {
+      const got = args[i] === null ? 'null' : Array.isArray(args[i]) ? 'an array' : typeof args[i];
+      throw new InvalidArgumentError(`${method}: argument ${i + 1} must be a string, got ${got}`);
+    }
+  }
+  if (method === 'connect' && !(Array.isArray(args[0]) && args[0].every((r) => typeof r === 'string'))) {
+    throw new InvalidArgumentError('connect: relays must be an array of multiaddr strings');
+  }
+}
 
 /**
  * A listener registered on the module's object: kept, so that it is
@@ -333,7 +362,12 @@ export class Repo {
 
   /** Relays to sync through (kept, to reconnect after a reload). */
   connect(relays) {
-    for (const r of relays ?? []) if (typeof r === 'string') this._relays.add(r);
+    try {
+      checkArgs('connect', [relays]);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    for (const r of relays) this._relays.add(r);
     return invoke(this, 'connect', [relays], same);
   }
 
