@@ -9,8 +9,9 @@
 # file) and builds synkro-bench and synkro-relay, optimized unless
 # BENCH_PROFILE=dev (CI reuses the test build). Scenario 6 (encryption
 # overhead) also builds both with sealing switched off, in a target dir of
-# their own, for full runs and `--only encryption`. The wasm size row needs
-# scripts/build-wasm.sh to have run.
+# their own, for full runs and `--only encryption`. The wasm rows (size,
+# and scenario 1 with a peer in headless Chromium) use the npm package:
+# built here by scripts/build-wasm.sh if it is not there yet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -23,6 +24,10 @@ if [ ! -d "$peer/node_modules/@automerge/automerge-repo" ] || [ "$peer/package-l
   # cbor-extract's optional per-platform packages out of it, which `npm ci`
   # then refuses as out of sync.
   (cd "$peer" && npm install --no-audit --no-fund)
+fi
+
+if [ ! -f bindings/wasm/pkg/index.js ]; then
+  bash scripts/build-wasm.sh
 fi
 
 args=("$@")

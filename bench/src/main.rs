@@ -5,6 +5,7 @@
 //! reproduce. Run through `scripts/bench.sh`, which installs and builds what
 //! it needs.
 
+mod browser;
 mod ours;
 mod peer;
 mod report;
@@ -198,6 +199,34 @@ async fn latency(b: &mut Bench) -> anyhow::Result<()> {
             "latency: synkro delivered {} of {}",
             ours.latencies.len(),
             ours.expected
+        );
+    }
+    browser_latency(b, &mut ours.latencies).await
+}
+
+/// Scenario 7's second half: scenario 1 with the reader in headless
+/// Chromium, against the native reader of the same run.
+async fn browser_latency(b: &mut Bench, native: &mut Latencies) -> anyhow::Result<()> {
+    if let Some(why) = browser::missing() {
+        eprintln!("latency: no browser peer: {why}");
+        return Ok(());
+    }
+    let (docs, rate, seconds) = (100, 1000.0, b.sizes.seconds);
+    eprintln!("latency: the same with B in headless Chromium");
+    let (relay, addr, _dir) = browser::relay_with_page()?;
+    let (mut page, expected) = browser::flow(&relay, &addr, docs, rate, seconds).await?;
+    if page.len() < expected {
+        eprintln!("latency: the browser peer got {} of {expected}", page.len());
+    }
+    for p in [50.0, 99.0] {
+        b.row(
+            "7 browser peer",
+            format!("p{p} change → peer B in headless Chromium"),
+            page.percentile_ms(p),
+            "synkro, native peer B",
+            native.percentile_ms(p),
+            "ms",
+            true,
         );
     }
     Ok(())
@@ -641,11 +670,11 @@ fn document(rows: &[Row], quick: bool, took: Duration) -> String {
          6. Encryption overhead: synkro's throughput ramp (scenario 2) against the same ramp in a \
          benchmark-only build (`insecure-unsealed-benchmark`) whose chunks are neither encrypted nor signed, \
          relay included; also p99 at the highest rate both held.\n\
-         7. wasm: gzip size of the npm package's wasm against `@automerge/automerge`'s own.\n\
+         7. wasm: gzip size of the npm package's wasm against `@automerge/automerge`'s own; and scenario 1 \
+         with peer B in a page of headless Chromium (the npm package over WebSocket, \
+         `tests/browser/bench-reader.mjs`), against the native peer B of the same run.\n\
          8. Typists: N clients type 5 keystrokes/s each into one text; the largest N whose p99 stays under \
-         250 ms.\n\n\
-         Not yet measured: scenario 1 with a browser peer (the browser tests time edits between two \
-         Chromium pages through the relay instead).\n",
+         250 ms.\n",
         machine(),
         if quick {
             "quick (small workloads, noisy)"

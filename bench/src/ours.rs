@@ -98,7 +98,8 @@ pub async fn flow(
         handles.push(doc);
     }
     let index: Arc<HashMap<DocId, usize>> = Arc::new(handles.iter().enumerate().map(|(i, h)| (h.id(), i)).collect());
-    let sent: Arc<Mutex<Vec<Vec<Instant>>>> = Arc::new(Mutex::new(vec![Vec::new(); docs]));
+    // sent[d][n]: when change n of document d was made (n = 0: the initial value).
+    let sent: Arc<Mutex<Vec<Vec<Instant>>>> = Arc::new(Mutex::new(vec![vec![Instant::now()]; docs]));
     let latencies = Arc::new(Mutex::new(Latencies::default()));
     let mut followers = Vec::new();
     for r in &rs {
@@ -144,28 +145,10 @@ pub async fn flow(
             }
         }));
     }
-    let total = (rate * seconds).round() as usize;
-    let start = Instant::now();
-    let mut made = 0;
-    let mut ticks = tokio::time::interval(Duration::from_millis(10));
-    while made < total {
-        ticks.tick().await;
-        let due = total.min((start.elapsed().as_secs_f64() * rate) as usize);
-        while made < due {
-            let d = made % docs;
-            let n = {
-                let mut sent = sent.lock().expect("sent");
-                if sent[d].is_empty() {
-                    sent[d].push(start); // seq 0: the initial value
-                }
-                sent[d].push(Instant::now());
-                sent[d].len() - 1
-            };
-            handles[d].set("seq", &json!(n))?;
-            made += 1;
-        }
-    }
-    let achieved_rate = total as f64 / start.elapsed().as_secs_f64();
+    let (total, achieved_rate) = write_at(&handles, rate, seconds, |d| {
+        sent.lock().expect("sent")[d].push(Instant::now());
+    })
+    .await?;
     let expected = total * readers;
     let deadline = Instant::now() + Duration::from_secs(15);
     while latencies.lock().expect("latencies").len() < expected && Instant::now() < deadline {
@@ -183,6 +166,35 @@ pub async fn flow(
         expected,
         achieved_rate,
     })
+}
+
+/// Make `rate` changes/s for `seconds`, round-robin over `handles`: change
+/// n of a document sets its `seq` to n; `sent(d)` is called just before
+/// each change of document `d`. Returns how many were made and at what
+/// rate.
+pub async fn write_at(
+    handles: &[DocHandle],
+    rate: f64,
+    seconds: f64,
+    mut sent: impl FnMut(usize),
+) -> anyhow::Result<(usize, f64)> {
+    let total = (rate * seconds).round() as usize;
+    let mut seq = vec![0usize; handles.len()];
+    let start = Instant::now();
+    let mut made = 0;
+    let mut ticks = tokio::time::interval(Duration::from_millis(10));
+    while made < total {
+        ticks.tick().await;
+        let due = total.min((start.elapsed().as_secs_f64() * rate) as usize);
+        while made < due {
+            let d = made % handles.len();
+            seq[d] += 1;
+            sent(d);
+            handles[d].set("seq", &json!(seq[d]))?;
+            made += 1;
+        }
+    }
+    Ok((total, total as f64 / start.elapsed().as_secs_f64()))
 }
 
 /// Large document: the writer types `edits` (one change per keystroke),
