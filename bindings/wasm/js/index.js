@@ -283,6 +283,9 @@ export class DocHandle {
 
   free() { try { this._inner.free(); } catch { /* already freed or gone */ } }
 }
+if (Symbol.dispose) {
+  DocHandle.prototype[Symbol.dispose] = DocHandle.prototype.free;
+}
 DocHandle.asyncMethods = new Set(['flush', 'broadcast', 'share', 'revoke', 'export', 'whenDurableOn']);
 for (const method of ['value', 'get', 'set', 'delete', 'insert', 'setText', 'splice', 'increment', 'info', '__panicForTests', ...DocHandle.asyncMethods]) {
   DocHandle.prototype[method] = function (...args) { return invoke(this, method, args, same); };
@@ -399,6 +402,9 @@ export class Repo {
   }
 
   free() { try { this._inner.free(); } catch { /* already freed or gone */ } }
+}
+if (Symbol.dispose) {
+  Repo.prototype[Symbol.dispose] = Repo.prototype.free;
 }
 Repo.asyncMethods = new Set(['create', 'join', 'import', 'connect', 'disconnect', 'close']);
 for (const method of ['loadProblems', 'list', 'syncStatus']) {
