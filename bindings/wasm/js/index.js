@@ -100,6 +100,9 @@ function markDead(instance, message) {
   if (instance.dead) return;
   instance.dead = true;
   instance.message = message;
+  // A trap that was not a panic ran no hook: fence the dead instance's
+  // storage from here (the call only sets a flag).
+  try { instance.glue.__markCrashed(); } catch { /* it cannot even do that */ }
   console.error(`synkro: internal error (${message}); reloading from storage`);
   const error = new PanicError(`synkro hit an internal error and reloaded from storage; the operation did not happen (${message})`);
   for (const reject of instance.waiting) reject(error);

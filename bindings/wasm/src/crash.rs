@@ -63,6 +63,14 @@ pub fn on_crash(listener: Function) {
     LISTENER.with(|l| *l.borrow_mut() = Some(listener));
 }
 
+/// Mark this instance dead after a trap that was not a panic (out of
+/// bounds, stack overflow: no hook ran). Touches nothing but one flag, so
+/// it is safe to call into an instance that trapped.
+#[wasm_bindgen(js_name = "__markCrashed")]
+pub fn mark_crashed() {
+    CRASHED.store(true, Ordering::SeqCst);
+}
+
 /// A store that refuses every write once the instance has crashed.
 pub(crate) struct Fenced(pub Arc<dyn Storage>);
 
