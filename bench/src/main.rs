@@ -417,17 +417,16 @@ async fn many(b: &mut Bench) -> anyhow::Result<()> {
     let per_doc = relay.rss_bytes()?.saturating_sub(before) as f64 / docs as f64;
     let server = peer::Server::start()?;
     let (dir_a, dir_b) = (tempfile::tempdir()?, tempfile::tempdir()?);
-    let theirs = peer::run(
+    let (theirs, peer_label) = peer::run_or_report(
         &server,
         "many",
         json!({ "docs": docs, "dirA": dir_a.path(), "dirB": dir_b.path() }),
-        None,
-    )?;
+    );
     b.row(
         "4 many docs",
         format!("first sync of {docs} docs"),
         ms(ours.first_sync),
-        AMR,
+        &peer_label,
         peer::num(&theirs, "first_sync_ms"),
         "ms",
         true,
@@ -436,7 +435,7 @@ async fn many(b: &mut Bench) -> anyhow::Result<()> {
         "4 many docs",
         format!("cold open of {docs} docs"),
         ms(ours.cold_open),
-        AMR,
+        &peer_label,
         peer::num(&theirs, "cold_open_ms"),
         "ms",
         true,
@@ -445,7 +444,7 @@ async fn many(b: &mut Bench) -> anyhow::Result<()> {
         "4 many docs",
         "reconnect, nothing changed: time to last message",
         ms(ours.reconnect),
-        AMR,
+        &peer_label,
         peer::num(&theirs, "reconnect_ms"),
         "ms",
         true,
@@ -454,7 +453,7 @@ async fn many(b: &mut Bench) -> anyhow::Result<()> {
         "4 many docs",
         "reconnect, nothing changed: messages",
         ours.reconnect_messages as f64,
-        AMR,
+        &peer_label,
         peer::num(&theirs, "reconnect_messages"),
         "",
         true,
@@ -463,7 +462,7 @@ async fn many(b: &mut Bench) -> anyhow::Result<()> {
         "4 many docs",
         "reconnect, nothing changed: bytes",
         ours.reconnect_bytes as f64,
-        format!("{AMR} (payload bytes)"),
+        format!("{peer_label} (payload bytes)"),
         peer::num(&theirs, "reconnect_bytes"),
         "B",
         true,
@@ -472,7 +471,7 @@ async fn many(b: &mut Bench) -> anyhow::Result<()> {
         "5 footprint",
         "relay / server RSS per stored doc",
         per_doc,
-        AMR,
+        &peer_label,
         peer::num(&theirs, "server_rss_per_doc"),
         "B",
         true,

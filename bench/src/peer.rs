@@ -77,6 +77,27 @@ pub fn run(server: &Server, scenario: &str, mut params: Value, throttle_ms: Opti
     serde_json::from_str(last).with_context(|| format!("result line {last:?}"))
 }
 
+/// [`run`], where automerge-repo failing the workload is a result rather
+/// than the end of the benchmark: the failure is printed, its figures read
+/// n/a, and the label to compare with says it did not finish.
+pub fn run_or_report(server: &Server, scenario: &str, params: Value) -> (Value, String) {
+    match run(server, scenario, params, None) {
+        Ok(v) => (v, "automerge-repo".into()),
+        Err(e) => {
+            let first = e.to_string();
+            let reason = first.lines().find(|l| l.starts_with("Error: ")).unwrap_or("failed");
+            eprintln!("{scenario}: {e:#}");
+            (
+                Value::Null,
+                format!(
+                    "automerge-repo (did not finish: {})",
+                    reason.trim_start_matches("Error: ")
+                ),
+            )
+        }
+    }
+}
+
 /// A number field of a result.
 pub fn num(v: &Value, key: &str) -> f64 {
     v[key].as_f64().unwrap_or(f64::NAN)
