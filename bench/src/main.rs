@@ -482,7 +482,11 @@ async fn many(b: &mut Bench) -> anyhow::Result<()> {
 async fn idle(b: &mut Bench) -> anyhow::Result<()> {
     let n = b.sizes.idle_connections;
     eprintln!("footprint: {n} idle connections");
-    let (relay, addr, _dir) = fresh_relay()?;
+    // All from 127.0.0.1: lift the per-IP cap (256 by default) above them.
+    let dir = tempfile::tempdir()?;
+    let per_ip = (n + 16).to_string();
+    let mut relay = Relay::start(dir.path(), &["--max-connections-per-ip", &per_ip])?;
+    let addr: Multiaddr = relay.addr("/ws/").parse()?;
     let ours = ours::idle(&relay, &addr, n).await?;
     let server = peer::Server::start()?;
     let theirs = peer::run(&server, "idle", json!({ "connections": n }), None)?;
