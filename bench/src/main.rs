@@ -160,8 +160,13 @@ impl Bench {
 }
 
 fn fresh_relay() -> anyhow::Result<(Relay, Multiaddr, tempfile::TempDir)> {
+    fresh_relay_with(&[])
+}
+
+/// [`fresh_relay`] with `extra` arguments.
+fn fresh_relay_with(extra: &[&str]) -> anyhow::Result<(Relay, Multiaddr, tempfile::TempDir)> {
     let dir = tempfile::tempdir()?;
-    let mut relay = Relay::start(dir.path(), &[])?;
+    let mut relay = Relay::start(dir.path(), extra)?;
     let addr = relay.addr("/ws/").parse()?;
     Ok((relay, addr, dir))
 }
@@ -483,10 +488,8 @@ async fn idle(b: &mut Bench) -> anyhow::Result<()> {
     let n = b.sizes.idle_connections;
     eprintln!("footprint: {n} idle connections");
     // All from 127.0.0.1: lift the per-IP cap (256 by default) above them.
-    let dir = tempfile::tempdir()?;
     let per_ip = (n + 16).to_string();
-    let mut relay = Relay::start(dir.path(), &["--max-connections-per-ip", &per_ip])?;
-    let addr: Multiaddr = relay.addr("/ws/").parse()?;
+    let (relay, addr, _dir) = fresh_relay_with(&["--max-connections-per-ip", &per_ip])?;
     let ours = ours::idle(&relay, &addr, n).await?;
     let server = peer::Server::start()?;
     let theirs = peer::run(&server, "idle", json!({ "connections": n }), None)?;

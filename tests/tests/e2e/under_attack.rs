@@ -92,6 +92,20 @@ impl Honest {
         Ok(seen)
     }
 
+    /// After an attack: 5 more edits all arrive, and a new reader joining
+    /// through the relay gets the document (`from` edits were made before).
+    /// Then everyone leaves.
+    async fn sync_after_the_flood(self, v6: &str, from: usize) -> anyhow::Result<()> {
+        assert_eq!(self.edit_and_count(from, 5).await?, 5);
+        let (carol, c_net, relay_id) = repo_via(v6).await?;
+        let carols = carol.join(&self.doc.share(Role::Read).await?).await?;
+        carol.wait_synced(relay_id, TIMEOUT).await?;
+        wait_for_value(&carols, "edits", &json!(from + 5)).await?;
+        c_net.shutdown().await;
+        self.shutdown().await;
+        Ok(())
+    }
+
     async fn shutdown(self) {
         for n in self.nets {
             n.shutdown().await;
@@ -203,14 +217,7 @@ async fn a_connection_flood_with_slow_handshakes_leaves_honest_peers_syncing() -
     assert_eq!(relay.get("/health")?.0, 200);
 
     // After the flood, honest peers still sync, and a new honest peer joins.
-    assert_eq!(honest.edit_and_count(40, 5).await?, 5);
-    let (carol, c_net, relay_id) = repo_via(&v6).await?;
-    let carols = carol.join(&honest.doc.share(Role::Read).await?).await?;
-    carol.wait_synced(relay_id, TIMEOUT).await?;
-    wait_for_value(&carols, "edits", &json!(45)).await?;
-    c_net.shutdown().await;
-    honest.shutdown().await;
-    Ok(())
+    honest.sync_after_the_flood(&v6, 40).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -418,12 +425,5 @@ async fn a_thousand_established_connections_stop_at_the_connection_cap() -> anyh
     // The flood leaves; the honest peers still sync and a new one gets in.
     futures::future::join_all(nodes.iter().map(|(net, _)| net.shutdown())).await;
     drop(nodes);
-    assert_eq!(honest.edit_and_count(30, 5).await?, 5);
-    let (carol, c_net, relay_id) = repo_via(&v6).await?;
-    let carols = carol.join(&honest.doc.share(Role::Read).await?).await?;
-    carol.wait_synced(relay_id, TIMEOUT).await?;
-    wait_for_value(&carols, "edits", &json!(35)).await?;
-    c_net.shutdown().await;
-    honest.shutdown().await;
-    Ok(())
+    honest.sync_after_the_flood(&v6, 30).await
 }
