@@ -43,11 +43,10 @@ pub fn relay_with_page() -> anyhow::Result<(Relay, Multiaddr, tempfile::TempDir)
     let site = dir.path().join("site");
     std::fs::create_dir_all(&site)?;
     std::os::unix::fs::symlink(root().join("bindings/wasm/pkg").canonicalize()?, site.join("pkg"))?;
-    std::fs::write(
+    // The browser tests' page (`stageSite` in tests/browser/harness.mjs).
+    std::os::unix::fs::symlink(
+        root().join("tests/browser/test-page.html").canonicalize()?,
         site.join("index.html"),
-        "<!doctype html><meta charset=\"utf-8\"><title>synkro bench</title>\n\
-         <script type=\"module\">\n  import * as synkro from './pkg/index.js';\n  \
-         window.synkro = synkro;\n  window.ready = synkro.ready().then(() => true);\n</script>\n",
     )?;
     let site_arg = site.to_str().context("site path")?.to_owned();
     let mut relay = Relay::start(&dir.path().join("data"), &["--web-root", &site_arg])?;

@@ -1,7 +1,7 @@
 // Shared helpers of the browser tests: the workspace's binaries on loopback,
 // a site with the built npm package, and headless Chromium.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, cpSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, cpSync, existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -29,15 +29,8 @@ export function stageSite() {
   if (!existsSync(join(pkg, 'index.js'))) throw new Error(`${pkg} is not built; run scripts/build-wasm.sh`);
   const site = tempDir('site');
   cpSync(pkg, join(site, 'pkg'), { recursive: true });
-  writeFileSync(
-    join(site, 'index.html'),
-    `<!doctype html><meta charset="utf-8"><title>synkro test page</title>
-<script type="module">
-  import * as synkro from './pkg/index.js';
-  window.synkro = synkro;
-  window.ready = synkro.ready().then(() => true);
-</script>`,
-  );
+  // The page the benchmark's browser peer loads too (bench/src/browser.rs).
+  cpSync(join(root, 'tests', 'browser', 'test-page.html'), join(site, 'index.html'));
   return site;
 }
 
