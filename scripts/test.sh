@@ -20,10 +20,11 @@ cargo fmt --all -- --check
 step "lints"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "wasm32 build (synkro-core, synkro-storage, synkro-net, synkro, synkro-wasm)"
-cargo clippy --locked --target wasm32-unknown-unknown -p synkro-core -p synkro-storage -p synkro-net -p synkro -p synkro-wasm -- -D warnings
+step "wasm32 build (synkro-core, synkro-storage, synkro-webrtc, synkro-net, synkro, synkro-wasm)"
+cargo clippy --locked --target wasm32-unknown-unknown -p synkro-core -p synkro-storage -p synkro-webrtc -p synkro-net -p synkro -p synkro-wasm -- -D warnings
 cargo clippy --locked --target wasm32-unknown-unknown -p synkro-storage --test indexeddb -- -D warnings
 cargo clippy --locked --target wasm32-unknown-unknown -p synkro-core --test browser -- -D warnings
+cargo clippy --locked --target wasm32-unknown-unknown -p synkro-webrtc --test browser -- -D warnings
 
 step "tests"
 # The end-to-end tests run the synkro and synkro-relay binaries: build them
@@ -35,11 +36,12 @@ cargo test --workspace --locked --no-fail-fast
 step "fuzz: every decoder for a bounded time (long runs: FUZZ_SECONDS=3600 scripts/fuzz.sh)"
 FUZZ_SECONDS="${FUZZ_SECONDS:-15}" bash scripts/fuzz.sh
 
-step "browser: the core and the IndexedDB backend in headless Chromium (wasm-bindgen-test)"
+step "browser: the core, the IndexedDB backend and WebRTC signaling in headless Chromium (wasm-bindgen-test)"
 bash scripts/setup-browser.sh
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner CHROMEDRIVER=/usr/bin/chromedriver
 cargo test --locked --target wasm32-unknown-unknown -p synkro-core --test browser
 cargo test --locked --target wasm32-unknown-unknown -p synkro-storage --test indexeddb
+cargo test --locked --target wasm32-unknown-unknown -p synkro-webrtc --test browser
 
 step "browser: the npm package and the web demo in headless Chromium"
 bash scripts/build-demo.sh
