@@ -80,6 +80,13 @@ pub struct Args {
     /// Serve the files of this directory over HTTP at / (e.g. the built web demo).
     #[arg(long, env = "SYNKRO_RELAY_WEB_ROOT", value_name = "DIR")]
     pub web_root: Option<PathBuf>,
+    /// UDP address to answer STUN binding requests on, for browsers' direct
+    /// WebRTC connections; port 0 picks a free port [default: 0.0.0.0:3478].
+    #[arg(long, env = "SYNKRO_RELAY_STUN", value_name = "IP:PORT")]
+    pub stun: Option<SocketAddr>,
+    /// Do not answer STUN.
+    #[arg(long, env = "SYNKRO_RELAY_NO_STUN", conflicts_with = "stun")]
+    pub no_stun: bool,
 }
 
 /// The TOML file: the same settings as the flags.
@@ -104,6 +111,8 @@ struct FileConfig {
     max_circuit_mib: Option<u64>,
     max_memory_mib: Option<usize>,
     web_root: Option<PathBuf>,
+    stun: Option<SocketAddr>,
+    no_stun: Option<bool>,
 }
 
 /// Settings after merging flags, environment, file and defaults.
@@ -127,6 +136,8 @@ pub struct RelayConfig {
     pub server: ServerConfig,
     /// Static files served at `/`.
     pub web_root: Option<PathBuf>,
+    /// Where STUN is answered (`None`: not at all).
+    pub stun: Option<SocketAddr>,
 }
 
 /// The listeners of a relay started without `--listen`.
@@ -136,6 +147,9 @@ pub const DEFAULT_LISTEN: [&str; 4] = [
     "/ip4/0.0.0.0/tcp/4002/ws",
     "/ip4/0.0.0.0/udp/4003/webrtc-direct",
 ];
+
+/// Where a relay answers STUN unless told otherwise.
+pub const DEFAULT_STUN: &str = "0.0.0.0:3478";
 
 /// The HTTP endpoint of a relay started without `--http`: loopback only,
 /// because metrics are for the operator.
@@ -213,6 +227,14 @@ impl RelayConfig {
             max_documents: args.max_documents.or(file.max_documents).unwrap_or(usize::MAX),
             server,
             web_root: args.web_root.or(file.web_root),
+            stun: if args.no_stun || file.no_stun.unwrap_or(false) {
+                None
+            } else {
+                Some(match args.stun.or(file.stun) {
+                    Some(a) => a,
+                    None => DEFAULT_STUN.parse().expect("valid default address"),
+                })
+            },
         })
     }
 }
@@ -254,6 +276,11 @@ mod tests {
         assert_eq!(c.http.to_string(), DEFAULT_HTTP);
         assert!(c.store);
         assert_eq!(c.server.max_circuit_bytes, 64 << 20);
+        assert_eq!(c.stun.map(|a| a.to_string()).as_deref(), Some(DEFAULT_STUN));
+        let c = resolve(&["--data-dir", "/tmp/r", "--no-stun"], None)?;
+        assert_eq!(c.stun, None);
+        let c = resolve(&["--data-dir", "/tmp/r"], Some("stun = \"127.0.0.1:0\""))?;
+        assert_eq!(c.stun.map(|a| a.to_string()).as_deref(), Some("127.0.0.1:0"));
         Ok(())
     }
 

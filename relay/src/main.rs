@@ -11,6 +11,7 @@ mod config;
 mod http;
 mod metrics;
 mod server;
+mod stun;
 
 use std::process::ExitCode;
 

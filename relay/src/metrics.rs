@@ -38,6 +38,8 @@ pub struct Metrics {
     pub misbehaving_peers: Counter,
     /// Sync sessions opened.
     pub sessions_opened: Counter,
+    /// The STUN responder's counts.
+    pub stun: crate::stun::StunMetrics,
 }
 
 impl Metrics {
@@ -55,6 +57,7 @@ impl Metrics {
             rejected: Counter::default(),
             misbehaving_peers: Counter::default(),
             sessions_opened: Counter::default(),
+            stun: crate::stun::StunMetrics::default(),
         };
         r.register(
             "relay",
@@ -93,6 +96,16 @@ impl Metrics {
             m.misbehaving_peers.clone(),
         );
         r.register("sessions_opened", "Sync sessions opened", m.sessions_opened.clone());
+        r.register(
+            "stun_answered",
+            "STUN binding requests answered",
+            m.stun.answered.clone(),
+        );
+        r.register(
+            "stun_dropped",
+            "UDP datagrams on the STUN port that were not binding requests",
+            m.stun.dropped.clone(),
+        );
         m
     }
 

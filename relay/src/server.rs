@@ -66,6 +66,10 @@ pub async fn run(config: RelayConfig) -> anyhow::Result<()> {
         "relay started"
     );
 
+    let stun = match config.stun {
+        Some(addr) => start_stun(addr, &metrics).await,
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.http)
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
@@ -90,6 +94,9 @@ pub async fn run(config: RelayConfig) -> anyhow::Result<()> {
     watch(&repo, &net, &metrics).await?;
 
     info!("stopping: flushing and closing connections");
+    if let Some(stun) = stun {
+        stun.abort();
+    }
     let _ = stop_http.send(());
     repo.flush_all().await?;
     net.shutdown().await;
@@ -99,6 +106,24 @@ pub async fn run(config: RelayConfig) -> anyhow::Result<()> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// Answer STUN on `addr`. A port already taken (another relay on this
+/// host) costs browsers their server-reflexive candidates, not the relay
+/// its start: warn and go on.
+async fn start_stun(addr: std::net::SocketAddr, metrics: &Metrics) -> Option<tokio::task::JoinHandle<()>> {
+    match tokio::net::UdpSocket::bind(addr).await {
+        Ok(socket) => {
+            if let Ok(bound) = socket.local_addr() {
+                announce(&format!("stun {bound}"));
+            }
+            Some(tokio::spawn(crate::stun::serve(socket, metrics.stun.clone())))
+        }
+        Err(e) => {
+            warn!(%addr, error = %e, "cannot answer STUN there; browsers get no server-reflexive candidates from this relay");
+            None
+        }
+    }
 }
 
 fn listener_printed(listener: tokio::net::TcpListener) -> anyhow::Result<tokio::net::TcpListener> {

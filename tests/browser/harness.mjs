@@ -38,7 +38,7 @@ export function stageSite() {
 export async function startRelay({ webRoot, extra = [] } = {}) {
   const dataDir = tempDir('relay');
   const args = [
-    '--data-dir', dataDir, '--http', '127.0.0.1:0',
+    '--data-dir', dataDir, '--http', '127.0.0.1:0', '--stun', '127.0.0.1:0',
     '--listen', '/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/tcp/0/ws,/ip4/127.0.0.1/udp/0/webrtc-direct',
     ...(webRoot ? ['--web-root', webRoot] : []),
     ...extra,
@@ -69,6 +69,7 @@ export async function startRelay({ webRoot, extra = [] } = {}) {
     tcp: pick((a) => a.includes('/tcp/') && !a.includes('/ws')),
     ws: pick((a) => a.includes('/ws/')),
     webrtc: pick((a) => a.includes('/webrtc-direct')),
+    stun: lines.find((l) => l.startsWith('stun '))?.slice('stun '.length),
     stop: () => new Promise((resolve) => {
       if (child.exitCode !== null) return resolve();
       child.once('exit', resolve);

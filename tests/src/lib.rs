@@ -281,6 +281,8 @@ impl Relay {
             .arg(data_dir)
             .arg("--http")
             .arg("127.0.0.1:0")
+            .arg("--stun")
+            .arg("127.0.0.1:0")
             .args(Self::LOOPBACK)
             .args(extra)
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
