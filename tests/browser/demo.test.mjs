@@ -30,7 +30,12 @@ async function shot(page, name) {
 
 /** A person opening the app at `url` for the first time and giving a name. */
 async function person(name, url, { viewport } = {}) {
-  const context = await browser.newContext({ viewport: viewport ?? { width: 1280, height: 800 } });
+  // Media permission: lets two pages on this host connect directly over
+  // WebRTC on loopback (see `webrtcContext` in the harness).
+  const context = await browser.newContext({
+    viewport: viewport ?? { width: 1280, height: 800 },
+    permissions: ['camera', 'microphone'],
+  });
   const page = await context.newPage();
   page.on('pageerror', (e) => pageErrors.push(`${name}: ${e.message}`));
   page.on('dialog', (d) => d.accept()); // confirm() before removing a member
@@ -113,6 +118,11 @@ test('two users share a board by invite link: edits and presence both ways', asy
   await until('bob to see alice', async () => (await b.locator('.here').textContent()).includes('Alice'));
   assert.ok(await a.getByRole('listitem', { name: 'Bob' }).isVisible());
   assert.ok(await b.getByRole('listitem', { name: 'Alice' }).isVisible());
+  // Their browsers met through the relay, then connected directly; the
+  // avatar says so (and wears a green dot).
+  await until('a direct connection, shown on the avatars', async () =>
+    (await a.getByRole('listitem', { name: 'Bob, connected directly' }).count()) === 1 &&
+    (await b.getByRole('listitem', { name: 'Alice, connected directly' }).count()) === 1, 30000);
 
   // Bob types in the notes; his caret shows, labelled, on Alice's screen.
   await b.getByRole('textbox', { name: 'Notes' }).click();

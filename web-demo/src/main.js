@@ -192,10 +192,24 @@ function renderList() {
   $('board-list').replaceChildren(...items);
 }
 
+/** How we reach someone: 'direct' (browser to browser), 'relayed' or 'offline'. */
+function pathTo(id) {
+  try {
+    return app.repo.connection(id);
+  } catch {
+    return 'offline'; // not connected to any relay yet
+  }
+}
+
+const PATH_LABELS = { direct: 'connected directly', relayed: 'through the relay', offline: 'via the relay’s copy' };
+
 function renderPresence(people) {
-  $('presence').replaceChildren(...people.map((p) =>
-    el('span', { class: 'avatar', role: 'listitem', title: p.you ? `${p.name} (you)` : p.name, 'aria-label': p.you ? `${p.name} (you)` : p.name, style: `--who: ${p.color}` },
-      p.name.trim().charAt(0).toUpperCase() || '?')));
+  $('presence').replaceChildren(...people.map((p) => {
+    const path = p.you ? null : pathTo(p.id);
+    const label = p.you ? `${p.name} (you)` : `${p.name}, ${PATH_LABELS[path]}`;
+    return el('span', { class: `avatar${path === 'direct' ? ' direct' : ''}`, role: 'listitem', title: label, 'aria-label': label, style: `--who: ${p.color}` },
+      p.name.trim().charAt(0).toUpperCase() || '?');
+  }));
 }
 
 function toggleMenu(open) {

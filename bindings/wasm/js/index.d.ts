@@ -32,6 +32,21 @@ export interface OpenOptions {
   takeOver?: boolean;
   /** Relays to sync through (multiaddrs ending in /p2p/<id>, over /ws or /webrtc-direct). */
   relays?: string[];
+  /** How to reach other browsers (see `ConnectOptions`). */
+  connect?: ConnectOptions;
+}
+
+/**
+ * Browsers met through a relay try a direct WebRTC connection and sync
+ * over it when it comes up; `repo.connection(peer)` tells which.
+ */
+export interface ConnectOptions {
+  /** Try direct browser-to-browser WebRTC (default true). */
+  direct?: boolean;
+  /** ICE server URLs; default: STUN on each relay's host, port 3478. */
+  iceServers?: string[];
+  /** "relay": TURN candidates only (with no TURN server, no direct path). */
+  icePolicy?: 'all' | 'relay';
 }
 
 /** Load the WebAssembly module once (openRepo calls it). */

@@ -212,7 +212,7 @@ const same = (v) => v;
 // argument into wasm memory without looking at its type, and anything else
 // there corrupts the instance; so they are checked here, before the call.
 const stringArgs = {
-  find: [0], join: [0], import: [1], syncStatus: [0],
+  find: [0], join: [0], import: [1], syncStatus: [0], connection: [0],
   get: [0], set: [0], delete: [0], insert: [0], setText: [0, 1], splice: [0, 3], increment: [0],
   share: [0], revoke: [0], export: [0], whenDurableOn: [0], __panicForTests: [0],
 };
@@ -226,6 +226,13 @@ function checkArgs(method, args) {
   }
   if (method === 'connect' && !(Array.isArray(args[0]) && args[0].every((r) => typeof r === 'string'))) {
     throw new InvalidArgumentError('connect: relays must be an array of multiaddr strings');
+  }
+  if (method === 'connect' && args[1] !== undefined) {
+    const o = args[1];
+    const urls = o?.iceServers;
+    if (o === null || typeof o !== 'object' || (urls !== undefined && !(Array.isArray(urls) && urls.every((u) => typeof u === 'string')))) {
+      throw new InvalidArgumentError('connect: options must be an object; options.iceServers an array of URL strings');
+    }
   }
 }
 
@@ -344,7 +351,7 @@ export class Repo {
     if (this._relays.size) {
       // Reconnection is the network's business (it redials by itself); a
       // relay that is down now does not fail the reload.
-      this._inner.connect([...this._relays]).catch((e) => console.error('synkro: reconnecting after the reload failed', e));
+      this._inner.connect([...this._relays], this._connectOptions).catch((e) => console.error('synkro: reconnecting after the reload failed', e));
     }
     for (const listener of this._reloaded) listener({ type: 'reloaded', message });
   }
@@ -366,15 +373,20 @@ export class Repo {
   /** This device's member id in every document. */
   get memberId() { return invoke(this, 'memberId', [], same); }
 
-  /** Relays to sync through (kept, to reconnect after a reload). */
-  connect(relays) {
+  /**
+   * Relays to sync through (kept, to reconnect after a reload), and how to
+   * reach other browsers: `{direct, iceServers, icePolicy}` (see the
+   * module's `connect`).
+   */
+  connect(relays, options) {
     try {
-      checkArgs('connect', [relays]);
+      checkArgs('connect', [relays, options]);
     } catch (e) {
       return Promise.reject(e);
     }
     for (const r of relays) this._relays.add(r);
-    return invoke(this, 'connect', [relays], same);
+    if (options !== undefined && this._connectOptions === undefined) this._connectOptions = options;
+    return invoke(this, 'connect', [relays, options], same);
   }
 
   /** Disconnect from every relay and peer. */
@@ -410,7 +422,7 @@ if (Symbol.dispose) {
   Repo.prototype[Symbol.dispose] = Repo.prototype.free;
 }
 Repo.asyncMethods = new Set(['create', 'join', 'import', 'connect', 'disconnect', 'close']);
-for (const method of ['loadProblems', 'list', 'syncStatus']) {
+for (const method of ['loadProblems', 'list', 'syncStatus', 'connection']) {
   Repo.prototype[method] = function (...args) { return invoke(this, method, args, same); };
 }
 for (const method of ['create', 'join', 'import', 'find']) {
@@ -421,12 +433,12 @@ for (const method of ['create', 'join', 'import', 'find']) {
  * Open a repository: documents in IndexedDB (the default; `name` picks the
  * repo, one tab at a time; `takeOver` asks a tab that has it to hand it
  * over) or in memory, and relays to sync through.
- * @param {{storage?: 'indexeddb' | 'memory', name?: string, takeOver?: boolean, relays?: string[]}} [options]
+ * @param {{storage?: 'indexeddb' | 'memory', name?: string, takeOver?: boolean, relays?: string[], connect?: {direct?: boolean, iceServers?: string[], icePolicy?: 'all' | 'relay'}}} [options]
  */
 export async function openRepo(options = {}) {
   const repo = await Repo.open(options);
   if (options.relays && options.relays.length) {
-    await repo.connect(options.relays);
+    await repo.connect(options.relays, options.connect);
   }
   return repo;
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use js_sys::{Function, Uint8Array};
 use serde_json::json;
-use synkro::net::{Multiaddr, NetConfig, Network, PeerEvent};
+use synkro::net::{IcePolicy, Multiaddr, NetConfig, Network, PeerEvent, WebrtcConfig, peer_id_of};
 use synkro::{MemberId, RepoConfig};
 use wasm_bindgen::prelude::*;
 
@@ -240,7 +240,21 @@ impl Repo {
     /// `/ws` or `/webrtc-direct`): stay connected, reconnect with backoff,
     /// and let them store every document this device administers. Resolves
     /// with the relays' member ids once each is reached.
-    pub async fn connect(&self, relays: Vec<String>) -> JsResult<Vec<String>> {
+    ///
+    /// Other members' browsers are met through the relays; then a direct
+    /// WebRTC connection is tried, and sync moves to it when it comes up
+    /// (see `connection(peer)`). `options` (read at the first `connect`):
+    /// `direct: false` stays on relay circuits; `iceServers` (URLs; default:
+    /// STUN on each relay's host, port 3478); `icePolicy: "relay"` uses only
+    /// TURN servers (with none, no direct path forms).
+    pub async fn connect(
+        &self,
+        relays: Vec<String>,
+        #[wasm_bindgen(
+            unchecked_param_type = "{ direct?: boolean; iceServers?: string[]; icePolicy?: 'all' | 'relay' } | undefined"
+        )]
+        options: JsValue,
+    ) -> JsResult<Vec<String>> {
         let addrs = relays
             .iter()
             .map(|a| {
@@ -248,6 +262,7 @@ impl Repo {
                     .map_err(|e| invalid(format!("{a:?} is not a multiaddr: {e}")))
             })
             .collect::<JsResult<Vec<_>>>()?;
+        let direct_webrtc = direct_options(&options)?;
         let existing = self.state.net.borrow().clone();
         let net = match existing {
             Some(net) => net,
@@ -258,6 +273,7 @@ impl Repo {
                     .connect(NetConfig {
                         relays: addrs.clone(),
                         reachable_via_relays: true,
+                        direct_webrtc,
                         ..NetConfig::default()
                     })
                     .await
@@ -277,9 +293,29 @@ impl Repo {
         Ok(reached)
     }
 
+    /// How this device reaches `peer` (a member id) now: `"direct"` (a
+    /// direct connection, e.g. browser-to-browser WebRTC), `"relayed"`
+    /// (only through a relay circuit) or `"offline"`.
+    #[wasm_bindgen(unchecked_return_type = "'direct' | 'relayed' | 'offline'")]
+    pub fn connection(&self, peer: &str) -> JsResult<String> {
+        let member = parse_member(peer)?;
+        let Some(peer_id) = peer_id_of(&member) else {
+            return Err(invalid(format!("{peer:?} is not a member id")));
+        };
+        let net = self.state.net.borrow().clone();
+        let found = net.and_then(|n| n.connections().into_iter().find(|c| c.peer == peer_id));
+        Ok(match found {
+            None => "offline",
+            Some(c) if c.relayed => "relayed",
+            Some(_) => "direct",
+        }
+        .to_owned())
+    }
+
     /// Call `listener(event)` for connection events: `{type: "connected" |
-    /// "disconnected" | "session-opened" | "session-closed" | "reachable",
-    /// peer, relayed}`. Returns a function that stops it. Call `connect` first.
+    /// "disconnected" | "session-opened" | "session-closed" | "reachable" |
+    /// "path", peer, relayed}` ("path": a direct connection replaced the
+    /// relay circuit, or dropped and the circuit is back). Returns a function that stops it. Call `connect` first.
     #[wasm_bindgen(js_name = "onNetwork")]
     #[wasm_bindgen(unchecked_return_type = "() => void")]
     pub fn on_network(
@@ -303,6 +339,9 @@ impl Repo {
                 }
                 PeerEvent::SessionClosed { peer } => json!({ "type": "session-closed", "peer": peer.to_string() }),
                 PeerEvent::Reachable { relay } => json!({ "type": "reachable", "peer": relay.to_string() }),
+                PeerEvent::PathChanged { peer, relayed } => {
+                    json!({ "type": "path", "peer": peer.to_string(), "relayed": relayed })
+                }
                 _ => return None,
             })
         }))
@@ -374,4 +413,44 @@ fn forward<T: Clone + 'static>(
             }
         }
     })
+}
+
+/// `connect`'s options for direct browser-to-browser WebRTC.
+fn direct_options(options: &JsValue) -> JsResult<Option<WebrtcConfig>> {
+    if options.is_undefined() || options.is_null() {
+        return Ok(Some(WebrtcConfig::default()));
+    }
+    if !options.is_object() {
+        return Err(invalid("connect: options must be an object"));
+    }
+    let get = |key: &str| {
+        js_sys::Reflect::get(options, &key.into())
+            .ok()
+            .filter(|v| !v.is_undefined())
+    };
+    if let Some(v) = get("direct")
+        && !v.as_bool().ok_or_else(|| invalid("options.direct must be a boolean"))?
+    {
+        return Ok(None);
+    }
+    let mut config = WebrtcConfig::default();
+    if let Some(v) = get("iceServers") {
+        let list: js_sys::Array = v
+            .dyn_into()
+            .map_err(|_| invalid("options.iceServers must be an array of URL strings"))?;
+        for url in list.iter() {
+            let url = url
+                .as_string()
+                .ok_or_else(|| invalid("options.iceServers must be an array of URL strings"))?;
+            config.ice_servers.push(url);
+        }
+    }
+    if let Some(v) = get("icePolicy") {
+        config.ice_policy = match v.as_string().as_deref() {
+            Some("all") => IcePolicy::All,
+            Some("relay") => IcePolicy::RelayOnly,
+            _ => return Err(invalid("options.icePolicy must be \"all\" or \"relay\"")),
+        };
+    }
+    Ok(Some(config))
 }

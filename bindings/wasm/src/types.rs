@@ -36,7 +36,7 @@ export interface SyncStatus { synced: number; unsynced: number; pending: number;
 
 /** A connection event. `relayed`: through a relay circuit. */
 export type NetworkEvent =
-  | { type: 'connected' | 'session-opened'; peer: string; relayed: boolean }
+  | { type: 'connected' | 'session-opened' | 'path'; peer: string; relayed: boolean }
   | { type: 'disconnected' | 'session-closed' | 'reachable'; peer: string };
 
 /**

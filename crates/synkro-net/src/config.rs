@@ -56,6 +56,14 @@ pub struct NetConfig {
     pub dial_timeout: Duration,
     /// Longest wait between two attempts to reach a relay or peer.
     pub max_backoff: Duration,
+    /// Browsers: after meeting another browser through a relay circuit,
+    /// try a direct WebRTC connection to it (`/webrtc`, signaled over the
+    /// circuit); once it is up, sync moves there and the circuit closes,
+    /// and if it fails or later drops, the peers stay on (or go back to)
+    /// the circuit. With no ICE servers configured, each relay's host is
+    /// asked for STUN at port [`DEFAULT_STUN_PORT`](crate::DEFAULT_STUN_PORT).
+    /// `None`: stay on circuits. Native nodes ignore it.
+    pub direct_webrtc: Option<synkro_webrtc::Config>,
 }
 
 impl Default for NetConfig {
@@ -74,6 +82,7 @@ impl Default for NetConfig {
             idle_timeout: Duration::from_secs(60),
             dial_timeout: Duration::from_secs(15),
             max_backoff: Duration::from_secs(30),
+            direct_webrtc: Some(synkro_webrtc::Config::default()),
         }
     }
 }

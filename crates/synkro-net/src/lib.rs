@@ -21,7 +21,7 @@
 //! | target | transports |
 //! |---|---|
 //! | native | TCP, QUIC, WebSocket (`/ws`, `/tls/ws`), WebRTC-direct, DNS, relay circuits, mDNS |
-//! | wasm32 | WebSocket, WebRTC-direct, relay circuits |
+//! | wasm32 | WebSocket, WebRTC-direct, relay circuits, browser-to-browser WebRTC (`/webrtc`) |
 //!
 //! The same [`Network`] runs the relay: with [`NetConfig::server`] set it
 //! is a circuit relay v2 server with bounded limits ([`ServerConfig`]), a
@@ -64,11 +64,17 @@ pub use ids::{member_of, peer_id_of, peer_in};
 pub use libp2p::metrics::Registry;
 pub use libp2p::multiaddr::{Error as MultiaddrError, Protocol};
 pub use libp2p::{Multiaddr, PeerId, Stream};
-pub use network::{Connection, Dialed, Driver, NetEvent, Network, Session, SessionEnd, Started};
+pub use network::{Connection, Dialed, Driver, HangUp, NetEvent, Network, Session, SessionEnd, Started};
 pub use per_ip::{PerIpLimit, TooManyFromIp};
 pub use synkro_core::MemberId;
 #[cfg(not(target_arch = "wasm32"))]
 pub use transport::generate_webrtc_certificate;
+
+pub use synkro_webrtc::{Config as WebrtcConfig, IcePolicy};
+
+/// The UDP port a relay answers STUN on unless told otherwise (RFC 8489's
+/// default), which browsers ask when no ICE server is configured.
+pub const DEFAULT_STUN_PORT: u16 = 3478;
 
 /// The sync protocol's libp2p protocol name.
 pub const SYNC_PROTOCOL: &str = "/synkro/sync/1";

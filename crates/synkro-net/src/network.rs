@@ -19,11 +19,13 @@ use futures::{FutureExt, StreamExt};
 use libp2p::core::ConnectedPoint;
 use libp2p::core::transport::ListenerId;
 use libp2p::multiaddr::Protocol;
-use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identify, identity, relay};
 use libp2p_stream::OpenStreamError;
 use synkro_core::MemberId;
 use tracing::{debug, info, warn};
+use web_time::Instant;
 
 use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::config::NetConfig;
@@ -88,6 +90,15 @@ pub enum NetEvent {
         /// The relay.
         relay: PeerId,
     },
+    /// The way to a connected peer changed: a direct connection came up
+    /// next to (or instead of) a relay circuit, or the last direct one
+    /// closed and only circuits are left.
+    PathChanged {
+        /// The peer.
+        peer: PeerId,
+        /// Only through relays now.
+        relayed: bool,
+    },
 }
 
 /// One authenticated `/synkro/sync/1` stream. The application reads and
@@ -134,6 +145,38 @@ impl SessionEnd {
     }
 }
 
+impl SessionEnd {
+    /// What closes this session's peer for misbehaving on it (see
+    /// [`HangUp`]); take it before awaiting [`replaced`](Self::replaced).
+    pub fn hang_up_handle(&self) -> HangUp {
+        HangUp {
+            id: self.id,
+            peer: self.peer,
+            commands: self.commands.clone(),
+        }
+    }
+}
+
+/// Closes every connection to a session's peer, if that session is still
+/// the peer's current one: a session whose connection died and that a new
+/// one (over a new connection) replaced must not take the new one down.
+#[derive(Clone)]
+pub struct HangUp {
+    id: u64,
+    peer: PeerId,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl HangUp {
+    /// Hang up on the peer (asynchronously; a no-op once the session is over).
+    pub fn hang_up(&self) {
+        let _ = self.commands.unbounded_send(Command::HangUp {
+            peer: self.peer,
+            id: self.id,
+        });
+    }
+}
+
 impl Drop for SessionEnd {
     fn drop(&mut self) {
         let _ = self.commands.unbounded_send(Command::SessionEnded {
@@ -169,6 +212,7 @@ pub(crate) enum Command {
     ListenOn(Multiaddr, oneshot::Sender<Result<(), NetError>>),
     Disconnect(PeerId),
     SessionEnded { peer: PeerId, id: u64 },
+    HangUp { peer: PeerId, id: u64 },
     Shutdown,
 }
 
@@ -214,6 +258,12 @@ type Metrics = libp2p::metrics::Metrics;
 #[cfg(target_arch = "wasm32")]
 type Metrics = std::convert::Infallible;
 
+/// What attaches browser-to-browser WebRTC to the swarm (browsers only).
+#[cfg(target_arch = "wasm32")]
+type DirectHandle = synkro_webrtc::Handle;
+#[cfg(not(target_arch = "wasm32"))]
+type DirectHandle = std::convert::Infallible;
+
 /// The future that runs a [`Network`]; spawn it.
 #[must_use = "the network does nothing until its driver is spawned"]
 pub struct Driver(Fut<()>);
@@ -240,10 +290,10 @@ impl Network {
     /// device's member id.
     pub fn start(seed: [u8; 32], config: NetConfig) -> Result<Started, NetError> {
         #[cfg(not(target_arch = "wasm32"))]
-        let swarm = crate::transport::build(keypair(seed)?, &config, None)?;
+        let (swarm, direct) = (crate::transport::build(keypair(seed)?, &config, None)?, None);
         #[cfg(target_arch = "wasm32")]
-        let swarm = crate::transport::build(keypair(seed)?, &config)?;
-        Self::launch(swarm, config, None)
+        let (swarm, direct) = crate::transport::build(keypair(seed)?, &config)?;
+        Self::launch(swarm, config, None, direct)
     }
 
     /// [`start`](Self::start), recording libp2p metrics (connections,
@@ -255,10 +305,15 @@ impl Network {
         registry: &mut crate::Registry,
     ) -> Result<Started, NetError> {
         let swarm = crate::transport::build(keypair(seed)?, &config, Some(registry))?;
-        Self::launch(swarm, config, Some(libp2p::metrics::Metrics::new(registry)))
+        Self::launch(swarm, config, Some(libp2p::metrics::Metrics::new(registry)), None)
     }
 
-    fn launch(mut swarm: Swarm<Behaviour>, config: NetConfig, metrics: Option<Metrics>) -> Result<Started, NetError> {
+    fn launch(
+        mut swarm: Swarm<Behaviour>,
+        config: NetConfig,
+        metrics: Option<Metrics>,
+        direct: Option<DirectHandle>,
+    ) -> Result<Started, NetError> {
         let local = *swarm.local_peer_id();
         #[cfg(target_arch = "wasm32")]
         if config.server.is_some() {
@@ -298,6 +353,17 @@ impl Network {
             });
         }
 
+        // Browsers: accept direct WebRTC offers on any relayed connection.
+        #[cfg(target_arch = "wasm32")]
+        if let Some(handle) = &direct {
+            handle.attach(swarm.behaviour().stream.new_control());
+            let any_circuit = Multiaddr::empty().with(Protocol::WebRTC);
+            swarm.listen_on(any_circuit).map_err(|e| NetError::Listen {
+                addr: "/webrtc".into(),
+                reason: e.to_string(),
+            })?;
+        }
+        let upgrades = direct.is_some();
         let mut control = swarm.behaviour().stream.new_control();
         let incoming: Inbound = if config.accept_sync {
             boxed_stream(control.accept(PROTOCOL).map_err(|e| NetError::Setup(e.to_string()))?)
@@ -328,6 +394,13 @@ impl Network {
             kept,
             redials: FuturesUnordered::new(),
             metrics,
+            upgrades,
+            circuits: HashMap::new(),
+            upgrading: HashMap::new(),
+            next_upgrade: HashMap::new(),
+            fall_back_to: HashMap::new(),
+            closers: FuturesUnordered::new(),
+            webrtc: HashMap::new(),
         };
         info!(peer = %local, "network started");
         Ok(Started {
@@ -452,6 +525,49 @@ struct Engine {
     redials: FuturesUnordered<Fut<usize>>,
     #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     metrics: Option<Metrics>,
+    /// Try direct browser-to-browser WebRTC over circuits (browsers).
+    upgrades: bool,
+    /// Open relay circuits per peer, with the address we dialed (if we did).
+    circuits: HashMap<PeerId, Vec<(ConnectionId, Option<Multiaddr>)>>,
+    /// Peers with a direct WebRTC dial in flight, and its connection.
+    upgrading: HashMap<PeerId, ConnectionId>,
+    /// No new direct attempt to a peer before this (after one failed or
+    /// dropped: the circuit serves meanwhile).
+    next_upgrade: HashMap<PeerId, Instant>,
+    /// The circuit to dial again if the direct connection to a peer drops.
+    fall_back_to: HashMap<PeerId, Multiaddr>,
+    /// Peers whose circuits close once their direct connection has settled.
+    closers: FuturesUnordered<Fut<PeerId>>,
+    /// Direct WebRTC connections per peer, and whether we dialed each.
+    webrtc: HashMap<PeerId, Vec<(ConnectionId, bool)>>,
+}
+
+/// How long a circuit stays open next to the direct connection replacing it.
+const CIRCUIT_GRACE: Duration = Duration::from_secs(1);
+
+/// How long the circuit serves after a direct attempt failed or dropped.
+const UPGRADE_RETRY: Duration = Duration::from_secs(60);
+
+/// How a connection reaches its peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Path {
+    /// Through a relay circuit.
+    Circuit,
+    /// Browser-to-browser WebRTC (set up over a circuit, then direct).
+    WebRtc,
+    /// Any other direct transport.
+    Direct,
+}
+
+fn path_of(endpoint: &ConnectedPoint) -> Path {
+    let addr = endpoint.get_remote_address();
+    if synkro_webrtc::is_webrtc(addr) {
+        Path::WebRtc
+    } else if endpoint.is_relayed() {
+        Path::Circuit
+    } else {
+        Path::Direct
+    }
 }
 
 impl Engine {
@@ -479,6 +595,7 @@ impl Engine {
                 },
                 (peer, opened) = self.opening.select_next_some() => self.on_opened(peer, opened),
                 i = self.redials.select_next_some() => self.redial(i),
+                peer = self.closers.select_next_some() => self.close_circuits(peer),
             }
         }
         for entry in self.sessions.values_mut() {
@@ -515,6 +632,11 @@ impl Engine {
                 if self.sessions.get(&peer).is_some_and(|e| e.id == id) {
                     self.sessions.remove(&peer);
                     self.shared.state().sessions.remove(&peer);
+                }
+            }
+            Command::HangUp { peer, id } => {
+                if self.sessions.get(&peer).is_some_and(|e| e.id == id) {
+                    let _ = self.swarm.disconnect_peer_id(peer);
                 }
             }
             Command::Shutdown => {}
@@ -664,6 +786,107 @@ impl Engine {
         self.resolve_waiters(peer, true);
     }
 
+    /// Over a circuit we dialed to `peer` (a browser, perhaps), try a direct
+    /// WebRTC connection in the background (the spec's dialer is the
+    /// circuit's dialer). Nothing changes for the app if it fails.
+    fn upgrade(&mut self, peer: PeerId, circuit: &Multiaddr) {
+        if !self.upgrades || member_of(&peer).is_none() || self.upgrading.contains_key(&peer) {
+            return;
+        }
+        if self.next_upgrade.get(&peer).is_some_and(|t| Instant::now() < *t) {
+            return;
+        }
+        let Some(Protocol::P2pCircuit) = circuit.iter().find(|p| *p == Protocol::P2pCircuit) else {
+            return;
+        };
+        // `<relay>/p2p-circuit/p2p/<peer>` → `<relay>/p2p-circuit/webrtc/p2p/<peer>`
+        let mut addr: Multiaddr = circuit
+            .iter()
+            .filter(|p| !matches!(p, Protocol::P2p(id) if *id == peer))
+            .collect();
+        addr.push(Protocol::WebRTC);
+        addr.push(Protocol::P2p(peer));
+        let opts = DialOpts::peer_id(peer)
+            .addresses(vec![addr.clone()])
+            .condition(PeerCondition::Always)
+            .build();
+        let id = opts.connection_id();
+        debug!(%addr, "trying a direct WebRTC connection");
+        self.next_upgrade.insert(peer, Instant::now() + UPGRADE_RETRY);
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                self.upgrading.insert(peer, id);
+            }
+            Err(e) => debug!(%addr, error = %e, "direct WebRTC dial refused"),
+        }
+    }
+
+    /// Both sides may have offered WebRTC at once (each dialed a circuit):
+    /// of two direct connections, both sides keep the one the smaller
+    /// PeerId dialed. Returns whether `id` was the one closed.
+    fn drop_duplicate_webrtc(&mut self, peer: PeerId, id: ConnectionId, we_dialed: bool) -> bool {
+        let ours = self.shared.local < peer;
+        let list = self.webrtc.entry(peer).or_default();
+        list.push((id, we_dialed));
+        if list.len() < 2 {
+            return false;
+        }
+        // Keep the one dialed by the smaller id; close every other one.
+        let keep = list.iter().find(|(_, dialed)| *dialed == ours).map(|(c, _)| *c);
+        let Some(keep) = keep else { return false };
+        let close: Vec<ConnectionId> = list.iter().map(|(c, _)| *c).filter(|c| *c != keep).collect();
+        list.retain(|(c, _)| *c == keep);
+        for c in &close {
+            debug!(%peer, "closing a duplicate direct WebRTC connection");
+            self.swarm.close_connection(*c);
+        }
+        close.contains(&id)
+    }
+
+    /// A direct connection to `peer` has been up for [`CIRCUIT_GRACE`]: close
+    /// the circuits it replaces.
+    fn close_circuits(&mut self, peer: PeerId) {
+        let direct = self.shared.state().connections.get(&peer).is_some_and(|(d, _)| *d > 0);
+        if !direct {
+            return;
+        }
+        let circuits: Vec<_> = self.circuits.get(&peer).into_iter().flatten().cloned().collect();
+        for (circuit, dialed) in &circuits {
+            if let Some(addr) = dialed {
+                self.fall_back_to.insert(peer, addr.clone());
+            }
+            self.swarm.close_connection(*circuit);
+        }
+        // With none left, the session has moved already (when the last one
+        // closed, see the `ConnectionClosed` arm).
+    }
+
+    /// Once no circuit to `peer` is left and a direct connection is, the
+    /// side with the smaller PeerId opens the session there (the other side
+    /// accepts it in place of the old one: see [`Self::register_session`]).
+    fn move_session_off_circuits(&mut self, peer: PeerId) {
+        if self.circuits.contains_key(&peer) || !self.swarm.is_connected(&peer) {
+            return;
+        }
+        if self.shared.local < peer && member_of(&peer).is_some() && self.opening_for.insert(peer) {
+            let mut control = self.control.clone();
+            self.opening
+                .push(boxed(async move { (peer, control.open_stream(peer, PROTOCOL).await) }));
+        }
+    }
+
+    /// The direct connection to `peer` dropped and nothing else is left:
+    /// dial the circuit it replaced, at once.
+    fn fall_back(&mut self, peer: PeerId) {
+        let Some(addr) = self.fall_back_to.remove(&peer) else {
+            return;
+        };
+        info!(%peer, "direct connection lost: back to the relay circuit");
+        if let Err(e) = self.start_dial(peer, addr.clone()) {
+            debug!(%addr, error = %e, "cannot dial the circuit again");
+        }
+    }
+
     fn kept_index(&self, peer: &PeerId) -> Option<usize> {
         self.kept.iter().position(|k| k.peer == *peer)
     }
@@ -742,35 +965,90 @@ impl Engine {
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
+                connection_id,
                 endpoint,
                 num_established,
                 ..
-            } => self.on_connected(peer_id, &endpoint, num_established.get()),
+            } => self.on_connected(peer_id, connection_id, &endpoint, num_established.get()),
             SwarmEvent::ConnectionClosed {
                 peer_id,
+                connection_id,
                 endpoint,
                 num_established,
                 cause,
                 ..
             } => {
                 debug!(peer = %peer_id, ?cause, "connection closed");
-                let gone = {
+                let path = path_of(&endpoint);
+                let (gone, now_relayed) = {
                     let mut state = self.shared.state();
+                    let mut now_relayed = false;
                     if let Some((direct, relayed)) = state.connections.get_mut(&peer_id) {
-                        let n = if endpoint.is_relayed() { relayed } else { direct };
+                        let n = if path == Path::Circuit {
+                            &mut *relayed
+                        } else {
+                            &mut *direct
+                        };
                         *n = n.saturating_sub(1);
+                        now_relayed = path != Path::Circuit && *direct == 0 && *relayed > 0;
                     }
                     if num_established == 0 {
                         state.connections.remove(&peer_id);
                     }
-                    num_established == 0
+                    (num_established == 0, now_relayed)
                 };
+                if let Some(list) = self.circuits.get_mut(&peer_id) {
+                    list.retain(|(id, _)| *id != connection_id);
+                    if list.is_empty() {
+                        self.circuits.remove(&peer_id);
+                    }
+                }
+                if let Some(list) = self.webrtc.get_mut(&peer_id) {
+                    list.retain(|(id, _)| *id != connection_id);
+                    if list.is_empty() {
+                        self.webrtc.remove(&peer_id);
+                    }
+                }
+                if path == Path::WebRtc {
+                    info!(peer = %peer_id, ?cause, "direct WebRTC connection closed");
+                    self.next_upgrade.insert(peer_id, Instant::now() + UPGRADE_RETRY);
+                }
+                if now_relayed {
+                    self.emit(NetEvent::PathChanged {
+                        peer: peer_id,
+                        relayed: true,
+                    });
+                }
+                if path == Path::Circuit && !gone {
+                    self.move_session_off_circuits(peer_id);
+                }
                 if gone {
+                    // No connection is left to carry the session: it is over,
+                    // whether or not its pump has noticed yet. A new stream
+                    // from the peer (over the next connection) must not be
+                    // taken for a duplicate of it.
+                    if let Some(mut entry) = self.sessions.remove(&peer_id) {
+                        if let Some(c) = entry.cancel.take() {
+                            let _ = c.send(());
+                        }
+                        self.shared.state().sessions.remove(&peer_id);
+                    }
                     self.emit(NetEvent::Disconnected { peer: peer_id });
                     if let Some(i) = self.kept_index(&peer_id) {
                         self.schedule_redial(i);
                     }
+                    if path == Path::WebRtc {
+                        self.fall_back(peer_id);
+                    }
                 }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                peer_id: Some(peer),
+                error,
+            } if self.upgrading.get(&peer) == Some(&connection_id) => {
+                self.upgrading.remove(&peer);
+                info!(%peer, error = %error, "no direct WebRTC connection: staying on the relay circuit");
             }
             SwarmEvent::OutgoingConnectionError {
                 peer_id: Some(peer),
@@ -797,7 +1075,9 @@ impl Engine {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
                 // Lets DCUtR and later dials find the peer's direct addresses.
-                for addr in info.listen_addrs {
+                // Not `/webrtc` ones: only `upgrade` sets those up (once per
+                // circuit, with its backoff), never a dial from an address book.
+                for addr in info.listen_addrs.into_iter().filter(|a| !synkro_webrtc::is_webrtc(a)) {
                     self.swarm.add_peer_address(peer_id, addr);
                 }
             }
@@ -815,22 +1095,52 @@ impl Engine {
         }
     }
 
-    fn on_connected(&mut self, peer: PeerId, endpoint: &ConnectedPoint, num_established: u32) {
+    fn on_connected(&mut self, peer: PeerId, id: ConnectionId, endpoint: &ConnectedPoint, num_established: u32) {
         self.dialing.remove(&peer);
-        {
+        let path = path_of(endpoint);
+        let first_direct = {
             let mut state = self.shared.state();
             let (direct, relayed) = state.connections.entry(peer).or_default();
-            if endpoint.is_relayed() {
+            if path == Path::Circuit {
                 *relayed += 1;
+                false
             } else {
                 *direct += 1;
+                *direct == 1 && *relayed > 0
             }
-        }
+        };
         if num_established == 1 {
             self.emit(NetEvent::Connected {
                 peer,
-                relayed: endpoint.is_relayed(),
+                relayed: path == Path::Circuit,
             });
+        } else if first_direct {
+            self.emit(NetEvent::PathChanged { peer, relayed: false });
+        }
+        match path {
+            Path::Circuit => {
+                let dialed = endpoint.is_dialer().then(|| endpoint.get_remote_address().clone());
+                self.circuits.entry(peer).or_default().push((id, dialed.clone()));
+                if let Some(addr) = dialed {
+                    self.upgrade(peer, &addr);
+                }
+            }
+            Path::WebRtc => {
+                self.upgrading.remove(&peer);
+                if self.drop_duplicate_webrtc(peer, id, endpoint.is_dialer()) {
+                    return;
+                }
+                // Sync moves to the direct connection: the circuits close
+                // (after a moment, so that the other side, whose end of the
+                // connection may come up a little later, never sees the
+                // peer gone). The session follows once they are gone.
+                self.closers.push(boxed(async move {
+                    futures_timer::Delay::new(CIRCUIT_GRACE).await;
+                    peer
+                }));
+                return;
+            }
+            Path::Direct => {}
         }
         if let Some(i) = self.kept_index(&peer) {
             self.kept[i].backoff = Duration::ZERO;

@@ -2,7 +2,8 @@
 //!
 //! Native: TCP, QUIC, WebSocket (`/ws`, and `/tls/ws` with a certificate),
 //! WebRTC-direct, DNS, and circuits through relays. Browsers: WebSocket and
-//! WebRTC-direct through the browser's own APIs, and circuits. Every
+//! WebRTC-direct through the browser's own APIs, circuits, and direct
+//! browser-to-browser WebRTC (`synkro-webrtc`, signaled over circuits). Every
 //! connection is authenticated with Noise (or DTLS + Noise for WebRTC) and
 //! multiplexed, so the PeerId at the other end is proven.
 
@@ -136,14 +137,63 @@ mod native {
 mod wasm {
     use libp2p::core::Transport as _;
     use libp2p::core::muxing::StreamMuxerBox;
+    use libp2p::core::transport::OptionalTransport;
     use libp2p::core::upgrade::Version;
-    use libp2p::{webrtc_websys, websocket_websys};
+    use libp2p::multiaddr::Protocol;
+    use libp2p::{relay, webrtc_websys, websocket_websys};
 
     use super::*;
 
-    pub fn build(key: identity::Keypair, config: &NetConfig) -> Result<Swarm<Behaviour>, NetError> {
-        Ok(SwarmBuilder::with_existing_identity(key)
+    /// With no ICE server configured, ask each relay's host for STUN.
+    fn with_stun(mut webrtc: synkro_webrtc::Config, config: &NetConfig) -> synkro_webrtc::Config {
+        if webrtc.ice_servers.is_empty() {
+            for relay in &config.relays {
+                let host = relay.iter().find_map(|p| match p {
+                    Protocol::Ip4(ip) => Some(ip.to_string()),
+                    Protocol::Ip6(ip) => Some(format!("[{ip}]")),
+                    Protocol::Dns(h) | Protocol::Dns4(h) | Protocol::Dns6(h) => Some(h.to_string()),
+                    _ => None,
+                });
+                if let Some(host) = host {
+                    webrtc
+                        .ice_servers
+                        .push(format!("stun:{host}:{}", crate::DEFAULT_STUN_PORT));
+                }
+            }
+        }
+        webrtc
+    }
+
+    pub fn build(
+        key: identity::Keypair,
+        config: &NetConfig,
+    ) -> Result<(Swarm<Behaviour>, Option<synkro_webrtc::Handle>), NetError> {
+        let (direct, handle) = match &config.direct_webrtc {
+            Some(c) => {
+                let (t, h) = synkro_webrtc::Transport::new(with_stun(c.clone(), config));
+                (OptionalTransport::some(t), Some(h))
+            }
+            None => (OptionalTransport::none(), None),
+        };
+        // Transports are tried in order. The relay client is wired by hand,
+        // after `/webrtc` (it would take `…/p2p-circuit/webrtc/p2p/<peer>`
+        // for a plain circuit) and before WebSocket (which would dial the
+        // relay part of `…/ws/p2p/RELAY/p2p-circuit/p2p/<peer>` itself).
+        let (relay_transport, relay_behaviour) = relay::client::new(key.public().to_peer_id());
+        let swarm = SwarmBuilder::with_existing_identity(key)
             .with_wasm_bindgen()
+            .with_other_transport(|key| -> Result<_, BoxError> {
+                let relayed = relay_transport
+                    .upgrade(Version::V1Lazy)
+                    .authenticate(noise::Config::new(key)?)
+                    .multiplex(yamux::Config::default())
+                    .map(|(peer, conn), _| (peer, StreamMuxerBox::new(conn)));
+                Ok(direct
+                    .map(|(peer, conn), _| (peer, StreamMuxerBox::new(conn)))
+                    .or_transport(relayed)
+                    .map(|either, _| either.into_inner()))
+            })
+            .map_err(setup)?
             .with_other_transport(|key| -> Result<_, BoxError> {
                 Ok(websocket_websys::Transport::default()
                     .upgrade(Version::V1)
@@ -156,11 +206,10 @@ mod wasm {
                     .map(|(peer, conn), _| (peer, StreamMuxerBox::new(conn)))
             })
             .map_err(setup)?
-            .with_relay_client(noise::Config::new, yamux::Config::default)
-            .map_err(setup)?
-            .with_behaviour(|key, relay| Behaviour::new(key, relay, config).map_err(BoxError::from))
+            .with_behaviour(|key| Behaviour::new(key, relay_behaviour, config).map_err(BoxError::from))
             .map_err(setup)?
             .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
-            .build())
+            .build();
+        Ok((swarm, handle))
     }
 }

@@ -28,7 +28,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use futures::channel::mpsc;
 use futures::{AsyncReadExt, AsyncWriteExt, FutureExt, SinkExt, StreamExt};
 pub use synkro_net::{
-    Connection, MAX_FRAME_LEN, Multiaddr, NetConfig, NetError, PeerId, Protocol, ServerConfig, TlsConfig, peer_in,
+    Connection, DEFAULT_STUN_PORT, IcePolicy, MAX_FRAME_LEN, Multiaddr, NetConfig, NetError, PeerId, Protocol,
+    ServerConfig, TlsConfig, WebrtcConfig, peer_id_of, peer_in,
 };
 use synkro_net::{NetEvent, Session, member_of, read_frame, write_frame};
 #[cfg(not(target_arch = "wasm32"))]
@@ -87,6 +88,15 @@ pub enum PeerEvent {
     Reachable {
         /// The relay.
         relay: PeerId,
+    },
+    /// The way to a connected peer changed: a direct connection replaced
+    /// the relay circuit (`relayed: false`), or the direct one dropped and
+    /// only a circuit is left (`relayed: true`).
+    PathChanged {
+        /// The peer.
+        peer: PeerId,
+        /// Only through a relay now.
+        relayed: bool,
     },
     /// A peer sent a malformed or oversized frame; its connection was closed.
     Misbehaved {
@@ -282,6 +292,7 @@ async fn route(repo: Repo, network: Network, mut events: mpsc::UnboundedReceiver
             NetEvent::Connected { peer, relayed } => network.emit(PeerEvent::Connected { peer, relayed }),
             NetEvent::Disconnected { peer } => network.emit(PeerEvent::Disconnected { peer }),
             NetEvent::Reachable { relay } => network.emit(PeerEvent::Reachable { relay }),
+            NetEvent::PathChanged { peer, relayed } => network.emit(PeerEvent::PathChanged { peer, relayed }),
             _ => {}
         }
     }
@@ -317,13 +328,14 @@ async fn pump(
 ) {
     let Session {
         peer,
-        peer_id,
         relayed,
         stream,
         mut end,
         ..
     } = session;
     let (mut rd, mut wr) = stream.split();
+    let hang_up = end.hang_up_handle();
+    let hang_up_on_read = hang_up.clone();
     info!(%peer, relayed, "sync session open");
     network.emit(PeerEvent::SessionOpened { peer, relayed });
     // Frames are read into a short queue and handed to the repo in
@@ -345,13 +357,15 @@ async fn pump(
                     if e.kind() == std::io::ErrorKind::InvalidData || e.kind() == std::io::ErrorKind::UnexpectedEof =>
                 {
                     // Not speaking the protocol (oversize or torn frame):
-                    // drop the whole connection, not only this stream.
+                    // drop the whole connection, not only this stream. (A
+                    // connection that died mid-frame looks the same; if a
+                    // new one has taken over, `hang_up` leaves it alone.)
                     warn!(%peer, error = %e, "malformed frame; closing the connection");
                     net_ref.emit(PeerEvent::Misbehaved {
                         peer,
                         reason: e.to_string(),
                     });
-                    net_ref.net.disconnect(peer_id);
+                    hang_up_on_read.hang_up();
                     return;
                 }
                 Err(e) => {
@@ -394,7 +408,7 @@ async fn pump(
         // over: it uses the same connection, which must stay up.
         if !repo.was_replaced(peer, id) {
             // The repo dropped the peer (it sent something forged): hang up.
-            network.net.disconnect(peer_id);
+            hang_up.hang_up();
         }
     };
     let why = futures::select! {
