@@ -46,7 +46,7 @@ async function user(name, connectOptions) {
     window.repo = await window.synkro.openRepo({ name, storage: 'memory' });
     window.events = [];
     [window.relayId] = await window.repo.connect([ws], connectOptions);
-    window.repo.onNetwork((e) => window.events.push(e));
+    window.repo.onNetwork((e) => window.events.push({ ...e, at: Date.now() }));
   }, { ws: relay.ws, name, connectOptions });
   const id = await page.evaluate(() => window.repo.memberId);
   return { name, context, page, id };
@@ -139,6 +139,12 @@ test('two browsers upgrade to a direct WebRTC connection and keep syncing; the c
     return c.accepted >= 1 && c.closed === c.accepted;
   });
   const before = await circuits();
+  const upgrade = await alice.page.evaluate((id) => {
+    const opened = window.events.find((e) => e.type === 'session-opened' && e.peer === id && e.relayed);
+    const moved = window.events.find((e) => e.type === 'session-opened' && e.peer === id && !e.relayed);
+    return moved.at - opened.at;
+  }, bob.id);
+  console.log(`session over the circuit → session over direct WebRTC: ${upgrade} ms (includes the circuit's 1 s grace)`);
 
   const direct = await pingPong(alice, bob, 20, 0);
   console.log(`direct WebRTC: edit → other browser p50 ${median(direct)} ms, max ${direct.at(-1)} ms`);

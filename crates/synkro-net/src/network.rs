@@ -626,6 +626,8 @@ impl Engine {
                 let _ = reply.send(r);
             }
             Command::Disconnect(peer) => {
+                // Meant: no falling back to the circuit either.
+                self.fall_back_to.remove(&peer);
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
             Command::SessionEnded { peer, id } => {
@@ -636,6 +638,7 @@ impl Engine {
             }
             Command::HangUp { peer, id } => {
                 if self.sessions.get(&peer).is_some_and(|e| e.id == id) {
+                    self.fall_back_to.remove(&peer);
                     let _ = self.swarm.disconnect_peer_id(peer);
                 }
             }
@@ -796,9 +799,9 @@ impl Engine {
         if self.next_upgrade.get(&peer).is_some_and(|t| Instant::now() < *t) {
             return;
         }
-        let Some(Protocol::P2pCircuit) = circuit.iter().find(|p| *p == Protocol::P2pCircuit) else {
+        if !circuit.iter().any(|p| p == Protocol::P2pCircuit) {
             return;
-        };
+        }
         // `<relay>/p2p-circuit/p2p/<peer>` → `<relay>/p2p-circuit/webrtc/p2p/<peer>`
         let mut addr: Multiaddr = circuit
             .iter()
