@@ -2,22 +2,11 @@
 // through a real synkro-relay: each sees the other's edits (latency
 // printed); one goes offline, both edit, it comes back, both converge.
 // And the package runs inside a Web Worker.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startRelay, stageSite, launchChromium, until } from './harness.mjs';
+import { relay, browser, useRelayAndChromium, editLatencies, until } from './harness.mjs';
 
-let relay;
-let browser;
-
-before(async () => {
-  relay = await startRelay({ webRoot: stageSite() });
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await relay?.stop();
-});
+useRelayAndChromium();
 
 async function user(name) {
   const context = await browser.newContext();
@@ -71,29 +60,8 @@ test('two users collaborate through the relay, offline and back', async () => {
     page.evaluate((other) => window.sessions.some((e) => e.peer === other && e.relayed), other);
   await until('a circuit between the two browsers', async () => (await circuit(alice.page, bobId)) && (await circuit(bob.page, aliceId)));
 
-  // Edit → sealed → relay → the other browser, one edit at a time; the
-  // receiver timestamps the change event, the sender the edit.
-  for (const u of [alice, bob]) {
-    await u.page.evaluate(() => {
-      window.seen = {};
-      window.doc.onChange(() => {
-        const v = window.doc.get('counter');
-        if (v !== undefined && !(v in window.seen)) window.seen[v] = Date.now();
-      });
-    });
-  }
-  const latencies = [];
-  for (let i = 0; i < 20; i++) {
-    const [from, to] = i % 2 ? [bob, alice] : [alice, bob];
-    const sent = await from.page.evaluate((i) => {
-      const t = Date.now();
-      window.doc.set('counter', i);
-      return t;
-    }, i);
-    const seen = await until(`edit ${i} to arrive`, () => to.page.evaluate((i) => window.seen[i], i), 20000);
-    latencies.push(seen - sent);
-  }
-  latencies.sort((a, b) => a - b);
+  // Edit → sealed → relay → the other browser, one edit at a time.
+  const latencies = await editLatencies(alice, bob, 20);
   console.log(
     `browser → relay → browser: p50 ${latencies[10]} ms, max ${latencies[19]} ms (includes the 50 ms flush window)`,
   );

@@ -4,25 +4,14 @@
 // presence; one goes offline and both edit; the owner removes a member;
 // a reload brings everything back from IndexedDB with the relay gone.
 // Screenshots of each state go to tests/browser/output/demo/.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startRelay, demoDist, launchChromium, until, outputDir, staticServer } from './harness.mjs';
+import { relay, browser, useRelayAndChromium, startRelay, demoDist, until, outputDir, staticServer } from './harness.mjs';
 
 const shots = outputDir('demo');
-let relay;
-let browser;
 const pageErrors = [];
-
-before(async () => {
-  relay = await startRelay({ webRoot: demoDist() });
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await relay?.stop();
-});
+useRelayAndChromium({ webRoot: demoDist() });
 
 async function shot(page, name) {
   await page.screenshot({ path: join(shots, `${name}.png`), fullPage: false });

@@ -3,22 +3,11 @@
 // circuit) and sync there; the relay's circuit closes. With no direct path
 // they stay on the circuit; when the direct connection is closed they go
 // back to it. Edit latency direct and relayed is printed.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startRelay, stageSite, launchChromium, webrtcContext, until } from './harness.mjs';
+import { relay, browser, useRelayAndChromium, editLatencies, webrtcContext, until } from './harness.mjs';
 
-let relay;
-let browser;
-
-before(async () => {
-  relay = await startRelay({ webRoot: stageSite() });
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await relay?.stop();
-});
+useRelayAndChromium();
 
 /**
  * A user in their own browser context. Every RTCPeerConnection the page
@@ -63,34 +52,9 @@ async function share(alice, bob) {
   await bob.page.evaluate(async (token) => {
     window.doc = await window.repo.join(token);
   }, token);
-  for (const u of [alice, bob]) {
-    await u.page.evaluate(() => {
-      window.seen = {};
-      window.doc.onChange(() => {
-        const v = window.doc.get('counter');
-        if (v !== undefined && !(v in window.seen)) window.seen[v] = Date.now();
-      });
-    });
-  }
 }
 
 const connection = (u, other) => u.page.evaluate((id) => window.repo.connection(id), other.id);
-
-/** `n` edits, alternating sides; the latency of each, sorted. */
-async function pingPong(alice, bob, n, base) {
-  const latencies = [];
-  for (let i = base; i < base + n; i++) {
-    const [from, to] = i % 2 ? [bob, alice] : [alice, bob];
-    const sent = await from.page.evaluate((i) => {
-      const t = Date.now();
-      window.doc.set('counter', i);
-      return t;
-    }, i);
-    const seen = await until(`edit ${i} to arrive`, () => to.page.evaluate((i) => window.seen[i], i), 20000);
-    latencies.push(seen - sent);
-  }
-  return latencies.sort((a, b) => a - b);
-}
 
 const median = (sorted) => sorted[Math.floor(sorted.length / 2)];
 
@@ -146,7 +110,7 @@ test('two browsers upgrade to a direct WebRTC connection and keep syncing; the c
   }, bob.id);
   console.log(`session over the circuit → session over direct WebRTC: ${upgrade} ms (includes the circuit's 1 s grace)`);
 
-  const direct = await pingPong(alice, bob, 20, 0);
+  const direct = await editLatencies(alice, bob, 20, 0);
   console.log(`direct WebRTC: edit → other browser p50 ${median(direct)} ms, max ${direct.at(-1)} ms`);
 
   // Document traffic no longer goes through a relay circuit: none was opened.
@@ -172,7 +136,7 @@ test('two browsers upgrade to a direct WebRTC connection and keep syncing; the c
   }, 30000);
   const paths = await alice.page.evaluate(() => window.events.filter((e) => e.type === 'path').map((e) => e.relayed));
   assert.ok(paths.includes(false), `alice heard the upgrade: ${paths}`);
-  const relayed = await pingPong(alice, bob, 10, 100);
+  const relayed = await editLatencies(alice, bob, 10, 100);
   relayedLatency.push(...relayed);
   await alice.context.close();
   await bob.context.close();
@@ -193,7 +157,7 @@ test('with no direct path the browsers stay on the relay circuit and sync', asyn
   while (Date.now() - started < 12000) {
     states.add(await connection(carol, dave));
     states.add(await connection(dave, carol));
-    const lat = await pingPong(carol, dave, 2, n);
+    const lat = await editLatencies(carol, dave, 2, n);
     n += 2;
     relayedLatency.push(...lat);
   }

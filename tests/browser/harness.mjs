@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname, normalize, extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -32,6 +33,26 @@ export function stageSite() {
   // The page the benchmark's browser peer loads too (bench/src/browser.rs).
   cpSync(join(root, 'tests', 'browser', 'test-page.html'), join(site, 'index.html'));
   return site;
+}
+
+/** The relay and browser of the test file that called `useRelayAndChromium` (live bindings). */
+export let relay;
+export let browser;
+
+/**
+ * For a test file: start a relay serving `webRoot` (default: the test page)
+ * and headless Chromium before its tests, stop both after them; the file
+ * imports `relay` and `browser` from here.
+ */
+export function useRelayAndChromium({ webRoot } = {}) {
+  before(async () => {
+    relay = await startRelay({ webRoot: webRoot ?? stageSite() });
+    browser = await launchChromium();
+  });
+  after(async () => {
+    await browser?.close();
+    await relay?.stop();
+  });
 }
 
 /** Start synkro-relay on loopback (every transport on port 0). */
@@ -117,6 +138,37 @@ export async function until(what, fn, ms = 30000) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * Edit latency between two users (`{page}` each, with `window.doc` open on
+ * the same document): `n` edits of the key `counter`, alternating sides,
+ * numbered from `base`; the receiving page timestamps the change event, the
+ * sending page the edit. Returns the latencies in ms, sorted.
+ */
+export async function editLatencies(a, b, n, base = 0) {
+  for (const u of [a, b]) {
+    await u.page.evaluate(() => {
+      if (window.seen) return;
+      window.seen = {};
+      window.doc.onChange(() => {
+        const v = window.doc.get('counter');
+        if (v !== undefined && !(v in window.seen)) window.seen[v] = Date.now();
+      });
+    });
+  }
+  const latencies = [];
+  for (let i = base; i < base + n; i++) {
+    const [from, to] = i % 2 ? [b, a] : [a, b];
+    const sent = await from.page.evaluate((i) => {
+      const t = Date.now();
+      window.doc.set('counter', i);
+      return t;
+    }, i);
+    const seen = await until(`edit ${i} to arrive`, () => to.page.evaluate((i) => window.seen[i], i), 20000);
+    latencies.push(seen - sent);
+  }
+  return latencies.sort((x, y) => x - y);
 }
 
 /** The built web demo (web-demo/dist). */

@@ -1,23 +1,12 @@
 // The npm package persists to IndexedDB: a page edits, reloads, and the
 // data is still there without any relay; a second tab cannot open the same
 // repo while the first has it.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startRelay, stageSite, launchChromium } from './harness.mjs';
+import { relay, browser, useRelayAndChromium } from './harness.mjs';
 
-let relay;
-let browser;
-
-before(async () => {
-  // The relay only serves the page here; nothing syncs.
-  relay = await startRelay({ webRoot: stageSite() });
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await relay?.stop();
-});
+// The relay only serves the page here; nothing syncs.
+useRelayAndChromium();
 
 async function load(page) {
   await page.goto(`${relay.http}/index.html`);

@@ -1,28 +1,17 @@
 // The npm package `synkro` in headless Chromium: a page and a native CLI
 // device sync one document through a real synkro-relay, both directions;
 // bad arguments from JavaScript throw typed errors and never kill the module.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startRelay, stageSite, cliDevice, launchChromium, webrtcContext, until } from './harness.mjs';
+import { relay, browser, useRelayAndChromium, cliDevice, webrtcContext, until } from './harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-let relay;
-let browser;
-
-before(async () => {
-  relay = await startRelay({ webRoot: stageSite() });
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await relay?.stop();
-});
+useRelayAndChromium();
 
 async function openPage({ webrtc = false } = {}) {
   const page = webrtc ? await (await webrtcContext(browser)).newPage() : await browser.newPage();

@@ -4,22 +4,11 @@
 // IndexedDB (taking over the Web Lock the dead instance held), reconnects
 // it and gives back its listeners; the same objects go on working and
 // syncing, and nothing saved is lost.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startRelay, stageSite, launchChromium, until } from './harness.mjs';
+import { relay, browser, useRelayAndChromium, until } from './harness.mjs';
 
-let relay;
-let browser;
-
-before(async () => {
-  relay = await startRelay({ webRoot: stageSite() });
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await relay?.stop();
-});
+useRelayAndChromium();
 
 async function openPage() {
   const page = await (await browser.newContext()).newPage();

@@ -46,6 +46,25 @@ async fn receive<S: AsyncWrite + AsyncRead + Unpin>(stream: &mut Signals<S>) -> 
     }
 }
 
+/// The next message, which must be the other side's `ty` (offer or answer).
+async fn receive_sdp<S: AsyncWrite + AsyncRead + Unpin>(
+    stream: &mut Signals<S>,
+    ty: RtcSdpType,
+) -> Result<String, Error> {
+    match (receive(stream).await?, ty) {
+        (Signal::Offer(sdp), RtcSdpType::Offer) | (Signal::Answer(sdp), RtcSdpType::Answer) => Ok(sdp),
+        (other, ty) => Err(SignalError::Unexpected {
+            expected: if ty == RtcSdpType::Offer {
+                "SDP_OFFER"
+            } else {
+                "SDP_ANSWER"
+            },
+            got: other.name(),
+        }
+        .into()),
+    }
+}
+
 /// A peer connection being set up, and what it reports meanwhile.
 struct Peer {
     pc: RtcPeerConnection,
@@ -258,16 +277,8 @@ where
         // The offer goes out before any candidate can (js-libp2p's order).
         send(&mut stream, Signal::Offer(offer.clone())).await?;
         peer.set_local(RtcSdpType::Offer, &offer).await?;
-        match receive(&mut stream).await? {
-            Signal::Answer(sdp) => peer.set_remote(RtcSdpType::Answer, &sdp).await?,
-            other => {
-                return Err(SignalError::Unexpected {
-                    expected: "SDP_ANSWER",
-                    got: other.name(),
-                }
-                .into());
-            }
-        }
+        let answer = receive_sdp(&mut stream, RtcSdpType::Answer).await?;
+        peer.set_remote(RtcSdpType::Answer, &answer).await?;
         peer.connect(&mut stream).await
     };
     let result = within(&config, run).await;
@@ -288,16 +299,7 @@ where
     let mut peer = Peer::new(&config)?;
     let muxer = peer.muxer();
     let run = async {
-        let offer = match receive(&mut stream).await? {
-            Signal::Offer(sdp) => sdp,
-            other => {
-                return Err(SignalError::Unexpected {
-                    expected: "SDP_OFFER",
-                    got: other.name(),
-                }
-                .into());
-            }
-        };
+        let offer = receive_sdp(&mut stream, RtcSdpType::Offer).await?;
         peer.set_remote(RtcSdpType::Offer, &offer).await?;
         let answer = peer.describe(RtcSdpType::Answer).await?;
         send(&mut stream, Signal::Answer(answer.clone())).await?;
