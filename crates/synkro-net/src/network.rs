@@ -714,7 +714,15 @@ impl Engine {
 
     /// Open the sync stream to a connected peer (the dialing side does).
     fn open_session(&mut self, peer: PeerId) {
-        if self.sessions.contains_key(&peer) || !self.opening_for.insert(peer) {
+        if !self.sessions.contains_key(&peer) {
+            self.open_sync_stream(peer);
+        }
+    }
+
+    /// Open a sync stream to `peer` (one at a time); [`Self::on_opened`]
+    /// makes it the session, replacing any older one.
+    fn open_sync_stream(&mut self, peer: PeerId) {
+        if !self.opening_for.insert(peer) {
             return;
         }
         let mut control = self.control.clone();
@@ -871,10 +879,8 @@ impl Engine {
         if self.circuits.contains_key(&peer) || !self.swarm.is_connected(&peer) {
             return;
         }
-        if self.shared.local < peer && member_of(&peer).is_some() && self.opening_for.insert(peer) {
-            let mut control = self.control.clone();
-            self.opening
-                .push(boxed(async move { (peer, control.open_stream(peer, PROTOCOL).await) }));
+        if self.shared.local < peer && member_of(&peer).is_some() {
+            self.open_sync_stream(peer);
         }
     }
 
