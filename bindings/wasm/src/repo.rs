@@ -80,11 +80,7 @@ impl Repo {
         options: JsValue,
     ) -> JsResult<Repo> {
         crate::crash::install();
-        let get = |key: &str| {
-            js_sys::Reflect::get(&options, &key.into())
-                .ok()
-                .filter(|v| !v.is_undefined())
-        };
+        let get = |key: &str| option(&options, key);
         let storage = match get("storage") {
             None => "indexeddb".to_owned(),
             Some(v) => v
@@ -415,6 +411,13 @@ fn forward<T: Clone + 'static>(
     })
 }
 
+/// `options[key]`, unless it is missing or `undefined`.
+fn option(options: &JsValue, key: &str) -> Option<JsValue> {
+    js_sys::Reflect::get(options, &key.into())
+        .ok()
+        .filter(|v| !v.is_undefined())
+}
+
 /// `connect`'s options for direct browser-to-browser WebRTC.
 fn direct_options(options: &JsValue) -> JsResult<Option<WebrtcConfig>> {
     if options.is_undefined() || options.is_null() {
@@ -423,11 +426,7 @@ fn direct_options(options: &JsValue) -> JsResult<Option<WebrtcConfig>> {
     if !options.is_object() {
         return Err(invalid("connect: options must be an object"));
     }
-    let get = |key: &str| {
-        js_sys::Reflect::get(options, &key.into())
-            .ok()
-            .filter(|v| !v.is_undefined())
-    };
+    let get = |key: &str| option(options, key);
     if let Some(v) = get("direct")
         && !v.as_bool().ok_or_else(|| invalid("options.direct must be a boolean"))?
     {
