@@ -173,7 +173,7 @@ impl DocHandle {
     pub fn ephemeral(&self) -> EphemeralMessages {
         EphemeralMessages {
             doc: self.id,
-            rx: self.repo.events(),
+            rx: self.repo.doc_events(self.id),
         }
     }
 
@@ -181,7 +181,7 @@ impl DocHandle {
     pub fn subscribe(&self) -> DocChanges {
         DocChanges {
             doc: self.id,
-            rx: self.repo.events(),
+            rx: self.repo.doc_events(self.id),
         }
     }
 

@@ -17,7 +17,7 @@ use crate::Error;
 use crate::doc::DocHandle;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::home::Home;
-use crate::rt::{self, Broadcast, Spawner};
+use crate::rt::{self, Broadcast, Spawner, Topics};
 
 pub(crate) type Rng = UnwrapErr<SysRng>;
 
@@ -72,6 +72,10 @@ impl Default for RepoConfig {
     }
 }
 
+/// Events kept per document for a follower that falls behind; one further
+/// behind gets an empty patch list and re-reads the document.
+const DOC_EVENTS: usize = 128;
+
 pub(crate) struct Inner {
     node: Mutex<Node>,
     /// Serialises node calls that produce IO, so effects run in the order
@@ -79,6 +83,10 @@ pub(crate) struct Inner {
     pump: async_lock::Mutex<()>,
     storage: Arc<dyn Storage>,
     events: Broadcast<Event>,
+    /// The same events of one document ([`DocHandle::subscribe`] and
+    /// [`DocHandle::ephemeral`]), so an app following many documents does
+    /// not wake every follower for each change.
+    doc_events: Topics<DocId, Event>,
     /// Open sessions: the latest attachment per peer and where its frames go.
     peers: Mutex<HashMap<MemberId, (SessionId, FrameSender)>>,
     next_session: std::sync::atomic::AtomicU64,
@@ -207,6 +215,7 @@ impl Repo {
             pump: async_lock::Mutex::new(()),
             storage,
             events: Broadcast::new(1024),
+            doc_events: Topics::new(DOC_EVENTS),
             peers: Mutex::new(HashMap::new()),
             next_session: std::sync::atomic::AtomicU64::new(0),
             replicas: Mutex::new(Vec::new()),
@@ -305,6 +314,11 @@ impl Repo {
     /// Every event of every document.
     pub fn events(&self) -> Events<Event> {
         self.inner.events.subscribe()
+    }
+
+    /// `doc`'s changes and presence messages only (its handles' followers).
+    pub(crate) fn doc_events(&self, doc: DocId) -> Events<Event> {
+        self.inner.doc_events.subscribe(doc)
     }
 
     /// Seal and store every pending edit now.
@@ -486,6 +500,15 @@ impl Inner {
         relock(self.scheduled.lock())
     }
 
+    /// Publish an event to the repo's followers and, for a change or a
+    /// presence message, to its document's.
+    fn emit(&self, event: Event) {
+        if let Event::DocChanged { doc, .. } | Event::Ephemeral { doc, .. } = &event {
+            self.doc_events.send(doc, || event.clone());
+        }
+        self.events.send(event);
+    }
+
     /// Run a node call that emits no IO (reads, in-memory edits): its events
     /// are delivered now, anything else waits for the next pump.
     pub(crate) fn run_sync<T>(&self, f: impl FnOnce(&mut Node) -> T) -> T {
@@ -494,7 +517,7 @@ impl Inner {
         let mut deferred = Vec::new();
         while let Some(e) = node.poll_effect() {
             match e {
-                Effect::Event(ev) => self.events.send(ev),
+                Effect::Event(ev) => self.emit(ev),
                 other => deferred.push(other),
             }
         }
@@ -578,7 +601,7 @@ impl Inner {
                 warn!(%peer, %reason, "disconnecting peer");
                 self.peers_lock().remove(&peer);
             }
-            Effect::Event(ev) => self.events.send(ev),
+            Effect::Event(ev) => self.emit(ev),
         }
         Ok(())
     }

@@ -3,8 +3,11 @@
 //! event loop (wasm-bindgen-futures, futures-timer, web-time). Nothing
 //! else in this crate names a runtime, so the same `Repo` runs in both.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::hash::Hash;
 use std::pin::pin;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::future::{Either, select};
@@ -84,5 +87,76 @@ impl<T: Clone> Broadcast<T> {
     /// A receiver of everything sent from now on.
     pub fn subscribe(&self) -> async_broadcast::Receiver<T> {
         self.keep.activate_cloned()
+    }
+
+    fn listened(&self) -> bool {
+        self.tx.receiver_count() > 0
+    }
+}
+
+/// [`Broadcast`] channels by topic (a document): a message wakes only its
+/// topic's receivers, not every receiver of every topic. A topic's channel
+/// is made by its first subscription and dropped once nobody listens (at
+/// the next message to it or the next subscription to any).
+pub(crate) struct Topics<K, T> {
+    channels: Mutex<HashMap<K, Broadcast<T>>>,
+    capacity: usize,
+}
+
+impl<K: Eq + Hash, T: Clone> Topics<K, T> {
+    /// Channels of `capacity` messages each (a receiver further behind
+    /// loses the oldest).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            channels: Mutex::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    /// Deliver `message()` to `topic`'s receivers; not even made if it has none.
+    pub fn send(&self, topic: &K, message: impl FnOnce() -> T) {
+        let mut channels = self.channels.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match channels.get(topic) {
+            Some(channel) if channel.listened() => channel.send(message()),
+            Some(_) => {
+                channels.remove(topic);
+            }
+            None => {}
+        }
+    }
+
+    /// A receiver of everything sent to `topic` from now on.
+    pub fn subscribe(&self, topic: K) -> async_broadcast::Receiver<T> {
+        let mut channels = self.channels.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Topics nobody follows any more and nothing was sent to since.
+        channels.retain(|_, c| c.listened());
+        channels
+            .entry(topic)
+            .or_insert_with(|| Broadcast::new(self.capacity))
+            .subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Topics;
+
+    #[test]
+    fn a_topic_reaches_only_its_followers_and_goes_once_unfollowed() {
+        let topics = Topics::<u8, u32>::new(4);
+        let mut one = topics.subscribe(1);
+        let mut two = topics.subscribe(2);
+        topics.send(&1, || 10);
+        topics.send(&3, || unreachable!("nobody follows topic 3"));
+        assert_eq!(one.try_recv(), Ok(10));
+        assert!(two.try_recv().is_err());
+
+        drop(one);
+        topics.send(&1, || unreachable!("nobody follows topic 1 any more"));
+        assert!(!topics.channels.lock().unwrap().contains_key(&1));
+        drop(two);
+        let _three = topics.subscribe(3);
+        let left: Vec<u8> = topics.channels.lock().unwrap().keys().copied().collect();
+        assert_eq!(left, [3]);
     }
 }
