@@ -9,12 +9,29 @@ pub const MAX_FRAME_LEN: usize = synkro_core::MAX_FRAME_LEN;
 
 /// Write one frame: u32 little-endian length, then the bytes.
 pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, payload: &[u8]) -> io::Result<()> {
-    let len = u32::try_from(payload.len())
-        .ok()
-        .filter(|l| *l as usize <= MAX_FRAME_LEN)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
-    w.write_all(&len.to_le_bytes()).await?;
-    w.write_all(payload).await?;
+    write_frames(w, [payload]).await
+}
+
+/// Write frames queued together in one write and one flush, so they leave
+/// in as few packets (muxer frames, Noise messages, WebSocket messages) as
+/// they fit in, rather than two of each per frame. Nothing is written if a
+/// frame is over [`MAX_FRAME_LEN`].
+pub async fn write_frames<W, I>(w: &mut W, frames: I) -> io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+    I: IntoIterator<Item: AsRef<[u8]>>,
+{
+    let mut out = Vec::new();
+    for payload in frames {
+        let payload = payload.as_ref();
+        let len = u32::try_from(payload.len())
+            .ok()
+            .filter(|l| *l as usize <= MAX_FRAME_LEN)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(payload);
+    }
+    w.write_all(&out).await?;
     w.flush().await
 }
 
@@ -53,10 +70,19 @@ mod tests {
             let mut wire = Vec::new();
             write_frame(&mut wire, b"hello").await.unwrap();
             write_frame(&mut wire, b"").await.unwrap();
+            write_frames(&mut wire, [&b"one"[..], b"", b"three"]).await.unwrap();
             let mut r = futures::io::Cursor::new(wire.clone());
             assert_eq!(read_frame(&mut r, 16).await.unwrap().as_deref(), Some(&b"hello"[..]));
             assert_eq!(read_frame(&mut r, 16).await.unwrap().as_deref(), Some(&b""[..]));
+            for expected in [&b"one"[..], b"", b"three"] {
+                assert_eq!(read_frame(&mut r, 16).await.unwrap().as_deref(), Some(expected));
+            }
             assert_eq!(read_frame(&mut r, 16).await.unwrap(), None);
+            // A batch with a frame over the limit writes nothing.
+            let mut none = Vec::new();
+            let huge = vec![0u8; MAX_FRAME_LEN + 1];
+            assert!(write_frames(&mut none, [&b"ok"[..], &huge]).await.is_err());
+            assert!(none.is_empty());
             // A frame over the limit fails before its body is read.
             let mut r = futures::io::Cursor::new(wire.clone());
             assert!(read_frame(&mut r, 4).await.is_err());

@@ -26,12 +26,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::channel::mpsc;
-use futures::{AsyncReadExt, AsyncWriteExt, FutureExt, SinkExt, StreamExt};
+use futures::{AsyncReadExt, AsyncWriteExt, FutureExt, SinkExt, Stream, StreamExt};
 pub use synkro_net::{
     Connection, DEFAULT_STUN_PORT, IcePolicy, MAX_FRAME_LEN, Multiaddr, NetConfig, NetError, PeerId, Protocol,
     ServerConfig, TlsConfig, WebrtcConfig, peer_id_of, peer_in,
 };
-use synkro_net::{NetEvent, Session, member_of, read_frame, write_frame};
+use synkro_net::{NetEvent, Session, member_of, read_frame, write_frames};
 #[cfg(not(target_arch = "wasm32"))]
 pub use synkro_net::{Registry, generate_webrtc_certificate};
 use tracing::{debug, info, warn};
@@ -316,8 +316,20 @@ async fn attach(
     Some((id, rx))
 }
 
-/// Most frames handed to the repo in one batch.
+/// Most frames handed to the repo, or written to the connection, in one batch.
 const MAX_BATCH: usize = 64;
+
+/// `first` and the frames queued behind it now, up to [`MAX_BATCH`].
+fn ready_batch<S: Stream<Item = Vec<u8>> + Unpin>(first: Vec<u8>, queue: &mut S) -> Vec<Vec<u8>> {
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match queue.next().now_or_never() {
+            Some(Some(frame)) => batch.push(frame),
+            _ => break,
+        }
+    }
+    batch
+}
 
 /// Carry one session's frames between the socket and the repo.
 async fn pump(
@@ -377,13 +389,7 @@ async fn pump(
     };
     let deliver = async {
         while let Some(first) = queued.next().await {
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match queued.try_recv() {
-                    Ok(frame) => batch.push(frame),
-                    Err(_) => break,
-                }
-            }
+            let batch = ready_batch(first, &mut queued);
             if repo.deliver_many(peer, &batch).await.is_err() {
                 return;
             }
@@ -394,12 +400,16 @@ async fn pump(
         futures::join!(read, deliver);
     };
     let writer = async {
-        while let Some(frame) = rx.next().await {
-            if write_frame(&mut wr, &frame).await.is_err() {
+        // Frames queued together leave together (one write, one flush).
+        while let Some(first) = rx.next().await {
+            let batch = ready_batch(first, &mut rx);
+            if write_frames(&mut wr, &batch).await.is_err() {
                 return;
             }
-            network.count(peer, true, frame.len());
-            if repo.transmitted(peer, frame.len()).await.is_err() {
+            for frame in &batch {
+                network.count(peer, true, frame.len());
+            }
+            if repo.transmitted(peer, batch.iter().map(Vec::len).sum()).await.is_err() {
                 return;
             }
         }
