@@ -4,7 +4,9 @@
 // {page, relay, tokens, stopFile, expected}. Prints `ready` once it follows
 // every document; after `stopFile` appears it waits for `expected` changes
 // (at most 15 s more) and prints `result [[doc, seq, wallMs], ...]`.
-import { existsSync } from 'node:fs';
+// With SYNKRO_BENCH_PROFILE=file.cpuprofile it records the page's CPU
+// profile from `ready` to the result (open it in Chromium's DevTools).
+import { existsSync, writeFileSync } from 'node:fs';
 import { launchChromium } from './harness.mjs';
 
 const params = JSON.parse(process.argv[2]);
@@ -41,11 +43,21 @@ try {
       });
     });
   }, params);
+  const profileTo = process.env.SYNKRO_BENCH_PROFILE;
+  const cdp = profileTo ? await page.context().newCDPSession(page) : null;
+  if (cdp) {
+    await cdp.send('Profiler.enable');
+    await cdp.send('Profiler.start');
+  }
   console.log('ready');
   while (!existsSync(params.stopFile)) await sleep(50);
   const deadline = Date.now() + 15000;
   while (Date.now() < deadline && (await page.evaluate(() => window.receipts.length)) < params.expected) {
     await sleep(100);
+  }
+  if (cdp) {
+    const { profile } = await cdp.send('Profiler.stop');
+    writeFileSync(profileTo, JSON.stringify(profile));
   }
   console.log(`result ${JSON.stringify(await page.evaluate(() => window.receipts))}`);
 } finally {
