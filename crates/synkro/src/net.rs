@@ -36,7 +36,7 @@ use synkro_net::{NetEvent, Session, member_of, read_frame, write_frames};
 pub use synkro_net::{Registry, generate_webrtc_certificate};
 use tracing::{debug, info, warn};
 
-use crate::rt::{Broadcast, Spawner};
+use crate::rt::{Broadcast, Spawner, relock};
 
 mod meet;
 use crate::{Error, Events, MemberId, Repo, SessionId};
@@ -115,8 +115,7 @@ struct Shared {
 
 impl Shared {
     fn traffic(&self) -> MutexGuard<'_, HashMap<MemberId, Traffic>> {
-        // Counters only: still usable after a panic elsewhere.
-        self.traffic.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        relock(self.traffic.lock())
     }
 }
 

@@ -17,7 +17,7 @@ use crate::Error;
 use crate::doc::DocHandle;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::home::Home;
-use crate::rt::{self, Broadcast, Spawner, Topics};
+use crate::rt::{self, Broadcast, Spawner, Topics, relock};
 
 pub(crate) type Rng = UnwrapErr<SysRng>;
 
@@ -480,13 +480,6 @@ fn write_ops(puts: Vec<(Vec<u8>, Vec<u8>)>, deletes: Vec<Vec<u8>>) -> impl Itera
     puts.into_iter()
         .map(|(key, value)| WriteOp::Put { key, value })
         .chain(deletes.into_iter().map(|key| WriteOp::Delete { key }))
-}
-
-fn relock<T>(r: std::sync::LockResult<MutexGuard<'_, T>>) -> MutexGuard<'_, T> {
-    // A panic while holding one of these locks leaves plain data that is
-    // still consistent for our purposes (maps of channels, flags); the node
-    // itself is only mutated through its own non-panicking API.
-    r.unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Inner {

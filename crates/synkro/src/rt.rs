@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
 use std::pin::pin;
-use std::sync::Mutex;
+use std::sync::{LockResult, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use futures::future::{Either, select};
@@ -41,6 +41,14 @@ impl Spawner {
     pub fn spawn(&self, task: impl Future<Output = ()> + 'static) {
         wasm_bindgen_futures::spawn_local(task);
     }
+}
+
+/// The guard of a lock, even if a panic elsewhere poisoned it. Every lock
+/// of this crate holds plain data that stays consistent for our purposes
+/// (maps of channels, counters, flags); the node itself is only mutated
+/// through its own non-panicking API.
+pub(crate) fn relock<T>(r: LockResult<MutexGuard<'_, T>>) -> MutexGuard<'_, T> {
+    r.unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Wait for `d`.
@@ -115,7 +123,7 @@ impl<K: Eq + Hash, T: Clone> Topics<K, T> {
 
     /// Deliver `message()` to `topic`'s receivers; not even made if it has none.
     pub fn send(&self, topic: &K, message: impl FnOnce() -> T) {
-        let mut channels = self.channels.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut channels = relock(self.channels.lock());
         match channels.get(topic) {
             Some(channel) if channel.listened() => channel.send(message()),
             Some(_) => {
@@ -127,7 +135,7 @@ impl<K: Eq + Hash, T: Clone> Topics<K, T> {
 
     /// A receiver of everything sent to `topic` from now on.
     pub fn subscribe(&self, topic: K) -> async_broadcast::Receiver<T> {
-        let mut channels = self.channels.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut channels = relock(self.channels.lock());
         // Topics nobody follows any more and nothing was sent to since.
         channels.retain(|_, c| c.listened());
         channels
