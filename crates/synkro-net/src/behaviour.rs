@@ -33,6 +33,9 @@ pub(crate) type MemoryLimit = libp2p::swarm::dummy::Behaviour;
 /// Agent and protocol version announced by identify.
 pub(crate) const IDENTIFY_PROTOCOL: &str = "/synkro/id/1.0.0";
 
+/// What the swarm runs: [`Behaviour`], its connection handlers boxed.
+pub(crate) type SwarmBehaviour = crate::boxed::Boxed<Behaviour>;
+
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
     pub limits: connection_limits::Behaviour,

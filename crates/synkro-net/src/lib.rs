@@ -48,6 +48,7 @@
 #![warn(missing_docs)]
 
 mod behaviour;
+mod boxed;
 mod config;
 mod error;
 mod framing;

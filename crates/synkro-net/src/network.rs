@@ -27,7 +27,7 @@ use synkro_core::MemberId;
 use tracing::{debug, info, warn};
 use web_time::Instant;
 
-use crate::behaviour::{Behaviour, BehaviourEvent};
+use crate::behaviour::{BehaviourEvent, SwarmBehaviour};
 use crate::config::NetConfig;
 use crate::error::NetError;
 use crate::ids::{member_of, peer_in};
@@ -309,7 +309,7 @@ impl Network {
     }
 
     fn launch(
-        mut swarm: Swarm<Behaviour>,
+        mut swarm: Swarm<SwarmBehaviour>,
         config: NetConfig,
         metrics: Option<Metrics>,
         direct: Option<DirectHandle>,
@@ -507,7 +507,7 @@ struct SessionEntry {
 
 /// What the [`Driver`] owns: the swarm and the bookkeeping around it.
 struct Engine {
-    swarm: Swarm<Behaviour>,
+    swarm: Swarm<SwarmBehaviour>,
     control: libp2p_stream::Control,
     config: NetConfig,
     shared: Arc<Shared>,

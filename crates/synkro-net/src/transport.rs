@@ -10,7 +10,7 @@
 use libp2p::swarm::Swarm;
 use libp2p::{SwarmBuilder, identity, noise, yamux};
 
-use crate::behaviour::Behaviour;
+use crate::behaviour::{Behaviour, SwarmBehaviour};
 use crate::config::NetConfig;
 use crate::error::NetError;
 
@@ -77,7 +77,7 @@ mod native {
         key: identity::Keypair,
         config: &NetConfig,
         metrics: Option<&mut Registry>,
-    ) -> Result<Swarm<Behaviour>, NetError> {
+    ) -> Result<Swarm<SwarmBehaviour>, NetError> {
         // rustls is built with two crypto back ends here (QUIC brings
         // aws-lc-rs), so it cannot pick one by itself: pick ring for the
         // process, unless the application already chose.
@@ -114,7 +114,11 @@ mod native {
             .map_err(setup)?
             .with_relay_client(noise::Config::new, yamux::Config::default)
             .map_err(setup)?;
-        let behaviour = |key: &identity::Keypair, relay| Behaviour::new(key, relay, config).map_err(BoxError::from);
+        let behaviour = |key: &identity::Keypair, relay| {
+            Behaviour::new(key, relay, config)
+                .map(crate::boxed::Boxed)
+                .map_err(BoxError::from)
+        };
         let idle = config.idle_timeout;
         // Metrics change the builder's type, so each arm finishes the build.
         Ok(match metrics {
@@ -167,7 +171,7 @@ mod wasm {
     pub fn build(
         key: identity::Keypair,
         config: &NetConfig,
-    ) -> Result<(Swarm<Behaviour>, Option<synkro_webrtc::Handle>), NetError> {
+    ) -> Result<(Swarm<SwarmBehaviour>, Option<synkro_webrtc::Handle>), NetError> {
         let (direct, handle) = match &config.direct_webrtc {
             Some(c) => {
                 let (t, h) = synkro_webrtc::Transport::new(with_stun(c.clone(), config));
@@ -206,7 +210,11 @@ mod wasm {
                     .map(|(peer, conn), _| (peer, StreamMuxerBox::new(conn)))
             })
             .map_err(setup)?
-            .with_behaviour(|key| Behaviour::new(key, relay_behaviour, config).map_err(BoxError::from))
+            .with_behaviour(|key| {
+                Behaviour::new(key, relay_behaviour, config)
+                    .map(crate::boxed::Boxed)
+                    .map_err(BoxError::from)
+            })
             .map_err(setup)?
             .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
             .build();
