@@ -111,9 +111,10 @@ impl Latencies {
     }
 }
 
-/// One rate of a throughput ramp: the rate, its p99 in ms, and whether
-/// every change arrived at (nearly) that rate.
-type Step = (f64, f64, bool);
+/// One rate of a throughput ramp: the rate, its p99 in ms, whether every
+/// change arrived at (nearly) that rate, and (synkro's) CPU time in ms that
+/// the peers and the relay together spent per 1,000 changes.
+type Step = (f64, f64, bool, Option<f64>);
 
 struct Bench {
     args: Args,
@@ -241,7 +242,7 @@ async fn browser_latency(b: &mut Bench, native: &mut Latencies) -> anyhow::Resul
 fn sustained(steps: &[Step]) -> f64 {
     steps
         .iter()
-        .take_while(|(_, p99, ok)| *ok && *p99 <= 1000.0)
+        .take_while(|(_, p99, ok, _)| *ok && *p99 <= 1000.0)
         .map(|(rate, ..)| *rate)
         .fold(0.0, f64::max)
 }
@@ -261,19 +262,23 @@ const THROUGHPUT_DOCS: usize = 20;
 /// synkro's throughput ramp (2 writers, 2 readers, one fresh relay), up to
 /// the first rate that misses.
 async fn ramp(sizes: &Sizes) -> anyhow::Result<Vec<Step>> {
-    let (_relay, addr, _dir) = fresh_relay()?;
+    let (relay, addr, _dir) = fresh_relay()?;
+    // The peers run in this process; the relay is the other one.
+    let cpu = || -> anyhow::Result<f64> { Ok(cpu_seconds(std::process::id())? + cpu_seconds(relay.process.pid())?) };
     let mut steps = Vec::new();
     for &rate in &sizes.rates {
+        let before = cpu()?;
         let mut f = ours::flow(&addr, 2, 2, THROUGHPUT_DOCS, rate, sizes.step_seconds).await?;
+        let cpu_ms = (cpu()? - before) * 1000.0 / f.expected.max(1) as f64 * 1000.0;
         let p99 = f.latencies.percentile_ms(99.0);
         let ok = f.latencies.len() >= f.expected && f.achieved_rate >= 0.9 * rate;
         eprintln!(
-            "  synkro{} {rate}/s: p99 {p99:.0} ms, {}/{} delivered",
+            "  synkro{} {rate}/s: p99 {p99:.0} ms, {}/{} delivered, CPU {cpu_ms:.0} ms per 1000 changes",
             if synkro::UNSEALED { " (sealing off)" } else { "" },
             f.latencies.len(),
             f.expected
         );
-        steps.push((rate, p99, ok));
+        steps.push((rate, p99, ok, Some(cpu_ms)));
         if !ok || p99 > 1000.0 {
             break;
         }
@@ -301,7 +306,7 @@ async fn throughput(b: &mut Bench) -> anyhow::Result<()> {
             let rate = peer::num(s, "rate");
             let ok = peer::num(s, "count") >= peer::num(s, "expected") && peer::num(s, "achieved_rate") >= 0.9 * rate;
             eprintln!("  {AMR} {rate}/s: p99 {:.0} ms, ok {ok}", peer::num(s, "p99_ms"));
-            (rate, peer::num(s, "p99_ms"), ok)
+            (rate, peer::num(s, "p99_ms"), ok, None)
         })
         .collect();
     let note = |s: &[Step]| ceiling_note(&b.sizes, s);
@@ -364,7 +369,35 @@ async fn encryption(b: &mut Bench) -> anyhow::Result<()> {
             true,
         );
     }
+    // What sealing costs in work rather than in queueing: CPU per change
+    // over the rates both sustained, weighted by the changes each made.
+    let cpu = |steps: &[Step]| {
+        let used: Vec<(f64, f64)> = steps
+            .iter()
+            .filter(|s| s.0 <= common)
+            .filter_map(|s| s.3.map(|c| (s.0, c)))
+            .collect();
+        let weight: f64 = used.iter().map(|(rate, _)| rate).sum();
+        (weight > 0.0).then(|| used.iter().map(|(rate, c)| rate * c).sum::<f64>() / weight)
+    };
+    if let (Some(s), Some(o)) = (cpu(&sealed), cpu(&open)) {
+        b.row(
+            "6 encryption",
+            format!("CPU per 1000 changes, peers + relay (up to {common}/s), sealed"),
+            s,
+            "sealing off",
+            o,
+            "ms",
+            true,
+        );
+    }
     Ok(())
+}
+
+/// CPU time (user + system) a process has used so far, from `/proc` (Linux).
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = procfs::process::Process::new(i32::try_from(pid)?)?.stat()?;
+    Ok((stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64)
 }
 
 async fn large(b: &mut Bench) -> anyhow::Result<()> {
@@ -675,7 +708,9 @@ fn document(rows: &[Row], quick: bool, took: Duration) -> String {
          5. Footprint: server RSS per idle client connection and per stored document.\n\
          6. Encryption overhead: synkro's throughput ramp (scenario 2) against the same ramp in a \
          benchmark-only build (`insecure-unsealed-benchmark`) whose chunks are neither encrypted nor signed, \
-         relay included; also p99 at the highest rate both held.\n\
+         relay included; also p99 at the highest rate both held (where queueing magnifies small costs), \
+         and the CPU time the peers and the relay spent per 1,000 changes over the rates both held (the \
+         work sealing adds).\n\
          7. wasm: gzip size of the npm package's wasm against `@automerge/automerge`'s own; and scenario 1 \
          with peer B in a page of headless Chromium (the npm package over WebSocket, \
          `tests/browser/bench-reader.mjs`), against the native peer B of the same run.\n\
