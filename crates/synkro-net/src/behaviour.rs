@@ -53,11 +53,12 @@ pub(crate) struct Behaviour {
 }
 
 impl Behaviour {
+    /// The node's behaviour, as the swarm runs it (handlers boxed).
     pub fn new(
         key: &identity::Keypair,
         relay_client: relay::client::Behaviour,
         config: &NetConfig,
-    ) -> Result<Self, NetError> {
+    ) -> Result<SwarmBehaviour, NetError> {
         let peer_id = key.public().to_peer_id();
         let server = config.server.as_ref();
         let limits = match server {
@@ -68,7 +69,7 @@ impl Behaviour {
                 .with_max_established_per_peer(Some(s.max_connections_per_peer)),
             None => connection_limits::ConnectionLimits::default(),
         };
-        Ok(Self {
+        Ok(crate::boxed::Boxed(Self {
             limits: connection_limits::Behaviour::new(limits),
             per_ip: server.map(|s| PerIpLimit::new(s.max_connections_per_ip)).into(),
             memory: server.map(memory_limit).into(),
@@ -84,7 +85,7 @@ impl Behaviour {
             rendezvous: server.map(|_| rendezvous()).into(),
             autonat: server.map(|_| autonat()).into(),
             stream: libp2p_stream::Behaviour::new(),
-        })
+        }))
     }
 }
 

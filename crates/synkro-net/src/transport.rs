@@ -114,11 +114,7 @@ mod native {
             .map_err(setup)?
             .with_relay_client(noise::Config::new, yamux::Config::default)
             .map_err(setup)?;
-        let behaviour = |key: &identity::Keypair, relay| {
-            Behaviour::new(key, relay, config)
-                .map(crate::boxed::Boxed)
-                .map_err(BoxError::from)
-        };
+        let behaviour = |key: &identity::Keypair, relay| Behaviour::new(key, relay, config).map_err(BoxError::from);
         let idle = config.idle_timeout;
         // Metrics change the builder's type, so each arm finishes the build.
         Ok(match metrics {
@@ -210,11 +206,7 @@ mod wasm {
                     .map(|(peer, conn), _| (peer, StreamMuxerBox::new(conn)))
             })
             .map_err(setup)?
-            .with_behaviour(|key| {
-                Behaviour::new(key, relay_behaviour, config)
-                    .map(crate::boxed::Boxed)
-                    .map_err(BoxError::from)
-            })
+            .with_behaviour(|key| Behaviour::new(key, relay_behaviour, config).map_err(BoxError::from))
             .map_err(setup)?
             .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
             .build();
