@@ -42,7 +42,7 @@ fi
 profile="${BENCH_PROFILE:-release}"
 if [ "$profile" = dev ]; then
   # The same command as the test step, so the test build is reused as is.
-  cargo build --workspace --locked --bins
+  cargo build --workspace --locked --bins --tests
 else
   cargo build --locked --profile "$profile" -p synkro-bench -p synkro-relay
 fi

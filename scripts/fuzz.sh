@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
-  cargo install cargo-fuzz --locked
+  env -u CARGO_TARGET_DIR cargo install cargo-fuzz --locked  # a temporary target dir, removed after
 fi
 
 seconds="${FUZZ_SECONDS:-15}"

@@ -12,7 +12,8 @@ want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3; ex
 have=$(wasm-bindgen --version 2>/dev/null | awk '{ print $2 }' || true)
 if [ "$have" != "$want" ]; then
   echo "setup-browser: installing wasm-bindgen-cli $want"
-  cargo install wasm-bindgen-cli --version "$want" --locked
+  # Its own temporary target dir (not ours): the build is thrown away after.
+  env -u CARGO_TARGET_DIR cargo install wasm-bindgen-cli --version "$want" --locked
 fi
 
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then

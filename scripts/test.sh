@@ -11,6 +11,9 @@ bash scripts/setup.sh
 # One target dir for every step, so nothing is built twice.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# A full run builds each crate once: incremental state would only add ~2 GB
+# of disk (CI machines can be short of it) and time.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 step() { printf '\n== %s\n' "$*"; }
 
@@ -28,8 +31,11 @@ cargo clippy --locked --target wasm32-unknown-unknown -p synkro-webrtc --test br
 
 step "tests"
 # The end-to-end tests run the synkro and synkro-relay binaries: build them
-# first (cargo builds a package's binaries only for its own tests).
-cargo build --workspace --locked --bins
+# first (cargo builds a package's binaries only for its own tests). With
+# --tests in the same command the binaries see the features the tests turn
+# on (tokio's `process`, say); built alone they would need a second copy of
+# every crate above tokio, ~2 GB more, which `cargo test` then rebuilds.
+cargo build --workspace --locked --bins --tests
 # --no-fail-fast: one run shows every failing test binary, not just the first.
 cargo test --workspace --locked --no-fail-fast
 
