@@ -10,7 +10,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 use synkro::Repo;
-use synkro::net::{Network, Traffic};
+use synkro::net::{NetCounts, Network, Traffic};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Direction {
@@ -20,9 +20,10 @@ struct Direction {
 const SENT: Direction = Direction { direction: "sent" };
 const RECEIVED: Direction = Direction { direction: "received" };
 
-/// The relay's own metrics, all prefixed `synkro_`. Counters that follow
-/// events are bumped as they happen; the rest is read from the repo and
-/// the network when scraped.
+/// The relay's own metrics, all prefixed `synkro_`, read from the repo and
+/// the network when scraped. The counters come from counts kept where the
+/// events happen, not from the event streams, which a busy relay can fall
+/// behind on (a burst of connections, a flood of forged chunks).
 #[derive(Clone)]
 pub struct Metrics {
     documents: Gauge,
@@ -31,13 +32,13 @@ pub struct Metrics {
     connections: Gauge,
     sync_messages: Family<Direction, Counter>,
     sync_bytes: Family<Direction, Counter>,
-    seen_traffic: Arc<Mutex<Traffic>>,
+    seen: Arc<Mutex<Seen>>,
     /// Chunks and access ops refused (forged, unauthorised, over quota).
-    pub rejected: Counter,
+    rejected: Counter,
     /// Peers disconnected for malformed or oversized frames.
-    pub misbehaving_peers: Counter,
+    misbehaving_peers: Counter,
     /// Sync sessions opened.
-    pub sessions_opened: Counter,
+    sessions_opened: Counter,
     /// The STUN responder's counts.
     pub stun: crate::stun::StunMetrics,
 }
@@ -53,7 +54,7 @@ impl Metrics {
             connections: Gauge::default(),
             sync_messages: Family::default(),
             sync_bytes: Family::default(),
-            seen_traffic: Arc::default(),
+            seen: Arc::default(),
             rejected: Counter::default(),
             misbehaving_peers: Counter::default(),
             sessions_opened: Counter::default(),
@@ -116,22 +117,49 @@ impl Metrics {
         self.stored_bytes.set(saturating_i64(stats.stored_bytes));
         self.sessions.set(saturating_i64(stats.peers));
         self.connections.set(saturating_i64(net.connections().len()));
-        let now = net.total_traffic();
-        let mut seen = self.seen_traffic.lock().unwrap_or_else(PoisonError::into_inner);
-        let grow = |c: &Family<Direction, Counter>, d: Direction, now: u64, then: u64| {
-            c.get_or_create(&d).inc_by(now.saturating_sub(then));
+        let now = Seen {
+            traffic: net.total_traffic(),
+            counts: net.counts(),
+            rejected: stats.rejected,
         };
-        grow(&self.sync_messages, SENT, now.messages_sent, seen.messages_sent);
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let (t, then) = (&now.traffic, &seen.traffic);
+        let grow = |c: &Counter, now: u64, then: u64| {
+            c.inc_by(now.saturating_sub(then));
+        };
         grow(
-            &self.sync_messages,
-            RECEIVED,
-            now.messages_received,
-            seen.messages_received,
+            &self.sync_messages.get_or_create(&SENT),
+            t.messages_sent,
+            then.messages_sent,
         );
-        grow(&self.sync_bytes, SENT, now.bytes_sent, seen.bytes_sent);
-        grow(&self.sync_bytes, RECEIVED, now.bytes_received, seen.bytes_received);
+        grow(
+            &self.sync_messages.get_or_create(&RECEIVED),
+            t.messages_received,
+            then.messages_received,
+        );
+        grow(&self.sync_bytes.get_or_create(&SENT), t.bytes_sent, then.bytes_sent);
+        grow(
+            &self.sync_bytes.get_or_create(&RECEIVED),
+            t.bytes_received,
+            then.bytes_received,
+        );
+        grow(&self.rejected, now.rejected, seen.rejected);
+        grow(&self.misbehaving_peers, now.counts.misbehaved, seen.counts.misbehaved);
+        grow(
+            &self.sessions_opened,
+            now.counts.sessions_opened,
+            seen.counts.sessions_opened,
+        );
         *seen = now;
     }
+}
+
+/// The running totals at the last scrape: counters grow by the difference.
+#[derive(Default)]
+struct Seen {
+    traffic: Traffic,
+    counts: NetCounts,
+    rejected: u64,
 }
 
 fn saturating_i64(n: usize) -> i64 {

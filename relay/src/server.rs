@@ -91,7 +91,7 @@ pub async fn run(config: RelayConfig) -> anyhow::Result<()> {
         },
     ));
 
-    watch(&repo, &net, &metrics).await?;
+    watch(&repo, &net).await?;
 
     info!("stopping: flushing and closing connections");
     if let Some(stun) = stun {
@@ -138,8 +138,8 @@ fn announce(line: &str) {
     let _ = out.flush();
 }
 
-/// Print listen addresses, count what happens, until a stop signal.
-async fn watch(repo: &Repo, net: &Network, metrics: &Metrics) -> anyhow::Result<()> {
+/// Print listen addresses and log what happens, until a stop signal.
+async fn watch(repo: &Repo, net: &Network) -> anyhow::Result<()> {
     let mut peer_events = net.events();
     let mut doc_events = repo.events();
     let mut printed = HashSet::new();
@@ -161,24 +161,16 @@ async fn watch(repo: &Repo, net: &Network, metrics: &Metrics) -> anyhow::Result<
             }
             e = peer_events.recv() => match e {
                 Ok(PeerEvent::Listening(addr)) => print(&addr),
-                Ok(PeerEvent::SessionOpened { peer, relayed }) => {
-                    metrics.sessions_opened.inc();
-                    info!(%peer, relayed, "sync session opened");
-                }
+                Ok(PeerEvent::SessionOpened { peer, relayed }) => info!(%peer, relayed, "sync session opened"),
                 Ok(PeerEvent::SessionClosed { peer }) => info!(%peer, "sync session closed"),
-                Ok(PeerEvent::Misbehaved { peer, reason }) => {
-                    metrics.misbehaving_peers.inc();
-                    warn!(%peer, %reason, "peer disconnected for misbehaving");
-                }
+                Ok(PeerEvent::Misbehaved { peer, reason }) => warn!(%peer, %reason, "peer disconnected for misbehaving"),
                 Ok(_) => {}
+                // Only log lines are missed: the metrics count at the source.
                 Err(RecvError::Overflowed(n)) => warn!(missed = n, "network events lagged"),
                 Err(RecvError::Closed) => anyhow::bail!("the network stopped"),
             },
             e = doc_events.recv() => match e {
-                Ok(Event::Rejected { peer, doc, reason }) => {
-                    metrics.rejected.inc();
-                    warn!(peer = ?peer, %doc, %reason, "refused data");
-                }
+                Ok(Event::Rejected { peer, doc, reason }) => warn!(peer = ?peer, %doc, %reason, "refused data"),
                 Ok(Event::DocAdded { doc }) => info!(%doc, "storing a new document"),
                 Ok(_) => {}
                 // Rejections missed in a burst are still logged by the core.

@@ -226,6 +226,8 @@ pub struct Node {
     /// Nonces of recent ephemeral messages, oldest first, so a copy that
     /// comes back around (two relays forwarding to each other) is dropped.
     seen_ephemeral: (HashSet<[u8; NONCE_LEN]>, VecDeque<[u8; NONCE_LEN]>),
+    /// [`Event::Rejected`] emitted so far.
+    rejected: u64,
 }
 
 /// How many ephemeral nonces a node remembers.
@@ -243,6 +245,7 @@ impl Node {
             peers: BTreeMap::new(),
             effects: VecDeque::new(),
             seen_ephemeral: (HashSet::new(), VecDeque::new()),
+            rejected: 0,
         }
     }
 
@@ -998,6 +1001,12 @@ impl Node {
         self.docs.values().map(|r| r.stored_bytes()).sum()
     }
 
+    /// How many times data from a peer was refused ([`Event::Rejected`])
+    /// since the node started: for metrics that must not miss any.
+    pub fn rejected(&self) -> u64 {
+        self.rejected
+    }
+
     /// Peers with an open session.
     pub fn peers(&self) -> Vec<MemberId> {
         self.peers.keys().copied().collect()
@@ -1484,6 +1493,9 @@ impl Node {
     }
 
     fn emit(&mut self, e: Event) {
+        if matches!(e, Event::Rejected { .. }) {
+            self.rejected += 1;
+        }
         self.effects.push_back(Effect::Event(e));
     }
 

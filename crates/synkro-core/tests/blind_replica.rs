@@ -320,6 +320,8 @@ fn a_full_replica_refuses_new_documents() {
             .iter()
             .any(|e| matches!(e, Event::Rejected { doc, reason, .. } if *doc == second && reason.contains("limit")))
     );
+    // The node's own count, what a relay's metrics read, has every one.
+    assert_eq!(sim.nodes[R].node.rejected() as usize, sim.nodes[R].rejected());
     assert!(
         sim.records(R, &second).is_empty(),
         "nothing of the refused document is stored"

@@ -23,6 +23,7 @@
 //! ```
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::channel::mpsc;
@@ -52,6 +53,19 @@ pub struct Traffic {
     pub bytes_sent: u64,
     /// Bytes of frames received.
     pub bytes_received: u64,
+}
+
+/// Events counted since the network started, for metrics. Unlike
+/// [`Network::events`], which a slow reader can fall behind on in a burst,
+/// every event is counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NetCounts {
+    /// Sync sessions opened ([`PeerEvent::SessionOpened`]).
+    pub sessions_opened: u64,
+    /// Peers disconnected for malformed or oversized frames
+    /// ([`PeerEvent::Misbehaved`]).
+    pub misbehaved: u64,
 }
 
 /// What the network did, for status displays.
@@ -110,6 +124,8 @@ pub enum PeerEvent {
 struct Shared {
     events: Broadcast<PeerEvent>,
     traffic: Mutex<HashMap<MemberId, Traffic>>,
+    sessions_opened: AtomicU64,
+    misbehaved: AtomicU64,
     relays: Vec<MemberId>,
 }
 
@@ -165,6 +181,8 @@ impl Repo {
             shared: Arc::new(Shared {
                 events: Broadcast::new(256),
                 traffic: Mutex::new(HashMap::new()),
+                sessions_opened: AtomicU64::new(0),
+                misbehaved: AtomicU64::new(0),
                 relays: relays.iter().map(|(m, _)| *m).collect(),
             }),
         };
@@ -248,6 +266,15 @@ impl Network {
         })
     }
 
+    /// Sessions opened and peers dropped for misbehaving, since the
+    /// network started: exact, where [`Network::events`] may skip some.
+    pub fn counts(&self) -> NetCounts {
+        NetCounts {
+            sessions_opened: self.shared.sessions_opened.load(Ordering::Relaxed),
+            misbehaved: self.shared.misbehaved.load(Ordering::Relaxed),
+        }
+    }
+
     /// Follow connections and sessions.
     pub fn events(&self) -> Events<PeerEvent> {
         self.shared.events.subscribe()
@@ -259,6 +286,11 @@ impl Network {
     }
 
     fn emit(&self, e: PeerEvent) {
+        match e {
+            PeerEvent::SessionOpened { .. } => self.shared.sessions_opened.fetch_add(1, Ordering::Relaxed),
+            PeerEvent::Misbehaved { .. } => self.shared.misbehaved.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
         self.shared.events.send(e);
     }
 

@@ -39,6 +39,9 @@ pub struct RepoStats {
     pub stored_bytes: usize,
     /// Peers with an open sync session.
     pub peers: usize,
+    /// Times data from a peer was refused (each an [`Event::Rejected`],
+    /// counted even when a slow reader of [`Repo::events`] missed it).
+    pub rejected: u64,
 }
 
 /// One sync session of a [`Repo`] with a peer, from [`Repo::attach_peer`].
@@ -339,6 +342,7 @@ impl Repo {
             documents: node.docs().len(),
             stored_bytes: node.stored_bytes(),
             peers: node.peers().len(),
+            rejected: node.rejected(),
         }
     }
 

@@ -77,6 +77,17 @@ async fn sync_over(listen: &str) -> anyhow::Result<Duration> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(sent, received, "messages Bob sent vs Alice received");
+    // One session each way, nobody dropped for misbehaving (a redialed
+    // WebRTC attempt may or may not have got as far as a session).
+    for net in [&a_net, &b_net] {
+        let counts = net.counts();
+        if attempts == 1 {
+            assert_eq!(counts.sessions_opened, 1, "{counts:?}");
+        } else {
+            assert!(counts.sessions_opened >= 1, "{counts:?}");
+        }
+        assert_eq!(counts.misbehaved, 0, "{counts:?}");
+    }
     a_net.shutdown().await;
     b_net.shutdown().await;
     Ok(latency)
