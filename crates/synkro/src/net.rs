@@ -286,11 +286,14 @@ impl Network {
     }
 
     fn emit(&self, e: PeerEvent) {
-        match e {
-            PeerEvent::SessionOpened { .. } => self.shared.sessions_opened.fetch_add(1, Ordering::Relaxed),
-            PeerEvent::Misbehaved { .. } => self.shared.misbehaved.fetch_add(1, Ordering::Relaxed),
-            _ => 0,
+        let counter = match e {
+            PeerEvent::SessionOpened { .. } => Some(&self.shared.sessions_opened),
+            PeerEvent::Misbehaved { .. } => Some(&self.shared.misbehaved),
+            _ => None,
         };
+        if let Some(counter) = counter {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
         self.shared.events.send(e);
     }
 
