@@ -1,7 +1,7 @@
 import { Repo, DocHandle } from './synkro_wasm.js';
 
 export { Repo, DocHandle };
-export type { Json, Patch, Broadcast, DocInfo, SyncStatus, NetworkEvent, RepoEvent, CloseEvent } from './synkro_wasm.js';
+export type { Json, Patch, Broadcast, DocInfo, SyncStatus, Refused, RefusalReason, NetworkEvent, RepoEvent, CloseEvent } from './synkro_wasm.js';
 
 /** Every error synkro throws; `code` says which kind. */
 export class SynkroError extends Error {

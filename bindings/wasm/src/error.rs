@@ -70,9 +70,9 @@ pub fn from_synkro(e: synkro::Error) -> JsValue {
         E::Path { .. } | E::Value(_) => Code::InvalidArgument,
         E::UnknownDocument(_) | E::Core(C::UnknownDocument(_) | C::NotYetSynced(_)) => Code::NotFound,
         E::Core(C::NoReadAccess(_) | C::NotAllowed { .. } | C::NotAMember { .. }) => Code::Access,
-        E::Core(C::BadInvite(_) | C::BadBackup) => Code::InvalidArgument,
+        E::Core(C::BadInvite(_) | C::BadBackup | C::ChangeTooLarge { .. }) => Code::InvalidArgument,
         E::Storage(_) | E::Failed(_) => Code::Storage,
-        E::Net(_) | E::NotASyncPeer(_) | E::NotSynced { .. } => Code::Network,
+        E::Net(_) | E::NotASyncPeer(_) | E::NotSynced { .. } | E::Refused { .. } => Code::Network,
         _ => Code::Other,
     };
     js_error(code, e.to_string())

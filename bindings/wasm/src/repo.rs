@@ -344,8 +344,10 @@ impl Repo {
     }
 
     /// Call `listener(event)` when a document arrives (`{type: "doc-added",
-    /// doc}`, e.g. after `join`) or its members, roles or keys change
-    /// (`{type: "access-changed", doc}`). Returns a function that stops it.
+    /// doc}`, e.g. after `join`), its members, roles or keys change
+    /// (`{type: "access-changed", doc}`), or a relay or peer refuses data of
+    /// it (`{type: "peer-refused", peer, doc, reason, message}`). Returns a
+    /// function that stops it.
     #[wasm_bindgen(js_name = "onEvent")]
     #[wasm_bindgen(unchecked_return_type = "() => void")]
     pub fn on_event(
@@ -355,6 +357,12 @@ impl Repo {
         forward(self.state.inner.events(), listener, |event| match event {
             synkro::Event::DocAdded { doc } => Some(json!({ "type": "doc-added", "doc": doc.to_string() })),
             synkro::Event::AccessChanged { doc } => Some(json!({ "type": "access-changed", "doc": doc.to_string() })),
+            synkro::Event::PeerRefused { peer, doc, reason } => {
+                let mut event = refusal_json(&doc, &reason);
+                event["type"] = json!("peer-refused");
+                event["peer"] = json!(peer.to_string());
+                Some(event)
+            }
             _ => None,
         })
     }
@@ -365,10 +373,16 @@ impl Repo {
     #[wasm_bindgen(unchecked_return_type = "SyncStatus")]
     pub fn sync_status(&self, peer: &str) -> JsResult<JsValue> {
         let s = self.state.inner.sync_status(&parse_member(peer)?);
+        let refused: Vec<serde_json::Value> = s
+            .refused
+            .iter()
+            .map(|(doc, reason)| refusal_json(doc, reason))
+            .collect();
         Ok(to_js(&json!({
             "synced": s.synced.len(),
             "unsynced": s.unsynced.len(),
             "pending": s.pending.len(),
+            "refused": refused,
             "complete": s.is_complete(),
             "connected": self.state.inner.peers().contains(&parse_member(peer)?),
         })))
@@ -388,6 +402,22 @@ impl Repo {
     pub async fn close(&self) -> JsResult<()> {
         self.state.close("closed").await.map_err(from_synkro)
     }
+}
+
+/// A refusal as JS sees it: `{doc, reason, message}`, `reason` one of
+/// `too-large`, `not-allowed`, `invalid`, `document-limit`, `storage-full`,
+/// `storage-failed`.
+fn refusal_json(doc: &synkro::DocId, reason: &synkro::Refusal) -> serde_json::Value {
+    use synkro::Refusal as R;
+    let kind = match reason {
+        R::TooLarge { .. } => "too-large",
+        R::NotAllowed => "not-allowed",
+        R::DocumentLimit { .. } => "document-limit",
+        R::StorageFull => "storage-full",
+        R::StorageFailed => "storage-failed",
+        _ => "invalid",
+    };
+    json!({ "doc": doc.to_string(), "reason": kind, "message": reason.to_string() })
 }
 
 /// Call `listener` with each event `to_json` turns into a JS object, until

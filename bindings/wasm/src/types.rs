@@ -31,8 +31,17 @@ export interface DocInfo {
   storedBytes: number;
 }
 
-/** Where this repo stands with a relay or peer. */
-export interface SyncStatus { synced: number; unsynced: number; pending: number; complete: boolean; connected: boolean }
+/** Why a relay or peer refused data of a document. */
+export type RefusalReason = 'too-large' | 'not-allowed' | 'invalid' | 'document-limit' | 'storage-full' | 'storage-failed';
+
+/** A document a relay or peer refused data of, and why (`message` says it in words). */
+export interface Refused { doc: string; reason: RefusalReason; message: string }
+
+/**
+ * Where this repo stands with a relay or peer. `refused` lists documents
+ * (also counted in `unsynced`) it refused data of, until it acknowledges them.
+ */
+export interface SyncStatus { synced: number; unsynced: number; pending: number; refused: Refused[]; complete: boolean; connected: boolean }
 
 /** A connection event. `relayed`: through a relay circuit. */
 export type NetworkEvent =
@@ -43,7 +52,10 @@ export type NetworkEvent =
  * A document arrived, or its members, roles or keys changed; or the repo
  * was reloaded from storage after an internal error (`PanicError`).
  */
-export type RepoEvent = { type: 'doc-added' | 'access-changed'; doc: string } | { type: 'reloaded'; message: string };
+export type RepoEvent =
+  | { type: 'doc-added' | 'access-changed'; doc: string }
+  | ({ type: 'peer-refused'; peer: string } & Refused)
+  | { type: 'reloaded'; message: string };
 
 /** Why a repo closed. */
 export interface CloseEvent { reason: 'closed' | 'taken-over' }

@@ -62,6 +62,18 @@ async fn sync_all(repo: &Repo, net: &Network, targets: &[Multiaddr], timeout: Du
             let total = status.synced.len() + status.unsynced.len() + status.pending.len();
             progress.set_length(total as u64);
             progress.set_position(status.synced.len() as u64);
+            if let Some((doc, reason)) = status.refused.iter().find(|(_, r)| !r.is_transient()) {
+                progress.abandon();
+                return Err(synkro::Error::Refused {
+                    peer,
+                    doc: *doc,
+                    reason: reason.clone(),
+                }
+                .into());
+            }
+            if let Some((doc, reason)) = status.refused.first() {
+                progress.set_message(format!("syncing with {}: {doc}: {reason}", short(&peer)));
+            }
             if status.is_complete() {
                 progress.finish_and_clear();
                 report(&peer, status.synced.len(), status.not_shared.len(), net.traffic(&peer));
@@ -155,6 +167,9 @@ pub async fn live(repo: &Repo, config: NetConfig, print_listening: bool) -> anyh
                 }
                 Ok(Event::DocAdded { doc }) => eprintln!("{doc} arrived"),
                 Ok(Event::Rejected { doc, reason, .. }) => eprintln!("warning: refused data for {doc}: {reason}"),
+                Ok(Event::PeerRefused { peer, doc, reason }) => {
+                    eprintln!("warning: {} refused data of {doc}: {reason}", short(&peer));
+                }
                 _ => {}
             },
         }

@@ -14,6 +14,7 @@ use crate::encoding::{Sig, decode, encode};
 use crate::error::{DecodeError, VerifyError};
 use crate::identity::DeviceIdentity;
 use crate::ids::{DocId, KeyId, MemberId};
+use crate::limits::{MAX_PARTS, MAX_STORED_CHUNK_LEN};
 use crate::vv::VersionVector;
 
 /// True only in builds with the `insecure-unsealed-benchmark` feature, made
@@ -23,10 +24,12 @@ use crate::vv::VersionVector;
 /// chunks (they carry no valid signature).
 pub const UNSEALED: bool = cfg!(feature = "insecure-unsealed-benchmark");
 
-/// Format version of chunks.
+/// Format version of chunks sealed whole.
 pub const CHUNK_VERSION: u16 = 1;
-/// Largest encoded chunk accepted (16 MiB).
-pub const MAX_CHUNK_LEN: usize = 16 << 20;
+/// Format version of chunks that are one [`Part`] of a larger change or
+/// snapshot: version 1's header plus the part.
+pub const PART_VERSION: u16 = 2;
+pub use crate::limits::MAX_CHUNK_LEN;
 
 /// What a chunk holds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,10 +43,25 @@ pub enum ChunkKind {
     },
 }
 
+/// Where a chunk sits among the parts of one change or snapshot too large
+/// for a chunk of its own ([`MAX_PART_LEN`](crate::limits::MAX_PART_LEN)).
+/// Readers apply the parts' plaintexts, concatenated in `index` order, once
+/// they hold all `count` of them. The parts of a change have consecutive
+/// `seq`s (part `i` at `first + i`); those of a snapshot share `covers`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Part {
+    /// Names the group of parts (random, chosen by the author).
+    pub group: [u8; 16],
+    /// This part's position, `0..count`.
+    pub index: u32,
+    /// How many parts the group has, `2..=`[`MAX_PARTS`](crate::limits::MAX_PARTS).
+    pub count: u32,
+}
+
 /// The authenticated, unencrypted part of a chunk.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChunkHeader {
-    /// [`CHUNK_VERSION`].
+    /// [`CHUNK_VERSION`], or [`PART_VERSION`] for a part.
     pub version: u16,
     /// Document.
     pub doc: DocId,
@@ -57,6 +75,123 @@ pub struct ChunkHeader {
     pub kind: ChunkKind,
     /// AEAD nonce.
     pub nonce: [u8; NONCE_LEN],
+    /// Which part of a larger change or snapshot this is (`None`: sealed whole).
+    pub part: Option<Part>,
+}
+
+/// Version 1's header on the wire.
+#[derive(Serialize, Deserialize)]
+struct HeaderV1 {
+    version: u16,
+    doc: DocId,
+    author: MemberId,
+    seq: u64,
+    key: KeyId,
+    kind: ChunkKind,
+    nonce: [u8; NONCE_LEN],
+}
+
+/// Version 2's header on the wire: version 1's, then the part.
+#[derive(Serialize, Deserialize)]
+struct HeaderV2 {
+    version: u16,
+    doc: DocId,
+    author: MemberId,
+    seq: u64,
+    key: KeyId,
+    kind: ChunkKind,
+    nonce: [u8; NONCE_LEN],
+    part: Part,
+}
+
+#[derive(Deserialize)]
+struct VersionOnly {
+    version: u16,
+}
+
+impl ChunkHeader {
+    fn encode(&self) -> Vec<u8> {
+        let Self {
+            version: _,
+            doc,
+            author,
+            seq,
+            key,
+            kind,
+            nonce,
+            part,
+        } = self.clone();
+        match part {
+            None => encode(&HeaderV1 {
+                version: CHUNK_VERSION,
+                doc,
+                author,
+                seq,
+                key,
+                kind,
+                nonce,
+            }),
+            Some(part) => encode(&HeaderV2 {
+                version: PART_VERSION,
+                doc,
+                author,
+                seq,
+                key,
+                kind,
+                nonce,
+                part,
+            }),
+        }
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, VerifyError> {
+        let version = postcard::take_from_bytes::<VersionOnly>(bytes)
+            .map(|(v, _)| v.version)
+            .map_err(|e| DecodeError::Malformed {
+                what: "chunk header",
+                detail: e.to_string(),
+            })?;
+        let header = match version {
+            CHUNK_VERSION => {
+                let h: HeaderV1 = decode("chunk header", bytes, MAX_CHUNK_LEN)?;
+                Self {
+                    version,
+                    doc: h.doc,
+                    author: h.author,
+                    seq: h.seq,
+                    key: h.key,
+                    kind: h.kind,
+                    nonce: h.nonce,
+                    part: None,
+                }
+            }
+            PART_VERSION => {
+                let h: HeaderV2 = decode("chunk header", bytes, MAX_CHUNK_LEN)?;
+                if h.part.count < 2 || h.part.count > MAX_PARTS || h.part.index >= h.part.count {
+                    return Err(VerifyError::Invalid("chunk part out of range"));
+                }
+                Self {
+                    version,
+                    doc: h.doc,
+                    author: h.author,
+                    seq: h.seq,
+                    key: h.key,
+                    kind: h.kind,
+                    nonce: h.nonce,
+                    part: Some(h.part),
+                }
+            }
+            found => {
+                return Err(DecodeError::Version {
+                    what: "chunk",
+                    found,
+                    supported: PART_VERSION,
+                }
+                .into());
+            }
+        };
+        Ok(header)
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -92,7 +227,11 @@ fn digest(header: &[u8], ciphertext: &[u8]) -> [u8; 32] {
 }
 
 impl SealedChunk {
-    /// Encrypt `plaintext` under `key` and sign it as `identity`.
+    /// Encrypt `plaintext` under `key` and sign it as `identity`: a chunk
+    /// sealed whole. Keep `plaintext` within
+    /// [`MAX_PART_LEN`](crate::limits::MAX_PART_LEN) (larger changes and
+    /// snapshots are sealed in parts, [`seal_part`](Self::seal_part)), or
+    /// peers will refuse the chunk.
     #[allow(clippy::too_many_arguments)]
     pub fn seal<R: CryptoRng + ?Sized>(
         rng: &mut R,
@@ -104,16 +243,43 @@ impl SealedChunk {
         kind: ChunkKind,
         plaintext: &[u8],
     ) -> Self {
+        Self::seal_with(rng, identity, (doc, seq, key_id, kind, None), key, plaintext)
+    }
+
+    /// [`seal`](Self::seal) one part of a change or snapshot.
+    #[allow(clippy::too_many_arguments)]
+    pub fn seal_part<R: CryptoRng + ?Sized>(
+        rng: &mut R,
+        identity: &DeviceIdentity,
+        doc: DocId,
+        seq: u64,
+        key_id: KeyId,
+        key: &SymmetricKey,
+        kind: ChunkKind,
+        part: Part,
+        plaintext: &[u8],
+    ) -> Self {
+        Self::seal_with(rng, identity, (doc, seq, key_id, kind, Some(part)), key, plaintext)
+    }
+
+    fn seal_with<R: CryptoRng + ?Sized>(
+        rng: &mut R,
+        identity: &DeviceIdentity,
+        (doc, seq, key_id, kind, part): (DocId, u64, KeyId, ChunkKind, Option<Part>),
+        key: &SymmetricKey,
+        plaintext: &[u8],
+    ) -> Self {
         let header = ChunkHeader {
-            version: CHUNK_VERSION,
+            version: if part.is_some() { PART_VERSION } else { CHUNK_VERSION },
             doc,
             author: identity.member_id(),
             seq,
             key: key_id,
             kind,
             nonce: random_array(rng),
+            part,
         };
-        let header_bytes = encode(&header);
+        let header_bytes = header.encode();
         let ciphertext = if UNSEALED {
             plaintext.to_vec()
         } else {
@@ -143,27 +309,31 @@ impl SealedChunk {
         }
     }
 
-    /// Decode and check the signature. Says nothing yet about whether the
-    /// author may write: that needs the document's access log.
+    /// Decode a chunk from a peer and check the signature. Says nothing yet
+    /// about whether the author may write: that needs the document's access
+    /// log.
     pub fn decode(bytes: &[u8]) -> Result<Self, VerifyError> {
-        if bytes.len() > MAX_CHUNK_LEN {
+        Self::decode_within(bytes, MAX_CHUNK_LEN)
+    }
+
+    /// [`decode`](Self::decode) a record of this device's own storage,
+    /// which may be larger than a peer may send (see
+    /// [`MAX_STORED_CHUNK_LEN`](crate::limits::MAX_STORED_CHUNK_LEN)).
+    pub fn decode_stored(bytes: &[u8]) -> Result<Self, VerifyError> {
+        Self::decode_within(bytes, MAX_STORED_CHUNK_LEN)
+    }
+
+    fn decode_within(bytes: &[u8], max: usize) -> Result<Self, VerifyError> {
+        if bytes.len() > max {
             return Err(DecodeError::TooLarge {
                 what: "chunk",
                 len: bytes.len(),
-                max: MAX_CHUNK_LEN,
+                max,
             }
             .into());
         }
-        let wire: ChunkWireRef<'_> = decode("chunk", bytes, MAX_CHUNK_LEN)?;
-        let header: ChunkHeader = decode("chunk header", wire.header, MAX_CHUNK_LEN)?;
-        if header.version != CHUNK_VERSION {
-            return Err(DecodeError::Version {
-                what: "chunk",
-                found: header.version,
-                supported: CHUNK_VERSION,
-            }
-            .into());
-        }
+        let wire: ChunkWireRef<'_> = decode("chunk", bytes, max)?;
+        let header = ChunkHeader::decode(wire.header)?;
         let is_snapshot = matches!(header.kind, ChunkKind::Snapshot { .. });
         if is_snapshot != (header.seq == 0) {
             return Err(VerifyError::Invalid("chunk seq does not match its kind"));
@@ -212,6 +382,10 @@ impl SealedChunk {
     /// The signed digest, which also names snapshots.
     pub fn digest(&self) -> [u8; 32] {
         self.digest
+    }
+    /// Which part of a larger change or snapshot this is (`None`: sealed whole).
+    pub fn part(&self) -> Option<Part> {
+        self.header.part
     }
     /// What a snapshot covers (`None` for change batches).
     pub fn covers(&self) -> Option<&VersionVector> {

@@ -130,6 +130,20 @@ pub enum CoreError {
     /// Wrong passphrase or damaged backup.
     #[error("cannot open backup: wrong passphrase or damaged file")]
     BadBackup,
+    /// A single change is larger than a chunk group can carry; it was
+    /// undone, and nothing else was lost.
+    #[error(
+        "a change to document {doc} is {len} bytes, over the limit of {max}; split it into smaller changes \
+         (large files belong in attachments, not in the document)"
+    )]
+    ChangeTooLarge {
+        /// Document.
+        doc: DocId,
+        /// The change's size.
+        len: usize,
+        /// The limit ([`MAX_ASSEMBLED_LEN`](crate::limits::MAX_ASSEMBLED_LEN)).
+        max: usize,
+    },
     /// Automerge rejected the data or the change.
     #[error("document error: {0}")]
     Automerge(String),

@@ -84,7 +84,10 @@ impl DeviceIdentity {
         self.exchange.public()
     }
 
-    pub(crate) fn exchange_secret(&self) -> &ExchangeSecret {
+    /// The secret half of [`exchange_key`](Self::exchange_key): opens the
+    /// document keys sealed to this device (see
+    /// [`AccessLog::key_material`](crate::AccessLog::key_material)).
+    pub fn exchange_secret(&self) -> &ExchangeSecret {
         &self.exchange
     }
 

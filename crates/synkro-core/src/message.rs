@@ -21,12 +21,13 @@ use crate::error::DecodeError;
 use crate::ids::{DocId, OpHash};
 use crate::vv::VersionVector;
 
-/// Version sent in [`Message::Hello`].
-pub const PROTOCOL_VERSION: u16 = 1;
-/// Hard cap on one encoded message (a chunk plus framing).
-pub const MAX_FRAME_LEN: usize = crate::chunk::MAX_CHUNK_LEN + (1 << 16);
-/// Soft cap used when batching several chunks into one message.
-pub const BATCH_TARGET_LEN: usize = 1 << 20;
+/// Version sent in [`Message::Hello`]. Version 2 added chunks sealed in
+/// parts and [`Message::Refused`].
+pub const PROTOCOL_VERSION: u16 = 2;
+pub use crate::limits::{BATCH_TARGET_LEN, MAX_FRAME_LEN};
+
+/// Longest [`Refusal::Invalid`] detail kept from a peer.
+const MAX_DETAIL_LEN: usize = 256;
 
 /// A document's short state digest, compared in [`Message::Hello`].
 pub type Digest = [u8; 16];
@@ -74,6 +75,82 @@ pub enum Message {
         /// The encoded message.
         message: ByteBuf,
     },
+    /// The sender refused data of `doc` that the receiver sent it, and why;
+    /// the receiver tells its app (`Event::PeerRefused`) and shows the
+    /// document as stuck in its sync status.
+    Refused {
+        /// Document.
+        doc: DocId,
+        /// Why.
+        reason: Refusal,
+    },
+}
+
+/// Why a peer refused data it was sent ([`Message::Refused`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// A chunk or op over the peer's size limit.
+    #[error("{len} bytes is over the peer's limit of {max}")]
+    TooLarge {
+        /// Its size.
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// Its author may not write the document (never could, or was revoked).
+    #[error("the author may not write this document")]
+    NotAllowed,
+    /// It failed verification (bad key, not Automerge data, ...).
+    #[error("it failed verification: {0}")]
+    Invalid(String),
+    /// The peer holds as many documents as it is allowed to.
+    #[error("the peer holds its limit of {max} documents")]
+    DocumentLimit {
+        /// Its limit.
+        max: u64,
+    },
+    /// The peer's disk is full: it refuses new data until it has room again.
+    #[error("the peer's storage is full; it accepts new data again once it has room")]
+    StorageFull,
+    /// The peer's storage failed and no longer accepts writes.
+    #[error("the peer's storage failed; it accepts no new data until it is repaired")]
+    StorageFailed,
+}
+
+impl Refusal {
+    /// Why a chunk or op failed verification, as a peer is told it.
+    pub fn from_verify(e: &crate::error::VerifyError) -> Self {
+        use crate::error::{DecodeError, VerifyError};
+        match e {
+            VerifyError::NotAllowed { .. } => Refusal::NotAllowed,
+            VerifyError::Decode(DecodeError::TooLarge { len, max, .. }) => Refusal::TooLarge {
+                len: *len as u64,
+                max: *max as u64,
+            },
+            other => Refusal::Invalid(other.to_string()),
+        }
+    }
+
+    /// Will the peer take the same data later (its disk was full)?
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Refusal::StorageFull)
+    }
+
+    /// The refusal with any text from a peer cut to a displayable length.
+    fn bounded(self) -> Self {
+        match self {
+            Refusal::Invalid(mut detail) if detail.len() > MAX_DETAIL_LEN => {
+                let mut cut = MAX_DETAIL_LEN;
+                while !detail.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                detail.truncate(cut);
+                Refusal::Invalid(detail)
+            }
+            other => other,
+        }
+    }
 }
 
 impl Message {
@@ -84,6 +161,13 @@ impl Message {
 
     /// Decode from the wire, rejecting anything over [`MAX_FRAME_LEN`].
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        decode("sync message", bytes, MAX_FRAME_LEN)
+        let message = decode("sync message", bytes, MAX_FRAME_LEN)?;
+        Ok(match message {
+            Message::Refused { doc, reason } => Message::Refused {
+                doc,
+                reason: reason.bounded(),
+            },
+            other => other,
+        })
     }
 }

@@ -16,7 +16,8 @@ use crate::fence::fenced;
 use crate::identity::DeviceIdentity;
 use crate::ids::{DocId, MemberId, OpHash};
 use crate::invite::{InviteToken, invite_identity};
-use crate::message::{BATCH_TARGET_LEN, Digest, Message, PROTOCOL_VERSION};
+use crate::limits::{BATCH_TARGET_LEN, MAX_ASSEMBLED_LEN, MAX_FRAME_LEN};
+use crate::message::{Digest, Message, PROTOCOL_VERSION, Refusal};
 use crate::replica::{Accepted, CompactionPolicy, DocReplica, LocalState, record};
 use crate::vv::VersionVector;
 
@@ -138,6 +139,16 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A peer refused data of `doc` that this node sent it: until that
+    /// changes, the document is stuck there ([`SyncStatus::refused`]).
+    PeerRefused {
+        /// The peer.
+        peer: MemberId,
+        /// Document.
+        doc: DocId,
+        /// Why.
+        reason: Refusal,
+    },
 }
 
 /// A document's facts for display.
@@ -176,6 +187,9 @@ pub struct SyncStatus {
     pub pending: Vec<DocId>,
     /// Held here, but the peer is not a member (it will not be sent).
     pub not_shared: Vec<DocId>,
+    /// Documents (also in `unsynced`) of which the peer refused data we
+    /// sent, and why: the last refusal since it last acknowledged them.
+    pub refused: Vec<(DocId, Refusal)>,
 }
 
 impl SyncStatus {
@@ -201,6 +215,8 @@ struct PeerDoc {
     acked: Option<(Vec<OpHash>, VersionVector)>,
     snapshots: Vec<[u8; 32]>,
     last_sent: Option<Digest>,
+    /// The peer's last refusal of data we sent, until it acknowledges.
+    refused: Option<Refusal>,
 }
 
 #[derive(Default)]
@@ -304,7 +320,7 @@ impl Node {
                         report.problems.push(format!("access op skipped: {e}"));
                     }
                 }
-                Some(&record::CHANGE) | Some(&record::SNAPSHOT) => match SealedChunk::decode(value) {
+                Some(&record::CHANGE) | Some(&record::SNAPSHOT) => match SealedChunk::decode_stored(value) {
                     Ok(c) => chunks.push(c),
                     Err(e) => report.problems.push(format!("chunk skipped: {e}")),
                 },
@@ -331,7 +347,17 @@ impl Node {
             }
         }
         replica.refresh_keys(rng, &self.identity)?;
+        let oversized = replica.holds_oversized();
         self.docs.insert(doc, replica);
+        if oversized {
+            // Stored by a release that sealed without a size limit: peers
+            // would refuse it. Its author folds it into a snapshot sealed in
+            // parts (the Persist effect this emits must be carried out).
+            report
+                .problems
+                .push("a chunk over the size peers accept was found; it is folded into a new snapshot".into());
+            self.snapshot_now(rng, &doc)?;
+        }
         Ok(report)
     }
 
@@ -380,6 +406,7 @@ impl Node {
         }
         let d = r.doc.as_mut().ok_or(CoreError::NoReadAccess(*doc))?;
         let before = d.get_heads();
+        let actor = d.get_actor().clone();
         let out = match fenced("a change", || f(d)) {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => {
@@ -394,6 +421,19 @@ impl Node {
         };
         let after = d.get_heads();
         if before != after {
+            // A change too large for any chunk group is undone before
+            // anything can seal, store or send it.
+            let too_large = d.get_changes(&before).iter().map(|c| c.raw_bytes().len()).max();
+            if let Some(len) = too_large.filter(|l| *l > MAX_ASSEMBLED_LEN) {
+                let undone = d.fork_at(&before)?.with_actor(actor);
+                *d = undone;
+                d.update_diff_cursor();
+                return Err(CoreError::ChangeTooLarge {
+                    doc: *doc,
+                    len,
+                    max: MAX_ASSEMBLED_LEN,
+                });
+            }
             let patches = d.diff(&before, &after);
             // Index what comes next, so the next diff is not a walk over the
             // whole document (a keystroke in a long text stays cheap).
@@ -421,24 +461,24 @@ impl Node {
         self.docs.get(doc).is_some_and(|r| r.dirty)
     }
 
-    /// Seal pending edits into a chunk, store it and push it to peers;
-    /// compact into a snapshot when due. Returns whether a chunk was made.
+    /// Seal pending edits into chunks (as many as their size needs), store
+    /// them and push them to peers; compact into a snapshot when due.
+    /// Returns whether a chunk was made.
     pub fn flush<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, doc: &DocId) -> Result<bool, CoreError> {
         let policy = self.config.compaction;
         let identity = self.identity.clone();
         let r = self.replica_mut(doc)?;
-        let Some(chunk) = r.flush(rng, &identity)? else {
+        let chunks = r.flush(rng, &identity)?;
+        if chunks.is_empty() {
             return Ok(false);
-        };
-        let mut puts = vec![(record::chunk(&chunk.chunk_ref()), chunk.encoded().to_vec())];
-        let mut deletes = Vec::new();
-        if let Some((snap, gone)) = r.maybe_snapshot(rng, &identity, &policy, false)? {
-            puts.push((record::chunk(&snap.chunk_ref()), snap.encoded().to_vec()));
-            deletes = gone.iter().map(record::chunk).collect();
-            // The batch just sealed may itself be folded away already.
-            puts.retain(|(k, _)| !deletes.contains(k));
         }
-        self.persist(*doc, puts, deletes);
+        let mut batch = StoreBatch::default();
+        batch.put_chunks(&chunks);
+        if let Some((snap, gone)) = r.maybe_snapshot(rng, &identity, &policy, false)? {
+            batch.put_chunks(&snap);
+            batch.delete_chunks(&gone);
+        }
+        self.store(*doc, batch);
         self.push_all(doc);
         Ok(true)
     }
@@ -697,8 +737,10 @@ impl Node {
         let identity = self.identity.clone();
         let r = self.replica_mut(doc)?;
         if let Some((snap, gone)) = r.maybe_snapshot(rng, &identity, &policy, true)? {
-            let puts = vec![(record::chunk(&snap.chunk_ref()), snap.encoded().to_vec())];
-            self.persist(*doc, puts, gone.iter().map(record::chunk).collect());
+            let mut batch = StoreBatch::default();
+            batch.put_chunks(&snap);
+            batch.delete_chunks(&gone);
+            self.store(*doc, batch);
             self.push_all(doc);
         }
         Ok(())
@@ -834,12 +876,12 @@ impl Node {
             .docs
             .remove(&doc)
             .unwrap_or_else(|| DocReplica::new(AccessLog::new(doc)));
-        let mut puts = Vec::new();
+        let mut batch = StoreBatch::default();
         for op in &backup.ops {
             if let Ok(Inserted::New | Inserted::Pending) = r.log.insert(op)
                 && let Ok(o) = crate::access::AccessOp::decode(op)
             {
-                puts.push((record::op(&o.hash()), op.to_vec()));
+                batch.put(record::op(&o.hash()), op.to_vec());
             }
         }
         for (k, v) in &backup.keys {
@@ -855,11 +897,15 @@ impl Node {
         {
             r.local.invites.push(secret);
         }
-        let result = self.import_into(rng, &mut r, &backup, &mut puts);
+        let result = self.import_into(rng, &mut r, &backup, &mut batch);
+        let oversized = r.holds_oversized();
         self.docs.insert(doc, r);
         result?;
-        self.persist(doc, puts, Vec::new());
+        self.store(doc, batch);
         self.save_local(rng, &doc)?;
+        if oversized {
+            self.snapshot_now(rng, &doc)?;
+        }
         // Claim the bundled invitation, unless this device already has a role.
         if let Some((op, secret)) = backup.invite {
             let member = self.replica(&doc)?.role_of(&self.me).is_some();
@@ -885,35 +931,29 @@ impl Node {
         rng: &mut R,
         r: &mut DocReplica,
         backup: &Backup,
-        puts: &mut Vec<(Vec<u8>, Vec<u8>)>,
+        batch: &mut StoreBatch,
     ) -> Result<(), CoreError> {
         r.refresh_keys(rng, &self.identity)?;
         // A backup is authenticated as a whole by its passphrase, and its
         // chunks were accepted by the device that made it.
         let mut chunks: Vec<SealedChunk> = Vec::new();
         for c in &backup.chunks {
-            match SealedChunk::decode(c) {
+            match SealedChunk::decode_stored(c) {
                 Ok(c) => chunks.push(c),
                 Err(e) => tracing::warn!(doc = %r.id, error = %e, "backup chunk skipped"),
             }
         }
         chunks.sort_by_key(|c| c.covers().is_none());
-        let mut deletes = Vec::new();
         for c in chunks {
-            let key = record::chunk(&c.chunk_ref());
-            let bytes = c.encoded().to_vec();
+            let held = c.clone();
             match r.accept(c, true) {
-                Ok(Accepted::New { deletes: d }) => {
-                    puts.push((key, bytes));
-                    deletes.extend(d.iter().map(record::chunk));
+                Ok(Accepted::New { deletes }) => {
+                    batch.put_chunks(&[held]);
+                    batch.delete_chunks(&deletes);
                 }
                 Ok(Accepted::Duplicate) => {}
                 Err(e) => tracing::warn!(doc = %r.id, error = %e, "backup chunk skipped"),
             }
-        }
-        puts.retain(|(k, _)| !deletes.contains(k));
-        if !deletes.is_empty() {
-            self.persist(r.id, Vec::new(), deletes);
         }
         Ok(())
     }
@@ -961,6 +1001,14 @@ impl Node {
                 status.synced.push(r.id);
             } else {
                 status.unsynced.push(r.id);
+                let refused = self
+                    .peers
+                    .get(peer)
+                    .and_then(|p| p.docs.get(&r.id))
+                    .and_then(|pd| pd.refused.clone());
+                if let Some(reason) = refused {
+                    status.refused.push((r.id, reason));
+                }
             }
         }
         status
@@ -976,6 +1024,12 @@ impl Node {
             .and_then(|p| p.docs.get(doc))
             .and_then(|pd| pd.acked.as_ref());
         !r.dirty && acked.is_some_and(|(heads, vv)| vv.dominates(&r.vv) && r.log.known_to(heads))
+    }
+
+    /// Why `peer` last refused data of `doc` we sent it, if it has not
+    /// acknowledged the document since.
+    pub fn refusal(&self, peer: &MemberId, doc: &DocId) -> Option<&Refusal> {
+        self.peers.get(peer)?.docs.get(doc)?.refused.as_ref()
     }
 
     /// Do we hold everything `peer` last reported holding of `doc`?
@@ -1033,6 +1087,7 @@ impl Node {
             Message::Ops { doc, ops } => self.on_ops(rng, peer, doc, ops),
             Message::Chunks { doc, chunks } => self.on_chunks(peer, doc, chunks),
             Message::Ephemeral { doc, message } => self.on_ephemeral(peer, doc, &message),
+            Message::Refused { doc, reason } => self.on_refused(peer, doc, reason),
         }
     }
 
@@ -1173,7 +1228,39 @@ impl Node {
         }
     }
 
+    /// The peer refused data of `doc` we sent it.
+    fn on_refused(&mut self, peer: MemberId, doc: DocId, reason: Refusal) {
+        let Some(pd) = self.peers.get_mut(&peer).and_then(|p| p.docs.get_mut(&doc)) else {
+            return; // Not something we sent in this session.
+        };
+        tracing::warn!(me = %self.me, %peer, %doc, %reason, "peer refused our data");
+        if reason.is_transient() {
+            // It did not keep what we sent: send it again when it has room.
+            match &pd.acked {
+                Some((heads, vv)) => {
+                    pd.heads = heads.clone();
+                    pd.vv = vv.clone();
+                }
+                None => {
+                    pd.heads.clear();
+                    pd.vv = VersionVector::default();
+                }
+            }
+        }
+        pd.refused = Some(reason.clone());
+        self.emit(Event::PeerRefused { peer, doc, reason });
+    }
+
+    /// Tell `peer` we refused data of `doc` it sent.
+    fn refuse(&mut self, peer: MemberId, doc: DocId, reason: Refusal) {
+        self.send(peer, &Message::Refused { doc, reason });
+    }
+
     fn on_have(&mut self, peer: MemberId, doc: DocId, heads: Vec<OpHash>, vv: VersionVector, snapshots: Vec<[u8; 32]>) {
+        let holds_ours = self
+            .docs
+            .get(&doc)
+            .is_some_and(|r| vv.dominates(&r.vv) && r.log.known_to(&heads));
         if let Some(p) = self.peers.get_mut(&peer) {
             let pd = p.docs.entry(doc).or_default();
             pd.heads = heads.clone();
@@ -1186,6 +1273,9 @@ impl Node {
                 }
             }
             pd.acked = Some((heads.clone(), vv.clone()));
+            if holds_ours {
+                pd.refused = None;
+            }
         }
         self.emit(Event::PeerHas { peer, doc, vv, heads });
         self.push_missing(peer, doc);
@@ -1198,44 +1288,50 @@ impl Node {
             .docs
             .remove(&doc)
             .unwrap_or_else(|| DocReplica::new(AccessLog::new(doc)));
-        let mut puts = Vec::new();
+        let mut batch = StoreBatch::default();
         let mut rejected = Vec::new();
         let before = r.log.state().clone();
         for bytes in &ops {
             match crate::access::AccessOp::decode(bytes) {
-                Err(VerifyError::BadSignature) | Err(VerifyError::Decode(_)) => {
+                Err(e @ (VerifyError::BadSignature | VerifyError::Decode(_))) => {
                     self.docs.extend((!is_new).then_some((doc, r)));
+                    self.refuse(peer, doc, Refusal::from_verify(&e));
                     return self.disconnect(peer, "sent a forged or malformed access op".into());
                 }
-                Err(e) => rejected.push(e.to_string()),
+                Err(e) => rejected.push(e),
                 Ok(op) => {
                     let h = op.hash();
                     match r.log.insert(bytes) {
-                        Ok(Inserted::New | Inserted::Pending) => puts.push((record::op(&h), bytes.to_vec())),
+                        Ok(Inserted::New | Inserted::Pending) => batch.put(record::op(&h), bytes.to_vec()),
                         Ok(Inserted::Duplicate) => {}
-                        Err(e) => rejected.push(e.to_string()),
+                        Err(e) => rejected.push(e),
                     }
                 }
             }
         }
-        for reason in rejected {
+        if let Some(first) = rejected.first() {
+            self.refuse(peer, doc, Refusal::from_verify(first));
+        }
+        for e in rejected {
             self.emit(Event::Rejected {
                 peer: Some(peer),
                 doc,
-                reason,
+                reason: e.to_string(),
             });
         }
         if is_new {
             let wanted = r.role_of(&self.me).is_some() || !r.local.invites.is_empty();
-            if !wanted || puts.is_empty() {
+            if !wanted || batch.is_empty() {
                 return self.send_have(peer, doc);
             }
             if self.docs.len() >= self.config.max_docs {
-                tracing::warn!(%peer, %doc, max = self.config.max_docs, "document limit reached; not stored");
+                let max = self.config.max_docs;
+                tracing::warn!(%peer, %doc, max, "document limit reached; not stored");
+                self.refuse(peer, doc, Refusal::DocumentLimit { max: max as u64 });
                 return self.emit(Event::Rejected {
                     peer: Some(peer),
                     doc,
-                    reason: format!("this node holds its limit of {} documents", self.config.max_docs),
+                    reason: format!("this node holds its limit of {max} documents"),
                 });
             }
         }
@@ -1250,7 +1346,7 @@ impl Node {
         }
         let patches = diff_since(&mut r, heads_before);
         self.docs.insert(doc, r);
-        self.persist(doc, puts, Vec::new());
+        self.store(doc, batch);
         if is_new {
             self.emit(Event::DocAdded { doc });
         }
@@ -1273,8 +1369,7 @@ impl Node {
     fn on_chunks(&mut self, peer: MemberId, doc: DocId, chunks: Vec<ByteBuf>) {
         let Some(r) = self.docs.get_mut(&doc) else { return };
         let heads_before = r.doc.as_mut().map(|d| d.get_heads());
-        let mut puts = Vec::new();
-        let mut deletes = Vec::new();
+        let mut batch = StoreBatch::default();
         let mut rejected = Vec::new();
         let mut forged = None;
         let mut sent = Vec::new();
@@ -1282,28 +1377,28 @@ impl Node {
             let chunk = match SealedChunk::decode(bytes) {
                 Ok(c) => c,
                 Err(e) => {
-                    forged = Some(e.to_string());
+                    forged = Some(e);
                     break;
                 }
             };
             sent.push((chunk.chunk_ref(), chunk.covers().cloned()));
-            let key = record::chunk(&chunk.chunk_ref());
-            let bytes = chunk.encoded().to_vec();
+            let held = chunk.clone();
             match r.accept(chunk, false) {
-                Ok(Accepted::New { deletes: gone }) => {
-                    puts.push((key, bytes));
-                    deletes.extend(gone.iter().map(record::chunk));
+                Ok(Accepted::New { deletes }) => {
+                    batch.put_chunks(&[held]);
+                    batch.delete_chunks(&deletes);
                 }
                 Ok(Accepted::Duplicate) => {}
-                Err(e) => rejected.push(e.to_string()),
+                Err(e) => rejected.push(e),
             }
         }
-        puts.retain(|(k, _)| !deletes.contains(k));
         let patches = diff_since(r, heads_before);
-        if !puts.is_empty() || !deletes.is_empty() {
-            self.persist(doc, puts, deletes);
+        self.store(doc, batch);
+        if let Some(first) = rejected.first().or(forged.as_ref()) {
+            self.refuse(peer, doc, Refusal::from_verify(first));
         }
-        for reason in rejected {
+        for e in rejected {
+            let reason = e.to_string();
             tracing::warn!(me = %self.me, %peer, %doc, %reason, "chunk rejected");
             self.emit(Event::Rejected {
                 peer: Some(peer),
@@ -1318,8 +1413,8 @@ impl Node {
                 origin: Origin::Remote(peer),
             });
         }
-        if let Some(reason) = forged {
-            return self.disconnect(peer, format!("sent a forged or malformed chunk: {reason}"));
+        if let Some(e) = forged {
+            return self.disconnect(peer, format!("sent a forged or malformed chunk: {e}"));
         }
         if let Some(p) = self.peers.get_mut(&peer) {
             // What the sender sent, it has: never echo those chunks back.
@@ -1385,8 +1480,9 @@ impl Node {
                 .map(|o| ByteBuf::from(o.encoded().to_vec()))
                 .collect();
             if !ops.is_empty() {
-                messages.push(Message::Ops { doc, ops });
                 pd.heads = r.log.heads();
+                // In order, a message of at most about BATCH_TARGET_LEN each.
+                messages.extend(in_batches(ops).map(|ops| Message::Ops { doc, ops }));
             }
         }
         p.backlog.remove(&doc);
@@ -1400,6 +1496,15 @@ impl Node {
                     break;
                 }
                 let len = c.encoded().len();
+                // A message holds chunks up to BATCH_TARGET_LEN in all, or
+                // one larger chunk alone: never more than a frame.
+                if !batch.is_empty() && size + len > BATCH_TARGET_LEN {
+                    messages.push(Message::Chunks {
+                        doc,
+                        chunks: core::mem::take(&mut batch),
+                    });
+                    size = 0;
+                }
                 batch.push(ByteBuf::from(c.encoded().to_vec()));
                 size += len;
                 budget = budget.saturating_sub(len);
@@ -1480,6 +1585,13 @@ impl Node {
 
     fn send(&mut self, peer: MemberId, msg: &Message) {
         let message = msg.encode();
+        if message.len() > MAX_FRAME_LEN {
+            // Every message is built within the limits: this is a bug, and
+            // the peer would end the session over it.
+            tracing::error!(%peer, len = message.len(), "a message over the frame limit was not sent");
+            debug_assert!(false, "message of {} bytes over the frame limit", message.len());
+            return;
+        }
         if let Some(p) = self.peers.get_mut(&peer) {
             p.queued = p.queued.saturating_add(message.len());
         }
@@ -1490,6 +1602,11 @@ impl Node {
         if !puts.is_empty() || !deletes.is_empty() {
             self.effects.push_back(Effect::Persist { doc, puts, deletes });
         }
+    }
+
+    fn store(&mut self, doc: DocId, batch: StoreBatch) {
+        let (puts, deletes) = batch.finish();
+        self.persist(doc, puts, deletes);
     }
 
     fn emit(&mut self, e: Event) {
@@ -1504,6 +1621,64 @@ impl Node {
         self.peers.remove(&peer);
         self.effects.push_back(Effect::Disconnect { peer, reason });
     }
+}
+
+/// Records as (key, value) pairs.
+type Records = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The records one node call writes to a document: chunks and ops to put,
+/// chunks compaction dropped. A chunk put and dropped in the same batch (a
+/// batch folded into a snapshot at once) is neither written nor deleted.
+#[derive(Default)]
+struct StoreBatch {
+    puts: Records,
+    deletes: Vec<Vec<u8>>,
+}
+
+impl StoreBatch {
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.puts.push((key, value));
+    }
+
+    fn put_chunks(&mut self, chunks: &[SealedChunk]) {
+        for c in chunks {
+            self.put(record::chunk(&c.chunk_ref()), c.encoded().to_vec());
+        }
+    }
+
+    fn delete_chunks(&mut self, gone: &[ChunkRef]) {
+        self.deletes.extend(gone.iter().map(record::chunk));
+    }
+
+    fn is_empty(&self) -> bool {
+        self.puts.is_empty() && self.deletes.is_empty()
+    }
+
+    fn finish(mut self) -> (Records, Vec<Vec<u8>>) {
+        let deletes: BTreeSet<&Vec<u8>> = self.deletes.iter().collect();
+        self.puts.retain(|(k, _)| !deletes.contains(k));
+        (self.puts, self.deletes)
+    }
+}
+
+/// Encoded items in order, as lists of at most about [`BATCH_TARGET_LEN`]
+/// bytes each (an item larger than that alone).
+fn in_batches(items: Vec<ByteBuf>) -> impl Iterator<Item = Vec<ByteBuf>> {
+    let mut batches: Vec<Vec<ByteBuf>> = Vec::new();
+    let mut size = 0;
+    for item in items {
+        match batches.last_mut() {
+            Some(last) if size + item.len() <= BATCH_TARGET_LEN => {
+                size += item.len();
+                last.push(item);
+            }
+            _ => {
+                size = item.len();
+                batches.push(vec![item]);
+            }
+        }
+    }
+    batches.into_iter()
 }
 
 /// Patches between `before` and the current heads, if anything changed.

@@ -8,7 +8,7 @@ use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 
 use crate::access::{AccessLog, KeyMaterial, Role, unwrap_key};
-use crate::chunk::{ChunkKind, ChunkRef, SealedChunk};
+use crate::chunk::{ChunkKind, ChunkRef, Part, SealedChunk};
 use crate::crypto::{NONCE_LEN, SymmetricKey, hash, random_array};
 use crate::encoding::{decode, encode};
 use crate::error::{CoreError, VerifyError};
@@ -16,6 +16,7 @@ use crate::fence::fenced;
 use crate::identity::DeviceIdentity;
 use crate::ids::{DocId, KeyId, MemberId, OpHash};
 use crate::invite::invite_identity;
+use crate::limits::{MAX_ASSEMBLED_LEN, MAX_CHUNK_LEN, MAX_PART_LEN, MAX_PARTS};
 use crate::vv::VersionVector;
 
 /// Storage record keys inside a document's namespace.
@@ -87,12 +88,19 @@ impl LocalState {
 }
 
 /// When to fold the tail of change chunks into a snapshot.
+///
+/// A writer snapshots once the tail holds at least `min_tail_chunks` chunks
+/// and `min_tail_bytes` bytes and is at least half the size of the last
+/// snapshot, or whenever it reaches `max_tail_chunks` chunks. Stored bytes
+/// thus stay within about 1.5× the document's own Automerge save plus
+/// `min_tail_bytes`, however the edits were batched, and re-sending
+/// snapshots stays amortised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CompactionPolicy {
     /// Never snapshot a tail shorter than this many chunks.
     pub min_tail_chunks: usize,
-    /// Snapshot once the tail holds this many bytes and at least half the
-    /// size of the last snapshot (so re-sending snapshots stays amortised).
+    /// Never snapshot a tail smaller than this many bytes (unless it
+    /// reaches `max_tail_chunks`).
     pub min_tail_bytes: usize,
     /// Snapshot whenever the tail reaches this many chunks.
     pub max_tail_chunks: usize,
@@ -101,7 +109,7 @@ pub struct CompactionPolicy {
 impl Default for CompactionPolicy {
     fn default() -> Self {
         Self {
-            min_tail_chunks: 16,
+            min_tail_chunks: 1,
             min_tail_bytes: 16 << 10,
             max_tail_chunks: 256,
         }
@@ -117,17 +125,37 @@ pub(crate) enum Accepted {
     Duplicate,
 }
 
+/// The parts held of one change or snapshot sealed in parts.
+#[derive(Debug)]
+struct PartGroup {
+    count: u32,
+    parts: BTreeMap<u32, ChunkRef>,
+}
+
+impl PartGroup {
+    fn is_complete(&self) -> bool {
+        self.parts.len() == self.count as usize
+    }
+}
+
+/// A change or snapshot as applied to Automerge: one chunk, or the parts of
+/// a group in order.
+type Unit = Vec<ChunkRef>;
+
 pub(crate) struct DocReplica {
     pub id: DocId,
     pub log: AccessLog,
     pub changes: BTreeMap<(MemberId, u64), SealedChunk>,
     pub snapshots: BTreeMap<[u8; 32], SealedChunk>,
+    /// Groups of parts held, complete or not.
+    groups: BTreeMap<[u8; 16], PartGroup>,
     /// Effective version vector: snapshot covers plus contiguous change chunks.
     pub vv: VersionVector,
     pub keys: BTreeMap<KeyId, SymmetricKey>,
     pub local: LocalState,
     pub doc: Option<AutoCommit>,
-    /// Held chunks whose plaintext is not in `doc` yet (no key yet).
+    /// Held chunks whose plaintext is not in `doc` yet (no key yet, or a
+    /// part whose group is incomplete).
     pub unapplied: BTreeSet<ChunkRef>,
     flushed_heads: Vec<ChangeHash>,
     pub dirty: bool,
@@ -140,6 +168,7 @@ impl DocReplica {
             log,
             changes: BTreeMap::new(),
             snapshots: BTreeMap::new(),
+            groups: BTreeMap::new(),
             vv: VersionVector::default(),
             keys: BTreeMap::new(),
             local: LocalState::default(),
@@ -211,13 +240,19 @@ impl DocReplica {
                 .map(|c| c.chunk_ref())
                 .collect();
         }
-        let waiting: Vec<ChunkRef> = self.unapplied.iter().copied().collect();
+        // Snapshots first: loading a save into an empty document is fastest.
+        let mut waiting: Vec<ChunkRef> = self.unapplied.iter().copied().collect();
+        waiting.sort_by_key(|r| matches!(r, ChunkRef::Change(..)));
         for r in waiting {
-            if let Some(c) = self.get(&r).cloned()
-                && self.keys.contains_key(&c.header().key)
+            if !self.unapplied.contains(&r) {
+                continue; // applied with its group already
+            }
+            let Some(unit) = self.unit_of(&r) else { continue };
+            if unit
+                .iter()
+                .all(|u| self.get(u).is_some_and(|c| self.keys.contains_key(&c.header().key)))
             {
-                self.unapplied.remove(&r);
-                self.apply(&c)?;
+                self.apply(&unit)?;
             }
         }
         // Unflushed local edits must stay after `flushed_heads`, or the next
@@ -235,20 +270,78 @@ impl DocReplica {
         }
     }
 
-    /// Decrypt a verified chunk and hand it to Automerge.
-    fn apply(&mut self, chunk: &SealedChunk) -> Result<(), CoreError> {
-        let Some(doc) = self.doc.as_mut() else { return Ok(()) };
-        let key = self.keys.get(&chunk.header().key).ok_or(VerifyError::UnknownKey)?;
-        let plain = chunk.open(key)?;
-        match fenced("loading a chunk", || doc.load_incremental(&plain)) {
-            Ok(loaded) => {
-                loaded?;
+    /// What must be applied together with `r`: `r` alone, or its group's
+    /// parts in order once every one is held (`None` until then).
+    fn unit_of(&self, r: &ChunkRef) -> Option<Unit> {
+        let part = self.get(r)?.part();
+        match part {
+            None => Some(vec![*r]),
+            Some(p) => {
+                let g = self.groups.get(&p.group).filter(|g| g.is_complete())?;
+                Some(g.parts.values().copied().collect())
+            }
+        }
+    }
+
+    fn is_complete_snapshot(&self, chunk: &SealedChunk) -> bool {
+        match chunk.part() {
+            None => true,
+            Some(p) => self.groups.get(&p.group).is_some_and(PartGroup::is_complete),
+        }
+    }
+
+    /// Decrypt a unit's chunks, in order, into one plaintext.
+    fn open_unit(&self, unit: &[ChunkRef]) -> Result<Vec<u8>, VerifyError> {
+        let mut plain = Vec::new();
+        for r in unit {
+            let chunk = self
+                .get(r)
+                .ok_or(VerifyError::Invalid("part of a chunk group is missing"))?;
+            let key = self.keys.get(&chunk.header().key).ok_or(VerifyError::UnknownKey)?;
+            plain.extend(chunk.open(key)?);
+        }
+        Ok(plain)
+    }
+
+    /// Decrypt a held unit and hand it to Automerge.
+    fn apply(&mut self, unit: &[ChunkRef]) -> Result<(), CoreError> {
+        if self.doc.is_none() {
+            return Ok(());
+        }
+        let plain = self.open_unit(unit)?;
+        let snapshot = unit.first().is_some_and(|r| matches!(r, ChunkRef::Snapshot(_)));
+        match self.load_plain(&plain, snapshot) {
+            Ok(()) => {
+                for r in unit {
+                    self.unapplied.remove(r);
+                }
                 Ok(())
             }
-            Err(panicked) => {
-                self.reload(Some(chunk.chunk_ref()));
+            Err(LoadFailed::Invalid(e)) => Err(e.into()),
+            Err(LoadFailed::Panicked(panicked)) => {
+                self.reload_without(unit.iter().copied().collect());
                 Err(panicked)
             }
+        }
+    }
+
+    /// Hand verified plaintext (changes, or a whole save) to Automerge.
+    fn load_plain(&mut self, plain: &[u8], snapshot: bool) -> Result<(), LoadFailed> {
+        let Some(doc) = self.doc.as_mut() else { return Ok(()) };
+        let bad = |_| VerifyError::Invalid("chunk is not Automerge data");
+        let loaded = fenced("loading a chunk", || {
+            if snapshot && doc.get_heads().is_empty() {
+                // Loading a whole save is much faster than merging it in.
+                let actor = doc.get_actor().clone();
+                *doc = AutoCommit::load(plain).map_err(bad)?.with_actor(actor);
+            } else {
+                doc.load_incremental(plain).map_err(bad)?;
+            }
+            Ok::<(), VerifyError>(())
+        });
+        match loaded {
+            Ok(result) => result.map_err(LoadFailed::Invalid),
+            Err(panicked) => Err(LoadFailed::Panicked(panicked)),
         }
     }
 
@@ -265,17 +358,26 @@ impl DocReplica {
         let Some(old) = self.doc.as_ref() else { return };
         let mut doc = AutoCommit::new().with_actor(old.get_actor().clone());
         let mut unapplied = bad.clone();
-        for chunk in self.snapshots.values().chain(self.changes.values()) {
-            let r = chunk.chunk_ref();
-            if bad.contains(&r) {
+        let mut done: BTreeSet<ChunkRef> = BTreeSet::new();
+        let refs: Vec<ChunkRef> = self.all_chunks().map(|c| c.chunk_ref()).collect();
+        for r in refs {
+            if bad.contains(&r) || done.contains(&r) {
                 continue;
             }
-            let Some(Ok(plain)) = self.keys.get(&chunk.header().key).map(|k| chunk.open(k)) else {
-                unapplied.insert(r);
+            let unit = match self.unit_of(&r) {
+                Some(unit) if !unit.iter().any(|u| bad.contains(u)) => unit,
+                _ => {
+                    unapplied.insert(r);
+                    continue;
+                }
+            };
+            done.extend(unit.iter().copied());
+            let Ok(plain) = self.open_unit(&unit) else {
+                unapplied.extend(unit);
                 continue;
             };
             if !matches!(fenced("reloading a chunk", || doc.load_incremental(&plain)), Ok(Ok(_))) {
-                unapplied.insert(r);
+                unapplied.extend(unit);
                 return self.reload_without(unapplied);
             }
         }
@@ -285,11 +387,40 @@ impl DocReplica {
         self.dirty = false;
     }
 
+    /// A part must fit the parts of its group already held: same author,
+    /// key, kind and count, a place not taken, and (for changes) the seq
+    /// its index puts it at.
+    fn check_part(&self, chunk: &SealedChunk, part: Part) -> Result<(), VerifyError> {
+        let h = chunk.header();
+        if matches!(h.kind, ChunkKind::Changes) && h.seq <= u64::from(part.index) {
+            return Err(VerifyError::Invalid("chunk part before the first seq"));
+        }
+        let Some(group) = self.groups.get(&part.group) else {
+            return Ok(());
+        };
+        let first = group.parts.values().next().and_then(|r| self.get(r));
+        let fits = first.is_some_and(|f| {
+            let fh = f.header();
+            let fp = f.part().unwrap_or(part);
+            group.count == part.count
+                && fh.author == h.author
+                && fh.key == h.key
+                && fh.kind == h.kind
+                && (matches!(h.kind, ChunkKind::Snapshot { .. })
+                    || fh.seq - u64::from(fp.index) == h.seq - u64::from(part.index))
+        });
+        if !fits || group.parts.contains_key(&part.index) {
+            return Err(VerifyError::Invalid("chunk part does not fit its group"));
+        }
+        Ok(())
+    }
+
     /// Check a chunk's authority and store it; readers also decrypt and
-    /// apply it. Signature was checked by [`SealedChunk::decode`].
-    /// `trusted` skips the authority check, for records this device already
-    /// checked when it first accepted them (its own storage, its backups):
-    /// a later revoke must not make a replica drop what it legitimately held.
+    /// apply it (a part, once its group is complete). Signature was checked
+    /// by [`SealedChunk::decode`]. `trusted` skips the authority check, for
+    /// records this device already checked when it first accepted them (its
+    /// own storage, its backups): a later revoke must not make a replica
+    /// drop what it legitimately held.
     pub fn accept(&mut self, chunk: SealedChunk, trusted: bool) -> Result<Accepted, VerifyError> {
         let h = chunk.header();
         if h.doc != self.id {
@@ -315,56 +446,116 @@ impl DocReplica {
                     || self
                         .snapshots
                         .values()
-                        .any(|s| s.covers().is_some_and(|c| c.dominates(covers)))
+                        .any(|s| self.is_complete_snapshot(s) && s.covers().is_some_and(|c| c.dominates(covers)))
             }
             (ChunkRef::Snapshot(_), None) => true,
         };
         if duplicate {
             return Ok(Accepted::Duplicate);
         }
+        if let Some(part) = chunk.part() {
+            self.check_part(&chunk, part)?;
+        }
         // Readers authenticate the ciphertext before storing anything.
-        let readable = self.doc.is_some() && self.keys.contains_key(&h.key);
-        if readable {
-            let key = self.keys.get(&h.key).ok_or(VerifyError::UnknownKey)?;
-            let plain = chunk.open(key)?;
-            if let Some(doc) = self.doc.as_mut() {
-                let bad = |_| VerifyError::Invalid("chunk is not Automerge data");
-                let loaded = fenced("loading a received chunk", || {
-                    if doc.get_heads().is_empty() && chunk.covers().is_some() {
-                        // Loading a whole save is much faster than merging it in.
-                        let actor = doc.get_actor().clone();
-                        *doc = AutoCommit::load(&plain).map_err(bad)?.with_actor(actor);
-                    } else {
-                        doc.load_incremental(&plain).map_err(bad)?;
+        let key = self.keys.get(&h.key).filter(|_| self.doc.is_some());
+        let plain = match key {
+            Some(key) => Some(chunk.open(key)?),
+            None => None,
+        };
+        let part = chunk.part();
+        let snapshot = chunk.covers().cloned();
+        self.insert(chunk);
+        let unit = self.unit_of(&r);
+        match (plain, &unit) {
+            // Whole, or the part that completes its group: apply the unit.
+            (Some(plain), Some(unit)) => {
+                let whole = if part.is_some() {
+                    match self.open_unit(unit) {
+                        Ok(whole) => whole,
+                        Err(e) => {
+                            self.forget(&r);
+                            return Err(e);
+                        }
                     }
-                    Ok::<(), VerifyError>(())
-                });
-                match loaded {
-                    Ok(result) => result?,
-                    Err(_) => {
+                } else {
+                    plain
+                };
+                match self.load_plain(&whole, snapshot.is_some()) {
+                    Ok(()) => {
+                        for u in unit {
+                            self.unapplied.remove(u);
+                        }
+                    }
+                    Err(LoadFailed::Invalid(e)) => {
+                        self.forget(&r);
+                        return Err(e);
+                    }
+                    Err(LoadFailed::Panicked(_)) => {
                         // Not stored: the sender's chunk is refused, and the
                         // document is rebuilt from what was held before.
+                        self.forget(&r);
                         self.reload(None);
                         return Err(VerifyError::Invalid("chunk made Automerge panic"));
                     }
                 }
             }
-        } else {
-            self.unapplied.insert(r);
+            _ => {
+                self.unapplied.insert(r);
+            }
         }
         let mut deletes = Vec::new();
         match r {
-            ChunkRef::Change(a, s) => {
-                self.changes.insert((a, s), chunk);
-                self.advance(a);
-            }
-            ChunkRef::Snapshot(d) => {
-                let covers = chunk.covers().cloned().unwrap_or_default();
-                self.snapshots.insert(d, chunk);
-                deletes = self.compact(&covers);
+            ChunkRef::Change(a, _) => self.advance(a),
+            ChunkRef::Snapshot(_) => {
+                // A snapshot counts once all its parts are held.
+                if let (Some(covers), Some(_)) = (snapshot, unit) {
+                    deletes = self.compact(&covers);
+                }
             }
         }
         Ok(Accepted::New { deletes })
+    }
+
+    /// Hold a verified chunk (no checks, no Automerge).
+    fn insert(&mut self, chunk: SealedChunk) {
+        let r = chunk.chunk_ref();
+        if let Some(p) = chunk.part() {
+            let group = self.groups.entry(p.group).or_insert_with(|| PartGroup {
+                count: p.count,
+                parts: BTreeMap::new(),
+            });
+            group.parts.insert(p.index, r);
+        }
+        match r {
+            ChunkRef::Change(a, s) => {
+                self.changes.insert((a, s), chunk);
+            }
+            ChunkRef::Snapshot(d) => {
+                self.snapshots.insert(d, chunk);
+            }
+        }
+    }
+
+    /// Drop a chunk just inserted that turned out to be bad.
+    fn forget(&mut self, r: &ChunkRef) {
+        self.remove(r);
+        self.unapplied.remove(r);
+    }
+
+    fn remove(&mut self, r: &ChunkRef) -> Option<SealedChunk> {
+        let chunk = match r {
+            ChunkRef::Change(a, s) => self.changes.remove(&(*a, *s)),
+            ChunkRef::Snapshot(d) => self.snapshots.remove(d),
+        }?;
+        if let Some(p) = chunk.part()
+            && let Some(group) = self.groups.get_mut(&p.group)
+        {
+            group.parts.remove(&p.index);
+            if group.parts.is_empty() {
+                self.groups.remove(&p.group);
+            }
+        }
+        Some(chunk)
     }
 
     /// Advance `author`'s entry over contiguous held chunks.
@@ -377,42 +568,41 @@ impl DocReplica {
         self.vv.set(author, s);
     }
 
-    /// Drop what a snapshot covering `covers` makes redundant.
+    /// Drop what a complete snapshot covering `covers` makes redundant.
     fn compact(&mut self, covers: &VersionVector) -> Vec<ChunkRef> {
         self.vv.merge(covers);
         let authors: Vec<MemberId> = covers.iter().map(|(a, _)| *a).collect();
         for a in authors {
             self.advance(a);
         }
-        let mut gone = Vec::new();
-        self.changes.retain(|(a, s), _| {
-            let keep = !covers.covers(a, *s);
-            if !keep {
-                gone.push(ChunkRef::Change(*a, *s));
-            }
-            keep
-        });
-        self.snapshots.retain(|d, snap| {
-            let dominated = snap.covers().is_some_and(|c| covers.dominates(c) && c != covers);
-            if dominated {
-                gone.push(ChunkRef::Snapshot(*d));
-            }
-            !dominated
-        });
+        let mut gone: Vec<ChunkRef> = self
+            .changes
+            .keys()
+            .filter(|(a, s)| covers.covers(a, *s))
+            .map(|(a, s)| ChunkRef::Change(*a, *s))
+            .collect();
+        gone.extend(
+            self.snapshots
+                .iter()
+                .filter(|(_, snap)| snap.covers().is_some_and(|c| covers.dominates(c) && c != covers))
+                .map(|(d, _)| ChunkRef::Snapshot(*d)),
+        );
         for g in &gone {
+            self.remove(g);
             self.unapplied.remove(g);
         }
         gone
     }
 
-    /// Seal this device's unflushed changes into one chunk.
+    /// Seal this device's unflushed changes: batches of whole changes of at
+    /// most [`MAX_PART_LEN`] bytes each, and a larger change in parts.
     pub fn flush<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
         identity: &DeviceIdentity,
-    ) -> Result<Option<SealedChunk>, CoreError> {
+    ) -> Result<Vec<SealedChunk>, CoreError> {
         if !self.dirty {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         let me = identity.member_id();
         let (key_id, key) = self.current_key()?;
@@ -420,32 +610,53 @@ impl DocReplica {
             return Err(CoreError::NoReadAccess(self.id));
         };
         let actor = doc.get_actor().clone();
-        let mut plain = Vec::new();
-        for c in doc.get_changes(&self.flushed_heads) {
-            if *c.actor_id() == actor {
-                plain.extend_from_slice(c.raw_bytes());
-            }
+        // Compressed where Automerge finds it worth it (changes over 256 bytes).
+        let changes: Vec<Vec<u8>> = doc
+            .get_changes(&self.flushed_heads)
+            .into_iter()
+            .filter(|c| *c.actor_id() == actor)
+            .map(|mut c| c.bytes().into_owned())
+            .collect();
+        if let Some(len) = changes.iter().map(Vec::len).find(|l| *l > MAX_ASSEMBLED_LEN) {
+            return Err(CoreError::ChangeTooLarge {
+                doc: self.id,
+                len,
+                max: MAX_ASSEMBLED_LEN,
+            });
         }
         self.flushed_heads = doc.get_heads();
         self.dirty = false;
-        if plain.is_empty() {
-            return Ok(None);
+        let mut seq = self.next_seq(&me)?;
+        let mut sealed = Vec::new();
+        for unit in batches(changes) {
+            let chunks = seal_unit(
+                rng,
+                identity,
+                (self.id, &mut seq, key_id, &key),
+                ChunkKind::Changes,
+                &unit,
+            )?;
+            sealed.extend(chunks);
         }
-        let last = self.vv.get(&me).max(
-            self.changes
-                .keys()
-                .filter(|(a, _)| *a == me)
-                .map(|(_, s)| *s)
-                .max()
-                .unwrap_or(0),
-        );
-        let seq = last
-            .checked_add(1)
-            .ok_or(CoreError::Verify(VerifyError::Invalid("sequence numbers exhausted")))?;
-        let chunk = SealedChunk::seal(rng, identity, self.id, seq, key_id, &key, ChunkKind::Changes, &plain);
-        self.changes.insert((me, seq), chunk.clone());
+        for c in &sealed {
+            self.insert(c.clone());
+        }
         self.advance(me);
-        Ok(Some(chunk))
+        Ok(sealed)
+    }
+
+    /// The seq of this device's next change chunk.
+    fn next_seq(&self, me: &MemberId) -> Result<u64, CoreError> {
+        let held = self
+            .changes
+            .range((*me, 0)..=(*me, u64::MAX))
+            .next_back()
+            .map_or(0, |((_, s), _)| *s);
+        self.vv
+            .get(me)
+            .max(held)
+            .checked_add(1)
+            .ok_or(CoreError::Verify(VerifyError::Invalid("sequence numbers exhausted")))
     }
 
     fn current_key(&self) -> Result<(KeyId, SymmetricKey), CoreError> {
@@ -462,17 +673,30 @@ impl DocReplica {
         )
     }
 
+    /// Does this replica hold a chunk too large to send to peers (stored
+    /// by a release that sealed without a size limit)?
+    pub fn holds_oversized(&self) -> bool {
+        self.all_chunks().any(|c| c.encoded().len() > MAX_CHUNK_LEN)
+    }
+
     /// Fold everything into a new snapshot when the policy says so and this
-    /// device may write. Returns the snapshot and what it made redundant.
+    /// device may write. Returns the snapshot (its parts, if it is larger
+    /// than [`MAX_PART_LEN`]) and what it made redundant.
     pub fn maybe_snapshot<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
         identity: &DeviceIdentity,
         policy: &CompactionPolicy,
         force: bool,
-    ) -> Result<Option<(SealedChunk, Vec<ChunkRef>)>, CoreError> {
+    ) -> Result<Option<Compacted>, CoreError> {
         let (count, bytes) = self.tail();
-        let last = self.snapshots.values().map(|s| s.encoded().len()).max().unwrap_or(0);
+        let last: usize = self
+            .snapshots
+            .values()
+            .filter(|s| self.is_complete_snapshot(s))
+            .map(|s| s.encoded().len())
+            .max()
+            .unwrap_or(0);
         let due = force
             || count >= policy.max_tail_chunks
             || (count >= policy.min_tail_chunks && bytes >= policy.min_tail_bytes && bytes * 2 >= last);
@@ -486,34 +710,39 @@ impl DocReplica {
         if !doc.get_missing_deps(&[]).is_empty() {
             return Ok(None);
         }
-        let covers = self.vv.clone();
         let plain = doc.save();
-        let snap = SealedChunk::seal(
+        if plain.len() > MAX_ASSEMBLED_LEN {
+            tracing::warn!(doc = %self.id, len = plain.len(), "document too large to snapshot; keeping its change chunks");
+            return Ok(None);
+        }
+        let covers = self.vv.clone();
+        let mut no_seq = 0;
+        let parts = seal_unit(
             rng,
             identity,
-            self.id,
-            0,
-            key_id,
-            &key,
+            (self.id, &mut no_seq, key_id, &key),
             ChunkKind::Snapshot { covers: covers.clone() },
             &plain,
-        );
-        self.snapshots.insert(snap.digest(), snap.clone());
+        )?;
+        for p in &parts {
+            self.insert(p.clone());
+        }
         let gone = self.compact(&covers);
-        Ok(Some((snap, gone)))
+        Ok(Some((parts, gone)))
     }
 
     /// Chunks a peer lacks, given its version vector and the snapshots it
     /// holds: every snapshot it does not list (so replicas that stay live
     /// still receive them and can compact), then the change chunks above
-    /// what it has, skipping those the snapshots sent already cover, in
-    /// (author, seq) order.
+    /// what it has, skipping those the (complete) snapshots sent already
+    /// cover, in (author, seq) order. Chunks too large for the wire (see
+    /// [`holds_oversized`](Self::holds_oversized)) are never sent.
     pub fn missing_for(&self, theirs: &VersionVector, their_snapshots: &[[u8; 32]]) -> Vec<&SealedChunk> {
         let mut covered = theirs.clone();
         let mut out: Vec<&SealedChunk> = Vec::new();
         for (d, snap) in &self.snapshots {
             if !their_snapshots.contains(d) {
-                if let Some(c) = snap.covers() {
+                if let Some(c) = snap.covers().filter(|_| self.is_complete_snapshot(snap)) {
                     covered.merge(c);
                 }
                 out.push(snap);
@@ -527,6 +756,7 @@ impl DocReplica {
                 .filter(|((a, s), _)| *s > covered.get(a) && *s <= self.vv.get(a))
                 .map(|(_, c)| c),
         );
+        out.retain(|c| c.encoded().len() <= MAX_CHUNK_LEN);
         out
     }
 
@@ -550,16 +780,105 @@ impl DocReplica {
     /// Total stored bytes (ops and chunks).
     pub fn stored_bytes(&self) -> usize {
         let ops: usize = self.log.all_ops().iter().map(|o| o.encoded().len()).sum();
-        let chunks: usize = self
-            .changes
-            .values()
-            .chain(self.snapshots.values())
-            .map(|c| c.encoded().len())
-            .sum();
+        let chunks: usize = self.all_chunks().map(|c| c.encoded().len()).sum();
         ops + chunks
     }
 
     pub fn all_chunks(&self) -> impl Iterator<Item = &SealedChunk> {
         self.snapshots.values().chain(self.changes.values())
     }
+}
+
+/// A new snapshot (its parts) and the chunks it made redundant.
+pub(crate) type Compacted = (Vec<SealedChunk>, Vec<ChunkRef>);
+
+/// Why verified plaintext did not load.
+enum LoadFailed {
+    /// Automerge refused it.
+    Invalid(VerifyError),
+    /// Automerge panicked on it (contained).
+    Panicked(CoreError),
+}
+
+/// Group encoded changes into the plaintexts of chunks: whole changes, in
+/// order, up to [`MAX_PART_LEN`] bytes per chunk; a larger change alone
+/// (sealed in parts by [`seal_unit`]).
+fn batches(changes: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    let mut current: Vec<u8> = Vec::new();
+    for c in changes {
+        if !current.is_empty() && current.len() + c.len() > MAX_PART_LEN {
+            out.push(core::mem::take(&mut current));
+        }
+        if c.len() > MAX_PART_LEN {
+            out.push(c);
+        } else {
+            current.extend_from_slice(&c);
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// Seal `plain` as one chunk, or in parts of [`MAX_PART_LEN`] if larger.
+/// Change chunks take seqs from `*seq` on (advancing it); snapshots have
+/// seq 0.
+fn seal_unit<R: CryptoRng + ?Sized>(
+    rng: &mut R,
+    identity: &DeviceIdentity,
+    (doc, seq, key_id, key): (DocId, &mut u64, KeyId, &SymmetricKey),
+    kind: ChunkKind,
+    plain: &[u8],
+) -> Result<Vec<SealedChunk>, CoreError> {
+    let is_changes = matches!(kind, ChunkKind::Changes);
+    let mut next_seq = || -> Result<u64, CoreError> {
+        if !is_changes {
+            return Ok(0);
+        }
+        let s = *seq;
+        *seq = s
+            .checked_add(1)
+            .ok_or(CoreError::Verify(VerifyError::Invalid("sequence numbers exhausted")))?;
+        Ok(s)
+    };
+    if plain.len() <= MAX_PART_LEN {
+        return Ok(vec![SealedChunk::seal(
+            rng,
+            identity,
+            doc,
+            next_seq()?,
+            key_id,
+            key,
+            kind,
+            plain,
+        )]);
+    }
+    let pieces: Vec<&[u8]> = plain.chunks(MAX_PART_LEN).collect();
+    let count = u32::try_from(pieces.len())
+        .ok()
+        .filter(|c| *c <= MAX_PARTS)
+        .ok_or(CoreError::ChangeTooLarge {
+            doc,
+            len: plain.len(),
+            max: MAX_ASSEMBLED_LEN,
+        })?;
+    let group: [u8; 16] = random_array(rng);
+    let mut out = Vec::with_capacity(pieces.len());
+    for (index, piece) in (0u32..).zip(pieces) {
+        let part = Part { group, index, count };
+        out.push(SealedChunk::seal_part(
+            rng,
+            identity,
+            doc,
+            next_seq()?,
+            key_id,
+            key,
+            kind.clone(),
+            part,
+            piece,
+        ));
+    }
+    Ok(out)
 }

@@ -118,7 +118,8 @@ fn reconnect_after_offline_edits_touches_only_changed_docs() {
             Message::Have { doc, .. }
             | Message::Ops { doc, .. }
             | Message::Chunks { doc, .. }
-            | Message::Ephemeral { doc, .. } => {
+            | Message::Ephemeral { doc, .. }
+            | Message::Refused { doc, .. } => {
                 assert!(
                     changed.contains(doc),
                     "message about an unchanged document: {}",
@@ -141,5 +142,6 @@ fn kind(m: &Message) -> &'static str {
         Message::Ops { .. } => "Ops",
         Message::Chunks { .. } => "Chunks",
         Message::Ephemeral { .. } => "Ephemeral",
+        Message::Refused { .. } => "Refused",
     }
 }

@@ -128,7 +128,16 @@ impl DocHandle {
     /// sealed first). The acknowledgement is sent only after the peer's
     /// write is durable.
     pub async fn wait_durable_on(&self, peer: MemberId, timeout: std::time::Duration) -> Result<(), Error> {
-        if self.repo.wait_until(timeout, |n| n.durable_on(&peer, &self.id)).await? {
+        let doc = self.id;
+        let done = |n: &synkro_core::Node| match n.refusal(&peer, &doc) {
+            Some(reason) if !reason.is_transient() => Err(Error::Refused {
+                peer,
+                doc,
+                reason: reason.clone(),
+            }),
+            _ => Ok(n.durable_on(&peer, &doc)),
+        };
+        if self.repo.wait_until(timeout, done).await? {
             return Ok(());
         }
         Err(Error::NotSynced {

@@ -71,6 +71,17 @@ pub enum Error {
         /// Joined documents nobody has sent yet.
         pending: usize,
     },
+    /// A peer refused data of a document (see the reason): waiting longer
+    /// will not help.
+    #[error("{peer} refused document {doc}: {reason}")]
+    Refused {
+        /// The peer.
+        peer: synkro_core::MemberId,
+        /// The document.
+        doc: DocId,
+        /// Why.
+        reason: synkro_core::Refusal,
+    },
     /// The repo was closed.
     #[error("the repository is closed")]
     Closed,

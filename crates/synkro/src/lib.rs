@@ -58,7 +58,7 @@ pub use repo::{Events, FrameSender, LoadProblem, Repo, RepoConfig, RepoStats, Se
 pub use synkro_core::chunk::UNSEALED;
 pub use synkro_core::{
     CompactionPolicy, DeviceIdentity, DocId, DocInfo, Event, InviteToken, MAX_EPHEMERAL_LEN, MemberId, NodeConfig,
-    Origin, Role, SyncStatus, VersionVector, automerge,
+    Origin, Refusal, Role, SyncStatus, VersionVector, automerge,
 };
 
 /// The README's examples, compiled as doctests so they stay true.

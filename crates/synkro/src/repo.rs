@@ -210,8 +210,12 @@ impl Repo {
                 problems.push(LoadProblem { doc, problem: p });
             }
         }
-        // Loading reads what storage already holds: nothing to write back.
-        while node.poll_effect().is_some() {}
+        // Loading may repair what it read (a chunk stored over the size
+        // limit is folded into a new snapshot): those writes run first.
+        let mut repairs = Vec::new();
+        while let Some(effect) = node.poll_effect() {
+            repairs.push(effect);
+        }
         info!(member = %node.member_id(), docs = node.docs().len(), "repo open");
         let inner = Inner {
             node: Mutex::new(node),
@@ -223,7 +227,7 @@ impl Repo {
             next_session: std::sync::atomic::AtomicU64::new(0),
             replicas: Mutex::new(Vec::new()),
             scheduled: Mutex::new(HashSet::new()),
-            deferred: Mutex::new(Vec::new()),
+            deferred: Mutex::new(repairs),
             failed: Mutex::new(None),
             config,
             problems,
@@ -231,7 +235,9 @@ impl Repo {
             #[cfg(not(target_arch = "wasm32"))]
             _home: None,
         };
-        Ok(Repo { inner: Arc::new(inner) })
+        let repo = Repo { inner: Arc::new(inner) };
+        repo.inner.run(|_, _| ()).await?;
+        Ok(repo)
     }
 
     #[cfg(not(target_arch = "wasm32"))]
@@ -356,10 +362,14 @@ impl Repo {
     /// the two share, we hold everything it reported, and every joined
     /// document has arrived. Pending edits are sealed first.
     pub async fn wait_synced(&self, peer: MemberId, timeout: Duration) -> Result<(), Error> {
-        if self
-            .wait_until(timeout, |n| n.greeted(&peer) && n.sync_status(&peer).is_complete())
-            .await?
-        {
+        let done = |n: &Node| {
+            let status = n.sync_status(&peer);
+            if let Some((doc, reason)) = status.refused.into_iter().find(|(_, r)| !r.is_transient()) {
+                return Err(Error::Refused { peer, doc, reason });
+            }
+            Ok(n.greeted(&peer) && status.unsynced.is_empty() && status.pending.is_empty())
+        };
+        if self.wait_until(timeout, done).await? {
             return Ok(());
         }
         let status = self.sync_status(&peer);
@@ -372,13 +382,17 @@ impl Repo {
 
     /// Seal pending edits and wait until `done` holds, re-checking after
     /// every event (and every 200 ms, since edits made meanwhile need a
-    /// flush). False if `timeout` passed first.
-    pub(crate) async fn wait_until(&self, timeout: Duration, done: impl Fn(&Node) -> bool) -> Result<bool, Error> {
+    /// flush). False if `timeout` passed first; `done`'s error at once.
+    pub(crate) async fn wait_until(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&Node) -> Result<bool, Error>,
+    ) -> Result<bool, Error> {
         let mut events = self.events();
         let deadline = rt::Instant::now() + timeout;
         loop {
             self.flush_all().await?;
-            if done(&self.inner.node()) {
+            if done(&self.inner.node())? {
                 return Ok(true);
             }
             let left = deadline.saturating_duration_since(rt::Instant::now());

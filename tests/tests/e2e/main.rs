@@ -5,6 +5,7 @@
 mod blind_relay;
 mod circuit;
 mod hostile_frames;
+mod large_document;
 mod many_docs;
 mod relay_process;
 mod relay_sync;
