@@ -39,6 +39,10 @@ cargo build --workspace --locked --bins --tests
 # --no-fail-fast: one run shows every failing test binary, not just the first.
 cargo test --workspace --locked --no-fail-fast
 
+step "vendored Automerge: its bounded walk against the full walk on random concurrent histories (vendor/README.md)"
+AUTOMERGE_BOUNDED_WALK_CASES="${AUTOMERGE_BOUNDED_WALK_CASES:-32}" \
+  cargo test --locked --manifest-path vendor/automerge/Cargo.toml --lib bounded_walk
+
 step "fuzz: every decoder for a bounded time (long runs: FUZZ_SECONDS=3600 scripts/fuzz.sh)"
 FUZZ_SECONDS="${FUZZ_SECONDS:-15}" bash scripts/fuzz.sh
 

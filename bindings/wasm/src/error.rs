@@ -67,7 +67,7 @@ pub fn from_synkro(e: synkro::Error) -> JsValue {
     use synkro::Error as E;
     use synkro_core::CoreError as C;
     let code = match &e {
-        E::Path { .. } | E::Value(_) => Code::InvalidArgument,
+        E::Path { .. } | E::Value(_) | E::TextTooLarge { .. } => Code::InvalidArgument,
         E::UnknownDocument(_) | E::Core(C::UnknownDocument(_) | C::NotYetSynced(_)) => Code::NotFound,
         E::Core(C::NoReadAccess(_) | C::NotAllowed { .. } | C::NotAMember { .. }) => Code::Access,
         E::Core(C::BadInvite(_) | C::BadBackup | C::ChangeTooLarge { .. }) => Code::InvalidArgument,

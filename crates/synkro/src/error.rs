@@ -47,6 +47,18 @@ pub enum Error {
         /// What does not fit.
         reason: String,
     },
+    /// A text insert over [`MAX_TEXT_INSERT`](crate::json::MAX_TEXT_INSERT)
+    /// characters was refused before anything changed.
+    #[error(
+        "inserting {chars} characters in one change is over the limit of {max}; insert the text in several \
+         changes (or attach it as a file)"
+    )]
+    TextTooLarge {
+        /// Characters in the insert.
+        chars: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The value cannot be stored (e.g. a number JSON cannot represent).
     #[error("value: {0}")]
     Value(String),

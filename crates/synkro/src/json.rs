@@ -328,9 +328,31 @@ pub fn insert(doc: &mut AutoCommit, path: &DocPath, index: usize, value: &Json) 
     }
 }
 
+/// Most characters [`set_text`] and [`splice_text`] insert in one change
+/// (4 Mi). Automerge needs about 300 bytes of memory per character while
+/// it applies an insert, so a larger paste could exhaust a browser tab's
+/// memory (4 GiB for WebAssembly); it is refused before anything changes
+/// ([`Error::TextTooLarge`]). Insert longer texts in several changes.
+pub const MAX_TEXT_INSERT: usize = 4 << 20;
+
+/// [`Error::TextTooLarge`] if `text` is over [`MAX_TEXT_INSERT`] characters.
+pub(crate) fn check_text_insert(text: &str) -> Result<(), Error> {
+    if text.len() > MAX_TEXT_INSERT {
+        let chars = text.chars().count();
+        if chars > MAX_TEXT_INSERT {
+            return Err(Error::TextTooLarge {
+                chars,
+                max: MAX_TEXT_INSERT,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Make `path` a collaborative text (concurrent edits merge character by
 /// character) holding `text`, replacing what was there.
 pub fn set_text(doc: &mut AutoCommit, path: &DocPath, text: &str) -> Result<(), Error> {
+    check_text_insert(text)?;
     let am = |e: automerge::AutomergeError| Error::Value(e.to_string());
     let (parent, key) = parent_of(doc, path, true)?;
     let obj = match parent {
@@ -351,6 +373,7 @@ pub fn splice_text(
     delete: usize,
     insert: &str,
 ) -> Result<(), Error> {
+    check_text_insert(insert)?;
     let text = object_at(doc, path, ObjType::Text, "a text (create it with set_text)")?;
     let len = doc.length(&text);
     if index.checked_add(delete).is_none_or(|end| end > len) {
