@@ -121,3 +121,116 @@ pub async fn flow(
     writer.close().await;
     Ok((latencies, expected))
 }
+
+/// What scenario 3's page measured (see `tests/browser/bench-large.mjs`).
+pub struct LargeInPage {
+    /// @automerge/automerge's `load()` of the long document's save, in the page.
+    pub load_ms: f64,
+    /// Joining the long document through the relay until all of it is there.
+    pub join_ms: f64,
+    /// The longest main-thread task while joining.
+    pub join_longest_task_ms: f64,
+    /// Keystroke → the page, on the long and on the short document.
+    pub long: Latencies,
+    pub short: Latencies,
+    /// The longest main-thread task while keystrokes arrived, and how many
+    /// ran over 50 ms.
+    pub typing_longest_task_ms: f64,
+    pub typing_long_tasks: usize,
+}
+
+/// Scenario 3 with the reader in a page: it joins a document holding
+/// `edits` and a short one, then a native writer types `n` keystrokes at
+/// `rate` per second at the end of each.
+pub async fn large(
+    relay: &Relay,
+    addr: &Multiaddr,
+    edits: &[crate::trace::Edit],
+    short_edits: &[crate::trace::Edit],
+    n: usize,
+    rate: f64,
+) -> anyhow::Result<LargeInPage> {
+    let writer = Peer::in_memory(addr).await?;
+    let mut docs = Vec::new();
+    let mut params = Vec::new();
+    for doc_edits in [edits, short_edits] {
+        let doc = writer.repo.create().await?;
+        let text = doc.change(crate::trace::start)?;
+        for e in doc_edits {
+            doc.change(|d| crate::trace::apply(d, &text, e))?;
+        }
+        let token = doc.share(Role::Read).await?.to_string();
+        doc.wait_durable_on(writer.relay, Duration::from_secs(120)).await?;
+        let length = doc.read(|d| synkro::automerge::ReadDoc::length(d, &text))?;
+        params.push(json!({ "token": token, "length": length }));
+        docs.push((doc, text, length));
+    }
+    let save = tempfile::NamedTempFile::new()?;
+    std::fs::write(save.path(), docs[0].0.read(|d| d.clone().save())?)?;
+    let stop = tempfile::NamedTempFile::new()?.into_temp_path();
+    let stop_file = stop.to_path_buf();
+    std::fs::remove_file(&stop_file)?;
+    let automerge = root().join("bench/automerge-repo/node_modules/@automerge/automerge/dist/iife/iife.js");
+    let params = json!({
+        "page": format!("http://{}/index.html", relay.http),
+        "relay": addr.to_string(),
+        "long": params[0],
+        "short": params[1],
+        "automerge": automerge,
+        "save": save.path(),
+        "stopFile": stop_file,
+        "keystrokes": n,
+    });
+    let mut cmd = Command::new("node");
+    cmd.current_dir(root().join("tests/browser"))
+        .arg("bench-large.mjs")
+        .arg(params.to_string());
+    let mut page = Process::start(cmd, Duration::from_secs(600), |l| l.iter().any(|l| l == "ready"))
+        .context("starting the browser reader")?;
+
+    let period = Duration::from_secs_f64(1.0 / rate);
+    let mut sent: Vec<Vec<f64>> = Vec::new();
+    for (doc, text, length) in &docs {
+        let mut times = Vec::new();
+        let start = tokio::time::Instant::now();
+        for k in 0..n {
+            tokio::time::sleep_until(start + period * k as u32).await;
+            times.push(wall_ms());
+            doc.change(|d| synkro::automerge::transaction::Transactable::splice_text(d, text, length + k, 0, "x"))?;
+        }
+        sent.push(times);
+    }
+    std::fs::write(&stop_file, b"stop")?;
+    page.wait_for(Duration::from_secs(60), |l| l.iter().any(|l| l.starts_with("result ")))?;
+    let line = page
+        .lines()
+        .iter()
+        .find_map(|l| l.strip_prefix("result "))
+        .context("result line")?
+        .to_owned();
+    let result: Value = serde_json::from_str(&line).context("the page's result")?;
+    let num = |key: &str| result[key].as_f64().unwrap_or(f64::NAN);
+    let latencies = |name: &str, sent: &[f64]| {
+        let mut l = Latencies::default();
+        for (t, at) in sent
+            .iter()
+            .zip(result["receipts"][name].as_array().into_iter().flatten())
+        {
+            if let Some(at) = at.as_f64() {
+                l.push(Duration::from_secs_f64(((at - t) / 1000.0).max(0.0)));
+            }
+        }
+        l
+    };
+    let out = LargeInPage {
+        load_ms: num("loadMs"),
+        join_ms: num("joinMs"),
+        join_longest_task_ms: num("joinLongestTask"),
+        long: latencies("long", &sent[0]),
+        short: latencies("short", &sent[1]),
+        typing_longest_task_ms: num("typingLongestTask"),
+        typing_long_tasks: result["typingLongTasks"].as_u64().unwrap_or(0) as usize,
+    };
+    writer.close().await;
+    Ok(out)
+}

@@ -222,6 +222,119 @@ pub async fn large(relay: &Multiaddr, edits: &[crate::trace::Edit]) -> anyhow::R
     Ok(took)
 }
 
+/// How a trace is sealed: one flush after the whole trace (a burst typed
+/// in one loop), a flush every `n` edits, or after every edit (typing).
+#[derive(Clone, Copy, Debug)]
+pub enum Rhythm {
+    OneLoop,
+    Every(usize),
+}
+
+/// The trace typed into an in-memory repo in `rhythm`: the sealed bytes it
+/// stores (ops and chunks) and the size of the document's own Automerge
+/// save.
+pub async fn stored_bytes(edits: &[crate::trace::Edit], rhythm: Rhythm) -> anyhow::Result<(usize, usize)> {
+    let repo = Repo::in_memory().await?;
+    let doc = repo.create().await?;
+    let text = doc.change(crate::trace::start)?;
+    for (i, e) in edits.iter().enumerate() {
+        doc.change(|d| crate::trace::apply(d, &text, e))?;
+        if let Rhythm::Every(n) = rhythm
+            && (i + 1) % n == 0
+        {
+            doc.flush().await?;
+        }
+    }
+    doc.flush().await?;
+    let save = doc.read(|d| d.clone().save().len())?;
+    Ok((doc.info()?.stored_bytes, save))
+}
+
+/// A writer and a reader following one document through the relay; the
+/// writer holds `edits` already (a long text or a short one).
+pub struct Typing {
+    a: Peer,
+    b: Peer,
+    doc: DocHandle,
+    text: synkro::automerge::ObjId,
+    theirs: DocHandle,
+}
+
+impl Typing {
+    pub async fn start(relay: &Multiaddr, edits: &[crate::trace::Edit]) -> anyhow::Result<Self> {
+        let a = Peer::in_memory(relay).await?;
+        let doc = a.repo.create().await?;
+        let text = doc.change(crate::trace::start)?;
+        for e in edits {
+            doc.change(|d| crate::trace::apply(d, &text, e))?;
+        }
+        let token = doc.share(Role::Read).await?;
+        doc.wait_durable_on(a.relay, WAIT).await?;
+        let b = Peer::in_memory(relay).await?;
+        let theirs = b.repo.join(&token).await?;
+        let heads = doc.heads()?;
+        until(&theirs, |d| d.heads().is_ok_and(|h| h == heads)).await?;
+        Ok(Self {
+            a,
+            b,
+            doc,
+            text,
+            theirs,
+        })
+    }
+
+    /// The writer types `n` characters at the end of the text at `rate`
+    /// per second; each from the writer's change to the reader's.
+    pub async fn keystrokes(&self, n: usize, rate: f64) -> anyhow::Result<Latencies> {
+        let base = self.text_len(&self.theirs)?;
+        let sent: Arc<Mutex<Vec<Instant>>> = Arc::default();
+        let mut changes = self.theirs.subscribe();
+        let (theirs, sent_by) = (self.theirs.clone(), sent.clone());
+        let text = self.text.clone();
+        let reader = tokio::spawn(async move {
+            let mut latencies = Latencies::default();
+            let mut seen = 0;
+            while seen < n {
+                if tokio::time::timeout(WAIT, changes.recv())
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_none()
+                {
+                    break;
+                }
+                let now = Instant::now();
+                let len = theirs.read(|d| d.length(&text)).unwrap_or(base);
+                while seen < len.saturating_sub(base).min(n) {
+                    if let Some(t) = sent_by.lock().unwrap_or_else(|e| e.into_inner()).get(seen) {
+                        latencies.push(now - *t);
+                    }
+                    seen += 1;
+                }
+            }
+            latencies
+        });
+        let period = Duration::from_secs_f64(1.0 / rate);
+        let start = Instant::now();
+        for k in 0..n {
+            tokio::time::sleep_until((start + period * k as u32).into()).await;
+            let at = self.text_len(&self.doc)?;
+            sent.lock().unwrap_or_else(|e| e.into_inner()).push(Instant::now());
+            self.doc.change(|d| d.splice_text(&self.text, at, 0, "x"))?;
+        }
+        Ok(reader.await?)
+    }
+
+    fn text_len(&self, doc: &DocHandle) -> anyhow::Result<usize> {
+        Ok(doc.read(|d| d.length(&self.text))?)
+    }
+
+    pub async fn close(self) {
+        self.a.close().await;
+        self.b.close().await;
+    }
+}
+
 /// Many documents: first sync, cold open, reconnect (see bench.mjs).
 pub struct Many {
     pub first_sync: Duration,
