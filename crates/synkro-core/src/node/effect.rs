@@ -1,0 +1,169 @@
+//! What a [`Node`](super::Node) asks of its runtime ([`Effect`]) and tells
+//! the application ([`Event`]), and the reports it answers queries with.
+
+use automerge::Patch;
+
+use crate::access::Role;
+use crate::ids::{DocId, MemberId, OpHash};
+use crate::message::Refusal;
+use crate::vv::VersionVector;
+
+/// Something the runtime must do for the node. Execute effects in the
+/// order they are polled: a `Send` that follows a `Persist` acknowledges
+/// data to a peer, so it must not leave before that `Persist` is durable.
+#[derive(Debug)]
+pub enum Effect {
+    /// Write records of a document atomically and durably.
+    Persist {
+        /// Document (the storage namespace).
+        doc: DocId,
+        /// Records to insert or overwrite.
+        puts: Vec<(Vec<u8>, Vec<u8>)>,
+        /// Records to remove.
+        deletes: Vec<Vec<u8>>,
+    },
+    /// Send an encoded [`Message`] to a connected peer.
+    Send {
+        /// Recipient.
+        peer: MemberId,
+        /// Encoded message.
+        message: Vec<u8>,
+    },
+    /// Close the connection to a misbehaving peer.
+    Disconnect {
+        /// Peer.
+        peer: MemberId,
+        /// Why, for the logs.
+        reason: String,
+    },
+    /// Tell the application.
+    Event(Event),
+}
+
+/// Where a document change came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// This device.
+    Local,
+    /// A peer (which may have forwarded others' changes).
+    Remote(MemberId),
+}
+
+/// Notifications for the application.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// The document's content changed.
+    DocChanged {
+        /// Document.
+        doc: DocId,
+        /// What changed, as Automerge patches.
+        patches: Vec<Patch>,
+        /// Who changed it.
+        origin: Origin,
+    },
+    /// The access log changed (members, roles, keys).
+    AccessChanged {
+        /// Document.
+        doc: DocId,
+    },
+    /// A document arrived (e.g. after joining).
+    DocAdded {
+        /// Document.
+        doc: DocId,
+    },
+    /// A peer reported (and, after receiving from us, acknowledged as
+    /// durably stored) what it holds of a document.
+    PeerHas {
+        /// Peer.
+        peer: MemberId,
+        /// Document.
+        doc: DocId,
+        /// Its version vector.
+        vv: VersionVector,
+        /// Its access-log heads.
+        heads: Vec<OpHash>,
+    },
+    /// An ephemeral message from a member (see [`Node::send_ephemeral`]).
+    Ephemeral {
+        /// Document.
+        doc: DocId,
+        /// Who wrote it (checked: a member who may read the document).
+        from: MemberId,
+        /// What they sent.
+        data: Vec<u8>,
+    },
+    /// Data from a peer was refused (forged, unauthorised, unreadable).
+    Rejected {
+        /// Who sent it.
+        peer: Option<MemberId>,
+        /// Document.
+        doc: DocId,
+        /// Why.
+        reason: String,
+    },
+    /// A peer refused data of `doc` that this node sent it: until that
+    /// changes, the document is stuck there ([`SyncStatus::refused`]).
+    PeerRefused {
+        /// The peer.
+        peer: MemberId,
+        /// Document.
+        doc: DocId,
+        /// Why.
+        reason: Refusal,
+    },
+}
+
+/// A document's facts for display.
+#[derive(Clone, Debug)]
+pub struct DocInfo {
+    /// Document.
+    pub doc: DocId,
+    /// Local name.
+    pub name: Option<String>,
+    /// This device's role (None: not, or not yet, a member).
+    pub my_role: Option<Role>,
+    /// Members and roles.
+    pub members: Vec<(MemberId, Role)>,
+    /// Version vector held.
+    pub vv: VersionVector,
+    /// Access-log ops held.
+    pub log_ops: usize,
+    /// Change chunks and snapshots held.
+    pub chunks: usize,
+    /// Sealed bytes held.
+    pub stored_bytes: usize,
+    /// Can this device read the content?
+    pub readable: bool,
+}
+
+/// Per document shared with one peer, whether the two are in sync, from
+/// the peer's own (durable) acknowledgements. See [`Node::sync_status`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncStatus {
+    /// The peer acknowledged holding everything we hold, and we hold
+    /// everything it reported.
+    pub synced: Vec<DocId>,
+    /// Shared with the peer, with something left to exchange.
+    pub unsynced: Vec<DocId>,
+    /// Joined, but nothing has arrived from anyone yet.
+    pub pending: Vec<DocId>,
+    /// Held here, but the peer is not a member (it will not be sent).
+    pub not_shared: Vec<DocId>,
+    /// Documents (also in `unsynced`) of which the peer refused data we
+    /// sent, and why: the last refusal since it last acknowledged them.
+    pub refused: Vec<(DocId, Refusal)>,
+}
+
+impl SyncStatus {
+    /// Nothing left to exchange with this peer.
+    pub fn is_complete(&self) -> bool {
+        self.unsynced.is_empty() && self.pending.is_empty()
+    }
+}
+
+/// What [`Node::load_doc`] found.
+#[derive(Clone, Debug, Default)]
+pub struct LoadReport {
+    /// Records that failed verification and were skipped.
+    pub problems: Vec<String>,
+}

@@ -1,0 +1,564 @@
+//! Sync sessions with peers: the protocol's messages, what each peer holds,
+//! and the send window.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand_core::CryptoRng;
+use serde_bytes::ByteBuf;
+
+use super::documents::diff_since;
+use super::{Node, effect::*, store::StoreBatch};
+use crate::access::{AccessLog, Inserted};
+use crate::chunk::{ChunkRef, SealedChunk};
+use crate::error::VerifyError;
+use crate::ids::{DocId, MemberId, OpHash};
+use crate::limits::BATCH_TARGET_LEN;
+use crate::message::{Digest, Message, PROTOCOL_VERSION, Refusal};
+use crate::replica::{Accepted, DocReplica, record};
+use crate::vv::VersionVector;
+
+#[derive(Default)]
+pub(super) struct PeerDoc {
+    pub(super) heads: Vec<OpHash>,
+    pub(super) vv: VersionVector,
+    /// What the peer last reported in a `Have` (sent after its writes are
+    /// durable), unlike `heads`/`vv`, which also count what we sent it.
+    pub(super) acked: Option<(Vec<OpHash>, VersionVector)>,
+    pub(super) snapshots: Vec<[u8; 32]>,
+    pub(super) last_sent: Option<Digest>,
+    /// The peer's last refusal of data we sent, until it acknowledges.
+    pub(super) refused: Option<Refusal>,
+}
+
+#[derive(Default)]
+pub(super) struct Peer {
+    pub(super) docs: BTreeMap<DocId, PeerDoc>,
+    /// Bytes sent to this peer and not yet reported transmitted.
+    pub(super) queued: usize,
+    /// Documents with chunks held back by the send window.
+    pub(super) backlog: BTreeSet<DocId>,
+    /// Its `Hello` arrived: we know what it holds.
+    pub(super) greeted: bool,
+}
+
+impl Node {
+    /// A connection to `peer` (authenticated by the transport) is up.
+    pub fn peer_connected(&mut self, peer: MemberId) {
+        self.peers.insert(peer, Peer::default());
+        let docs = self
+            .docs
+            .values()
+            .filter(|r| !r.log.is_rooted() || r.role_of(&peer).is_some())
+            .map(|r| (r.id, r.digest()))
+            .collect();
+        self.send(
+            peer,
+            &Message::Hello {
+                version: PROTOCOL_VERSION,
+                docs,
+            },
+        );
+    }
+
+    /// The connection to `peer` is gone.
+    pub fn peer_disconnected(&mut self, peer: &MemberId) {
+        self.peers.remove(peer);
+    }
+
+    /// Is `peer` connected, with its `Hello` received (so [`sync_status`](Self::sync_status)
+    /// knows what it holds)?
+    pub fn greeted(&self, peer: &MemberId) -> bool {
+        self.peers.get(peer).is_some_and(|p| p.greeted)
+    }
+
+    /// Where each document stands with `peer`, from what it acknowledged.
+    pub fn sync_status(&self, peer: &MemberId) -> SyncStatus {
+        let mut status = SyncStatus::default();
+        for r in self.docs.values() {
+            if !r.log.is_rooted() {
+                status.pending.push(r.id);
+            } else if r.role_of(peer).is_none() {
+                status.not_shared.push(r.id);
+            } else if self.durable_on(peer, &r.id) && self.holds_all_of(peer, &r.id) {
+                status.synced.push(r.id);
+            } else {
+                status.unsynced.push(r.id);
+                let refused = self
+                    .peers
+                    .get(peer)
+                    .and_then(|p| p.docs.get(&r.id))
+                    .and_then(|pd| pd.refused.clone());
+                if let Some(reason) = refused {
+                    status.refused.push((r.id, reason));
+                }
+            }
+        }
+        status
+    }
+
+    /// Has `peer` acknowledged storing everything this node holds of `doc`
+    /// (every sealed edit and access op)? Unsealed edits count as not held.
+    pub fn durable_on(&self, peer: &MemberId, doc: &DocId) -> bool {
+        let Some(r) = self.docs.get(doc) else { return false };
+        let acked = self
+            .peers
+            .get(peer)
+            .and_then(|p| p.docs.get(doc))
+            .and_then(|pd| pd.acked.as_ref());
+        !r.dirty && acked.is_some_and(|(heads, vv)| vv.dominates(&r.vv) && r.log.known_to(heads))
+    }
+
+    /// Why `peer` last refused data of `doc` we sent it, if it has not
+    /// acknowledged the document since.
+    pub fn refusal(&self, peer: &MemberId, doc: &DocId) -> Option<&Refusal> {
+        self.peers.get(peer)?.docs.get(doc)?.refused.as_ref()
+    }
+
+    /// Do we hold everything `peer` last reported holding of `doc`?
+    pub(super) fn holds_all_of(&self, peer: &MemberId, doc: &DocId) -> bool {
+        let Some(r) = self.docs.get(doc) else { return false };
+        let acked = self
+            .peers
+            .get(peer)
+            .and_then(|p| p.docs.get(doc))
+            .and_then(|pd| pd.acked.as_ref());
+        let state = r.log.state();
+        // Chunks we would refuse (a revoked writer's edits after the revoke,
+        // which the peer took before it learnt of it) are not missing.
+        let holds = |(author, seq): (&MemberId, &u64)| {
+            let ours = r.vv.get(author);
+            ours >= *seq || !state.may_author(author, ours.saturating_add(1))
+        };
+        acked.is_some_and(|(heads, vv)| vv.iter().all(holds) && heads.iter().all(|h| r.log.contains(h)))
+    }
+
+    /// Peers with an open session.
+    pub fn peers(&self) -> Vec<MemberId> {
+        self.peers.keys().copied().collect()
+    }
+
+    /// Handle one message from `peer`. Undecodable input or forged data
+    /// produces [`Effect::Disconnect`]; the node itself never fails.
+    pub fn handle_message<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, peer: MemberId, bytes: &[u8]) {
+        if !self.peers.contains_key(&peer) {
+            return;
+        }
+        let msg = match Message::decode(bytes) {
+            Ok(m) => m,
+            Err(e) => return self.disconnect(peer, format!("undecodable message: {e}")),
+        };
+        match msg {
+            Message::Hello { version, docs } => self.on_hello(peer, version, docs),
+            Message::Have {
+                doc,
+                heads,
+                vv,
+                snapshots,
+            } => self.on_have(peer, doc, heads, vv, snapshots),
+            Message::Ops { doc, ops } => self.on_ops(rng, peer, doc, ops),
+            Message::Chunks { doc, chunks } => self.on_chunks(peer, doc, chunks),
+            Message::Ephemeral { doc, message } => self.on_ephemeral(peer, doc, &message),
+            Message::Refused { doc, reason } => self.on_refused(peer, doc, reason),
+        }
+    }
+
+    pub(super) fn on_hello(&mut self, peer: MemberId, version: u16, docs: Vec<(DocId, Digest)>) {
+        if version != PROTOCOL_VERSION {
+            return self.disconnect(peer, format!("protocol version {version} is not {PROTOCOL_VERSION}"));
+        }
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.greeted = true;
+        }
+        let theirs: BTreeMap<DocId, Digest> = docs.into_iter().collect();
+        let mut to_have = Vec::new();
+        for (d, dg) in &theirs {
+            match (self.docs.get(d), self.peers.get_mut(&peer)) {
+                (Some(r), Some(p)) if r.digest() == *dg => {
+                    // Same state on both sides: open the session as if Haves
+                    // had been exchanged, so later changes are pushed.
+                    let pd = p.docs.entry(*d).or_default();
+                    pd.heads = r.log.heads();
+                    pd.vv = r.vv.clone();
+                    pd.snapshots = r.snapshot_ids();
+                    pd.acked = Some((pd.heads.clone(), pd.vv.clone()));
+                    pd.last_sent = Some(*dg);
+                }
+                _ => to_have.push(*d),
+            }
+        }
+        // Documents we share with the peer that it did not mention.
+        to_have.extend(
+            self.docs
+                .values()
+                .filter(|r| !theirs.contains_key(&r.id) && (!r.log.is_rooted() || r.role_of(&peer).is_some()))
+                .map(|r| r.id),
+        );
+        for doc in to_have {
+            self.send_have(peer, doc);
+        }
+    }
+
+    /// The peer refused data of `doc` we sent it.
+    pub(super) fn on_refused(&mut self, peer: MemberId, doc: DocId, reason: Refusal) {
+        let Some(pd) = self.peers.get_mut(&peer).and_then(|p| p.docs.get_mut(&doc)) else {
+            return; // Not something we sent in this session.
+        };
+        tracing::warn!(me = %self.me, %peer, %doc, %reason, "peer refused our data");
+        if reason.is_transient() {
+            // It did not keep what we sent: send it again when it has room.
+            match &pd.acked {
+                Some((heads, vv)) => {
+                    pd.heads = heads.clone();
+                    pd.vv = vv.clone();
+                }
+                None => {
+                    pd.heads.clear();
+                    pd.vv = VersionVector::default();
+                }
+            }
+        }
+        pd.refused = Some(reason.clone());
+        self.emit(Event::PeerRefused { peer, doc, reason });
+    }
+
+    /// Tell `peer` we refused data of `doc` it sent.
+    pub(super) fn refuse(&mut self, peer: MemberId, doc: DocId, reason: Refusal) {
+        self.send(peer, &Message::Refused { doc, reason });
+    }
+
+    pub(super) fn on_have(
+        &mut self,
+        peer: MemberId,
+        doc: DocId,
+        heads: Vec<OpHash>,
+        vv: VersionVector,
+        snapshots: Vec<[u8; 32]>,
+    ) {
+        let holds_ours = self
+            .docs
+            .get(&doc)
+            .is_some_and(|r| vv.dominates(&r.vv) && r.log.known_to(&heads));
+        if let Some(p) = self.peers.get_mut(&peer) {
+            let pd = p.docs.entry(doc).or_default();
+            pd.heads = heads.clone();
+            // Merge rather than replace: chunks we sent after the peer wrote
+            // this `Have` are still on their way, and must not be sent again.
+            pd.vv.merge(&vv);
+            for s in snapshots {
+                if !pd.snapshots.contains(&s) {
+                    pd.snapshots.push(s);
+                }
+            }
+            pd.acked = Some((heads.clone(), vv.clone()));
+            if holds_ours {
+                pd.refused = None;
+            }
+        }
+        self.emit(Event::PeerHas { peer, doc, vv, heads });
+        self.push_missing(peer, doc);
+        self.send_have(peer, doc);
+    }
+
+    pub(super) fn on_ops<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, peer: MemberId, doc: DocId, ops: Vec<ByteBuf>) {
+        let is_new = !self.docs.contains_key(&doc);
+        let mut r = self
+            .docs
+            .remove(&doc)
+            .unwrap_or_else(|| DocReplica::new(AccessLog::new(doc)));
+        let mut batch = StoreBatch::default();
+        let mut rejected = Vec::new();
+        let before = r.log.state().clone();
+        for bytes in &ops {
+            match crate::access::AccessOp::decode(bytes) {
+                Err(e @ (VerifyError::BadSignature | VerifyError::Decode(_))) => {
+                    self.docs.extend((!is_new).then_some((doc, r)));
+                    self.refuse(peer, doc, Refusal::from_verify(&e));
+                    return self.disconnect(peer, "sent a forged or malformed access op".into());
+                }
+                Err(e) => rejected.push(e),
+                Ok(op) => {
+                    let h = op.hash();
+                    match r.log.insert(bytes) {
+                        Ok(Inserted::New | Inserted::Pending) => batch.put(record::op(&h), bytes.to_vec()),
+                        Ok(Inserted::Duplicate) => {}
+                        Err(e) => rejected.push(e),
+                    }
+                }
+            }
+        }
+        if let Some(first) = rejected.first() {
+            self.refuse(peer, doc, Refusal::from_verify(first));
+        }
+        for e in rejected {
+            self.emit(Event::Rejected {
+                peer: Some(peer),
+                doc,
+                reason: e.to_string(),
+            });
+        }
+        if is_new {
+            let wanted = r.role_of(&self.me).is_some() || !r.local.invites.is_empty();
+            if !wanted || batch.is_empty() {
+                return self.send_have(peer, doc);
+            }
+            if self.docs.len() >= self.config.max_docs {
+                let max = self.config.max_docs;
+                tracing::warn!(%peer, %doc, max, "document limit reached; not stored");
+                self.refuse(peer, doc, Refusal::DocumentLimit { max: max as u64 });
+                return self.emit(Event::Rejected {
+                    peer: Some(peer),
+                    doc,
+                    reason: format!("this node holds its limit of {max} documents"),
+                });
+            }
+        }
+        let changed = r.log.state() != &before;
+        let heads_before = r.doc.as_mut().map(|d| d.get_heads());
+        if let Err(e) = r.refresh_keys(rng, &self.identity) {
+            self.emit(Event::Rejected {
+                peer: Some(peer),
+                doc,
+                reason: e.to_string(),
+            });
+        }
+        let patches = diff_since(&mut r, heads_before);
+        self.docs.insert(doc, r);
+        self.store(doc, batch);
+        if is_new {
+            self.emit(Event::DocAdded { doc });
+        }
+        if let Some(patches) = patches {
+            self.emit(Event::DocChanged {
+                doc,
+                patches,
+                origin: Origin::Remote(peer),
+            });
+        }
+        if changed {
+            self.heal_keys(rng, &doc);
+            self.access_changed(&doc);
+        } else {
+            self.push_all_except(&doc, Some(peer));
+        }
+        self.send_have(peer, doc);
+    }
+
+    pub(super) fn on_chunks(&mut self, peer: MemberId, doc: DocId, chunks: Vec<ByteBuf>) {
+        let Some(r) = self.docs.get_mut(&doc) else { return };
+        let heads_before = r.doc.as_mut().map(|d| d.get_heads());
+        let mut batch = StoreBatch::default();
+        let mut rejected = Vec::new();
+        let mut forged = None;
+        let mut sent = Vec::new();
+        for bytes in &chunks {
+            let chunk = match SealedChunk::decode(bytes) {
+                Ok(c) => c,
+                Err(e) => {
+                    forged = Some(e);
+                    break;
+                }
+            };
+            sent.push((chunk.chunk_ref(), chunk.covers().cloned()));
+            let held = chunk.clone();
+            match r.accept(chunk, false) {
+                Ok(Accepted::New { deletes }) => {
+                    batch.put_chunks(&[held]);
+                    batch.delete_chunks(&deletes);
+                }
+                Ok(Accepted::Duplicate) => {}
+                Err(e) => rejected.push(e),
+            }
+        }
+        let patches = diff_since(r, heads_before);
+        self.store(doc, batch);
+        if let Some(first) = rejected.first().or(forged.as_ref()) {
+            self.refuse(peer, doc, Refusal::from_verify(first));
+        }
+        for e in rejected {
+            let reason = e.to_string();
+            tracing::warn!(me = %self.me, %peer, %doc, %reason, "chunk rejected");
+            self.emit(Event::Rejected {
+                peer: Some(peer),
+                doc,
+                reason,
+            });
+        }
+        if let Some(patches) = patches {
+            self.emit(Event::DocChanged {
+                doc,
+                patches,
+                origin: Origin::Remote(peer),
+            });
+        }
+        if let Some(e) = forged {
+            return self.disconnect(peer, format!("sent a forged or malformed chunk: {e}"));
+        }
+        if let Some(p) = self.peers.get_mut(&peer) {
+            // What the sender sent, it has: never echo those chunks back.
+            let pd = p.docs.entry(doc).or_default();
+            for (r, covers) in sent {
+                match r {
+                    ChunkRef::Change(a, s) if pd.vv.get(&a).checked_add(1) == Some(s) => pd.vv.set(a, s),
+                    ChunkRef::Snapshot(d) => {
+                        pd.vv.merge(&covers.unwrap_or_default());
+                        pd.snapshots.push(d);
+                    }
+                    ChunkRef::Change(..) => {}
+                }
+            }
+        }
+        self.push_all_except(&doc, Some(peer));
+        self.send_have(peer, doc);
+    }
+
+    /// Send our state of `doc` to `peer` unless it already has this exact state.
+    pub(super) fn send_have(&mut self, peer: MemberId, doc: DocId) {
+        let (heads, vv, snapshots, digest) = match self.docs.get(&doc) {
+            Some(r) if r.role_of(&peer).is_some() || !r.log.is_rooted() => {
+                (r.log.heads(), r.vv.clone(), r.snapshot_ids(), r.digest())
+            }
+            Some(r) => (r.log.heads(), VersionVector::default(), Vec::new(), r.digest()),
+            None => (Vec::new(), VersionVector::default(), Vec::new(), [0; 16]),
+        };
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        let pd = p.docs.entry(doc).or_default();
+        if pd.last_sent == Some(digest) {
+            return;
+        }
+        pd.last_sent = Some(digest);
+        self.send(
+            peer,
+            &Message::Have {
+                doc,
+                heads,
+                vv,
+                snapshots,
+            },
+        );
+    }
+
+    /// Send `peer` the ops and chunks it lacks, as far as we know. Ops
+    /// always go out (they are small and gate everything else); chunks stop
+    /// once the peer's send window is full and resume from
+    /// [`transmitted`](Self::transmitted).
+    pub(super) fn push_missing(&mut self, peer: MemberId, doc: DocId) {
+        let window = self.config.send_window;
+        let (Some(r), Some(p)) = (self.docs.get(&doc), self.peers.get_mut(&peer)) else {
+            return;
+        };
+        let Some(pd) = p.docs.get_mut(&doc) else { return };
+        let member = r.role_of(&peer).is_some();
+        let mut messages = Vec::new();
+        if member || !r.log.is_rooted() {
+            let ops: Vec<ByteBuf> = r
+                .log
+                .missing_for(&pd.heads)
+                .iter()
+                .map(|o| ByteBuf::from(o.encoded().to_vec()))
+                .collect();
+            if !ops.is_empty() {
+                pd.heads = r.log.heads();
+                // In order, a message of at most about BATCH_TARGET_LEN each.
+                messages.extend(in_batches(ops).map(|ops| Message::Ops { doc, ops }));
+            }
+        }
+        p.backlog.remove(&doc);
+        if member {
+            let mut budget = window.saturating_sub(p.queued);
+            let mut batch = Vec::new();
+            let mut size = 0;
+            for c in r.missing_for(&pd.vv, &pd.snapshots) {
+                if budget == 0 {
+                    p.backlog.insert(doc);
+                    break;
+                }
+                let len = c.encoded().len();
+                // A message holds chunks up to BATCH_TARGET_LEN in all, or
+                // one larger chunk alone: never more than a frame.
+                if !batch.is_empty() && size + len > BATCH_TARGET_LEN {
+                    messages.push(Message::Chunks {
+                        doc,
+                        chunks: core::mem::take(&mut batch),
+                    });
+                    size = 0;
+                }
+                batch.push(ByteBuf::from(c.encoded().to_vec()));
+                size += len;
+                budget = budget.saturating_sub(len);
+                // The peer will hold what we send: the stream is ordered and
+                // reliable, and a broken one ends the session.
+                match c.chunk_ref() {
+                    ChunkRef::Change(a, s) => pd.vv.set(a, pd.vv.get(&a).max(s)),
+                    ChunkRef::Snapshot(d) => {
+                        pd.vv.merge(c.covers().unwrap_or(&VersionVector::default()));
+                        pd.snapshots.push(d);
+                    }
+                }
+                if size >= BATCH_TARGET_LEN {
+                    messages.push(Message::Chunks {
+                        doc,
+                        chunks: core::mem::take(&mut batch),
+                    });
+                    size = 0;
+                }
+            }
+            if !batch.is_empty() {
+                messages.push(Message::Chunks { doc, chunks: batch });
+            }
+        }
+        for m in messages {
+            self.send(peer, &m);
+        }
+    }
+
+    /// The runtime handed `bytes` of this peer's [`Effect::Send`]s to the
+    /// network: room in the send window for held-back chunks.
+    pub fn transmitted(&mut self, peer: &MemberId, bytes: usize) {
+        let window = self.config.send_window;
+        let Some(p) = self.peers.get_mut(peer) else { return };
+        p.queued = p.queued.saturating_sub(bytes);
+        while let Some(p) = self.peers.get(peer)
+            && p.queued < window
+            && let Some(doc) = p.backlog.first().copied()
+        {
+            self.push_missing(*peer, doc);
+        }
+    }
+
+    pub(super) fn push_all(&mut self, doc: &DocId) {
+        self.push_all_except(doc, None);
+    }
+
+    /// Push to every peer that has a session on `doc`.
+    pub(super) fn push_all_except(&mut self, doc: &DocId, except: Option<MemberId>) {
+        let peers: Vec<MemberId> = self
+            .peers
+            .iter()
+            .filter(|(id, p)| Some(**id) != except && p.docs.contains_key(doc))
+            .map(|(id, _)| *id)
+            .collect();
+        for p in peers {
+            self.push_missing(p, *doc);
+        }
+    }
+}
+
+/// Encoded items in order, as lists of at most about [`BATCH_TARGET_LEN`]
+/// bytes each (an item larger than that alone).
+fn in_batches(items: Vec<ByteBuf>) -> impl Iterator<Item = Vec<ByteBuf>> {
+    let mut batches: Vec<Vec<ByteBuf>> = Vec::new();
+    let mut size = 0;
+    for item in items {
+        match batches.last_mut() {
+            Some(last) if size + item.len() <= BATCH_TARGET_LEN => {
+                size += item.len();
+                last.push(item);
+            }
+            _ => {
+                size = item.len();
+                batches.push(vec![item]);
+            }
+        }
+    }
+    batches.into_iter()
+}
