@@ -31,7 +31,6 @@ pub async fn run(config: RelayConfig) -> anyhow::Result<()> {
                 max_docs: config.max_documents,
                 ..NodeConfig::default()
             },
-            ..RepoConfig::default()
         },
     )
     .await

@@ -9,35 +9,48 @@
 //!
 //! ## The run-loop contract
 //!
-//! A runtime owns one [`Node`] per device and drives it like this:
+//! A runtime owns one [`Node`] per device and drives it like this, in the
+//! manner of quinn-proto and str0m:
 //!
 //! 1. On start, for every document in storage, call [`Node::load_doc`] with
-//!    its records. Damaged records are skipped and listed in the report.
+//!    its records (damaged records are skipped and listed in the report),
+//!    then carry out the effects it queued (a repair may write).
 //! 2. Feed inputs as they happen: app calls ([`Node::change`],
-//!    [`Node::create_doc`], [`Node::share`], ...), connections
-//!    ([`Node::peer_connected`], [`Node::peer_disconnected`]) and each
-//!    received message ([`Node::handle_message`]).
-//! 3. Call [`Node::flush`] when a document's flush window closes (e.g. 50 ms
-//!    after its first unsealed change): edits become one sealed chunk.
-//! 4. After every input, drain [`Node::poll_effect`] until it returns `None`
-//!    and execute the effects **in order**: [`Effect::Persist`] writes must
-//!    be durable before any later [`Effect::Send`] leaves, because the
-//!    `Have` messages we send acknowledge what we store.
-//! 5. Once a `Send`'s bytes are handed to the connection (written to the
-//!    socket, say), report them with [`Node::transmitted`]. A node keeps at
-//!    most [`NodeConfig::send_window`] bytes per peer waiting there and holds
-//!    the rest of a large transfer back until then, so memory stays bounded
-//!    however slow the peer.
+//!    [`Node::create_doc`], [`Node::share`], ...), sessions
+//!    ([`Node::peer_connected`] returns the [`SessionId`] the session's
+//!    inputs name; [`Node::peer_disconnected`]), each received message
+//!    ([`Node::handle_message`]), the progress of sends
+//!    ([`Node::transmitted`]) and of writes ([`Node::persisted`]).
+//! 3. After every batch of inputs, call [`Node::handle_timeout`] with the
+//!    time: it arms the timers those inputs started (an edit opens its
+//!    document's flush window) and fires the ones due (the window closes:
+//!    the edits are sealed into one chunk). Then sleep until
+//!    [`Node::poll_timeout`] (or the next input) and call it again.
+//! 4. Drain [`Node::poll_effect`] until it returns `None` and carry the
+//!    effects out: [`Effect::Persist`] (writes of one document in order;
+//!    report each with [`Node::persisted`] once durable), [`Effect::Send`]
+//!    (report its bytes with [`Node::transmitted`] once handed to the
+//!    connection), [`Effect::Disconnect`] (the node has forgotten that
+//!    session), [`Effect::Event`] (for the app). The node itself holds back
+//!    every message that acknowledges or carries data until the write that
+//!    stores it is reported durable, so a runtime may run writes of
+//!    different documents, and sends, at once. At most
+//!    [`NodeConfig::send_window`] bytes per peer wait to be transmitted;
+//!    the rest of a large transfer follows as they are.
 //!
-//! Nothing in this crate panics on input from peers, disk or apps; errors
-//! are typed ([`CoreError`], [`VerifyError`], [`DecodeError`]).
+//! The node keeps no clock and no randomness of its own: "now" is an
+//! [`Instant`] the runtime counts from an epoch of its choosing, and calls
+//! that need randomness take a CSPRNG. Nothing in this crate panics on
+//! input from peers, disk or apps; errors are typed ([`CoreError`],
+//! [`VerifyError`], [`DecodeError`]).
 //!
 //! ## Example: two devices, an invitation, and sync
 //!
 //! ```
+//! use std::time::Duration;
 //! use automerge::{ReadDoc, transaction::Transactable, ROOT};
 //! use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
-//! use synkro_core::{DeviceIdentity, Effect, Node, NodeConfig, Role};
+//! use synkro_core::{DeviceIdentity, Effect, Instant, Node, NodeConfig, Role, SessionId};
 //!
 //! let mut rng = ChaCha20Rng::from_seed([42; 32]);
 //! let mut alice = Node::new(DeviceIdentity::generate(&mut rng), NodeConfig::default());
@@ -45,34 +58,39 @@
 //!
 //! let doc = alice.create_doc(&mut rng)?;
 //! alice.change(&doc, |d| d.put(ROOT, "title", "groceries"))?;
-//! alice.flush(&mut rng, &doc)?;
 //! let token = alice.share(&mut rng, &doc, Role::Write)?;
 //! bob.join(&mut rng, &token)?;
 //!
-//! // A toy transport: deliver Send effects until both are quiet.
+//! // A toy runtime: writes are durable at once, sends arrive at once.
 //! let (a, b) = (alice.member_id(), bob.member_id());
-//! alice.peer_connected(b);
-//! bob.peer_connected(a);
-//! loop {
-//!     let mut moved = false;
-//!     while let Some(e) = alice.poll_effect() {
-//!         if let Effect::Send { message, .. } = e {
-//!             alice.transmitted(&b, message.len());
-//!             bob.handle_message(&mut rng, a, &message);
-//!             moved = true;
+//! let at_alice = alice.peer_connected(b);
+//! let at_bob = bob.peer_connected(a);
+//! let mut now = Instant::ZERO;
+//! let run = |node: &mut Node, now: Instant, out: &mut Vec<Vec<u8>>| {
+//!     node.handle_timeout(&mut ChaCha20Rng::from_seed([7; 32]), now);
+//!     while let Some(e) = node.poll_effect() {
+//!         match e {
+//!             Effect::Persist { write, .. } => node.persisted(write),
+//!             Effect::Send { session, message, .. } => {
+//!                 node.transmitted(session, message.len());
+//!                 out.push(message);
+//!             }
+//!             _ => {}
 //!         }
 //!     }
-//!     while let Some(e) = bob.poll_effect() {
-//!         if let Effect::Send { message, .. } = e {
-//!             bob.transmitted(&a, message.len());
-//!             alice.handle_message(&mut rng, b, &message);
-//!             moved = true;
-//!         }
-//!     }
-//!     if !moved { break; }
+//! };
+//! // Alice's flush window (50 ms) closes on its own as time passes.
+//! for _ in 0..20 {
+//!     let (mut to_bob, mut to_alice) = (Vec::new(), Vec::new());
+//!     run(&mut alice, now, &mut to_bob);
+//!     run(&mut bob, now, &mut to_alice);
+//!     for m in to_bob { bob.handle_message(&mut rng, at_bob, &m); }
+//!     for m in to_alice { alice.handle_message(&mut rng, at_alice, &m); }
+//!     now = now + Duration::from_millis(10);
 //! }
 //! let title = bob.read(&doc, |d| d.get(ROOT, "title").unwrap().unwrap().0.to_string())?;
 //! assert_eq!(title, "\"groceries\"");
+//! # let _: SessionId = at_alice;
 //! # Ok::<(), synkro_core::CoreError>(())
 //! ```
 #![warn(missing_docs)]
@@ -92,6 +110,7 @@ pub mod limits;
 pub mod message;
 mod node;
 mod replica;
+pub mod time;
 pub mod vv;
 
 pub use access::{AccessLog, AccessState, Role};
@@ -103,6 +122,7 @@ pub use identity::DeviceIdentity;
 pub use ids::{DocId, KeyId, MemberId, OpHash};
 pub use invite::InviteToken;
 pub use message::{MAX_FRAME_LEN, Message, PROTOCOL_VERSION, Refusal};
-pub use node::{DocInfo, Effect, Event, LoadReport, Node, NodeConfig, Origin, SyncStatus};
+pub use node::{DocInfo, Effect, Event, LoadReport, Node, NodeConfig, Origin, SessionId, SyncStatus, WriteId};
 pub use replica::CompactionPolicy;
+pub use time::Instant;
 pub use vv::VersionVector;

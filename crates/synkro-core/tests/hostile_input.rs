@@ -103,8 +103,20 @@ fn victim(rng: &mut rand_chacha::ChaCha20Rng) -> Node {
 
 /// Feed `bytes` from the attacker; return the effects.
 fn feed(node: &mut Node, rng: &mut rand_chacha::ChaCha20Rng, bytes: &[u8]) -> Vec<Effect> {
-    node.handle_message(rng, ATTACKER, bytes);
-    std::iter::from_fn(|| node.poll_effect()).collect()
+    if let Some(session) = node.session_of(&ATTACKER) {
+        node.handle_message(rng, session, bytes);
+    }
+    let effects: Vec<Effect> = std::iter::from_fn(|| node.poll_effect()).collect();
+    // Writes are durable at once here: what waited for them follows.
+    let mut all = Vec::new();
+    for e in effects {
+        if let Effect::Persist { write, .. } = &e {
+            node.persisted(*write);
+        }
+        all.push(e);
+    }
+    all.extend(std::iter::from_fn(|| node.poll_effect()));
+    all
 }
 
 fn disconnected(effects: &[Effect]) -> bool {
@@ -325,8 +337,12 @@ fn strangers_and_unknown_documents_are_ignored() {
     let mut node = victim(&mut rng);
     // Not connected: nothing at all happens, even for garbage.
     let stranger = MemberId([0x55; 32]);
-    node.handle_message(&mut rng, stranger, b"garbage");
-    assert!(node.poll_effect().is_none());
+    assert_eq!(node.session_of(&stranger), None);
+    let old = node.session_of(&ATTACKER).unwrap();
+    node.peer_connected(ATTACKER); // a newer session replaces it
+    while node.poll_effect().is_some() {}
+    node.handle_message(&mut rng, old, b"garbage");
+    assert!(node.poll_effect().is_none(), "an old session's frames are ignored");
     // Chunks for a document the node does not hold are not stored.
     let f = fixture();
     let other = DocId([0x42; 32]);
@@ -424,21 +440,29 @@ fn strangers_cannot_grow_the_access_log() {
     while stranger.poll_effect().is_some() {}
     let s = stranger.member_id();
     // Connect them; relay messages both ways until quiet.
-    node.peer_connected(s);
-    stranger.peer_connected(ATTACKER);
+    let at_node = node.peer_connected(s);
+    let at_stranger = stranger.peer_connected(ATTACKER);
     let started = std::time::Instant::now();
     loop {
         let mut moved = false;
         while let Some(e) = node.poll_effect() {
-            if let Effect::Send { message, .. } = e {
-                stranger.handle_message(&mut rng, ATTACKER, &message);
-                moved = true;
+            match e {
+                Effect::Send { message, .. } => {
+                    stranger.handle_message(&mut rng, at_stranger, &message);
+                    moved = true;
+                }
+                Effect::Persist { write, .. } => node.persisted(write),
+                _ => {}
             }
         }
         while let Some(e) = stranger.poll_effect() {
-            if let Effect::Send { message, .. } = e {
-                node.handle_message(&mut rng, s, &message);
-                moved = true;
+            match e {
+                Effect::Send { message, .. } => {
+                    node.handle_message(&mut rng, at_node, &message);
+                    moved = true;
+                }
+                Effect::Persist { write, .. } => stranger.persisted(write),
+                _ => {}
             }
         }
         if !moved {

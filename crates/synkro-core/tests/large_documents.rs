@@ -295,7 +295,10 @@ fn a_record_stored_over_the_limit_by_an_older_release_still_loads_and_then_syncs
     assert_eq!(value.as_deref(), Some(&big[..]), "the oversized record loaded");
     let mut persisted = 0;
     while let Some(e) = node.poll_effect() {
-        if let Effect::Persist { doc: d, puts, deletes } = e {
+        if let Effect::Persist {
+            doc: d, puts, deletes, ..
+        } = e
+        {
             let ns = records.get_mut(&d).unwrap();
             for k in deletes {
                 ns.remove(&k);
@@ -398,7 +401,7 @@ fn a_peer_that_refuses_a_chunk_says_why_and_the_document_shows_as_stuck() {
         doc,
         reason: Refusal::StorageFull,
     };
-    sim.act(A, |n| n.handle_message(&mut rng, r_id, &refusal.encode()));
+    sim.inject(&mut rng, A, r_id, &refusal.encode());
     let events = &sim.nodes[A].events;
     assert!(events.iter().any(|e| matches!(
         e,

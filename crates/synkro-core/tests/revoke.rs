@@ -226,8 +226,8 @@ fn revoked_member_cannot_read_new_content() {
     let bk = sim.act(B, |n| n.export(&mut rng, &doc, b"pw")).unwrap();
     let mut thief = Node::new(DeviceIdentity::generate(&mut rng), NodeConfig::default());
     thief.import(&mut rng, &bk, b"pw").unwrap();
-    thief.peer_connected(owner_id);
-    thief.handle_message(&mut rng, owner_id, &chunks_frame(doc, &new_chunks));
+    let session = thief.peer_connected(owner_id);
+    thief.handle_message(&mut rng, session, &chunks_frame(doc, &new_chunks));
     let stolen = thief
         .read(&doc, |d| d.get(ROOT, "text").unwrap().map(|(_, t)| d.text(t).unwrap()))
         .unwrap();

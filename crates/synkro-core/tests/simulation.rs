@@ -4,7 +4,8 @@
 //! resets that connection, as a broken stream does), duplicates them, and
 //! partitions the writers; writers crash and restart from their records
 //! (losing unflushed edits, which were never acknowledged); the relay
-//! restarts. Writers flush on a timer, as the runtime's flush window does.
+//! restarts. Writers seal their edits when their own flush window closes
+//! (the core's timer, driven by the simulated clock).
 //!
 //! After healing, every writer has the same heads, content and version
 //! vector; the relay holds every chunk but can read none, and no plaintext
@@ -103,7 +104,6 @@ struct World {
     relay: usize,
     /// Writers on side `true` of the current partition, and when it heals.
     partition: Option<(Vec<bool>, u64)>,
-    last_flush: Vec<u64>,
 }
 
 impl World {
@@ -123,17 +123,6 @@ impl World {
         let b = (a + 1 + below(rng, n - 1)) % n;
         (a, b)
     }
-
-    fn flush_due(&mut self, rng: &mut ChaCha20Rng, window: u64) -> u64 {
-        let mut made = 0;
-        for i in 0..self.writers {
-            if self.sim.nodes[i].node.is_dirty(&self.doc) && self.sim.now >= self.last_flush[i] + window {
-                made += u64::from(flush(&mut self.sim, rng, i, &self.doc));
-                self.last_flush[i] = self.sim.now;
-            }
-        }
-        made
-    }
 }
 
 fn run(seed: u64) -> Stats {
@@ -151,6 +140,7 @@ fn run(seed: u64) -> Stats {
     };
     let send_window = [300, 4096, NodeConfig::default().send_window][below(&mut rng, 3)];
     let config = NodeConfig {
+        flush_window: std::time::Duration::from_millis(k.flush_window),
         compaction,
         send_window,
         ..NodeConfig::default()
@@ -188,7 +178,7 @@ fn run(seed: u64) -> Stats {
     }
     let token = sim.act(0, |n| n.share(&mut rng, &doc, Role::Read)).unwrap();
     sim.act(late_reader, |n| n.join(&mut rng, &token)).unwrap();
-    let mut chunks = u64::from(flush(&mut sim, &mut rng, 0, &doc));
+    flush(&mut sim, &mut rng, 0, &doc);
 
     // Everyone starts connected to the relay, plus a few direct links.
     for i in 0..k.writers {
@@ -205,7 +195,6 @@ fn run(seed: u64) -> Stats {
         writers: k.writers,
         relay,
         partition: None,
-        last_flush: vec![0; k.writers],
     };
     let mut stats = Stats {
         runs: 1,
@@ -220,7 +209,6 @@ fn run(seed: u64) -> Stats {
             let i = below(&mut rng, k.writers);
             stats.edits += u64::from(edit(&mut w.sim, &mut rng, i, &doc));
         }
-        chunks += w.flush_due(&mut rng, k.flush_window);
         if per_mille(&mut rng, k.p_link) {
             let (a, b) = w.random_pair(&mut rng);
             if w.sim.connected(a, b) {
@@ -270,7 +258,7 @@ fn run(seed: u64) -> Stats {
         if !w.sim.connected(i, relay) {
             w.sim.connect(i, relay);
         }
-        chunks += u64::from(flush(&mut w.sim, &mut rng, i, &doc));
+        flush(&mut w.sim, &mut rng, i, &doc);
     }
     settle(&mut w.sim, &mut rng, &label);
     // Each writer makes one more edit on the settled state: everyone can
@@ -288,7 +276,6 @@ fn run(seed: u64) -> Stats {
             flush(&mut w.sim, &mut rng, i, &doc),
             "[{label}] writer {i}: edit made no chunk"
         );
-        chunks += 1;
     }
     settle(&mut w.sim, &mut rng, &label);
 
@@ -309,7 +296,7 @@ fn run(seed: u64) -> Stats {
         "[{label}] late reader heads"
     );
 
-    stats.chunks = chunks;
+    stats.chunks = w.sim.sealed;
     stats.deliveries = w.sim.delivered;
     stats.lost = w.sim.lost;
     stats.duplicated = w.sim.duplicated;

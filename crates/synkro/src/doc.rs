@@ -102,7 +102,7 @@ impl DocHandle {
     /// # Ok(()) }
     /// ```
     pub fn heads(&self) -> Result<Vec<automerge::ChangeHash>, Error> {
-        Ok(self.repo.inner.run_sync(|n| n.heads(&self.id))?)
+        Ok(self.repo.inner.node().heads(&self.id)?)
     }
 
     /// Change the document. Applied at once; sealed, stored and sent after
@@ -112,15 +112,13 @@ impl DocHandle {
         &self,
         f: impl FnOnce(&mut AutoCommit) -> Result<T, automerge::AutomergeError>,
     ) -> Result<T, Error> {
-        let out = self.repo.inner.run_sync(|n| n.change(&self.id, f))?;
-        self.repo.schedule_flush(self.id);
-        Ok(out)
+        Ok(self.repo.inner.call_checked(|n, _| n.change(&self.id, f))??)
     }
 
     /// Seal pending edits now and wait until they are durable locally.
     pub async fn flush(&self) -> Result<(), Error> {
-        self.repo.inner.run(|n, rng| n.flush(rng, &self.id)).await??;
-        Ok(())
+        self.repo.inner.call_checked(|n, rng| n.flush(rng, &self.id))??;
+        self.repo.inner.durable(self.id).await
     }
 
     /// Wait until `peer` (a relay, say) has acknowledged storing everything
@@ -173,8 +171,7 @@ impl DocHandle {
     pub async fn send_ephemeral(&self, data: &[u8]) -> Result<(), Error> {
         self.repo
             .inner
-            .run(|n, rng| n.send_ephemeral(rng, &self.id, data))
-            .await??;
+            .call_checked(|n, rng| n.send_ephemeral(rng, &self.id, data))??;
         Ok(())
     }
 
@@ -273,36 +270,42 @@ impl DocHandle {
 
     /// Set this device's local name for the document.
     pub async fn set_name(&self, name: Option<String>) -> Result<(), Error> {
-        self.repo.inner.run(|n, rng| n.set_name(rng, &self.id, name)).await??;
-        Ok(())
+        self.repo
+            .inner
+            .call_checked(|n, rng| n.set_name(rng, &self.id, name))??;
+        self.repo.inner.durable(self.id).await
     }
 
     /// Create an invitation with `role` (admins only).
     pub async fn share(&self, role: Role) -> Result<InviteToken, Error> {
-        Ok(self.repo.inner.run(|n, rng| n.share(rng, &self.id, role)).await??)
+        let token = self.repo.inner.call_checked(|n, rng| n.share(rng, &self.id, role))??;
+        self.repo.inner.durable(self.id).await?;
+        Ok(token)
     }
 
     /// Give `member` a role that needs no key, e.g. [`Role::Replicate`] for a relay.
     pub async fn grant_replica(&self, member: MemberId) -> Result<(), Error> {
         self.repo
             .inner
-            .run(|n, rng| n.grant(rng, &self.id, member, None, Role::Replicate))
-            .await??;
-        Ok(())
+            .call_checked(|n, rng| n.grant(rng, &self.id, member, None, Role::Replicate))??;
+        self.repo.inner.durable(self.id).await
     }
 
     /// Remove a member and rotate the document key (admins only).
     pub async fn revoke(&self, member: MemberId) -> Result<(), Error> {
-        self.repo.inner.run(|n, rng| n.revoke(rng, &self.id, member)).await??;
-        Ok(())
+        self.repo
+            .inner
+            .call_checked(|n, rng| n.revoke(rng, &self.id, member))??;
+        self.repo.inner.durable(self.id).await
     }
 
     /// An encrypted backup of the document (see [`Repo::import`]).
     pub async fn export(&self, passphrase: &[u8]) -> Result<Vec<u8>, Error> {
-        Ok(self
+        let backup = self
             .repo
             .inner
-            .run(|n, rng| n.export(rng, &self.id, passphrase))
-            .await??)
+            .call_checked(|n, rng| n.export(rng, &self.id, passphrase))??;
+        self.repo.inner.durable(self.id).await?;
+        Ok(backup)
     }
 }

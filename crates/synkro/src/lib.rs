@@ -11,8 +11,10 @@
 //! rotates the document key.
 //!
 //! This crate is the async shell around the sans-IO [`synkro_core`]: on
-//! tokio natively, on the browser's event loop in WebAssembly. Transports attach peers with [`Repo::attach_peer`] and
-//! [`Repo::deliver`]; [`link`] connects two repos in one process.
+//! tokio natively, on the browser's event loop in WebAssembly: one driver
+//! task per repo carries out what the core asks (see `driver.rs`).
+//! Transports attach peers with [`Repo::attach_peer`] and [`Repo::deliver`];
+//! [`link`] connects two repos in one process.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -42,6 +44,7 @@
 #![warn(missing_docs)]
 
 mod doc;
+mod driver;
 mod error;
 #[cfg(not(target_arch = "wasm32"))]
 mod home;
@@ -54,11 +57,11 @@ mod rt;
 pub use async_broadcast::RecvError;
 pub use doc::{DocChanges, DocHandle, EphemeralMessages};
 pub use error::Error;
-pub use repo::{Events, FrameSender, LoadProblem, Repo, RepoConfig, RepoStats, SessionId};
+pub use repo::{Events, FrameSender, HangUp, LoadProblem, Repo, RepoConfig, RepoStats};
 pub use synkro_core::chunk::UNSEALED;
 pub use synkro_core::{
     CompactionPolicy, DeviceIdentity, DocId, DocInfo, Event, InviteToken, MAX_EPHEMERAL_LEN, MemberId, NodeConfig,
-    Origin, Refusal, Role, SyncStatus, VersionVector, automerge,
+    Origin, Refusal, Role, SessionId, SyncStatus, VersionVector, automerge,
 };
 
 /// The README's examples, compiled as doctests so they stay true.

@@ -38,11 +38,13 @@ pub struct Link {
 pub async fn connect(a: &Repo, b: &Repo) -> Result<Link, Error> {
     let (tx_ab, rx_ab) = mpsc::unbounded();
     let (tx_ba, rx_ba) = mpsc::unbounded();
-    let at_a = a.attach_peer(b.member_id(), tx_ab).await?;
-    let at_b = b.attach_peer(a.member_id(), tx_ba).await?;
+    // A side that drops the other closes its frames; the other side's
+    // pump then ends and detaches: nothing more to hang up.
+    let at_a = a.attach_peer(b.member_id(), tx_ab, None)?;
+    let at_b = b.attach_peer(a.member_id(), tx_ba, None)?;
     let tasks = vec![
-        pump(rx_ab, a.clone(), b.clone(), at_b),
-        pump(rx_ba, b.clone(), a.clone(), at_a),
+        pump(rx_ab, (a.clone(), at_a), (b.clone(), at_b)),
+        pump(rx_ba, (b.clone(), at_b), (a.clone(), at_a)),
     ];
     Ok(Link {
         a: (a.clone(), at_a),
@@ -51,28 +53,26 @@ pub async fn connect(a: &Repo, b: &Repo) -> Result<Link, Error> {
     })
 }
 
-/// Carry frames `sender` → `to`; a frame counts as transmitted once
-/// delivered. `session` is `to`'s session with `sender`.
+/// Carry frames `sender` → `to`, each side with its session id for the
+/// other; a frame counts as transmitted once delivered.
 fn pump(
     mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
-    sender: Repo,
-    to: Repo,
-    session: SessionId,
+    (sender, sender_session): (Repo, SessionId),
+    (to, to_session): (Repo, SessionId),
 ) -> (AbortHandle, oneshot::Receiver<()>) {
     let (abort, registration) = AbortHandle::new_pair();
     let (done_tx, done) = oneshot::channel();
     let task = async move {
-        let (from, to_id) = (sender.member_id(), to.member_id());
         while let Some(frame) = rx.next().await {
-            if to.deliver(from, &frame).await.is_err() {
+            if to.deliver(to_session, std::slice::from_ref(&frame)).await.is_err() {
                 break;
             }
-            if sender.transmitted(to_id, frame.len()).await.is_err() {
+            if sender.transmitted(sender_session, frame.len()).is_err() {
                 break;
             }
         }
         // The sender side went away (closed link or a Disconnect effect).
-        to.detach_peer(from, session).await;
+        to.detach_peer(to_session);
     };
     Spawner::current().spawn(async move {
         let _ = Abortable::new(task, registration).await;
@@ -89,8 +89,8 @@ impl Link {
 
     async fn shutdown(&mut self) {
         let ((a, at_a), (b, at_b)) = (&self.a, &self.b);
-        a.detach_peer(b.member_id(), *at_a).await;
-        b.detach_peer(a.member_id(), *at_b).await;
+        a.detach_peer(*at_a);
+        b.detach_peer(*at_b);
         for (_, done) in self.tasks.drain(..) {
             let _ = done.await;
         }

@@ -318,7 +318,8 @@ async fn route(repo: Repo, network: Network, mut events: mpsc::UnboundedReceiver
                 // Attach here, in the network's order: when both ends opened
                 // a session at once, the one the network keeps must also be
                 // the one the repo sends on.
-                if let Some(attached) = attach(&repo, &network, session.peer).await {
+                let hang_up = session.end.hang_up_handle();
+                if let Some(attached) = attach(&repo, &network, session.peer, hang_up).await {
                     spawner.spawn(pump(repo.clone(), network.clone(), *session, attached));
                 }
             }
@@ -332,11 +333,14 @@ async fn route(repo: Repo, network: Network, mut events: mpsc::UnboundedReceiver
     }
 }
 
-/// Attach `peer` to the repo for a new session: its id and outgoing frames.
+/// Attach a new session's peer to the repo: its id and outgoing frames. If
+/// the repo drops the peer (it sent something forged), the connection is
+/// hung up.
 async fn attach(
     repo: &Repo,
     network: &Network,
     peer: MemberId,
+    hang_up: synkro_net::HangUp,
 ) -> Option<(SessionId, mpsc::UnboundedReceiver<Vec<u8>>)> {
     let (tx, rx) = mpsc::unbounded::<Vec<u8>>();
     // Grant a relay its role first, so our Hello already lists every
@@ -346,7 +350,9 @@ async fn attach(
     {
         warn!(%peer, error = %e, "could not let the relay replicate");
     }
-    let id = repo.attach_peer(peer, tx).await.ok()?;
+    let id = repo
+        .attach_peer(peer, tx, Some(Box::new(move || hang_up.hang_up())))
+        .ok()?;
     Some((id, rx))
 }
 
@@ -424,7 +430,7 @@ async fn pump(
     let deliver = async {
         while let Some(first) = queued.next().await {
             let batch = ready_batch(first, &mut queued);
-            if repo.deliver_many(peer, &batch).await.is_err() {
+            if repo.deliver(id, &batch).await.is_err() {
                 return;
             }
         }
@@ -443,24 +449,21 @@ async fn pump(
             for frame in &batch {
                 network.count(peer, true, frame.len());
             }
-            if repo.transmitted(peer, batch.iter().map(Vec::len).sum()).await.is_err() {
+            if repo.transmitted(id, batch.iter().map(Vec::len).sum()).is_err() {
                 return;
             }
         }
+        // The repo dropped the session: it hung up already if the peer
+        // misbehaved; a newer session (both ends dialed at once) may use
+        // the same connection, which stays up.
         let _ = wr.close().await;
-        // A newer session with the peer (both ends dialed at once) took
-        // over: it uses the same connection, which must stay up.
-        if !repo.was_replaced(peer, id) {
-            // The repo dropped the peer (it sent something forged): hang up.
-            hang_up.hang_up();
-        }
     };
     let why = futures::select! {
         () = reader.fuse() => "the peer's side ended",
         () = writer.fuse() => "our side ended",
         () = end.replaced().fuse() => "replaced",
     };
-    repo.detach_peer(peer, id).await;
+    repo.detach_peer(id);
     debug!(%peer, why, "sync session closed");
     network.emit(PeerEvent::SessionClosed { peer });
 }

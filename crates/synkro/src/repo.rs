@@ -1,6 +1,6 @@
 //! [`Repo`]: the runtime around one `synkro_core::Node`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 #[cfg(not(target_arch = "wasm32"))]
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -9,12 +9,15 @@ use std::time::Duration;
 use futures::channel::mpsc;
 use getrandom::SysRng;
 use rand_core::UnwrapErr;
-use synkro_core::{DeviceIdentity, DocId, Effect, Event, InviteToken, MemberId, Node, NodeConfig, Role, SyncStatus};
-use synkro_storage::{MemoryStorage, Storage, WriteOp};
+use synkro_core::{
+    DeviceIdentity, DocId, Effect, Event, InviteToken, MemberId, Node, NodeConfig, Role, SessionId, SyncStatus,
+};
+use synkro_storage::{MemoryStorage, Storage};
 use tracing::{debug, info, warn};
 
 use crate::Error;
 use crate::doc::DocHandle;
+use crate::driver::{Clock, Input, drive};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::home::Home;
 use crate::rt::{self, Broadcast, Spawner, Topics, relock};
@@ -44,10 +47,6 @@ pub struct RepoStats {
     pub rejected: u64,
 }
 
-/// One sync session of a [`Repo`] with a peer, from [`Repo::attach_peer`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct SessionId(u64);
-
 /// Something [`Repo::open`] found damaged and skipped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoadProblem {
@@ -58,50 +57,50 @@ pub struct LoadProblem {
 }
 
 /// Settings for [`Repo::open_with`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct RepoConfig {
-    /// How long edits gather before they are sealed into one chunk.
-    pub flush_window: Duration,
-    /// Core tunables (compaction).
+    /// Core tunables: the flush window (how long edits gather before they
+    /// are sealed into one chunk), compaction, the send window.
     pub node: NodeConfig,
-}
-
-impl Default for RepoConfig {
-    fn default() -> Self {
-        Self {
-            flush_window: Duration::from_millis(50),
-            node: NodeConfig::default(),
-        }
-    }
 }
 
 /// Events kept per document for a follower that falls behind; one further
 /// behind gets an empty patch list and re-reads the document.
 const DOC_EVENTS: usize = 128;
 
+/// A session's IO: where its frames go, and how to hang up on its peer.
+struct SessionIo {
+    peer: MemberId,
+    frames: FrameSender,
+    hang_up: Option<HangUp>,
+}
+
+/// Closes the transport of a session whose peer misbehaved.
+pub type HangUp = Box<dyn Fn() + Send + Sync>;
+
 pub(crate) struct Inner {
     node: Mutex<Node>,
-    /// Serialises node calls that produce IO, so effects run in the order
-    /// the node emitted them (a `Send` never overtakes its `Persist`).
-    pump: async_lock::Mutex<()>,
-    storage: Arc<dyn Storage>,
+    /// Effects of node calls for the driver, in order (events go out at once).
+    deferred: Mutex<Vec<Effect>>,
+    /// The driver's inbox.
+    driver: mpsc::UnboundedSender<Input>,
+    /// Notified after each round of the driver (writes done, messages
+    /// handled): what [`Repo::wait_until`] and durability waits re-check on.
+    pub(crate) changed: event_listener::Event,
+    pub(crate) clock: Clock,
+    pub(crate) storage: Arc<dyn Storage>,
     events: Broadcast<Event>,
     /// The same events of one document ([`DocHandle::subscribe`] and
     /// [`DocHandle::ephemeral`]), so an app following many documents does
     /// not wake every follower for each change.
     doc_events: Topics<DocId, Event>,
-    /// Open sessions: the latest attachment per peer and where its frames go.
-    peers: Mutex<HashMap<MemberId, (SessionId, FrameSender)>>,
-    next_session: std::sync::atomic::AtomicU64,
+    /// IO handles of open sessions (the node is the truth about who is
+    /// connected; this only routes its sends).
+    sessions: Mutex<HashMap<SessionId, SessionIo>>,
     /// Relays that get the `replicate` role on every document we create.
     replicas: Mutex<Vec<MemberId>>,
-    scheduled: Mutex<HashSet<DocId>>,
-    /// Effects drained by calls that do no IO themselves; run by the next pump.
-    deferred: Mutex<Vec<Effect>>,
     failed: Mutex<Option<String>>,
-    config: RepoConfig,
     problems: Vec<LoadProblem>,
-    spawner: Spawner,
     #[cfg(not(target_arch = "wasm32"))]
     _home: Option<Home>,
 }
@@ -166,8 +165,7 @@ impl Repo {
         };
         let identity = home.identity()?;
         let storage = Arc::new(home.storage()?);
-        let repo = Self::start(storage, identity, config).await?;
-        Ok(repo.with_home(home))
+        Self::start(storage, identity, config, Some(home)).await
     }
 
     /// A repo over any storage backend with a given identity.
@@ -176,7 +174,14 @@ impl Repo {
         identity: DeviceIdentity,
         config: RepoConfig,
     ) -> Result<Repo, Error> {
-        Self::start(storage, identity, config).await
+        Self::start(
+            storage,
+            identity,
+            config,
+            #[cfg(not(target_arch = "wasm32"))]
+            None,
+        )
+        .await
     }
 
     /// A throwaway repo in memory with a fresh identity (tests, demos).
@@ -187,7 +192,12 @@ impl Repo {
 
     // In browsers everything runs on one thread; Arc keeps one type for both.
     #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
-    async fn start(storage: Arc<dyn Storage>, identity: DeviceIdentity, config: RepoConfig) -> Result<Repo, Error> {
+    async fn start(
+        storage: Arc<dyn Storage>,
+        identity: DeviceIdentity,
+        config: RepoConfig,
+        #[cfg(not(target_arch = "wasm32"))] home: Option<Home>,
+    ) -> Result<Repo, Error> {
         if crate::UNSEALED {
             tracing::warn!("built with insecure-unsealed-benchmark: chunks are neither encrypted nor signed");
         }
@@ -210,41 +220,32 @@ impl Repo {
                 problems.push(LoadProblem { doc, problem: p });
             }
         }
-        // Loading may repair what it read (a chunk stored over the size
-        // limit is folded into a new snapshot): those writes run first.
-        let mut repairs = Vec::new();
-        while let Some(effect) = node.poll_effect() {
-            repairs.push(effect);
-        }
         info!(member = %node.member_id(), docs = node.docs().len(), "repo open");
-        let inner = Inner {
+        let (driver, inbox) = mpsc::unbounded();
+        let inner = Arc::new(Inner {
             node: Mutex::new(node),
-            pump: async_lock::Mutex::new(()),
+            deferred: Mutex::new(Vec::new()),
+            driver,
+            changed: event_listener::Event::new(),
+            clock: Clock::start(),
             storage,
             events: Broadcast::new(1024),
             doc_events: Topics::new(DOC_EVENTS),
-            peers: Mutex::new(HashMap::new()),
-            next_session: std::sync::atomic::AtomicU64::new(0),
+            sessions: Mutex::new(HashMap::new()),
             replicas: Mutex::new(Vec::new()),
-            scheduled: Mutex::new(HashSet::new()),
-            deferred: Mutex::new(repairs),
             failed: Mutex::new(None),
-            config,
             problems,
-            spawner: Spawner::current(),
             #[cfg(not(target_arch = "wasm32"))]
-            _home: None,
-        };
-        let repo = Repo { inner: Arc::new(inner) };
-        repo.inner.run(|_, _| ()).await?;
+            _home: home,
+        });
+        let spawner = Spawner::current();
+        spawner.spawn(drive(Arc::downgrade(&inner), inbox, spawner.clone()));
+        let repo = Repo { inner };
+        // Loading may have queued repairs (a chunk stored over the size
+        // limit is folded into a new snapshot): they are durable first.
+        repo.inner.call(|_, _| ());
+        repo.inner.settle(|n| Ok(n.all_durable())).await?;
         Ok(repo)
-    }
-
-    #[cfg(not(target_arch = "wasm32"))]
-    fn with_home(self, home: Home) -> Repo {
-        let mut inner = Arc::into_inner(self.inner).expect("a repo being opened has no other handle yet");
-        inner._home = Some(home);
-        Repo { inner: Arc::new(inner) }
     }
 
     /// Damage found and skipped while opening: torn or corrupt storage
@@ -267,16 +268,14 @@ impl Repo {
     /// [`replicate_to`](Self::replicate_to) get the `replicate` role on it).
     pub async fn create(&self) -> Result<DocHandle, Error> {
         let replicas = relock(self.inner.replicas.lock()).clone();
-        let doc = self
-            .inner
-            .run(|n, rng| {
-                let doc = n.create_doc(rng)?;
-                for r in replicas {
-                    n.grant(rng, &doc, r, None, Role::Replicate)?;
-                }
-                Ok::<_, synkro_core::CoreError>(doc)
-            })
-            .await??;
+        let doc = self.inner.call_checked(|n, rng| {
+            let doc = n.create_doc(rng)?;
+            for r in replicas {
+                n.grant(rng, &doc, r, None, Role::Replicate)?;
+            }
+            Ok::<_, synkro_core::CoreError>(doc)
+        })??;
+        self.inner.durable(doc).await?;
         Ok(DocHandle::new(self.clone(), doc))
     }
 
@@ -291,7 +290,10 @@ impl Repo {
                 replicas.push(relay);
             }
         }
-        let granted = self.inner.run(|n, rng| n.replicate_to(rng, relay)).await??;
+        let granted = self.inner.call_checked(|n, rng| n.replicate_to(rng, relay))??;
+        for doc in &granted {
+            self.inner.durable(*doc).await?;
+        }
         if !granted.is_empty() {
             info!(%relay, docs = granted.len(), "relay may now replicate");
         }
@@ -310,13 +312,15 @@ impl Repo {
     /// Join a document with an invitation token. Its content arrives from
     /// the first peer or relay that has it.
     pub async fn join(&self, token: &InviteToken) -> Result<DocHandle, Error> {
-        let doc = self.inner.run(|n, rng| n.join(rng, token)).await??;
+        let doc = self.inner.call_checked(|n, rng| n.join(rng, token))??;
+        self.inner.durable(doc).await?;
         Ok(DocHandle::new(self.clone(), doc))
     }
 
     /// Restore a backup made by [`DocHandle::export`].
     pub async fn import(&self, backup: &[u8], passphrase: &[u8]) -> Result<DocHandle, Error> {
-        let doc = self.inner.run(|n, rng| n.import(rng, backup, passphrase)).await??;
+        let doc = self.inner.call_checked(|n, rng| n.import(rng, backup, passphrase))??;
+        self.inner.durable(doc).await?;
         Ok(DocHandle::new(self.clone(), doc))
     }
 
@@ -332,8 +336,8 @@ impl Repo {
 
     /// Seal and store every pending edit now.
     pub async fn flush_all(&self) -> Result<(), Error> {
-        self.inner.run(|n, rng| n.flush_all(rng)).await??;
-        Ok(())
+        self.inner.call_checked(|n, rng| n.flush_all(rng))??;
+        self.inner.settle(|n| Ok(n.all_durable())).await
     }
 
     /// Peers with an open session.
@@ -360,7 +364,9 @@ impl Repo {
     /// Wait until `peer` is connected and has told us what it holds, has
     /// durably acknowledged everything this repo holds of every document
     /// the two share, we hold everything it reported, and every joined
-    /// document has arrived. Pending edits are sealed first.
+    /// document has arrived. Pending edits are sealed first. Fails at once
+    /// with [`Error::Refused`] if the peer refused data for a reason
+    /// waiting will not change.
     pub async fn wait_synced(&self, peer: MemberId, timeout: Duration) -> Result<(), Error> {
         let done = |n: &Node| {
             let status = n.sync_status(&peer);
@@ -380,240 +386,193 @@ impl Repo {
         })
     }
 
-    /// Seal pending edits and wait until `done` holds, re-checking after
-    /// every event (and every 200 ms, since edits made meanwhile need a
-    /// flush). False if `timeout` passed first; `done`'s error at once.
+    /// Seal pending edits, then wait until `done` holds, re-checking after
+    /// every round of the driver (a message handled, a write done, a timer
+    /// fired). False if `timeout` passed first; `done`'s error at once.
     pub(crate) async fn wait_until(
         &self,
         timeout: Duration,
         done: impl Fn(&Node) -> Result<bool, Error>,
     ) -> Result<bool, Error> {
-        let mut events = self.events();
-        let deadline = rt::Instant::now() + timeout;
-        loop {
-            self.flush_all().await?;
-            if done(&self.inner.node())? {
-                return Ok(true);
-            }
-            let left = deadline.saturating_duration_since(rt::Instant::now());
-            if left.is_zero() {
-                return Ok(false);
-            }
-            let _ = rt::timeout(left.min(Duration::from_millis(200)), events.recv()).await;
+        self.flush_all().await?;
+        match rt::timeout(timeout, self.inner.settle(&done)).await {
+            Some(settled) => settled.map(|()| true),
+            None => done(&self.inner.node()),
         }
     }
 
     /// Start a sync session with `peer` (already authenticated by the
     /// transport); frames for it go to `outgoing`. A new session with the
-    /// same peer replaces the old one. Transports call this, and pass the
-    /// returned id to [`detach_peer`](Self::detach_peer).
-    pub async fn attach_peer(&self, peer: MemberId, outgoing: FrameSender) -> Result<SessionId, Error> {
-        let id = SessionId(
-            self.inner
-                .next_session
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-        );
-        self.inner.peers_lock().insert(peer, (id, outgoing));
-        self.inner.run(|n, _| n.peer_connected(peer)).await?;
+    /// same peer replaces the old one (whose frames end). If the repo drops
+    /// the peer (it sent something forged), it calls `hang_up` and ends the
+    /// session's frames. Transports call this, and pass the returned id to
+    /// [`deliver`](Self::deliver), [`transmitted`](Self::transmitted) and
+    /// [`detach_peer`](Self::detach_peer).
+    pub fn attach_peer(
+        &self,
+        peer: MemberId,
+        outgoing: FrameSender,
+        hang_up: Option<HangUp>,
+    ) -> Result<SessionId, Error> {
+        let id = self.inner.call_checked(|n, _| {
+            let id = n.peer_connected(peer);
+            // Registered before the driver can see the session's first frame.
+            let mut sessions = relock(self.inner.sessions.lock());
+            sessions.retain(|_, io| io.peer != peer);
+            sessions.insert(
+                id,
+                SessionIo {
+                    peer,
+                    frames: outgoing,
+                    hang_up,
+                },
+            );
+            id
+        })?;
         debug!(%peer, "peer attached");
         Ok(id)
     }
 
-    /// Hand a frame received from `peer` to the repo. Transports call this.
-    pub async fn deliver(&self, peer: MemberId, frame: &[u8]) -> Result<(), Error> {
-        self.inner.run(|n, rng| n.handle_message(rng, peer, frame)).await
+    /// Hand frames received on `session` to the repo, in order. Returns
+    /// once what they made the repo store is durable, so a sender faster
+    /// than the disk is slowed down rather than buffered. Transports call
+    /// this (with several frames when they queue up: one round of writes).
+    pub async fn deliver(&self, session: SessionId, frames: &[Vec<u8>]) -> Result<(), Error> {
+        let last = self.inner.call_checked(|n, rng| {
+            let before = n.last_write();
+            for frame in frames {
+                n.handle_message(rng, session, frame);
+            }
+            n.last_write().filter(|w| Some(*w) != before)
+        })?;
+        match last {
+            Some(w) => self.inner.settle(|n| Ok(n.durable_through(w))).await,
+            None => Ok(()),
+        }
     }
 
-    /// Hand several frames received from `peer` to the repo at once, in
-    /// order: what they make the repo store is written together (one round
-    /// of fsyncs rather than one per frame). Transports call this when
-    /// frames queue up.
-    pub async fn deliver_many(&self, peer: MemberId, frames: &[Vec<u8>]) -> Result<(), Error> {
-        self.inner
-            .run(|n, rng| {
-                for frame in frames {
-                    n.handle_message(rng, peer, frame);
-                }
-            })
-            .await
-    }
-
-    /// Report that `bytes` of frames queued for `peer` have been handed to
-    /// the connection, so the repo may send more of a large transfer (it
+    /// Report that `bytes` of frames queued for `session` have been handed
+    /// to the connection, so the repo may send more of a large transfer (it
     /// keeps at most [`NodeConfig::send_window`] bytes waiting per peer).
     /// Transports call this after each frame they write.
     ///
     /// [`NodeConfig::send_window`]: synkro_core::NodeConfig::send_window
-    pub async fn transmitted(&self, peer: MemberId, bytes: usize) -> Result<(), Error> {
-        self.inner.run(|n, _| n.transmitted(&peer, bytes)).await
+    pub fn transmitted(&self, session: SessionId, bytes: usize) -> Result<(), Error> {
+        self.inner.call_checked(|n, _| n.transmitted(session, bytes))
     }
 
-    /// Was session `id` with `peer` replaced by a newer one? Its outgoing
-    /// frames end either way; only a session the repo dropped (the peer sent
-    /// something forged) should hang up the connection. Transports call this.
-    pub fn was_replaced(&self, peer: MemberId, id: SessionId) -> bool {
-        self.inner
-            .peers_lock()
-            .get(&peer)
-            .is_some_and(|(current, _)| *current != id)
-    }
-
-    /// End session `id` with `peer` (nothing happens if a newer session
-    /// replaced it). Transports call this.
-    pub async fn detach_peer(&self, peer: MemberId, id: SessionId) {
-        {
-            let mut peers = self.inner.peers_lock();
-            if peers.get(&peer).is_none_or(|(current, _)| *current != id) {
-                return;
-            }
-            peers.remove(&peer);
-        }
+    /// `session` is over (its transport closed). Nothing happens if the
+    /// repo ended it itself or a newer session replaced it. Transports call this.
+    pub fn detach_peer(&self, session: SessionId) {
+        relock(self.inner.sessions.lock()).remove(&session);
         // A failed repo still forgets the peer.
-        let _ = self.inner.run(|n, _| n.peer_disconnected(&peer)).await;
+        self.inner.call(|n, _| n.peer_disconnected(session));
     }
-
-    pub(crate) fn schedule_flush(&self, doc: DocId) {
-        if !self.inner.scheduled_lock().insert(doc) {
-            return;
-        }
-        let weak = Arc::downgrade(&self.inner);
-        let window = self.inner.config.flush_window;
-        self.inner.spawner.spawn(async move {
-            rt::sleep(window).await;
-            let Some(inner) = weak.upgrade() else { return };
-            inner.scheduled_lock().remove(&doc);
-            if let Err(e) = inner
-                .run(|n, rng| n.flush(rng, &doc))
-                .await
-                .and_then(|r| r.map_err(Error::from))
-            {
-                warn!(%doc, error = %e, "flush failed");
-            }
-        });
-    }
-}
-
-/// A node's `Persist` effect as storage operations.
-fn write_ops(puts: Vec<(Vec<u8>, Vec<u8>)>, deletes: Vec<Vec<u8>>) -> impl Iterator<Item = WriteOp> {
-    puts.into_iter()
-        .map(|(key, value)| WriteOp::Put { key, value })
-        .chain(deletes.into_iter().map(|key| WriteOp::Delete { key }))
 }
 
 impl Inner {
     pub(crate) fn node(&self) -> MutexGuard<'_, Node> {
         relock(self.node.lock())
     }
-    fn peers_lock(&self) -> MutexGuard<'_, HashMap<MemberId, (SessionId, FrameSender)>> {
-        relock(self.peers.lock())
+
+    /// Run a node call; its events go to the app now, its other effects to
+    /// the driver, which is woken.
+    pub(crate) fn call<T>(&self, f: impl FnOnce(&mut Node, &mut Rng) -> T) -> T {
+        let out = {
+            let mut node = self.node();
+            let out = f(&mut node, &mut UnwrapErr(SysRng));
+            self.drain(&mut node);
+            out
+        };
+        self.input(Input::Wake);
+        out
     }
-    fn scheduled_lock(&self) -> MutexGuard<'_, HashSet<DocId>> {
-        relock(self.scheduled.lock())
+
+    /// [`call`](Self::call), refused once storage has failed.
+    pub(crate) fn call_checked<T>(&self, f: impl FnOnce(&mut Node, &mut Rng) -> T) -> Result<T, Error> {
+        self.check()?;
+        Ok(self.call(f))
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        match relock(self.failed.lock()).clone() {
+            Some(reason) => Err(Error::Failed(reason)),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn has_failed(&self) -> bool {
+        relock(self.failed.lock()).is_some()
+    }
+
+    /// Queue `node`'s effects (events go out at once).
+    pub(crate) fn drain(&self, node: &mut Node) {
+        let mut deferred = relock(self.deferred.lock());
+        crate::driver::drain_effects(node, |e| self.emit(e), &mut deferred);
+    }
+
+    pub(crate) fn take_deferred(&self) -> Vec<Effect> {
+        std::mem::take(&mut *relock(self.deferred.lock()))
+    }
+
+    pub(crate) fn input(&self, input: Input) {
+        let _ = self.driver.unbounded_send(input);
+    }
+
+    /// Wait until `done` holds for the node (re-checked after each round of
+    /// the driver), or storage fails.
+    pub(crate) async fn settle(&self, done: impl Fn(&Node) -> Result<bool, Error>) -> Result<(), Error> {
+        loop {
+            self.check()?;
+            if done(&self.node())? {
+                return Ok(());
+            }
+            let listener = self.changed.listen();
+            self.check()?;
+            if done(&self.node())? {
+                return Ok(());
+            }
+            listener.await;
+        }
+    }
+
+    /// Wait until everything held of `doc` is durable.
+    pub(crate) async fn durable(&self, doc: DocId) -> Result<(), Error> {
+        self.settle(|n| Ok(n.is_durable(&doc))).await
     }
 
     /// Publish an event to the repo's followers and, for a change or a
     /// presence message, to its document's.
-    fn emit(&self, event: Event) {
+    pub(crate) fn emit(&self, event: Event) {
         if let Event::DocChanged { doc, .. } | Event::Ephemeral { doc, .. } = &event {
             self.doc_events.send(doc, || event.clone());
         }
         self.events.send(event);
     }
 
-    /// Run a node call that emits no IO (reads, in-memory edits): its events
-    /// are delivered now, anything else waits for the next pump.
-    pub(crate) fn run_sync<T>(&self, f: impl FnOnce(&mut Node) -> T) -> T {
-        let mut node = self.node();
-        let out = f(&mut node);
-        let mut deferred = Vec::new();
-        while let Some(e) = node.poll_effect() {
-            match e {
-                Effect::Event(ev) => self.emit(ev),
-                other => deferred.push(other),
-            }
+    /// Hand `message` to `session`'s transport.
+    pub(crate) fn send(&self, session: SessionId, message: Vec<u8>) {
+        if let Some(io) = relock(self.sessions.lock()).get(&session) {
+            let _ = io.frames.unbounded_send(message);
         }
-        drop(node);
-        if !deferred.is_empty() {
-            relock(self.deferred.lock()).extend(deferred);
-        }
-        out
     }
 
-    /// Run a node call and carry out its effects, in order.
-    pub(crate) async fn run<T>(&self, f: impl FnOnce(&mut Node, &mut Rng) -> T) -> Result<T, Error> {
-        let _pump = self.pump.lock().await;
-        if let Some(reason) = relock(self.failed.lock()).clone() {
-            return Err(Error::Failed(reason));
+    /// The node dropped `session`: close its frames and hang up on its peer.
+    pub(crate) fn hang_up(&self, session: SessionId) {
+        if let Some(io) = relock(self.sessions.lock()).remove(&session)
+            && let Some(hang_up) = io.hang_up
+        {
+            hang_up();
         }
-        let mut effects: Vec<Effect> = std::mem::take(&mut *relock(self.deferred.lock()));
-        let out = {
-            let mut node = self.node();
-            let out = f(&mut node, &mut UnwrapErr(SysRng));
-            while let Some(e) = node.poll_effect() {
-                effects.push(e);
-            }
-            out
-        };
-        let mut effects = effects.into_iter().peekable();
-        while let Some(effect) = effects.next() {
-            let Effect::Persist { doc, puts, deletes } = effect else {
-                self.execute(effect).await?;
-                continue;
-            };
-            // Writes in a row (a batch of frames touching many documents)
-            // go to storage together: one document's in order, different
-            // documents at once, so their fsyncs overlap. Whatever follows
-            // (a Send, an acknowledgement) still waits for all of them.
-            let mut by_doc: Vec<(DocId, Vec<WriteOp>)> = Vec::new();
-            let mut add = |doc: DocId, puts: Vec<(Vec<u8>, Vec<u8>)>, deletes: Vec<Vec<u8>>| {
-                let ops = write_ops(puts, deletes);
-                match by_doc.iter_mut().find(|(d, _)| *d == doc) {
-                    Some((_, all)) => all.extend(ops),
-                    None => by_doc.push((doc, ops.collect())),
-                }
-            };
-            add(doc, puts, deletes);
-            while let Some(Effect::Persist { .. }) = effects.peek() {
-                if let Some(Effect::Persist { doc, puts, deletes }) = effects.next() {
-                    add(doc, puts, deletes);
-                }
-            }
-            let writes = by_doc.into_iter().map(|(doc, ops)| self.persist(doc, ops));
-            for r in futures::future::join_all(writes).await {
-                r?;
-            }
-        }
-        Ok(out)
     }
 
-    async fn persist(&self, doc: DocId, ops: Vec<WriteOp>) -> Result<(), Error> {
-        if let Err(e) = self.storage.write(&doc.0, ops).await {
-            // What the node holds is no longer what is on disk:
-            // refuse further work rather than acknowledge it to peers.
-            let reason = e.to_string();
-            warn!(%doc, error = %reason, "storage write failed; repo stops accepting changes");
-            *relock(self.failed.lock()) = Some(reason);
-            return Err(e.into());
-        }
-        Ok(())
-    }
-
-    async fn execute(&self, effect: Effect) -> Result<(), Error> {
-        match effect {
-            Effect::Persist { doc, puts, deletes } => {
-                self.persist(doc, write_ops(puts, deletes).collect()).await?;
-            }
-            Effect::Send { peer, message } => {
-                if let Some((_, tx)) = self.peers_lock().get(&peer) {
-                    let _ = tx.unbounded_send(message);
-                }
-            }
-            Effect::Disconnect { peer, reason } => {
-                warn!(%peer, %reason, "disconnecting peer");
-                self.peers_lock().remove(&peer);
-            }
-            Effect::Event(ev) => self.emit(ev),
-        }
-        Ok(())
+    /// A write of `doc` failed: what the node holds is no longer what is on
+    /// disk, so the repo stops accepting changes rather than acknowledge
+    /// them to peers.
+    pub(crate) fn storage_failed(&self, doc: DocId, e: synkro_storage::StorageError) {
+        let reason = e.to_string();
+        warn!(%doc, error = %reason, "storage write failed; repo stops accepting changes");
+        *relock(self.failed.lock()) = Some(reason);
+        self.changed.notify(usize::MAX);
     }
 }

@@ -23,7 +23,6 @@ async fn repo(seed: u64, window: usize) -> anyhow::Result<Repo> {
             },
             ..NodeConfig::default()
         },
-        ..RepoConfig::default()
     };
     let identity = DeviceIdentity::generate(&mut ChaCha20Rng::seed_from_u64(seed));
     Ok(Repo::open_with(std::sync::Arc::new(MemoryStorage::new()), identity, config).await?)

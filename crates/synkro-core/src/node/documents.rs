@@ -3,6 +3,7 @@
 use automerge::{AutoCommit, Patch};
 use rand_core::CryptoRng;
 
+use super::timers::Timer;
 use super::{Node, effect::*, store::StoreBatch};
 use crate::access::{AccessLog, Role};
 use crate::chunk::SealedChunk;
@@ -152,6 +153,8 @@ impl Node {
             // whole document (a keystroke in a long text stays cheap).
             d.update_diff_cursor();
             r.dirty = true;
+            // Sealed when the flush window closes (or at an explicit flush).
+            self.timers.start(Timer::Flush(*doc), self.config.flush_window);
             self.emit(Event::DocChanged {
                 doc: *doc,
                 patches,
@@ -178,6 +181,7 @@ impl Node {
     /// them and push them to peers; compact into a snapshot when due.
     /// Returns whether a chunk was made.
     pub fn flush<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, doc: &DocId) -> Result<bool, CoreError> {
+        self.timers.stop(Timer::Flush(*doc));
         let policy = self.config.compaction;
         let identity = self.identity.clone();
         let r = self.replica_mut(doc)?;

@@ -8,13 +8,34 @@ use crate::ids::{DocId, MemberId, OpHash};
 use crate::message::Refusal;
 use crate::vv::VersionVector;
 
-/// Something the runtime must do for the node. Execute effects in the
-/// order they are polled: a `Send` that follows a `Persist` acknowledges
-/// data to a peer, so it must not leave before that `Persist` is durable.
+/// One sync session with a peer, from [`Node::peer_connected`]. A newer
+/// session with the same peer replaces it; inputs naming an old session are
+/// ignored.
+///
+/// [`Node::peer_connected`]: super::Node::peer_connected
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SessionId(pub(super) u64);
+
+/// One [`Effect::Persist`], to report back with [`Node::persisted`].
+///
+/// [`Node::persisted`]: super::Node::persisted
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WriteId(pub(super) u64);
+
+/// Something the runtime must do for the node.
+///
+/// Writes of one document must be carried out in the order they are
+/// polled; writes of different documents and everything else may run at
+/// once. The node itself holds back what must wait for a write (its
+/// acknowledgements, the chunks it just sealed) until the runtime reports
+/// the write durable with [`Node::persisted`](super::Node::persisted).
 #[derive(Debug)]
 pub enum Effect {
-    /// Write records of a document atomically and durably.
+    /// Write records of a document atomically and durably, then report
+    /// [`Node::persisted`](super::Node::persisted)`(write)`.
     Persist {
+        /// Names this write.
+        write: WriteId,
         /// Document (the storage namespace).
         doc: DocId,
         /// Records to insert or overwrite.
@@ -22,16 +43,22 @@ pub enum Effect {
         /// Records to remove.
         deletes: Vec<Vec<u8>>,
     },
-    /// Send an encoded [`Message`] to a connected peer.
+    /// Send an encoded [`Message`](crate::Message) on a session, then
+    /// report its size with [`Node::transmitted`](super::Node::transmitted)
+    /// once it is handed to the connection.
     Send {
-        /// Recipient.
+        /// The session.
+        session: SessionId,
+        /// The peer at its other end.
         peer: MemberId,
         /// Encoded message.
         message: Vec<u8>,
     },
-    /// Close the connection to a misbehaving peer.
+    /// End a session (the peer misbehaved); the node has forgotten it already.
     Disconnect {
-        /// Peer.
+        /// The session.
+        session: SessionId,
+        /// The peer at its other end.
         peer: MemberId,
         /// Why, for the logs.
         reason: String,

@@ -13,8 +13,12 @@ mod effect;
 mod presence;
 mod store;
 mod sync;
+mod timers;
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use rand_core::CryptoRng;
 
 use crate::crypto::NONCE_LEN;
 use crate::error::CoreError;
@@ -23,14 +27,19 @@ use crate::ids::{DocId, MemberId};
 use crate::limits::MAX_FRAME_LEN;
 use crate::message::Message;
 use crate::replica::{CompactionPolicy, DocReplica};
+use crate::time::Instant;
 
-pub use effect::{DocInfo, Effect, Event, LoadReport, Origin, SyncStatus};
-use store::StoreBatch;
+pub use effect::{DocInfo, Effect, Event, LoadReport, Origin, SessionId, SyncStatus, WriteId};
+use store::{StoreBatch, Writes};
 use sync::Peer;
+use timers::{Timer, Timers};
 
 /// Tunables of a [`Node`].
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
+    /// How long edits gather before they are sealed into one chunk: the
+    /// flush window opens with the first edit not yet sealed.
+    pub flush_window: Duration,
     /// When writers fold history into snapshots.
     pub compaction: CompactionPolicy,
     /// Bytes of [`Effect::Send`] per peer that may be waiting to be
@@ -46,6 +55,7 @@ pub struct NodeConfig {
 impl Default for NodeConfig {
     fn default() -> Self {
         Self {
+            flush_window: Duration::from_millis(50),
             compaction: CompactionPolicy::default(),
             send_window: 4 << 20,
             max_docs: usize::MAX,
@@ -60,8 +70,13 @@ pub struct Node {
     me: MemberId,
     config: NodeConfig,
     docs: BTreeMap<DocId, DocReplica>,
+    /// Peers with a session, by member, and which member each session is.
     peers: BTreeMap<MemberId, Peer>,
+    sessions: HashMap<SessionId, MemberId>,
+    next_session: u64,
     effects: VecDeque<Effect>,
+    timers: Timers,
+    writes: Writes,
     /// Nonces of recent ephemeral messages, oldest first, so a copy that
     /// comes back around (two relays forwarding to each other) is dropped.
     seen_ephemeral: (HashSet<[u8; NONCE_LEN]>, VecDeque<[u8; NONCE_LEN]>),
@@ -79,7 +94,11 @@ impl Node {
             config,
             docs: BTreeMap::new(),
             peers: BTreeMap::new(),
+            sessions: HashMap::new(),
+            next_session: 0,
             effects: VecDeque::new(),
+            timers: Timers::default(),
+            writes: Writes::default(),
             seen_ephemeral: (HashSet::new(), VecDeque::new()),
             rejected: 0,
         }
@@ -95,9 +114,71 @@ impl Node {
         &self.identity
     }
 
-    /// Next effect to execute, in order.
+    /// Next effect to execute (see [`Effect`] for what may run at once).
     pub fn poll_effect(&mut self) -> Option<Effect> {
         self.effects.pop_front()
+    }
+
+    /// When the node next needs [`handle_timeout`](Self::handle_timeout),
+    /// or `None` if no timer runs. Ask after every
+    /// `handle_timeout`: inputs since the last one may have started timers
+    /// that only it arms.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    /// Tell the node the time: timers started since the last call count
+    /// from `now`, and those due fire (a flush window closes: its edits
+    /// are sealed). Call it after every batch of inputs and whenever
+    /// [`poll_timeout`](Self::poll_timeout)'s instant has come.
+    pub fn handle_timeout<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, now: Instant) {
+        for timer in self.timers.expire(now) {
+            match timer {
+                Timer::Flush(doc) => {
+                    if let Err(e) = self.flush(rng, &doc) {
+                        tracing::warn!(%doc, error = %e, "sealing pending edits failed");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Has every timer started been armed by a [`handle_timeout`](Self::handle_timeout)?
+    pub fn timers_armed(&self) -> bool {
+        !self.timers.unarmed()
+    }
+
+    /// The runtime carried out [`Effect::Persist`] `write`: it is durable.
+    /// Messages that waited for it leave now.
+    pub fn persisted(&mut self, write: WriteId) {
+        for (_, session, peer, message) in self.writes.done(write) {
+            // Only to the session it was meant for: a new session starts over.
+            if self.peers.get(&peer).is_some_and(|p| p.session == session) {
+                self.effects.push_back(Effect::Send { session, peer, message });
+            }
+        }
+    }
+
+    /// Is everything this node holds of `doc` durable (no write in flight)?
+    pub fn is_durable(&self, doc: &DocId) -> bool {
+        self.writes.pending(doc).is_none()
+    }
+
+    /// Is everything this node holds durable (no write in flight at all)?
+    pub fn all_durable(&self) -> bool {
+        self.writes.idle()
+    }
+
+    /// The newest [`Effect::Persist`] queued so far: a runtime that wants
+    /// to wait for what a call wrote compares it before and after the call
+    /// and waits for [`durable_through`](Self::durable_through).
+    pub fn last_write(&self) -> Option<WriteId> {
+        self.writes.last()
+    }
+
+    /// Is every write up to and including `write` durable?
+    pub fn durable_through(&self, write: WriteId) -> bool {
+        self.writes.durable_through(write)
     }
 
     /// Documents held.
@@ -129,6 +210,8 @@ impl Node {
         self.rejected
     }
 
+    /// Send `msg` on `peer`'s session; a message about a document with a
+    /// write in flight waits for it (see [`store`]).
     fn send(&mut self, peer: MemberId, msg: &Message) {
         let message = msg.encode();
         if message.len() > MAX_FRAME_LEN {
@@ -138,15 +221,28 @@ impl Node {
             debug_assert!(false, "message of {} bytes over the frame limit", message.len());
             return;
         }
-        if let Some(p) = self.peers.get_mut(&peer) {
-            p.queued = p.queued.saturating_add(message.len());
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        p.queued = p.queued.saturating_add(message.len());
+        let session = p.session;
+        let doc = match msg {
+            Message::Have { doc, .. } | Message::Ops { doc, .. } | Message::Chunks { doc, .. } => Some(*doc),
+            Message::Hello { .. } | Message::Ephemeral { .. } | Message::Refused { .. } => None,
+        };
+        match doc.and_then(|d| self.writes.pending(&d).map(|w| (d, w))) {
+            Some((doc, after)) => self.writes.hold(doc, after, session, peer, message),
+            None => self.effects.push_back(Effect::Send { session, peer, message }),
         }
-        self.effects.push_back(Effect::Send { peer, message });
     }
 
     fn persist(&mut self, doc: DocId, puts: Vec<(Vec<u8>, Vec<u8>)>, deletes: Vec<Vec<u8>>) {
         if !puts.is_empty() || !deletes.is_empty() {
-            self.effects.push_back(Effect::Persist { doc, puts, deletes });
+            let write = self.writes.begin(doc);
+            self.effects.push_back(Effect::Persist {
+                write,
+                doc,
+                puts,
+                deletes,
+            });
         }
     }
 
@@ -164,7 +260,13 @@ impl Node {
 
     fn disconnect(&mut self, peer: MemberId, reason: String) {
         tracing::warn!(%peer, %reason, "dropping peer");
-        self.peers.remove(&peer);
-        self.effects.push_back(Effect::Disconnect { peer, reason });
+        if let Some(p) = self.peers.remove(&peer) {
+            self.sessions.remove(&p.session);
+            self.effects.push_back(Effect::Disconnect {
+                session: p.session,
+                peer,
+                reason,
+            });
+        }
     }
 }

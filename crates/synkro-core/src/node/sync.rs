@@ -30,8 +30,9 @@ pub(super) struct PeerDoc {
     pub(super) refused: Option<Refusal>,
 }
 
-#[derive(Default)]
 pub(super) struct Peer {
+    /// The session the peer is connected on.
+    pub(super) session: SessionId,
     pub(super) docs: BTreeMap<DocId, PeerDoc>,
     /// Bytes sent to this peer and not yet reported transmitted.
     pub(super) queued: usize,
@@ -42,14 +43,36 @@ pub(super) struct Peer {
 }
 
 impl Node {
-    /// A connection to `peer` (authenticated by the transport) is up.
-    pub fn peer_connected(&mut self, peer: MemberId) {
-        self.peers.insert(peer, Peer::default());
+    /// A session with `peer` (authenticated by the transport) is up: name it
+    /// in the inputs that come from it. It replaces any earlier session
+    /// with the same peer, whose inputs are ignored from now on.
+    pub fn peer_connected(&mut self, peer: MemberId) -> SessionId {
+        self.next_session += 1;
+        let session = SessionId(self.next_session);
+        let old = self.peers.insert(
+            peer,
+            Peer {
+                session,
+                docs: BTreeMap::new(),
+                queued: 0,
+                backlog: BTreeSet::new(),
+                greeted: false,
+            },
+        );
+        if let Some(old) = old {
+            self.sessions.remove(&old.session);
+        }
+        self.sessions.insert(session, peer);
         let docs = self
             .docs
             .values()
             .filter(|r| !r.log.is_rooted() || r.role_of(&peer).is_some())
-            .map(|r| (r.id, r.digest()))
+            .map(|r| {
+                // What is not durable yet is not offered as held: a digest
+                // that matches nothing makes the documents be compared.
+                let digest = if self.is_durable(&r.id) { r.digest() } else { [0; 16] };
+                (r.id, digest)
+            })
             .collect();
         self.send(
             peer,
@@ -58,11 +81,26 @@ impl Node {
                 docs,
             },
         );
+        session
     }
 
-    /// The connection to `peer` is gone.
-    pub fn peer_disconnected(&mut self, peer: &MemberId) {
-        self.peers.remove(peer);
+    /// `session` is over (its connection closed, or it was replaced). A
+    /// session the node ended itself ([`Effect::Disconnect`]) or that was
+    /// replaced is forgotten already.
+    pub fn peer_disconnected(&mut self, session: SessionId) {
+        if let Some(peer) = self.sessions.remove(&session) {
+            self.peers.remove(&peer);
+        }
+    }
+
+    /// `peer`'s current session, if it is connected.
+    pub fn session_of(&self, peer: &MemberId) -> Option<SessionId> {
+        self.peers.get(peer).map(|p| p.session)
+    }
+
+    /// The peer at the other end of `session`, while it is current.
+    pub fn session_peer(&self, session: SessionId) -> Option<MemberId> {
+        self.sessions.get(&session).copied()
     }
 
     /// Is `peer` connected, with its `Hello` received (so [`sync_status`](Self::sync_status)
@@ -137,12 +175,13 @@ impl Node {
         self.peers.keys().copied().collect()
     }
 
-    /// Handle one message from `peer`. Undecodable input or forged data
-    /// produces [`Effect::Disconnect`]; the node itself never fails.
-    pub fn handle_message<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, peer: MemberId, bytes: &[u8]) {
-        if !self.peers.contains_key(&peer) {
-            return;
-        }
+    /// Handle one message received on `session`. Undecodable input or
+    /// forged data produces [`Effect::Disconnect`]; the node itself never
+    /// fails.
+    pub fn handle_message<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, session: SessionId, bytes: &[u8]) {
+        let Some(peer) = self.session_peer(session) else {
+            return; // an old session's last frames
+        };
         let msg = match Message::decode(bytes) {
             Ok(m) => m,
             Err(e) => return self.disconnect(peer, format!("undecodable message: {e}")),
@@ -511,17 +550,18 @@ impl Node {
         }
     }
 
-    /// The runtime handed `bytes` of this peer's [`Effect::Send`]s to the
+    /// The runtime handed `bytes` of `session`'s [`Effect::Send`]s to the
     /// network: room in the send window for held-back chunks.
-    pub fn transmitted(&mut self, peer: &MemberId, bytes: usize) {
+    pub fn transmitted(&mut self, session: SessionId, bytes: usize) {
         let window = self.config.send_window;
-        let Some(p) = self.peers.get_mut(peer) else { return };
+        let Some(peer) = self.session_peer(session) else { return };
+        let Some(p) = self.peers.get_mut(&peer) else { return };
         p.queued = p.queued.saturating_sub(bytes);
-        while let Some(p) = self.peers.get(peer)
+        while let Some(p) = self.peers.get(&peer)
             && p.queued < window
             && let Some(doc) = p.backlog.first().copied()
         {
-            self.push_missing(*peer, doc);
+            self.push_missing(peer, doc);
         }
     }
 

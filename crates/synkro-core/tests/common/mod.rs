@@ -2,9 +2,14 @@
 //!
 //! * `Sim` owns N [`Node`]s and, for every connected pair, two directed FIFO
 //!   queues (libp2p streams are ordered, so order is kept per link).
-//! * Effects are executed in order right after every input: `Send` goes into
-//!   the link queue (and counts as transmitted when delivered), `Persist` is applied to the node's in-memory record map,
-//!   `Disconnect` tears the link down on both sides, `Event`s are collected.
+//! * After every input the node is told the time (`handle_timeout`, which
+//!   arms the timers the input started and fires those due) and its effects
+//!   are executed: `Send` goes into the link queue (and counts as
+//!   transmitted when delivered), `Persist` is applied to the node's
+//!   in-memory record map and reported durable at once, `Disconnect` tears
+//!   the link down on both sides, `Event`s are collected. [`Sim::advance`]
+//!   moves the clock through deliveries and the nodes' own timers (flush
+//!   windows) in time order.
 //! * A node can be "crashed" and rebuilt from its records with
 //!   [`Node::load_doc`], exactly as a runtime would at start-up.
 //! * Peers that are not simulated nodes ("outside" peers, e.g. an attacker
@@ -18,7 +23,9 @@ use std::collections::{BTreeMap, VecDeque};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use synkro_core::automerge::{self, AutoCommit, ChangeHash};
-use synkro_core::{DeviceIdentity, DocId, Effect, Event, MemberId, Message, Node, NodeConfig, SealedChunk};
+use synkro_core::{
+    DeviceIdentity, DocId, Effect, Event, Instant, MemberId, Message, Node, NodeConfig, SealedChunk, SessionId,
+};
 
 /// One node's durable storage: document namespace → key → value.
 pub type Records = BTreeMap<DocId, BTreeMap<Vec<u8>, Vec<u8>>>;
@@ -97,8 +104,12 @@ pub struct Sim {
     pub latency: (u64, u64),
     /// Draws latencies, so `drain` needs no caller RNG (reseed it per run).
     pub latency_rng: ChaCha20Rng,
-    /// Outside peers connected to a node: (node, peer).
-    outside_links: Vec<(usize, MemberId)>,
+    /// Randomness of what nodes do when their timers fire (sealing).
+    timer_rng: ChaCha20Rng,
+    /// Each node's session with each connected node: `(i, j)` → `i`'s session id for `j`.
+    sessions: BTreeMap<(usize, usize), SessionId>,
+    /// Outside peers connected to a node: (node, peer, the node's session).
+    outside_links: Vec<(usize, MemberId, SessionId)>,
     /// Messages nodes sent to outside peers: (from node, peer, bytes).
     pub outside: Vec<(usize, MemberId, Vec<u8>)>,
     /// When `Some`, every delivered message is appended: (from, to, bytes).
@@ -111,6 +122,8 @@ pub struct Sim {
     pub lost: u64,
     /// Messages delivered twice by [`Sim::advance`].
     pub duplicated: u64,
+    /// Change chunks the nodes sealed (their own records written).
+    pub sealed: u64,
     /// Label used in panic messages (e.g. the seed).
     pub label: String,
 }
@@ -138,6 +151,8 @@ impl Sim {
             now: 0,
             latency: (0, 0),
             latency_rng: ChaCha20Rng::seed_from_u64(0),
+            timer_rng: ChaCha20Rng::seed_from_u64(rng.next_u64()),
+            sessions: BTreeMap::new(),
             outside_links: Vec::new(),
             outside: Vec::new(),
             trace: None,
@@ -145,6 +160,7 @@ impl Sim {
             dropped: 0,
             lost: 0,
             duplicated: 0,
+            sealed: 0,
             label: String::new(),
         }
     }
@@ -165,11 +181,18 @@ impl Sim {
         out
     }
 
-    /// Execute every pending effect of node `i`, in order.
+    /// Tell node `i` the time, then execute every pending effect of it, in order.
     pub fn drain(&mut self, i: usize) {
+        let now = Instant::from_millis(self.now);
+        self.nodes[i].node.handle_timeout(&mut self.timer_rng, now);
         while let Some(effect) = self.nodes[i].node.poll_effect() {
             match effect {
-                Effect::Persist { doc, puts, deletes } => {
+                Effect::Persist {
+                    write,
+                    doc,
+                    puts,
+                    deletes,
+                } => {
                     for d in &deletes {
                         assert!(
                             !puts.iter().any(|(k, _)| k == d),
@@ -177,6 +200,9 @@ impl Sim {
                             self.label
                         );
                     }
+                    let me = self.nodes[i].id();
+                    let own = |k: &[u8]| k.first() == Some(&b'C') && k.get(1..33) == Some(&me.0[..]);
+                    self.sealed += puts.iter().filter(|(k, _)| own(k)).count() as u64;
                     let ns = self.nodes[i].records.entry(doc).or_default();
                     for d in deletes {
                         ns.remove(&d);
@@ -184,8 +210,12 @@ impl Sim {
                     for (k, v) in puts {
                         ns.insert(k, v);
                     }
+                    self.nodes[i].node.persisted(write);
                 }
-                Effect::Send { peer, message } => match self.index_of(&peer) {
+                Effect::Send { session, peer, message } => match self
+                    .index_of(&peer)
+                    .filter(|j| self.sessions.get(&(i, *j)) == Some(&session))
+                {
                     Some(j) => {
                         let (lo, hi) = self.latency;
                         let due = self.now + lo + self.latency_rng.next_u64() % (hi - lo + 1);
@@ -197,20 +227,23 @@ impl Sim {
                             None => self.dropped += 1,
                         }
                     }
-                    None if self.outside_links.contains(&(i, peer)) => self.outside.push((i, peer, message)),
+                    None if self.outside_links.contains(&(i, peer, session)) => self.outside.push((i, peer, message)),
                     None => self.dropped += 1,
                 },
-                Effect::Disconnect { peer, reason } => {
+                Effect::Disconnect { session, peer, reason } => {
                     self.nodes[i].disconnects.push((peer, reason));
                     match self.index_of(&peer) {
-                        Some(j) => {
-                            if self.links.remove(&(i, j)).is_some() | self.links.remove(&(j, i)).is_some() {
-                                let me = self.id(i);
-                                self.nodes[j].node.peer_disconnected(&me);
+                        Some(j) if self.sessions.get(&(i, j)) == Some(&session) => {
+                            self.links.remove(&(i, j));
+                            self.links.remove(&(j, i));
+                            self.sessions.remove(&(i, j));
+                            if let Some(theirs) = self.sessions.remove(&(j, i)) {
+                                self.nodes[j].node.peer_disconnected(theirs);
                                 self.drain(j);
                             }
                         }
-                        None => self.outside_links.retain(|l| *l != (i, peer)),
+                        Some(_) => {}
+                        None => self.outside_links.retain(|l| *l != (i, peer, session)),
                     }
                 }
                 Effect::Event(e) => self.nodes[i].events.push(e),
@@ -229,20 +262,23 @@ impl Sim {
         self.links.insert((i, j), VecDeque::new());
         self.links.insert((j, i), VecDeque::new());
         let (a, b) = (self.id(i), self.id(j));
-        self.nodes[i].node.peer_connected(b);
+        let at_i = self.nodes[i].node.peer_connected(b);
+        self.sessions.insert((i, j), at_i);
         self.drain(i);
-        self.nodes[j].node.peer_connected(a);
+        let at_j = self.nodes[j].node.peer_connected(a);
+        self.sessions.insert((j, i), at_j);
         self.drain(j);
     }
 
     /// Close the connection between `i` and `j`, dropping what is in flight.
     pub fn disconnect(&mut self, i: usize, j: usize) {
         if self.links.remove(&(i, j)).is_some() | self.links.remove(&(j, i)).is_some() {
-            let (a, b) = (self.id(i), self.id(j));
-            self.nodes[i].node.peer_disconnected(&b);
-            self.drain(i);
-            self.nodes[j].node.peer_disconnected(&a);
-            self.drain(j);
+            for (x, y) in [(i, j), (j, i)] {
+                if let Some(session) = self.sessions.remove(&(x, y)) {
+                    self.nodes[x].node.peer_disconnected(session);
+                    self.drain(x);
+                }
+            }
         }
     }
 
@@ -259,15 +295,27 @@ impl Sim {
 
     /// Connect node `i` to an outside peer `m` driven by the test.
     pub fn connect_outside(&mut self, i: usize, m: MemberId) {
-        self.outside_links.push((i, m));
-        self.nodes[i].node.peer_connected(m);
+        let session = self.nodes[i].node.peer_connected(m);
+        self.outside_links.push((i, m, session));
         self.drain(i);
     }
 
     /// Deliver `bytes` to node `i` as if sent by (connected) peer `from`.
     pub fn inject(&mut self, rng: &mut ChaCha20Rng, i: usize, from: MemberId, bytes: &[u8]) {
-        self.nodes[i].node.handle_message(rng, from, bytes);
-        self.drain(i);
+        let session = self
+            .outside_links
+            .iter()
+            .rev()
+            .find(|(n, m, _)| *n == i && *m == from)
+            .map(|l| l.2)
+            .or_else(|| {
+                let j = self.index_of(&from)?;
+                self.sessions.get(&(i, j)).copied()
+            });
+        if let Some(session) = session {
+            self.nodes[i].node.handle_message(rng, session, bytes);
+            self.drain(i);
+        }
     }
 
     /// Messages waiting on all links.
@@ -292,14 +340,32 @@ impl Sim {
         true
     }
 
+    /// When the earliest node timer is due (ms), if any.
+    fn next_timer(&self) -> Option<(u64, usize)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.node.poll_timeout().map(|t| (t.as_duration().as_millis() as u64, i)))
+            .min()
+    }
+
     /// Advance the clock to `until`, delivering every message due by then
-    /// in due order (ties broken at random). With `faults`, a delivery may
-    /// instead be lost, which resets that connection as a broken stream
-    /// would, or be delivered twice. Returns the deliveries made.
+    /// in due order (ties broken at random) and firing the nodes' timers
+    /// when they are due. With `faults`, a delivery may instead be lost,
+    /// which resets that connection as a broken stream would, or be
+    /// delivered twice. Returns the deliveries made.
     pub fn advance(&mut self, rng: &mut ChaCha20Rng, until: u64, faults: Faults) -> u64 {
         let mut n = 0;
         loop {
             let next = self.links.values().filter_map(|q| q.front().map(|m| m.0)).min();
+            if let Some((at, i)) = self
+                .next_timer()
+                .filter(|(at, _)| *at <= until && next.is_none_or(|d| *at <= d))
+            {
+                self.now = self.now.max(at);
+                self.drain(i);
+                continue;
+            }
             let Some(due) = next.filter(|d| *d <= until) else {
                 break;
             };
@@ -322,10 +388,9 @@ impl Sim {
             n += 1;
             if let Some(message) = copy.filter(|_| chance(rng, faults.duplicate_per_mille, 1000)) {
                 // The network repeats it: the sender sent it once.
-                if self.connected(from, to) {
+                if let Some(session) = self.sessions.get(&(to, from)).copied() {
                     self.duplicated += 1;
-                    let sender = self.id(from);
-                    self.nodes[to].node.handle_message(rng, sender, &message);
+                    self.nodes[to].node.handle_message(rng, session, &message);
                     self.drain(to);
                 }
             }
@@ -343,12 +408,15 @@ impl Sim {
             t.push((from, to, message.clone()));
         }
         self.delivered += 1;
-        let (sender, receiver) = (self.id(from), self.id(to));
         // Delivery is when the sender's bytes have left: room in its window.
-        self.nodes[from].node.transmitted(&receiver, message.len());
-        self.drain(from);
-        self.nodes[to].node.handle_message(rng, sender, &message);
-        self.drain(to);
+        if let Some(session) = self.sessions.get(&(from, to)).copied() {
+            self.nodes[from].node.transmitted(session, message.len());
+            self.drain(from);
+        }
+        if let Some(session) = self.sessions.get(&(to, from)).copied() {
+            self.nodes[to].node.handle_message(rng, session, &message);
+            self.drain(to);
+        }
     }
 
     /// Deliver until no message is in flight. Panics on (what looks like) a livelock.
@@ -370,7 +438,7 @@ impl Sim {
                 self.disconnect(i, j);
             }
         }
-        self.outside_links.retain(|(n, _)| *n != i);
+        self.outside_links.retain(|(n, _, _)| *n != i);
         let label = self.label.clone();
         let sn = &mut self.nodes[i];
         sn.node = rebuild(rng, &sn.identity, &sn.config, &sn.records, &format!("{label} node {i}"));

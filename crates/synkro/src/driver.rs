@@ -1,0 +1,177 @@
+//! The one task per repo that drives its [`Node`]: it tells the node the
+//! time, carries out what the node asks (writes, sends, disconnects,
+//! events) and sleeps until the node's next timer or the next input.
+//!
+//! App calls and sessions enter the node directly, under its lock, for as
+//! long as the call takes; their effects are queued (events go out at
+//! once) and the driver is woken to carry them out. No lock is held across
+//! a storage write: each document's writes run in their own task, in order,
+//! and their completion comes back to the driver as an input. The node
+//! itself holds back the messages that must wait for a write, so sends and
+//! acknowledgements of other documents never wait for an unrelated fsync.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::channel::mpsc;
+use futures::future::{Either, select};
+use synkro_core::{DocId, Effect, Instant, Node, WriteId};
+use synkro_storage::WriteOp;
+use tracing::{debug, warn};
+
+use crate::repo::{Inner, Rng};
+use crate::rt::{self, Spawner};
+
+/// What wakes the driver.
+pub(crate) enum Input {
+    /// A node call queued effects.
+    Wake,
+    /// A document's writes finished (all of them, or none).
+    Written {
+        doc: DocId,
+        writes: Vec<WriteId>,
+        result: Result<(), synkro_storage::StorageError>,
+    },
+}
+
+/// The time as the node counts it: since the driver started.
+#[derive(Clone, Copy)]
+pub(crate) struct Clock(rt::Instant);
+
+impl Clock {
+    pub fn start() -> Self {
+        Self(rt::Instant::now())
+    }
+
+    pub fn now(&self) -> Instant {
+        Instant::from_duration(self.0.elapsed())
+    }
+
+    /// How long until `at` (zero if it has passed).
+    fn until(&self, at: Instant) -> Duration {
+        at.saturating_duration_since(self.now())
+    }
+}
+
+/// Writes queued per document, and which documents have a write task running.
+#[derive(Default)]
+struct Writers {
+    queued: HashMap<DocId, VecDeque<(WriteId, Vec<WriteOp>)>>,
+    running: HashMap<DocId, ()>,
+}
+
+/// Run until the repo is gone (every handle dropped closes the inbox).
+pub(crate) async fn drive(inner: Weak<Inner>, mut inbox: mpsc::UnboundedReceiver<Input>, spawner: Spawner) {
+    let mut writers = Writers::default();
+    let mut rng: Rng = rand_core::UnwrapErr(getrandom::SysRng);
+    loop {
+        let next = {
+            let Some(inner) = inner.upgrade() else { return };
+            let (effects, next) = {
+                let mut node = inner.node();
+                node.handle_timeout(&mut rng, inner.clock.now());
+                inner.drain(&mut node);
+                (inner.take_deferred(), node.poll_timeout())
+            };
+            for effect in effects {
+                execute(&inner, &mut writers, &spawner, effect);
+            }
+            inner.changed.notify(usize::MAX);
+            next
+        };
+        let input = match next {
+            Some(at) => {
+                let wait = inner.upgrade().map_or(Duration::ZERO, |i| i.clock.until(at));
+                match select(inbox.next(), Box::pin(rt::sleep(wait))).await {
+                    Either::Left((input, _)) => input,
+                    Either::Right(((), _)) => Some(Input::Wake),
+                }
+            }
+            None => inbox.next().await,
+        };
+        let Some(input) = input else { return };
+        let Some(inner) = inner.upgrade() else { return };
+        on_input(&inner, &mut writers, &spawner, input);
+        // Take whatever else is waiting before the next round.
+        while let Ok(input) = inbox.try_recv() {
+            on_input(&inner, &mut writers, &spawner, input);
+        }
+    }
+}
+
+fn on_input(inner: &Arc<Inner>, writers: &mut Writers, spawner: &Spawner, input: Input) {
+    match input {
+        Input::Wake => {}
+        Input::Written { doc, writes, result } => {
+            writers.running.remove(&doc);
+            match result {
+                Ok(()) => {
+                    let mut node = inner.node();
+                    for w in writes {
+                        node.persisted(w);
+                    }
+                    inner.drain(&mut node);
+                }
+                Err(e) => inner.storage_failed(doc, e),
+            }
+            start_writer(inner, writers, spawner, doc);
+        }
+    }
+}
+
+fn execute(inner: &Arc<Inner>, writers: &mut Writers, spawner: &Spawner, effect: Effect) {
+    match effect {
+        Effect::Persist {
+            write,
+            doc,
+            puts,
+            deletes,
+        } => {
+            let ops = puts
+                .into_iter()
+                .map(|(key, value)| WriteOp::Put { key, value })
+                .chain(deletes.into_iter().map(|key| WriteOp::Delete { key }))
+                .collect();
+            writers.queued.entry(doc).or_default().push_back((write, ops));
+            start_writer(inner, writers, spawner, doc);
+        }
+        Effect::Send { session, message, .. } => inner.send(session, message),
+        Effect::Disconnect { session, peer, reason } => {
+            warn!(%peer, %reason, "disconnecting peer");
+            inner.hang_up(session);
+        }
+        Effect::Event(event) => inner.emit(event),
+    }
+}
+
+/// Start writing `doc`'s queued writes, unless a write of it runs already:
+/// one storage write for all that queued up meanwhile, reported at once.
+fn start_writer(inner: &Arc<Inner>, writers: &mut Writers, spawner: &Spawner, doc: DocId) {
+    if writers.running.contains_key(&doc) || inner.has_failed() {
+        return;
+    }
+    let Some(queue) = writers.queued.remove(&doc).filter(|q| !q.is_empty()) else {
+        return;
+    };
+    writers.running.insert(doc, ());
+    let (writes, ops): (Vec<WriteId>, Vec<Vec<WriteOp>>) = queue.into_iter().unzip();
+    let ops: Vec<WriteOp> = ops.into_iter().flatten().collect();
+    let inner = inner.clone();
+    spawner.spawn(async move {
+        debug!(%doc, writes = writes.len(), ops = ops.len(), "writing");
+        let result = inner.storage.write(&doc.0, ops).await;
+        inner.input(Input::Written { doc, writes, result });
+    });
+}
+
+/// Drain `node`'s effects: events go to the app now, the rest to the driver.
+pub(crate) fn drain_effects(node: &mut Node, mut emit: impl FnMut(synkro_core::Event), deferred: &mut Vec<Effect>) {
+    while let Some(e) = node.poll_effect() {
+        match e {
+            Effect::Event(ev) => emit(ev),
+            other => deferred.push(other),
+        }
+    }
+}
