@@ -112,6 +112,7 @@ impl DocHandle {
         &self,
         f: impl FnOnce(&mut AutoCommit) -> Result<T, automerge::AutomergeError>,
     ) -> Result<T, Error> {
+        let _edit = tracing::debug_span!("edit", doc = %self.id).entered();
         Ok(self.repo.inner.call_checked(|n, _| n.change(&self.id, f))??)
     }
 

@@ -19,7 +19,7 @@ use futures::channel::mpsc;
 use futures::future::{Either, select};
 use synkro_core::{DocId, Effect, Instant, Node, WriteId};
 use synkro_storage::WriteOp;
-use tracing::{debug, warn};
+use tracing::warn;
 
 use crate::repo::{Inner, Rng};
 use crate::rt::{self, Spawner};
@@ -70,6 +70,7 @@ pub(crate) async fn drive(inner: Weak<Inner>, mut inbox: mpsc::UnboundedReceiver
         let next = {
             let Some(inner) = inner.upgrade() else { return };
             let (effects, next) = {
+                let _core = tracing::debug_span!("core", step = "timers").entered();
                 let mut node = inner.node();
                 node.handle_timeout(&mut rng, inner.clock.now());
                 inner.drain(&mut node);
@@ -108,6 +109,7 @@ fn on_input(inner: &Arc<Inner>, writers: &mut Writers, spawner: &Spawner, input:
             writers.running.remove(&doc);
             match result {
                 Ok(()) => {
+                    let _core = tracing::debug_span!("core", step = "persisted").entered();
                     let mut node = inner.node();
                     for w in writes {
                         node.persisted(w);
@@ -159,11 +161,14 @@ fn start_writer(inner: &Arc<Inner>, writers: &mut Writers, spawner: &Spawner, do
     let (writes, ops): (Vec<WriteId>, Vec<Vec<WriteOp>>) = queue.into_iter().unzip();
     let ops: Vec<WriteOp> = ops.into_iter().flatten().collect();
     let inner = inner.clone();
-    spawner.spawn(async move {
-        debug!(%doc, writes = writes.len(), ops = ops.len(), "writing");
-        let result = inner.storage.write(&doc.0, ops).await;
-        inner.input(Input::Written { doc, writes, result });
-    });
+    let span = tracing::debug_span!("write", %doc, writes = writes.len(), ops = ops.len());
+    spawner.spawn(tracing::Instrument::instrument(
+        async move {
+            let result = inner.storage.write(&doc.0, ops).await;
+            inner.input(Input::Written { doc, writes, result });
+        },
+        span,
+    ));
 }
 
 /// Drain `node`'s effects: events go to the app now, the rest to the driver.

@@ -479,6 +479,7 @@ impl Inner {
     /// the driver, which is woken.
     pub(crate) fn call<T>(&self, f: impl FnOnce(&mut Node, &mut Rng) -> T) -> T {
         let out = {
+            let _core = tracing::debug_span!("core").entered();
             let mut node = self.node();
             let out = f(&mut node, &mut UnwrapErr(SysRng));
             self.drain(&mut node);
