@@ -50,6 +50,8 @@
 mod behaviour;
 mod boxed;
 mod config;
+mod direct;
+mod engine;
 mod error;
 mod framing;
 mod ids;
