@@ -7,31 +7,21 @@
 //!
 //! - the panic hook runs before the trap: it logs the panic, marks this
 //!   instance crashed and tells the JS wrapper (`__onCrash`);
-//! - from then on this instance's storage refuses every write ([`Fenced`]),
-//!   so nothing the dead instance still runs (a timer, a socket callback)
-//!   can write over what a fresh instance reads;
+//! - from then on this instance's browser homes refuse every write
+//!   (`synkro::home::browser`), so nothing the dead instance still runs (a
+//!   timer, a socket callback) can write over what a fresh instance reads;
 //! - the wrapper (`js/index.js`) loads a fresh instance of the module and
 //!   reopens each repo from IndexedDB, stealing the Web Lock the dead
 //!   instance can no longer release.
 
 use std::cell::RefCell;
-use std::sync::Arc;
 use std::sync::Once;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use js_sys::Function;
-use synkro_storage::{Loaded, Namespace, Storage, StorageError, WriteOp};
 use wasm_bindgen::prelude::*;
-
-static CRASHED: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
     static LISTENER: RefCell<Option<Function>> = const { RefCell::new(None) };
-}
-
-/// Has this instance panicked?
-pub(crate) fn crashed() -> bool {
-    CRASHED.load(Ordering::SeqCst)
 }
 
 /// Install the panic hook (once per instance).
@@ -40,7 +30,7 @@ pub(crate) fn install() {
     ONCE.call_once(|| {
         std::panic::set_hook(Box::new(|info| {
             console_error_panic_hook::hook(info);
-            CRASHED.store(true, Ordering::SeqCst);
+            synkro::home::browser::mark_crashed();
             let message = info.to_string();
             // `try_with`/`try_borrow`: the hook must not panic itself, even if
             // the panic happened while the listener was being set.
@@ -68,40 +58,5 @@ pub fn on_crash(listener: Function) {
 /// it is safe to call into an instance that trapped.
 #[wasm_bindgen(js_name = "__markCrashed")]
 pub fn mark_crashed() {
-    CRASHED.store(true, Ordering::SeqCst);
-}
-
-/// A store that refuses every write once the instance has crashed.
-pub(crate) struct Fenced(pub Arc<dyn Storage>);
-
-fn refused() -> StorageError {
-    StorageError::Browser {
-        name: "crashed".into(),
-        message: "this instance of synkro crashed and a fresh one took over; it writes nothing more".into(),
-    }
-}
-
-#[async_trait::async_trait(?Send)]
-impl Storage for Fenced {
-    async fn write(&self, ns: &Namespace, ops: Vec<WriteOp>) -> Result<(), StorageError> {
-        if crashed() {
-            return Err(refused());
-        }
-        self.0.write(ns, ops).await
-    }
-
-    async fn load(&self, ns: &Namespace) -> Result<Loaded, StorageError> {
-        self.0.load(ns).await
-    }
-
-    async fn namespaces(&self) -> Result<Vec<Namespace>, StorageError> {
-        self.0.namespaces().await
-    }
-
-    async fn remove(&self, ns: &Namespace) -> Result<(), StorageError> {
-        if crashed() {
-            return Err(refused());
-        }
-        self.0.remove(ns).await
-    }
+    synkro::home::browser::mark_crashed();
 }

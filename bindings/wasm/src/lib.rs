@@ -12,8 +12,6 @@
 #![cfg_attr(not(target_arch = "wasm32"), allow(unused))]
 
 #[cfg(target_arch = "wasm32")]
-mod browser_storage;
-#[cfg(target_arch = "wasm32")]
 mod crash;
 #[cfg(target_arch = "wasm32")]
 mod doc;

@@ -3,15 +3,14 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
-use std::sync::Arc;
 
 use js_sys::{Function, Uint8Array};
 use serde_json::json;
+use synkro::home::browser::BrowserOpen;
 use synkro::net::{IcePolicy, Multiaddr, NetConfig, Network, PeerEvent, WebrtcConfig, peer_id_of};
-use synkro::{MemberId, RepoConfig};
+use synkro::{CloseReason, MemberId};
 use wasm_bindgen::prelude::*;
 
-use crate::browser_storage::{self, HandoffListener, WriterLock};
 use crate::doc::{DocHandle, until_unsubscribed};
 use crate::error::{Code, JsResult, from_synkro, invalid, js_error};
 use crate::value::to_js;
@@ -31,39 +30,30 @@ pub struct Repo {
 struct State {
     inner: synkro::Repo,
     net: RefCell<Option<Network>>,
-    lock: RefCell<Option<WriterLock>>,
-    /// The IndexedDB store, closed when the repo is handed to another tab.
-    docs: Option<Arc<synkro_storage::IndexedDbStorage>>,
-    handoff: RefCell<Option<HandoffListener>>,
     closed: Cell<bool>,
     on_close: RefCell<Vec<Option<Function>>>,
 }
 
 impl State {
-    /// Seal what is pending, disconnect, close the store and let the next
-    /// tab in; then tell the `onClose` listeners why.
-    async fn close(&self, reason: &str) -> Result<(), synkro::Error> {
+    /// The repo closed (here, or handed over to another tab): disconnect,
+    /// then tell the `onClose` listeners why.
+    async fn closed(&self, reason: CloseReason) {
         if self.closed.replace(true) {
-            return Ok(());
+            return;
         }
-        let flushed = self.inner.flush_all().await;
         let net = self.net.borrow_mut().take();
         if let Some(net) = net {
             net.shutdown().await;
         }
-        if let Some(docs) = &self.docs {
-            docs.close();
-        }
-        drop(self.handoff.borrow_mut().take());
-        if let Some(mut lock) = self.lock.borrow_mut().take() {
-            lock.release();
-        }
+        let reason = match reason {
+            CloseReason::TakenOver => "taken-over",
+            _ => "closed",
+        };
         let event = to_js(&json!({ "reason": reason }));
         let listeners: Vec<Function> = self.on_close.borrow().iter().flatten().cloned().collect();
         for listener in listeners {
             let _ = listener.call1(&JsValue::NULL, &event);
         }
-        flushed
     }
 }
 
@@ -100,43 +90,35 @@ impl Repo {
         // Set by the wrapper when it reopens the repo after this page's
         // previous instance of the module crashed holding its lock.
         let after_crash = get("__afterCrash").is_some_and(|v| v.is_truthy());
-        let (inner, lock, docs) = match storage.as_str() {
-            "memory" => (synkro::Repo::in_memory().await.map_err(from_synkro)?, None, None),
+        let inner = match storage.as_str() {
+            "memory" => synkro::Repo::in_memory().await,
             "indexeddb" => {
-                let opened = browser_storage::open(&name, take_over, after_crash).await?;
-                let repo = synkro::Repo::open_with(opened.storage, opened.identity, RepoConfig::default())
-                    .await
-                    .map_err(from_synkro)?;
-                (repo, Some(opened.lock), Some(opened.docs))
+                let options = BrowserOpen { take_over, after_crash };
+                synkro::Repo::open_browser(&name, options).await
             }
             other => {
                 return Err(invalid(format!(
                     "storage must be \"memory\" or \"indexeddb\", got {other:?}"
                 )));
             }
-        };
-        let persistent = docs.is_some();
+        }
+        .map_err(from_synkro)?;
+        let mut closes = inner.closes();
         let state = Rc::new(State {
             inner,
             net: RefCell::new(None),
-            lock: RefCell::new(lock),
-            docs,
-            handoff: RefCell::new(None),
             closed: Cell::new(false),
             on_close: RefCell::new(Vec::new()),
         });
-        if persistent {
-            let weak: Weak<State> = Rc::downgrade(&state);
-            let listener = HandoffListener::new(&name, move || {
-                let weak = weak.clone();
-                wasm_bindgen_futures::spawn_local(async move {
-                    if let Some(state) = weak.upgrade() {
-                        let _ = state.close("taken-over").await;
-                    }
-                });
-            });
-            *state.handoff.borrow_mut() = Some(listener);
-        }
+        // Closed here (`close()`) or handed over to another tab.
+        let weak: Weak<State> = Rc::downgrade(&state);
+        wasm_bindgen_futures::spawn_local(async move {
+            if let Ok(reason) = closes.recv().await
+                && let Some(state) = weak.upgrade()
+            {
+                state.closed(reason).await;
+            }
+        });
         Ok(Repo { state })
     }
 
@@ -400,7 +382,9 @@ impl Repo {
     /// Seal and store every pending edit, disconnect, and let another tab
     /// open this repo.
     pub async fn close(&self) -> JsResult<()> {
-        self.state.close("closed").await.map_err(from_synkro)
+        let closed = self.state.inner.close().await;
+        self.state.closed(CloseReason::Closed).await;
+        closed.map_err(from_synkro)
     }
 }
 

@@ -46,8 +46,7 @@
 mod doc;
 mod driver;
 mod error;
-#[cfg(not(target_arch = "wasm32"))]
-mod home;
+pub mod home;
 pub mod json;
 pub mod link;
 pub mod net;
@@ -57,7 +56,7 @@ mod rt;
 pub use async_broadcast::RecvError;
 pub use doc::{DocChanges, DocHandle, EphemeralMessages};
 pub use error::Error;
-pub use repo::{Events, FrameSender, HangUp, LoadProblem, Repo, RepoConfig, RepoStats};
+pub use repo::{CloseReason, Events, FrameSender, HangUp, LoadProblem, Repo, RepoConfig, RepoStats};
 pub use synkro_core::chunk::UNSEALED;
 pub use synkro_core::{
     CompactionPolicy, DeviceIdentity, DocId, DocInfo, Event, InviteToken, MAX_EPHEMERAL_LEN, MemberId, NodeConfig,

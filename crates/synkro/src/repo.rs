@@ -18,8 +18,7 @@ use tracing::{debug, info, warn};
 use crate::Error;
 use crate::doc::DocHandle;
 use crate::driver::{Clock, Input, drive};
-#[cfg(not(target_arch = "wasm32"))]
-use crate::home::Home;
+use crate::home;
 use crate::rt::{self, Broadcast, Spawner, Topics, relock};
 
 pub(crate) type Rng = UnwrapErr<SysRng>;
@@ -101,8 +100,42 @@ pub(crate) struct Inner {
     replicas: Mutex<Vec<MemberId>>,
     failed: Mutex<Option<String>>,
     problems: Vec<LoadProblem>,
+    /// Where the repo lives (its lock, on disk or in a browser), until closed.
+    home: Mutex<Option<Home>>,
+    closed: Broadcast<CloseReason>,
+    is_closed: std::sync::atomic::AtomicBool,
+}
+
+/// The platform's home of a repo, held while it is open.
+pub(crate) enum Home {
+    /// A directory, locked.
     #[cfg(not(target_arch = "wasm32"))]
-    _home: Option<Home>,
+    Native(home::Home),
+    /// IndexedDB and a Web Lock.
+    #[cfg(target_arch = "wasm32")]
+    Browser(home::BrowserHome),
+}
+
+impl Home {
+    fn close(self) {
+        match self {
+            #[cfg(not(target_arch = "wasm32"))]
+            Home::Native(home) => drop(home),
+            #[cfg(target_arch = "wasm32")]
+            Home::Browser(home) => home.close(),
+        }
+    }
+}
+
+/// Why a repo closed ([`Repo::closes`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// [`Repo::close`] was called.
+    Closed,
+    /// Another tab of this browser asked for the repo (it opened it with
+    /// take-over): pending edits were sealed, and it carries on there.
+    TakenOver,
 }
 
 /// A local-first repository of encrypted Automerge documents.
@@ -149,14 +182,14 @@ impl Repo {
 
     /// [`open`](Self::open) with settings.
     #[cfg(not(target_arch = "wasm32"))]
-    pub async fn open_home(home: &Path, config: RepoConfig) -> Result<Repo, Error> {
+    pub async fn open_home(dir: &Path, config: RepoConfig) -> Result<Repo, Error> {
         // A repo dropped a moment ago (in this process, or in one that is
         // exiting) may hold the lock while its last tasks wind down: wait
         // briefly before calling the home in use.
         const GRACE: Duration = Duration::from_secs(2);
         let deadline = std::time::Instant::now() + GRACE;
         let home = loop {
-            match Home::open(home) {
+            match home::Home::open(dir) {
                 Err(Error::HomeInUse(_)) if std::time::Instant::now() < deadline => {
                     crate::rt::sleep(Duration::from_millis(20)).await;
                 }
@@ -165,7 +198,30 @@ impl Repo {
         };
         let identity = home.identity()?;
         let storage = Arc::new(home.storage()?);
-        Self::start(storage, identity, config, Some(home)).await
+        Self::start(storage, identity, config, Some(Home::Native(home))).await
+    }
+
+    /// Open (or create) the repo `name` of this browser profile: documents
+    /// in IndexedDB (`synkro/<name>`), the device key beside them, one tab
+    /// at a time (a Web Lock; see [`BrowserOpen`](crate::home::browser::BrowserOpen)
+    /// for taking it over). When another tab takes it over, this repo seals
+    /// what is pending and closes ([`closes`](Self::closes) says so).
+    #[cfg(target_arch = "wasm32")]
+    pub async fn open_browser(name: &str, options: home::browser::BrowserOpen) -> Result<Repo, Error> {
+        let opened: std::rc::Rc<std::cell::RefCell<Option<std::sync::Weak<Inner>>>> = Default::default();
+        let this = opened.clone();
+        let on_request = move || {
+            let Some(inner) = this.borrow().as_ref().and_then(std::sync::Weak::upgrade) else {
+                return;
+            };
+            wasm_bindgen_futures::spawn_local(async move {
+                let _ = Repo { inner }.close_with(CloseReason::TakenOver).await;
+            });
+        };
+        let (storage, identity, home) = home::browser::open(name, &options, on_request).await?;
+        let repo = Self::start(storage, identity, RepoConfig::default(), Some(Home::Browser(home))).await?;
+        *opened.borrow_mut() = Some(Arc::downgrade(&repo.inner));
+        Ok(repo)
     }
 
     /// A repo over any storage backend with a given identity.
@@ -174,14 +230,7 @@ impl Repo {
         identity: DeviceIdentity,
         config: RepoConfig,
     ) -> Result<Repo, Error> {
-        Self::start(
-            storage,
-            identity,
-            config,
-            #[cfg(not(target_arch = "wasm32"))]
-            None,
-        )
-        .await
+        Self::start(storage, identity, config, None).await
     }
 
     /// A throwaway repo in memory with a fresh identity (tests, demos).
@@ -196,7 +245,7 @@ impl Repo {
         storage: Arc<dyn Storage>,
         identity: DeviceIdentity,
         config: RepoConfig,
-        #[cfg(not(target_arch = "wasm32"))] home: Option<Home>,
+        home: Option<Home>,
     ) -> Result<Repo, Error> {
         if crate::UNSEALED {
             tracing::warn!("built with insecure-unsealed-benchmark: chunks are neither encrypted nor signed");
@@ -235,8 +284,9 @@ impl Repo {
             replicas: Mutex::new(Vec::new()),
             failed: Mutex::new(None),
             problems,
-            #[cfg(not(target_arch = "wasm32"))]
-            _home: home,
+            home: Mutex::new(home),
+            closed: Broadcast::new(4),
+            is_closed: std::sync::atomic::AtomicBool::new(false),
         });
         let spawner = Spawner::current();
         spawner.spawn(drive(Arc::downgrade(&inner), inbox, spawner.clone()));
@@ -246,6 +296,32 @@ impl Repo {
         repo.inner.call(|_, _| ());
         repo.inner.settle(|n| Ok(n.all_durable())).await?;
         Ok(repo)
+    }
+
+    /// Seal and store everything pending, then close: the home is released
+    /// (another process or tab may open it), and every later change fails
+    /// with [`Error::Closed`]. Reads of what is in memory still work.
+    pub async fn close(&self) -> Result<(), Error> {
+        self.close_with(CloseReason::Closed).await
+    }
+
+    async fn close_with(&self, reason: CloseReason) -> Result<(), Error> {
+        let flushed = self.flush_all().await;
+        if self.inner.is_closed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        let home = relock(self.inner.home.lock()).take();
+        if let Some(home) = home {
+            home.close();
+        }
+        info!(?reason, "repo closed");
+        self.inner.closed.send(reason);
+        flushed
+    }
+
+    /// Follow the repo's closing: one [`CloseReason`] when it closes.
+    pub fn closes(&self) -> Events<CloseReason> {
+        self.inner.closed.subscribe()
     }
 
     /// Damage found and skipped while opening: torn or corrupt storage
@@ -496,6 +572,9 @@ impl Inner {
     }
 
     fn check(&self) -> Result<(), Error> {
+        if self.is_closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
         match relock(self.failed.lock()).clone() {
             Some(reason) => Err(Error::Failed(reason)),
             None => Ok(()),

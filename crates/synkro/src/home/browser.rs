@@ -1,35 +1,50 @@
-//! A repo's storage in the browser: documents in the IndexedDB database
-//! `synkro/<name>`, the device identity in `synkro/<name>/device`, and a
-//! Web Lock so that one tab at a time writes to them. Another tab may ask
-//! the one holding it to hand it over, on the BroadcastChannel
-//! `synkro/<name>`: the holder seals what is pending, closes its database
-//! and releases the lock, then the asker opens the repo.
+//! A repo's home in a browser: documents in the IndexedDB database
+//! `synkro/<name>`, the device key in `synkro/<name>/device`, and a Web
+//! Lock so that one tab at a time writes to them. Another tab may ask the
+//! one holding it to hand it over, on the BroadcastChannel `synkro/<name>`:
+//! the holder seals what is pending, closes its database and releases the
+//! lock ([`Repo::close`](crate::Repo::close)), then the asker opens it.
+//!
+//! The crash fence of the browser build lives here too: wasm32 aborts on a
+//! panic, and nothing in the dead instance's memory can be trusted again,
+//! so once [`mark_crashed`] is called its storage refuses every write, and
+//! nothing it still runs (a timer, a socket callback) can write over what a
+//! fresh instance reads. The npm package marks the instance from its panic
+//! hook and reopens the repo in a fresh one (`after_crash`).
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::channel::oneshot;
 use getrandom::SysRng;
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use rand_core::UnwrapErr;
 use synkro_core::DeviceIdentity;
-use synkro_storage::{IndexedDbStorage, Storage, StorageError, WriteOp};
+use synkro_storage::{IndexedDbStorage, Loaded, Namespace, Storage, StorageError, WriteOp};
+use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
-use crate::crash::Fenced;
-use crate::error::{Code, JsResult, js_error};
+use crate::Error;
 
 const DEVICE_NS: [u8; 32] = [0; 32];
 const IDENTITY_KEY: &[u8] = b"identity";
 
-fn storage_error(e: StorageError) -> JsValue {
-    js_error(Code::Storage, e.to_string())
+/// How to open a browser home ([`Repo::open_browser`](crate::Repo::open_browser)).
+#[derive(Clone, Debug, Default)]
+pub struct BrowserOpen {
+    /// Ask a tab that has the repo open to hand it over (it seals what is
+    /// pending and closes), waiting up to 10 s.
+    pub take_over: bool,
+    /// Take the lock that this page's crashed instance of the module still
+    /// holds (it can never release it).
+    pub after_crash: bool,
 }
 
 /// Held while the repo is open; released by [`WriterLock::release`] or when
 /// the page goes away.
-pub struct WriterLock {
+pub(crate) struct WriterLock {
     release: Option<Function>,
 }
 
@@ -47,7 +62,7 @@ impl WriterLock {
 /// page's own crashed instance, which can never release it). `None` when
 /// another tab holds it. Browsers without Web Locks get a lock that guards
 /// nothing.
-async fn lock(name: &str, wait_ms: u32, steal: bool) -> JsResult<Option<WriterLock>> {
+async fn lock(name: &str, wait_ms: u32, steal: bool) -> Result<Option<WriterLock>, JsValue> {
     let locks = Reflect::get(&js_sys::global(), &"navigator".into())
         .and_then(|n| Reflect::get(&n, &"locks".into()))
         .ok()
@@ -118,7 +133,7 @@ fn call(target: &JsValue, method: &str, args: &[JsValue]) {
 const RELEASE: &str = "synkro:release";
 
 /// Listens, while the repo is open here, for another tab asking for it.
-pub struct HandoffListener {
+pub(crate) struct HandoffListener {
     channel: Option<JsValue>,
     _on_message: Option<Closure<dyn FnMut(JsValue)>>,
 }
@@ -166,65 +181,81 @@ fn ask_to_release(name: &str) {
 /// How long a tab taking over waits for the holder to let go.
 const TAKE_OVER_WAIT_MS: u32 = 10_000;
 
-/// What [`open`] returns.
-pub struct Opened {
-    /// Documents, as the repo uses them: writes refused once this
-    /// instance has crashed.
-    pub storage: Arc<dyn Storage>,
-    /// The same store, to close it when handing over.
-    pub docs: Arc<IndexedDbStorage>,
-    /// The device key.
-    pub identity: DeviceIdentity,
-    /// The Web Lock, held while open.
-    pub lock: WriterLock,
+/// An open browser home: the lock, the document store (closed at
+/// hand-over) and the listener for other tabs asking for it.
+pub(crate) struct BrowserHome {
+    lock: WriterLock,
+    docs: Arc<IndexedDbStorage>,
+    _handoff: HandoffListener,
 }
 
-/// Open the repo `name`: its lock, its identity (created on first use) and
-/// its document storage.
+impl BrowserHome {
+    /// Close the store and let the next tab in.
+    pub fn close(mut self) {
+        self.docs.close();
+        self.lock.release();
+    }
+}
+
+/// The storage, identity and home of the repo `name`; `on_request` runs
+/// when another tab asks for it.
 // The facade takes `Arc<dyn Storage>` on every target; a page has one thread.
 #[allow(clippy::arc_with_non_send_sync)]
-/// With `take_over`, a tab holding the repo is asked to hand it over;
-/// `after_crash` takes the lock this page's crashed instance still holds.
-pub async fn open(name: &str, take_over: bool, after_crash: bool) -> JsResult<Opened> {
+pub(crate) async fn open(
+    name: &str,
+    options: &BrowserOpen,
+    on_request: impl FnMut() + 'static,
+) -> Result<(Arc<dyn Storage>, DeviceIdentity, BrowserHome), Error> {
     if name.is_empty() || name.len() > 200 {
-        return Err(js_error(
-            Code::InvalidArgument,
-            "the repo name must be 1 to 200 characters",
-        ));
+        return Err(Error::InvalidName(format!(
+            "the repo name must be 1 to 200 characters, not {}",
+            name.len()
+        )));
     }
     let base = format!("synkro/{name}");
-    let mut held = lock(&base, 0, after_crash).await?;
-    if held.is_none() && take_over {
+    let js = |e: JsValue| {
+        let message = Reflect::get(&e, &"message".into())
+            .ok()
+            .and_then(|m| m.as_string())
+            .or_else(|| e.as_string())
+            .unwrap_or_else(|| "the Web Lock request failed".into());
+        Error::Storage(StorageError::Browser {
+            name: "WebLock".into(),
+            message,
+        })
+    };
+    let mut held = lock(&base, 0, options.after_crash).await.map_err(js)?;
+    if held.is_none() && options.take_over {
         ask_to_release(name);
-        held = lock(&base, TAKE_OVER_WAIT_MS, false).await?;
+        held = lock(&base, TAKE_OVER_WAIT_MS, false).await.map_err(js)?;
     }
-    let lock = held.ok_or_else(|| {
-        js_error(
-            Code::Storage,
-            if take_over {
-                format!("the repo {name:?} is open in another tab or window, which did not hand it over within {} s", TAKE_OVER_WAIT_MS / 1000)
-            } else {
-                format!("the repo {name:?} is open in another tab or window; one tab at a time can use it (close the other, open it with {{ takeOver: true }}, or use another name)")
-            },
-        )
+    let lock = held.ok_or_else(|| Error::OpenElsewhere {
+        name: name.to_owned(),
+        asked: options.take_over,
     })?;
-    let device = IndexedDbStorage::open(&format!("{base}/device"))
-        .await
-        .map_err(storage_error)?;
-    let loaded = device.load(&DEVICE_NS).await.map_err(storage_error)?;
-    let identity = match loaded.records.iter().find(|(k, _)| k == IDENTITY_KEY) {
-        Some((_, secret)) => DeviceIdentity::from_secret_bytes(secret).map_err(|e| {
-            js_error(
-                Code::Storage,
-                format!("this browser's device key for {name:?} is damaged ({e}); it is not replaced, to keep access to your documents"),
-            )
-        })?,
-        None if !loaded.problems.is_empty() => {
-            return Err(js_error(
-                Code::Storage,
-                format!("this browser's device key for {name:?} is damaged: {}", loaded.problems[0]),
-            ));
-        }
+    let device = IndexedDbStorage::open(&format!("{base}/device")).await?;
+    let identity = device_identity(&device, name).await?;
+    let docs = Arc::new(IndexedDbStorage::open(&base).await?);
+    let home = BrowserHome {
+        lock,
+        docs: docs.clone(),
+        _handoff: HandoffListener::new(name, on_request),
+    };
+    Ok((Arc::new(Fenced(docs)), identity, home))
+}
+
+/// This browser's device key for the repo `name`, created on first use. A
+/// damaged key is an error, never silently replaced: it is the only key to
+/// the documents.
+async fn device_identity(device: &IndexedDbStorage, name: &str) -> Result<DeviceIdentity, Error> {
+    let damaged = |reason: String| Error::Identity {
+        path: format!("IndexedDB synkro/{name}/device").into(),
+        reason: format!("{reason}; it is not replaced, to keep access to your documents"),
+    };
+    let loaded = device.load(&DEVICE_NS).await?;
+    match loaded.records.iter().find(|(k, _)| k == IDENTITY_KEY) {
+        Some((_, secret)) => DeviceIdentity::from_secret_bytes(secret).map_err(|e| damaged(e.to_string())),
+        None if !loaded.problems.is_empty() => Err(damaged(loaded.problems[0].to_string())),
         None => {
             let identity = DeviceIdentity::generate(&mut UnwrapErr(SysRng));
             device
@@ -235,16 +266,57 @@ pub async fn open(name: &str, take_over: bool, after_crash: bool) -> JsResult<Op
                         value: identity.to_secret_bytes().to_vec(),
                     }],
                 )
-                .await
-                .map_err(storage_error)?;
-            identity
+                .await?;
+            Ok(identity)
         }
-    };
-    let docs = Arc::new(IndexedDbStorage::open(&base).await.map_err(storage_error)?);
-    Ok(Opened {
-        storage: Arc::new(Fenced(docs.clone())),
-        docs,
-        identity,
-        lock,
-    })
+    }
+}
+
+static CRASHED: AtomicBool = AtomicBool::new(false);
+
+/// Mark this instance dead (it panicked, or trapped): from now on every
+/// browser home of it refuses to write. Touches nothing but one flag, so it
+/// is safe to call into an instance that trapped.
+pub fn mark_crashed() {
+    CRASHED.store(true, Ordering::SeqCst);
+}
+
+/// Has this instance been marked dead?
+pub fn crashed() -> bool {
+    CRASHED.load(Ordering::SeqCst)
+}
+
+/// A store that refuses every write once the instance has crashed.
+struct Fenced(Arc<IndexedDbStorage>);
+
+fn refused() -> StorageError {
+    StorageError::Browser {
+        name: "crashed".into(),
+        message: "this instance of synkro crashed and a fresh one took over; it writes nothing more".into(),
+    }
+}
+
+#[async_trait::async_trait(?Send)]
+impl Storage for Fenced {
+    async fn write(&self, ns: &Namespace, ops: Vec<WriteOp>) -> Result<(), StorageError> {
+        if crashed() {
+            return Err(refused());
+        }
+        self.0.write(ns, ops).await
+    }
+
+    async fn load(&self, ns: &Namespace) -> Result<Loaded, StorageError> {
+        self.0.load(ns).await
+    }
+
+    async fn namespaces(&self) -> Result<Vec<Namespace>, StorageError> {
+        self.0.namespaces().await
+    }
+
+    async fn remove(&self, ns: &Namespace) -> Result<(), StorageError> {
+        if crashed() {
+            return Err(refused());
+        }
+        self.0.remove(ns).await
+    }
 }
