@@ -42,9 +42,6 @@ pub const MAX_OP_LEN: usize = 1 << 20;
 pub const MAX_LOG_OPS: usize = 4096;
 /// Most ops waiting for missing parents.
 pub const MAX_PENDING_OPS: usize = 1024;
-/// The error text for an op its author may not make.
-pub(crate) const UNAUTHORISED: &str = "not authorised by the access log";
-
 /// Most parents one op may name.
 pub const MAX_PREV: usize = 64;
 
@@ -645,7 +642,7 @@ impl AccessLog {
             self.evaluate();
         }
         if unauthorised.contains(&inserted) {
-            return Err(VerifyError::Invalid(UNAUTHORISED));
+            return Err(VerifyError::Unauthorised);
         }
         Ok(Inserted::New)
     }
@@ -949,7 +946,7 @@ mod tests {
         // Mallory, not a member, grants herself admin: refused, not kept.
         assert_eq!(
             log.append(&mallory, grant(&mallory, Role::Admin)).map(|_| ()),
-            Err(VerifyError::Invalid(UNAUTHORISED))
+            Err(VerifyError::Unauthorised)
         );
         assert_eq!(log.state().role(&mallory.member_id()), None);
         assert_eq!(log.len(), 2);

@@ -1,6 +1,8 @@
 //! Error types of the core. Every byte from a peer, the disk or an app is
 //! untrusted: decoding and verification return these, never panic.
 
+use std::sync::Arc;
+
 use thiserror::Error;
 
 use crate::access::Role;
@@ -81,6 +83,10 @@ pub enum VerifyError {
         /// The role the action needs.
         needed: Role,
     },
+    /// The access log does not let the op's author do this (now, or in
+    /// the causal history the op names).
+    #[error("not authorised by the access log")]
+    Unauthorised,
     /// The chunk names a key that this document's access log does not have.
     #[error("unknown document key")]
     UnknownKey,
@@ -146,7 +152,7 @@ pub enum CoreError {
     },
     /// Automerge rejected the data or the change.
     #[error("document error: {0}")]
-    Automerge(String),
+    Automerge(#[source] AutomergeFailure),
     /// A panic inside Automerge or inside the closure passed to a change
     /// was contained. The document was rebuilt from its stored chunks:
     /// edits not yet flushed may be gone, everything flushed is there.
@@ -170,6 +176,38 @@ pub enum CoreError {
 
 impl From<automerge::AutomergeError> for CoreError {
     fn from(e: automerge::AutomergeError) -> Self {
-        CoreError::Automerge(e.to_string())
+        CoreError::Automerge(AutomergeFailure(Arc::new(e)))
     }
 }
+
+/// An [`automerge::AutomergeError`], shared so that [`CoreError`] stays
+/// cheap to clone; compared by what it says.
+#[derive(Clone, Debug)]
+pub struct AutomergeFailure(Arc<automerge::AutomergeError>);
+
+impl AutomergeFailure {
+    /// The error Automerge returned.
+    pub fn automerge(&self) -> &automerge::AutomergeError {
+        &self.0
+    }
+}
+
+impl core::fmt::Display for AutomergeFailure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for AutomergeFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+impl PartialEq for AutomergeFailure {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for AutomergeFailure {}

@@ -117,7 +117,7 @@ pub use access::{AccessLog, AccessState, Role};
 pub use automerge;
 pub use chunk::{ChunkRef, Part, SealedChunk};
 pub use ephemeral::{MAX_EPHEMERAL_LEN, SealedEphemeral};
-pub use error::{CoreError, DecodeError, ParseIdError, VerifyError};
+pub use error::{AutomergeFailure, CoreError, DecodeError, ParseIdError, VerifyError};
 pub use identity::DeviceIdentity;
 pub use ids::{DocId, KeyId, MemberId, OpHash};
 pub use invite::InviteToken;

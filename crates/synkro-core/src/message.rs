@@ -123,7 +123,7 @@ impl Refusal {
     pub fn from_verify(e: &crate::error::VerifyError) -> Self {
         use crate::error::{DecodeError, VerifyError};
         match e {
-            VerifyError::NotAllowed { .. } => Refusal::NotAllowed,
+            VerifyError::NotAllowed { .. } | VerifyError::Unauthorised => Refusal::NotAllowed,
             VerifyError::Decode(DecodeError::TooLarge { len, max, .. }) => Refusal::TooLarge {
                 len: *len as u64,
                 max: *max as u64,

@@ -126,7 +126,7 @@ fn mdns(config: &NetConfig, peer_id: libp2p::PeerId) -> Result<Option<Mdns>, Net
     }
     Mdns::new(libp2p::mdns::Config::default(), peer_id)
         .map(Some)
-        .map_err(|e| NetError::Setup(format!("mDNS: {e}")))
+        .map_err(|e| NetError::Setup(std::sync::Arc::new(e)))
 }
 #[cfg(target_arch = "wasm32")]
 fn mdns(_: &NetConfig, _: libp2p::PeerId) -> Result<Option<Mdns>, NetError> {

@@ -22,7 +22,7 @@ use tracing::{debug, info, warn};
 use crate::behaviour::{BehaviourEvent, SwarmBehaviour};
 use crate::config::NetConfig;
 use crate::direct::DirectUpgrade;
-use crate::error::NetError;
+use crate::error::{Cause, NetError, cause};
 use crate::ids::{member_of, peer_in};
 
 use crate::network::{Command, Dialed, Fut, Inbound, Metrics, NetEvent, PROTOCOL, Session, SessionEnd, Shared, boxed};
@@ -178,7 +178,7 @@ impl Engine {
                     .map(drop)
                     .map_err(|e| NetError::Listen {
                         addr: addr.to_string(),
-                        reason: e.to_string(),
+                        source: cause(e),
                     });
                 let _ = reply.send(r);
             }
@@ -240,25 +240,25 @@ impl Engine {
         if connected {
             self.open_session(peer);
         } else if let Err(e) = self.start_dial(peer, addr) {
-            self.fail_waiters(peer, &e);
+            self.fail_waiters(peer, e);
         }
     }
 
     /// Dial `peer` at `addr` unless a dial to it is already under way.
-    fn start_dial(&mut self, peer: PeerId, addr: Multiaddr) -> Result<(), String> {
+    fn start_dial(&mut self, peer: PeerId, addr: Multiaddr) -> Result<(), Cause> {
         if self.dialing.contains(&peer) {
             return Ok(());
         }
-        self.swarm.dial(addr).map_err(|e| e.to_string())?;
+        self.swarm.dial(addr).map_err(cause)?;
         self.dialing.insert(peer);
         Ok(())
     }
 
-    fn fail_waiters(&mut self, peer: PeerId, reason: &str) {
+    fn fail_waiters(&mut self, peer: PeerId, why: Cause) {
         for (addr, reply) in self.waiters.remove(&peer).unwrap_or_default() {
             let _ = reply.send(Err(NetError::Dial {
                 addr: addr.to_string(),
-                reason: reason.to_owned(),
+                source: why.clone(),
             }));
         }
     }
@@ -300,7 +300,7 @@ impl Engine {
             }
             Err(e) => {
                 debug!(%peer, error = %e, "could not open the sync stream");
-                self.fail_waiters(peer, &format!("could not open the sync stream: {e}"));
+                self.fail_waiters(peer, cause(e));
             }
         }
     }
@@ -533,9 +533,10 @@ impl Engine {
                 ..
             } if !self.swarm.is_connected(&peer) => {
                 self.dialing.remove(&peer);
-                self.fail_waiters(peer, &error.to_string());
+                let why = cause(error);
+                self.fail_waiters(peer, why.clone());
                 if let Some(i) = self.kept_index(&peer) {
-                    warn!(addr = %self.kept[i].addr, error = %error, "cannot reach");
+                    warn!(addr = %self.kept[i].addr, error = %why, "cannot reach");
                     self.schedule_redial(i);
                 }
             }

@@ -1,6 +1,17 @@
-//! [`NetError`]: what can go wrong in the network layer.
+//! [`NetError`]: what can go wrong in the network layer. Failures of
+//! libp2p keep their error as the source.
+
+use std::sync::Arc;
 
 use thiserror::Error;
+
+/// An underlying error, shared: one failed dial may answer several callers.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// `e` as a [`Cause`].
+pub(crate) fn cause(e: impl std::error::Error + Send + Sync + 'static) -> Cause {
+    Arc::new(e)
+}
 
 /// Errors of the network layer.
 #[derive(Debug, Error)]
@@ -15,20 +26,20 @@ pub enum NetError {
         reason: String,
     },
     /// A listen address could not be bound.
-    #[error("cannot listen on {addr}: {reason}")]
+    #[error("cannot listen on {addr}: {source}")]
     Listen {
         /// The address.
         addr: String,
         /// The transport's error.
-        reason: String,
+        source: Cause,
     },
     /// Dialing failed.
-    #[error("cannot reach {addr}: {reason}")]
+    #[error("cannot reach {addr}: {source}")]
     Dial {
         /// The address.
         addr: String,
         /// Why.
-        reason: String,
+        source: Cause,
     },
     /// The peer did not answer in time.
     #[error("{addr} did not answer within {seconds} s; is it running and reachable?")]
@@ -46,7 +57,10 @@ pub enum NetError {
     WebrtcCertificate(String),
     /// The transport stack could not be built.
     #[error("network setup failed: {0}")]
-    Setup(String),
+    Setup(#[source] Cause),
+    /// What was asked cannot work here.
+    #[error("{0}")]
+    Unsupported(&'static str),
     /// The network has stopped.
     #[error("the network has shut down")]
     Closed,

@@ -24,7 +24,7 @@ use tracing::info;
 use crate::behaviour::SwarmBehaviour;
 use crate::config::NetConfig;
 use crate::engine::{Engine, Kept};
-use crate::error::NetError;
+use crate::error::{NetError, cause};
 use crate::ids::peer_in;
 
 pub(crate) const PROTOCOL: StreamProtocol = StreamProtocol::new(crate::SYNC_PROTOCOL);
@@ -244,7 +244,7 @@ pub struct Network {
 }
 
 fn keypair(mut seed: [u8; 32]) -> Result<identity::Keypair, NetError> {
-    identity::Keypair::ed25519_from_bytes(&mut seed).map_err(|e| NetError::Setup(e.to_string()))
+    identity::Keypair::ed25519_from_bytes(&mut seed).map_err(|e| NetError::Setup(cause(e)))
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -312,7 +312,7 @@ impl Network {
         let local = *swarm.local_peer_id();
         #[cfg(target_arch = "wasm32")]
         if config.server.is_some() {
-            return Err(NetError::Setup("a browser cannot run a relay server".into()));
+            return Err(NetError::Unsupported("a browser cannot run a relay server"));
         }
         if let Some(server) = swarm.behaviour_mut().relay_server.as_mut() {
             // A relay is run to be reachable: serve reservations without
@@ -325,7 +325,7 @@ impl Network {
         for addr in &config.listen {
             swarm.listen_on(addr.clone()).map_err(|e| NetError::Listen {
                 addr: addr.to_string(),
-                reason: e.to_string(),
+                source: cause(e),
             })?;
         }
         let mut kept = Vec::new();
@@ -355,13 +355,13 @@ impl Network {
             let any_circuit = Multiaddr::empty().with(Protocol::WebRTC);
             swarm.listen_on(any_circuit).map_err(|e| NetError::Listen {
                 addr: "/webrtc".into(),
-                reason: e.to_string(),
+                source: cause(e),
             })?;
         }
         let upgrades = direct.is_some();
         let mut control = swarm.behaviour().stream.new_control();
         let incoming: Inbound = if config.accept_sync {
-            boxed_stream(control.accept(PROTOCOL).map_err(|e| NetError::Setup(e.to_string()))?)
+            boxed_stream(control.accept(PROTOCOL).map_err(|e| NetError::Setup(cause(e)))?)
         } else {
             boxed_stream(futures::stream::pending())
         };

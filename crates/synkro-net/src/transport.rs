@@ -16,8 +16,8 @@ use crate::error::NetError;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-fn setup(e: impl std::fmt::Display) -> NetError {
-    NetError::Setup(e.to_string())
+fn setup(e: impl Into<BoxError>) -> NetError {
+    NetError::Setup(std::sync::Arc::from(e.into()))
 }
 
 #[cfg(not(target_arch = "wasm32"))]

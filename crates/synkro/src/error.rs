@@ -19,7 +19,7 @@ pub enum Error {
     #[error(
         "the repository stopped accepting changes after a storage failure ({0}); reopen it once the disk is healthy"
     )]
-    Failed(String),
+    Failed(#[source] std::sync::Arc<StorageError>),
     /// Another process has this home directory open.
     #[error("{0} is in use by another synkro process; close it first")]
     HomeInUse(PathBuf),

@@ -98,7 +98,7 @@ pub(crate) struct Inner {
     sessions: Mutex<HashMap<SessionId, SessionIo>>,
     /// Relays that get the `replicate` role on every document we create.
     replicas: Mutex<Vec<MemberId>>,
-    failed: Mutex<Option<String>>,
+    failed: Mutex<Option<Arc<synkro_storage::StorageError>>>,
     problems: Vec<LoadProblem>,
     /// Where the repo lives (its lock, on disk or in a browser), until closed.
     home: Mutex<Option<Home>>,
@@ -650,9 +650,8 @@ impl Inner {
     /// disk, so the repo stops accepting changes rather than acknowledge
     /// them to peers.
     pub(crate) fn storage_failed(&self, doc: DocId, e: synkro_storage::StorageError) {
-        let reason = e.to_string();
-        warn!(%doc, error = %reason, "storage write failed; repo stops accepting changes");
-        *relock(self.failed.lock()) = Some(reason);
+        warn!(%doc, error = %e, "storage write failed; repo stops accepting changes");
+        *relock(self.failed.lock()) = Some(Arc::new(e));
         self.changed.notify(usize::MAX);
     }
 }

@@ -15,7 +15,7 @@ impl Node {
         let identity = self.identity.clone();
         let r = self.replica_mut(doc)?;
         let op = match r.log.append(&identity, action) {
-            Err(VerifyError::Invalid(crate::access::UNAUTHORISED)) => {
+            Err(VerifyError::Unauthorised) => {
                 return Err(CoreError::NotAllowed {
                     doc: *doc,
                     needed: Role::Admin,
