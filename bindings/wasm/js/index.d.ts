@@ -1,16 +1,75 @@
-import { Repo, DocHandle } from './synkro_wasm.js';
+// The package's API: what `index.js` exports. Its classes stand in front of
+// the WebAssembly module's, so this file describes them (and the plain
+// objects they pass), not the module's generated declarations, which are
+// internal.
+/** A JSON-compatible value: what documents hold. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
-export { Repo, DocHandle };
-export type { Json, Patch, Broadcast, DocInfo, SyncStatus, Refused, RefusalReason, NetworkEvent, RepoEvent, CloseEvent } from './synkro_wasm.js';
+/** One Automerge patch: what changed, at `path` (map keys and list indexes from the root). */
+export type Patch =
+  | { action: 'put'; path: (string | number)[]; key?: string; index?: number; conflict: boolean }
+  | { action: 'insert'; path: (string | number)[]; index: number; count: number }
+  | { action: 'splice'; path: (string | number)[]; index: number; text: string }
+  | { action: 'increment'; path: (string | number)[]; prop: string | number; by: number }
+  | { action: 'conflict'; path: (string | number)[]; prop: string | number }
+  | { action: 'delete'; path: (string | number)[]; key?: string; index?: number; length?: number }
+  | { action: 'mark'; path: (string | number)[] };
+
+/** A presence message from another member. */
+export interface Broadcast { from: string; value: Json }
+
+/** Members and roles of a document. */
+export interface DocInfo {
+  id: string;
+  name: string | null;
+  myRole: 'read' | 'write' | 'admin' | 'replicate' | null;
+  members: { member: string; role: 'read' | 'write' | 'admin' | 'replicate' }[];
+  readable: boolean;
+  storedBytes: number;
+}
+
+/** Why a relay or peer refused data of a document. */
+export type RefusalReason = 'too-large' | 'not-allowed' | 'invalid' | 'document-limit' | 'storage-full' | 'storage-failed';
+
+/** A document a relay or peer refused data of, and why (`message` says it in words). */
+export interface Refused { doc: string; reason: RefusalReason; message: string }
+
+/**
+ * Where this repo stands with a relay or peer. `refused` lists documents
+ * (also counted in `unsynced`) it refused data of, until it acknowledges them.
+ */
+export interface SyncStatus { synced: number; unsynced: number; pending: number; refused: Refused[]; complete: boolean; connected: boolean }
+
+/** A connection event. `relayed`: through a relay circuit. */
+export type NetworkEvent =
+  | { type: 'connected' | 'session-opened' | 'path'; peer: string; relayed: boolean }
+  | { type: 'disconnected' | 'session-closed' | 'reachable'; peer: string };
+
+/**
+ * A document arrived, or its members, roles or keys changed; or the repo
+ * was reloaded from storage after an internal error (`PanicError`).
+ */
+export type RepoEvent =
+  | { type: 'doc-added' | 'access-changed'; doc: string }
+  | ({ type: 'peer-refused'; peer: string } & Refused)
+  | { type: 'reloaded'; message: string };
+
+/** Why a repo closed. */
+export interface CloseEvent { reason: 'closed' | 'taken-over' }
 
 /** Every error synkro throws; `code` says which kind. */
 export class SynkroError extends Error {
   code: 'invalid-argument' | 'not-found' | 'access' | 'storage' | 'network' | 'panicked' | 'other';
 }
+/** A bad argument (wrong type, malformed id, path or token; a paste too large for one change). */
 export class InvalidArgumentError extends SynkroError {}
+/** No such document, or it has not arrived yet. */
 export class NotFoundError extends SynkroError {}
+/** The document's access rules do not allow it (not a writer, not an admin). */
 export class AccessError extends SynkroError {}
+/** Browser storage failed or is full, or the repo is open in another tab. */
 export class StorageError extends SynkroError {}
+/** A relay or peer could not be reached, or refused what was sent. */
 export class NetworkError extends SynkroError {}
 /**
  * synkro hit an internal error (a panic) during the call, which did not
@@ -47,6 +106,90 @@ export interface ConnectOptions {
   iceServers?: string[];
   /** "relay": TURN candidates only (with no TURN server, no direct path). */
   icePolicy?: 'all' | 'relay';
+}
+
+/** One document of a repo. */
+export class DocHandle {
+  private constructor();
+  /** The document id (share it with the invitation, or `repo.find(id)`). */
+  readonly id: string;
+  /** The whole document as a plain JS object (a snapshot: read it again after a change). */
+  value(): Json;
+  /** The value at a slash path like `"todos/0/title"` (`undefined` if absent). */
+  get(path: string): Json | undefined;
+  /** Set a path to a JSON-compatible value, creating maps on the way. */
+  set(path: string, value: Json): void;
+  /** Remove what a path names. */
+  delete(path: string): void;
+  /** Insert into the list at `path` before `index` (`index` = length appends). */
+  insert(path: string, index: number, value: Json): void;
+  /** Make `path` a collaborative text holding `text` (at most 4 Mi characters in one change). */
+  setText(path: string, text: string): void;
+  /** In the text at `path`, delete `deleteCount` characters at `index` (code points) and insert `text`. */
+  splice(path: string, index: number, deleteCount: number, text: string): void;
+  /** Add `by` (a safe integer) to the counter at `path`, created at 0. */
+  increment(path: string, by: number): void;
+  /** Members and roles, this device's role, size. */
+  info(): DocInfo;
+  /** Seal pending edits now and wait until they are stored. */
+  flush(): Promise<void>;
+  /** Send a JSON-compatible value (presence: a cursor, a name; at most 16 KiB) to the members online now; never stored. */
+  broadcast(value: Json): Promise<void>;
+  /** An invitation token for `role`; it carries key material: send it privately (e.g. in a URL fragment). */
+  share(role: 'read' | 'write' | 'admin'): Promise<string>;
+  /** Remove a member and rotate the key: they read nothing written after. */
+  revoke(member: string): Promise<void>;
+  /** An encrypted backup, opened with `repo.import(bytes, passphrase)`. */
+  export(passphrase: string): Promise<Uint8Array>;
+  /** Wait until the relay `member` has stored everything of this document (`timeoutMs`, default 10 s). */
+  whenDurableOn(member: string, timeoutMs?: number): Promise<void>;
+  /** Call `listener(patches)` after every change, local or remote; returns a function that stops it. */
+  onChange(listener: (patches: Patch[]) => void): () => void;
+  /** Call `listener({from, value})` for every presence message from another member; returns a function that stops it. */
+  onBroadcast(listener: (message: Broadcast) => void): () => void;
+  /** Release the module's handle now instead of when it is collected. */
+  free(): void;
+}
+
+/** A local-first repository of encrypted documents. */
+export class Repo {
+  private constructor();
+  /** Open a repo (see `OpenOptions`; `relays` are connected by `openRepo`, not here). */
+  static open(options?: OpenOptions): Promise<Repo>;
+  /** Whether `close()` ran or another tab took the repo over. */
+  readonly closed: boolean;
+  /** This device's member id in every document. */
+  readonly memberId: string;
+  /** Damage found and skipped when the repo was opened, as messages. */
+  loadProblems(): string[];
+  /** Ids of every document here. */
+  list(): string[];
+  /** Where this repo stands with `peer` (a relay's member id). */
+  syncStatus(peer: string): SyncStatus;
+  /** How this device reaches `peer` now. */
+  connection(peer: string): 'direct' | 'relayed' | 'offline';
+  /** Create a document owned by this device. */
+  create(): Promise<DocHandle>;
+  /** Join a document with an invitation token; its content arrives from a relay or peer that has it. */
+  join(token: string): Promise<DocHandle>;
+  /** Restore a document from `doc.export(passphrase)`. */
+  import(backup: Uint8Array, passphrase: string): Promise<DocHandle>;
+  /** The document with this id. */
+  find(id: string): DocHandle;
+  /** Sync through these relays and reach other browsers as `options` says; resolves with the relays' member ids. */
+  connect(relays: string[], options?: ConnectOptions): Promise<string[]>;
+  /** Disconnect from every relay and peer (work offline); `connect` again to catch up. */
+  disconnect(): Promise<void>;
+  /** Save what is pending, disconnect and let another tab in. */
+  close(): Promise<void>;
+  /** Call `listener({reason})` once the repo is closed; returns a function that removes it. */
+  onClose(listener: (event: CloseEvent) => void): () => void;
+  /** Follow connections, sessions and paths; returns a function that stops it. */
+  onNetwork(listener: (event: NetworkEvent) => void): () => void;
+  /** Document events (arrived, access changed, refused by a peer) and reloads; returns a function that stops it. */
+  onEvent(listener: (event: RepoEvent) => void): () => void;
+  /** Release the module's handle now instead of when it is collected. */
+  free(): void;
 }
 
 /** Load the WebAssembly module once (openRepo calls it). */

@@ -175,20 +175,22 @@ function guarded(instance, promise) {
 /**
  * Call (or read) `method` of `owner`'s object in the live instance; a trap
  * turns into `PanicError`, a promise that the death of the instance leaves
- * pending rejects, and module objects in results get their stand-ins.
+ * pending rejects, and `wrap` turns module objects in results into their
+ * stand-ins. `args` is a function that checks and returns the arguments:
+ * a bad one throws (or, for an async method, rejects) before the module is
+ * touched.
  */
-function invoke(owner, method, args, wrap) {
+function invoke(owner, method, args, { async = false, wrap = same } = {}) {
+  let checked;
   try {
-    checkArgs(method, args);
+    checked = args();
   } catch (e) {
-    if (owner.constructor.asyncMethods.has(method)) return Promise.reject(e);
+    if (async) return Promise.reject(e);
     throw e;
   }
   const pending = live();
   if (pending) {
-    if (owner.constructor.asyncMethods.has(method)) {
-      return pending.then(() => invoke(owner, method, args, wrap));
-    }
+    if (async) return pending.then(() => invoke(owner, method, () => checked, { async, wrap }));
     throw new PanicError(`synkro is reloading from storage after an internal error (${current.message}); try again in a moment`);
   }
   const instance = current;
@@ -196,7 +198,7 @@ function invoke(owner, method, args, wrap) {
   try {
     const target = owner._target();
     const member = target[method];
-    result = typeof member === 'function' ? member.apply(target, args) : member;
+    result = typeof member === 'function' ? member.apply(target, checked) : member;
   } catch (e) {
     throw failure(instance, e);
   }
@@ -207,33 +209,19 @@ function invoke(owner, method, args, wrap) {
 }
 
 const same = (v) => v;
+const none = () => [];
 
-// Which arguments must be strings. The module's JS glue copies a string
-// argument into wasm memory without looking at its type, and anything else
-// there corrupts the instance; so they are checked here, before the call.
-const stringArgs = {
-  find: [0], join: [0], import: [1], syncStatus: [0], connection: [0],
-  get: [0], set: [0], delete: [0], insert: [0], setText: [0, 1], splice: [0, 3], increment: [0],
-  share: [0], revoke: [0], export: [0], whenDurableOn: [0], __panicForTests: [0],
-};
-
-function checkArgs(method, args) {
-  for (const i of stringArgs[method] ?? []) {
-    if (typeof args[i] !== 'string') {
-      const got = args[i] === null ? 'null' : Array.isArray(args[i]) ? 'an array' : typeof args[i];
-      throw new InvalidArgumentError(`${method}: argument ${i + 1} must be a string, got ${got}`);
-    }
+/**
+ * `value`, if it is a string. The module's JS glue copies a string argument
+ * into wasm memory without looking at its type, and anything else there
+ * corrupts the instance: every string argument is checked here first.
+ */
+function text(method, name, value) {
+  if (typeof value !== 'string') {
+    const got = value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value;
+    throw new InvalidArgumentError(`${method}: ${name} must be a string, got ${got}`);
   }
-  if (method === 'connect' && !(Array.isArray(args[0]) && args[0].every((r) => typeof r === 'string'))) {
-    throw new InvalidArgumentError('connect: relays must be an array of multiaddr strings');
-  }
-  if (method === 'connect' && args[1] !== undefined) {
-    const o = args[1];
-    const urls = o?.iceServers;
-    if (o === null || typeof o !== 'object' || (urls !== undefined && !(Array.isArray(urls) && urls.every((u) => typeof u === 'string')))) {
-      throw new InvalidArgumentError('connect: options must be an object; options.iceServers an array of URL strings');
-    }
-  }
+  return value;
 }
 
 /**
@@ -244,6 +232,7 @@ class Listeners {
   constructor() { this.entries = new Set(); }
 
   add(owner, method, listener) {
+    if (typeof listener !== 'function') throw new InvalidArgumentError(`${method}: the listener must be a function`);
     const entry = { method, listener, stop: null };
     this.entries.add(entry);
     this.attach(owner, entry);
@@ -288,17 +277,59 @@ export class DocHandle {
   /** The document id (share it with the invitation, or `repo.find(id)`). */
   get id() { return this._id; }
 
+  /** The whole document as a plain JS object (a snapshot: read it again after a change). */
+  value() { return invoke(this, 'value', none); }
+  /** The value at a slash path like `"todos/0/title"` (`undefined` if absent). */
+  get(path) { return invoke(this, 'get', () => [text('get', 'path', path)]); }
+  /** Set a path to a JSON-compatible value, creating maps on the way. */
+  set(path, value) { return invoke(this, 'set', () => [text('set', 'path', path), value]); }
+  /** Remove what a path names. */
+  delete(path) { return invoke(this, 'delete', () => [text('delete', 'path', path)]); }
+  /** Insert into the list at `path` before `index` (`index` = length appends). */
+  insert(path, index, value) { return invoke(this, 'insert', () => [text('insert', 'path', path), index, value]); }
+  /** Make `path` a collaborative text holding `text`. */
+  setText(path, value) {
+    return invoke(this, 'setText', () => [text('setText', 'path', path), text('setText', 'text', value)]);
+  }
+  /** In the text at `path`, delete `deleteCount` characters at `index` and insert `insert`. */
+  splice(path, index, deleteCount, insert) {
+    return invoke(this, 'splice', () => [text('splice', 'path', path), index, deleteCount, text('splice', 'text', insert)]);
+  }
+  /** Add `by` (an integer) to the counter at `path`, created at 0. */
+  increment(path, by) { return invoke(this, 'increment', () => [text('increment', 'path', path), by]); }
+  /** Members and roles, this device's role, size. */
+  info() { return invoke(this, 'info', none); }
+
+  /** Seal pending edits now and wait until they are stored. */
+  flush() { return invoke(this, 'flush', none, { async: true }); }
+  /** Send a JSON-compatible value (presence) to the members online now; never stored. */
+  broadcast(value) { return invoke(this, 'broadcast', () => [value], { async: true }); }
+  /** An invitation token for `role`; it carries key material: send it privately. */
+  share(role) { return invoke(this, 'share', () => [text('share', 'role', role)], { async: true }); }
+  /** Remove a member and rotate the key: they read nothing written after. */
+  revoke(member) { return invoke(this, 'revoke', () => [text('revoke', 'member', member)], { async: true }); }
+  /** An encrypted backup, opened with `repo.import(bytes, passphrase)`. */
+  export(passphrase) { return invoke(this, 'export', () => [text('export', 'passphrase', passphrase)], { async: true }); }
+  /** Wait until the relay `member` has stored everything of this document (`timeoutMs`, default 10 s). */
+  whenDurableOn(member, timeoutMs) {
+    return invoke(this, 'whenDurableOn', () => [text('whenDurableOn', 'member', member), timeoutMs], { async: true });
+  }
+
+  /** Call `listener(patches)` after every change, local or remote; returns a function that stops it. */
   onChange(listener) { return this._listeners.add(this, 'onChange', listener); }
+  /** Call `listener({from, value})` for every presence message; returns a function that stops it. */
   onBroadcast(listener) { return this._listeners.add(this, 'onBroadcast', listener); }
 
+  /** For the tests of the panic fence only. */
+  __panicForTests(message, inTask) {
+    return invoke(this, '__panicForTests', () => [text('__panicForTests', 'message', message), inTask]);
+  }
+
+  /** Release the module's handle now instead of when it is collected. */
   free() { try { this._inner.free(); } catch { /* already freed or gone */ } }
 }
 if (Symbol.dispose) {
   DocHandle.prototype[Symbol.dispose] = DocHandle.prototype.free;
-}
-DocHandle.asyncMethods = new Set(['flush', 'broadcast', 'share', 'revoke', 'export', 'whenDurableOn']);
-for (const method of ['value', 'get', 'set', 'delete', 'insert', 'setText', 'splice', 'increment', 'info', '__panicForTests', ...DocHandle.asyncMethods]) {
-  DocHandle.prototype[method] = function (...args) { return invoke(this, method, args, same); };
 }
 
 /** A local-first repository of encrypted documents. */
@@ -369,30 +400,60 @@ export class Repo {
   }
 
   /** Whether `close()` ran or another tab took the repo over. */
-  get closed() { return invoke(this, 'closed', [], same); }
+  get closed() { return invoke(this, 'closed', none); }
   /** This device's member id in every document. */
-  get memberId() { return invoke(this, 'memberId', [], same); }
+  get memberId() { return invoke(this, 'memberId', none); }
+
+  /** Damage found and skipped when the repo was opened, as messages. */
+  loadProblems() { return invoke(this, 'loadProblems', none); }
+  /** Ids of every document here. */
+  list() { return invoke(this, 'list', none); }
+  /** Where this repo stands with `peer` (a relay's member id). */
+  syncStatus(peer) { return invoke(this, 'syncStatus', () => [text('syncStatus', 'peer', peer)]); }
+  /** How this device reaches `peer` now: `"direct"`, `"relayed"` or `"offline"`. */
+  connection(peer) { return invoke(this, 'connection', () => [text('connection', 'peer', peer)]); }
+
+  /** Create a document owned by this device. */
+  create() { return invoke(this, 'create', none, { async: true, wrap: (inner) => this._doc(inner) }); }
+  /** Join a document with an invitation token; its content arrives from a relay or peer. */
+  join(token) {
+    return invoke(this, 'join', () => [text('join', 'token', token)], { async: true, wrap: (inner) => this._doc(inner) });
+  }
+  /** Restore a document from `doc.export(passphrase)`. */
+  import(backup, passphrase) {
+    return invoke(this, 'import', () => [backup, text('import', 'passphrase', passphrase)], {
+      async: true,
+      wrap: (inner) => this._doc(inner),
+    });
+  }
+  /** The document with this id. */
+  find(id) { return invoke(this, 'find', () => [text('find', 'id', id)], { wrap: (inner) => this._doc(inner) }); }
 
   /**
-   * Relays to sync through (kept, to reconnect after a reload), and how to
-   * reach other browsers: `{direct, iceServers, icePolicy}` (see the
-   * module's `connect`).
+   * Sync through these relays (kept, to reconnect after a reload) and
+   * reach other browsers as `options` says: `{direct, iceServers,
+   * icePolicy}` (see `ConnectOptions`). Resolves with the relays' member ids.
    */
   connect(relays, options) {
-    try {
-      checkArgs('connect', [relays, options]);
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    for (const r of relays) this._relays.add(r);
-    if (options !== undefined && this._connectOptions === undefined) this._connectOptions = options;
-    return invoke(this, 'connect', [relays, options], same);
+    const args = () => {
+      if (!(Array.isArray(relays) && relays.every((r) => typeof r === 'string'))) {
+        throw new InvalidArgumentError('connect: relays must be an array of multiaddr strings');
+      }
+      const urls = options?.iceServers;
+      if (options !== undefined && (options === null || typeof options !== 'object' || (urls !== undefined && !(Array.isArray(urls) && urls.every((u) => typeof u === 'string'))))) {
+        throw new InvalidArgumentError('connect: options must be an object; options.iceServers an array of URL strings');
+      }
+      for (const r of relays) this._relays.add(r);
+      if (options !== undefined && this._connectOptions === undefined) this._connectOptions = options;
+      return [relays, options];
+    };
+    return invoke(this, 'connect', args, { async: true });
   }
 
-  /** Disconnect from every relay and peer. */
+  /** Disconnect from every relay and peer (work offline); `connect` again to catch up. */
   disconnect() {
     this._relays.clear();
-    return invoke(this, 'disconnect', [], same);
+    return invoke(this, 'disconnect', none, { async: true });
   }
 
   /** Save what is pending, disconnect and let another tab in. */
@@ -401,10 +462,12 @@ export class Repo {
     const pending = live();
     if (pending) await pending;
     openRepos.delete(this);
-    return invoke(this, 'close', [], same);
+    return invoke(this, 'close', none, { async: true });
   }
 
+  /** Call `listener({reason})` once the repo is closed (`"closed"` or `"taken-over"`). */
   onClose(listener) { return this._listeners.add(this, 'onClose', listener); }
+  /** Follow connections, sessions and paths. */
   onNetwork(listener) { return this._listeners.add(this, 'onNetwork', listener); }
   /**
    * Document events, and `{type: 'reloaded', message}` after the repo was
@@ -416,17 +479,11 @@ export class Repo {
     return () => { this._reloaded.delete(listener); stop(); };
   }
 
+  /** Release the module's handle now instead of when it is collected. */
   free() { try { this._inner.free(); } catch { /* already freed or gone */ } }
 }
 if (Symbol.dispose) {
   Repo.prototype[Symbol.dispose] = Repo.prototype.free;
-}
-Repo.asyncMethods = new Set(['create', 'join', 'import', 'connect', 'disconnect', 'close']);
-for (const method of ['loadProblems', 'list', 'syncStatus', 'connection']) {
-  Repo.prototype[method] = function (...args) { return invoke(this, method, args, same); };
-}
-for (const method of ['create', 'join', 'import', 'find']) {
-  Repo.prototype[method] = function (...args) { return invoke(this, method, args, (inner) => this._doc(inner)); };
 }
 
 /**

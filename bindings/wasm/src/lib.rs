@@ -1,6 +1,7 @@
 //! WebAssembly bindings of synkro, published as the npm package `synkro`.
 //!
-//! The JavaScript API (see `js/index.js` and the generated `.d.ts`) mirrors
+//! The JavaScript API (`js/index.js`, described with every type it passes
+//! in `js/index.d.ts`) mirrors
 //! the Rust facade: a `Repo` of documents kept in IndexedDB (or memory),
 //! `DocHandle`s to read documents as plain JS values and change them by
 //! path (maps, lists, collaborative text, counters), change and presence
@@ -21,7 +22,5 @@ mod error;
 mod patch;
 #[cfg(target_arch = "wasm32")]
 mod repo;
-#[cfg(target_arch = "wasm32")]
-mod types;
 #[cfg(target_arch = "wasm32")]
 mod value;

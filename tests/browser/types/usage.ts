@@ -4,6 +4,9 @@ import { openRepo, SynkroError, PanicError, type Patch, type Json, type NetworkE
 
 export async function app(relay: string): Promise<Json> {
   const repo = await openRepo({ name: 'typed', relays: [relay], takeOver: true });
+  // Optional arguments may be left out.
+  const relays: string[] = await repo.connect([relay]);
+  await doc0(repo).whenDurableOn(relays[0] ?? '');
   const doc = await repo.create();
   doc.set('title', 'Lisbon');
   doc.insert('todos', 0, { text: 'book flights', done: false });
@@ -35,3 +38,7 @@ export async function app(relay: string): Promise<Json> {
 
 // @ts-expect-error: roles are 'read' | 'write' | 'admin'
 export const wrongRole = (doc: import('synkro').DocHandle) => doc.share('owner');
+
+function doc0(repo: import('synkro').Repo): import('synkro').DocHandle {
+  return repo.find(repo.list()[0] ?? '');
+}
