@@ -1,24 +1,13 @@
-//! `synkro-relay`: the small self-hosted node that gives synkro peers NAT
-//! traversal (circuit relay v2, DCUtR, AutoNAT), bootstrap (rendezvous)
-//! and blind store-and-forward: a `replicate` member of the documents
-//! shared with it, which verifies and stores sealed chunks and serves them
-//! to members, without the keys to read them.
+//! The `synkro-relay` binary (see the library's docs for what a relay does).
 //!
 //! Exit codes: 0 after a graceful stop (SIGINT, SIGTERM), 2 for a bad
 //! configuration, 1 for anything else.
 
-mod config;
-mod http;
-mod metrics;
-mod server;
-mod stun;
-
 use std::process::ExitCode;
 
 use clap::Parser;
+use synkro_relay::{Args, RelayConfig};
 use tracing_subscriber::EnvFilter;
-
-use crate::config::{Args, RelayConfig};
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -41,7 +30,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(server::run(config)) {
+    match runtime.block_on(synkro_relay::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("synkro-relay: {e:#}");

@@ -23,88 +23,153 @@ const WEBRTC_CERT_FILE: &str = "webrtc-cert.pem";
 
 /// Run until SIGINT or SIGTERM, then flush and close every connection.
 pub async fn run(config: RelayConfig) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let repo = Repo::open_home(
-        &config.data_dir,
-        RepoConfig {
-            node: NodeConfig {
-                max_docs: config.max_documents,
-                ..NodeConfig::default()
-            },
-        },
-    )
-    .await
-    .with_context(|| format!("cannot open the data directory {}", config.data_dir.display()))?;
-    for p in repo.load_problems() {
-        warn!(doc = %p.doc, problem = %p.problem, "damaged record skipped at start");
-    }
-    let tls = match &config.tls {
-        Some((cert, key)) => Some(TlsConfig {
-            cert_chain_pem: std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?,
-            key_pem: std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?,
-        }),
-        None => None,
-    };
-    let net_config = NetConfig {
-        listen: config.listen.clone(),
-        external_addrs: config.external_addrs.clone(),
-        server: Some(config.server.clone()),
-        accept_sync: config.store,
-        tls,
-        webrtc_certificate: Some(webrtc_certificate(&config.data_dir)?),
-        ..NetConfig::default()
-    };
-    let mut registry = Registry::default();
-    let net = repo.connect_with_metrics(net_config, &mut registry).await?;
-    let metrics = Metrics::register(&mut registry, config.store);
-    info!(
-        peer_id = %net.peer_id(),
-        store = config.store,
-        data_dir = %config.data_dir.display(),
-        limits = ?config.server,
-        "relay started"
-    );
-
-    let stun = match config.stun {
-        Some(addr) => start_stun(addr, &metrics).await,
-        None => None,
-    };
-    let listener = tokio::net::TcpListener::bind(config.http)
+    Relay::start(config)
+        .await?
+        .run_until(async {
+            let signal = stop_signal().await?;
+            info!(signal, "stop requested");
+            Ok(())
+        })
         .await
-        .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
-    let status = Arc::new(Status {
-        repo: repo.clone(),
-        net: net.clone(),
-        metrics: metrics.clone(),
-        registry,
-        store: config.store,
-        started,
-    });
-    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let http = tokio::spawn(http::serve(
-        listener_printed(listener)?,
-        status,
-        config.web_root,
-        async {
+}
+
+/// A running relay: its repo (the blind `replicate` member), its libp2p
+/// node with the relay server, its HTTP endpoint and its STUN responder.
+pub struct Relay {
+    repo: Repo,
+    net: Network,
+    http_addr: std::net::SocketAddr,
+    stun: Option<tokio::task::JoinHandle<()>>,
+    stop_http: tokio::sync::oneshot::Sender<()>,
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Relay {
+    /// Open the data directory, start the node, the HTTP endpoint and STUN.
+    pub async fn start(config: RelayConfig) -> anyhow::Result<Relay> {
+        let started = Instant::now();
+        let repo = Repo::open_home(
+            &config.data_dir,
+            RepoConfig {
+                node: NodeConfig {
+                    max_docs: config.max_documents,
+                    ..NodeConfig::default()
+                },
+            },
+        )
+        .await
+        .with_context(|| format!("cannot open the data directory {}", config.data_dir.display()))?;
+        for p in repo.load_problems() {
+            warn!(doc = %p.doc, problem = %p.problem, "damaged record skipped at start");
+        }
+        let tls = match &config.tls {
+            Some((cert, key)) => Some(TlsConfig {
+                cert_chain_pem: std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?,
+                key_pem: std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?,
+            }),
+            None => None,
+        };
+        let net_config = NetConfig {
+            listen: config.listen.clone(),
+            external_addrs: config.external_addrs.clone(),
+            server: Some(config.server.clone()),
+            accept_sync: config.store,
+            tls,
+            webrtc_certificate: Some(webrtc_certificate(&config.data_dir)?),
+            ..NetConfig::default()
+        };
+        let mut registry = Registry::default();
+        let net = repo.connect_with_metrics(net_config, &mut registry).await?;
+        let metrics = Metrics::register(&mut registry, config.store);
+        info!(
+            peer_id = %net.peer_id(),
+            store = config.store,
+            data_dir = %config.data_dir.display(),
+            limits = ?config.server,
+            "relay started"
+        );
+
+        let stun = match config.stun {
+            Some(addr) => start_stun(addr, &metrics).await,
+            None => None,
+        };
+        let listener = tokio::net::TcpListener::bind(config.http)
+            .await
+            .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
+        let http_addr = listener.local_addr()?;
+        announce(&format!("http {http_addr}"));
+        let status = Arc::new(Status {
+            repo: repo.clone(),
+            net: net.clone(),
+            metrics: metrics.clone(),
+            registry,
+            store: config.store,
+            started,
+        });
+        let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+        let http = tokio::spawn(http::serve(listener, status, config.web_root, async {
             let _ = http_stopped.await;
-        },
-    ));
-
-    watch(&repo, &net).await?;
-
-    info!("stopping: flushing and closing connections");
-    if let Some(stun) = stun {
-        stun.abort();
+        }));
+        Ok(Relay {
+            repo,
+            net,
+            http_addr,
+            stun,
+            stop_http,
+            http,
+        })
     }
-    let _ = stop_http.send(());
-    repo.flush_all().await?;
-    net.shutdown().await;
-    match http.await {
-        Ok(result) => result.context("HTTP endpoint")?,
-        Err(e) => warn!(error = %e, "HTTP task ended abnormally"),
+
+    /// The relay's peer id.
+    pub fn peer_id(&self) -> synkro::net::PeerId {
+        self.net.peer_id()
     }
-    info!("stopped");
-    Ok(())
+
+    /// The addresses it listens on so far (each ending in `/p2p/<peer id>`);
+    /// [`listening`](Self::listening) waits for the first.
+    pub fn listen_addrs(&self) -> Vec<synkro::net::Multiaddr> {
+        self.net.listen_addrs()
+    }
+
+    /// Wait until it listens on at least one address; its addresses.
+    pub async fn listening(&self) -> anyhow::Result<Vec<synkro::net::Multiaddr>> {
+        let mut events = self.net.events();
+        loop {
+            let addrs = self.net.listen_addrs();
+            if !addrs.is_empty() {
+                return Ok(addrs);
+            }
+            match events.recv().await {
+                Ok(_) | Err(RecvError::Overflowed(_)) => {}
+                Err(RecvError::Closed) => anyhow::bail!("the network stopped before it listened"),
+            }
+        }
+    }
+
+    /// Where `/health` and `/metrics` are served.
+    pub fn http_addr(&self) -> std::net::SocketAddr {
+        self.http_addr
+    }
+
+    /// Serve until `stop` completes (or fails), printing one `listening
+    /// <multiaddr>` line per address on stdout, then flush and close every
+    /// connection.
+    pub async fn run_until(self, stop: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+        let watched = watch(&self.repo, &self.net, stop).await;
+        info!("stopping: flushing and closing connections");
+        if let Some(stun) = self.stun {
+            stun.abort();
+        }
+        let _ = self.stop_http.send(());
+        self.repo.flush_all().await?;
+        self.net.shutdown().await;
+        match self.http.await {
+            Ok(result) => result.context("HTTP endpoint")?,
+            Err(e) => warn!(error = %e, "HTTP task ended abnormally"),
+        }
+        info!("stopped");
+        watched
+    }
 }
 
 /// Answer STUN on `addr`. A port already taken (another relay on this
@@ -125,11 +190,6 @@ async fn start_stun(addr: std::net::SocketAddr, metrics: &Metrics) -> Option<tok
     }
 }
 
-fn listener_printed(listener: tokio::net::TcpListener) -> anyhow::Result<tokio::net::TcpListener> {
-    announce(&format!("http {}", listener.local_addr()?));
-    Ok(listener)
-}
-
 /// One line on stdout, flushed, for scripts and tests to read.
 fn announce(line: &str) {
     let mut out = std::io::stdout().lock();
@@ -137,8 +197,12 @@ fn announce(line: &str) {
     let _ = out.flush();
 }
 
-/// Print listen addresses and log what happens, until a stop signal.
-async fn watch(repo: &Repo, net: &Network) -> anyhow::Result<()> {
+/// Print listen addresses and log what happens, until `stop`.
+async fn watch(
+    repo: &Repo,
+    net: &Network,
+    stop: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
     let mut peer_events = net.events();
     let mut doc_events = repo.events();
     let mut printed = HashSet::new();
@@ -150,14 +214,10 @@ async fn watch(repo: &Repo, net: &Network) -> anyhow::Result<()> {
     for addr in net.listen_addrs() {
         print(&addr);
     }
-    let stop = stop_signal();
     tokio::pin!(stop);
     loop {
         tokio::select! {
-            signal = &mut stop => {
-                info!(signal = signal?, "stop requested");
-                return Ok(());
-            }
+            stopped = &mut stop => return stopped,
             e = peer_events.recv() => match e {
                 Ok(PeerEvent::Listening(addr)) => print(&addr),
                 Ok(PeerEvent::SessionOpened { peer, relayed }) => info!(%peer, relayed, "sync session opened"),
