@@ -126,7 +126,6 @@ struct Shared {
     traffic: Mutex<HashMap<MemberId, Traffic>>,
     sessions_opened: AtomicU64,
     misbehaved: AtomicU64,
-    relays: Vec<MemberId>,
 }
 
 impl Shared {
@@ -174,6 +173,9 @@ impl Repo {
     /// Drive the node, route its sessions into the repo, and (`meet`) dial
     /// the other members of our documents through the relays.
     fn run_network(&self, started: synkro_net::Started, relays: Vec<(MemberId, Multiaddr)>, meet: bool) -> Network {
+        // The relays named in the config replicate what this device
+        // administers, like any relay given to `replicate_to`: one list.
+        self.inner.add_replicas(relays.iter().map(|(m, _)| *m));
         let spawner = Spawner::current();
         spawner.spawn(started.driver);
         let network = Network {
@@ -183,7 +185,6 @@ impl Repo {
                 traffic: Mutex::new(HashMap::new()),
                 sessions_opened: AtomicU64::new(0),
                 misbehaved: AtomicU64::new(0),
-                relays: relays.iter().map(|(m, _)| *m).collect(),
             }),
         };
         spawner.spawn(route(self.clone(), network.clone(), started.events, spawner.clone()));
@@ -319,7 +320,7 @@ async fn route(repo: Repo, network: Network, mut events: mpsc::UnboundedReceiver
                 // a session at once, the one the network keeps must also be
                 // the one the repo sends on.
                 let hang_up = session.end.hang_up_handle();
-                if let Some(attached) = attach(&repo, &network, session.peer, hang_up).await {
+                if let Some(attached) = attach(&repo, session.peer, hang_up).await {
                     spawner.spawn(pump(repo.clone(), network.clone(), *session, attached));
                 }
             }
@@ -338,14 +339,13 @@ async fn route(repo: Repo, network: Network, mut events: mpsc::UnboundedReceiver
 /// hung up.
 async fn attach(
     repo: &Repo,
-    network: &Network,
     peer: MemberId,
     hang_up: synkro_net::HangUp,
 ) -> Option<(SessionId, mpsc::UnboundedReceiver<Vec<u8>>)> {
     let (tx, rx) = mpsc::unbounded::<Vec<u8>>();
     // Grant a relay its role first, so our Hello already lists every
     // document it may store.
-    if network.shared.relays.contains(&peer)
+    if repo.inner.is_replica(&peer)
         && let Err(e) = repo.replicate_to(peer).await
     {
         warn!(%peer, error = %e, "could not let the relay replicate");

@@ -360,12 +360,7 @@ impl Repo {
     /// role where it has none and was not revoked. Returns how many
     /// documents were granted now.
     pub async fn replicate_to(&self, relay: MemberId) -> Result<usize, Error> {
-        {
-            let mut replicas = relock(self.inner.replicas.lock());
-            if !replicas.contains(&relay) {
-                replicas.push(relay);
-            }
-        }
+        self.inner.add_replicas([relay]);
         let granted = self.inner.call_checked(|n, rng| n.replicate_to(rng, relay))??;
         for doc in &granted {
             self.inner.durable(*doc).await?;
@@ -597,6 +592,21 @@ impl Inner {
 
     pub(crate) fn input(&self, input: Input) {
         let _ = self.driver.unbounded_send(input);
+    }
+
+    /// Relays that get the `replicate` role on what this device administers.
+    pub(crate) fn add_replicas(&self, relays: impl IntoIterator<Item = MemberId>) {
+        let mut replicas = relock(self.replicas.lock());
+        for relay in relays {
+            if !replicas.contains(&relay) {
+                replicas.push(relay);
+            }
+        }
+    }
+
+    /// Is `peer` one of [`add_replicas`](Self::add_replicas)'s relays?
+    pub(crate) fn is_replica(&self, peer: &MemberId) -> bool {
+        relock(self.replicas.lock()).contains(peer)
     }
 
     /// Wait until `done` holds for the node (re-checked after each round of
