@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
     node.flush(&mut rng, &doc).expect("flush");
     node.grant(&mut rng, &doc, peer.member_id(), Some(peer.exchange_key()), Role::Write)
         .expect("grant");
-    node.peer_connected(peer.member_id());
+    let session = node.peer_connected(peer.member_id());
 
     let mut rest = data;
     while rest.len() >= 2 {
@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
         rest = &rest[2 + len..];
         // Both the decoder alone and the node's handling of it.
         let _ = Message::decode(frame);
-        node.handle_message(&mut rng, peer.member_id(), frame);
+        node.handle_message(&mut rng, session, frame);
         while node.poll_effect().is_some() {}
     }
     // Whatever happened, the node still works.
