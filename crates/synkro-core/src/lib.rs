@@ -28,7 +28,9 @@
 //!    [`Node::poll_timeout`] (or the next input) and call it again.
 //! 4. Drain [`Node::poll_effect`] until it returns `None` and carry the
 //!    effects out: [`Effect::Persist`] (writes of one document in order;
-//!    report each with [`Node::persisted`] once durable), [`Effect::Send`]
+//!    report each with [`Node::persisted`] once durable, or with
+//!    [`Node::persist_failed`]: a full disk's writes are kept and carried
+//!    out again on [`Effect::RetryWrites`]), [`Effect::Send`]
 //!    (report its bytes with [`Node::transmitted`] once handed to the
 //!    connection), [`Effect::Disconnect`] (the node has forgotten that
 //!    session), [`Effect::Event`] (for the app). The node itself holds back
@@ -122,7 +124,10 @@ pub use identity::DeviceIdentity;
 pub use ids::{DocId, KeyId, MemberId, OpHash};
 pub use invite::InviteToken;
 pub use message::{MAX_FRAME_LEN, Message, PROTOCOL_VERSION, Refusal};
-pub use node::{DocInfo, Effect, Event, LoadReport, Node, NodeConfig, Origin, SessionId, SyncStatus, WriteId};
+pub use node::{
+    DocInfo, Effect, Event, LoadReport, Node, NodeConfig, Origin, SessionId, StorageState, SyncStatus, WriteFailure,
+    WriteId,
+};
 pub use replica::CompactionPolicy;
 pub use time::Instant;
 pub use vv::VersionVector;

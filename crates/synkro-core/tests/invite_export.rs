@@ -183,6 +183,8 @@ fn wrap(node: Node) -> common::SimNode {
         events: Vec::new(),
         disconnects: Vec::new(),
         crashes: 0,
+        disk_full: false,
+        unwritten: Default::default(),
     }
 }
 

@@ -11,7 +11,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{Records, Sim, below, rebuild, rng};
+use common::{Records, Sim, below, decode_all, rebuild, rng};
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::Rng;
@@ -371,25 +371,32 @@ fn a_peer_that_refuses_a_chunk_says_why_and_the_document_shows_as_stuck() {
     let forged = SealedChunk::seal(&mut rng, &mallory, doc, 1, key_id, &key, ChunkKind::Changes, b"junk");
     sim.connect(A, R);
     sim.run_until_quiet(&mut rng);
-    // Mallory (an outside peer of R) pushes it: R refuses it and tells her why.
-    sim.connect_outside(R, mallory.member_id());
+    // B, a reader, pushes it: R refuses it and tells B why.
+    let b_id = sim.id(B);
+    let token = sim.act(A, |n| n.share(&mut rng, &doc, Role::Read)).unwrap();
+    sim.act(B, |n| n.join(&mut rng, &token)).unwrap();
+    sim.connect(R, B);
+    sim.run_until_quiet(&mut rng);
     let frame = Message::Chunks {
         doc,
         chunks: vec![forged.encoded().to_vec().into()],
     }
     .encode();
-    sim.inject(&mut rng, R, mallory.member_id(), &frame);
-    let told = sim.outside.iter().any(|(from, to, bytes)| {
-        *from == R
-            && *to == mallory.member_id()
-            && matches!(
-                Message::decode(bytes),
-                Ok(Message::Refused {
-                    reason: Refusal::NotAllowed,
-                    ..
-                })
-            )
-    });
+    let trace = sim.trace.insert(Vec::new()).len();
+    sim.inject(&mut rng, R, b_id, &frame);
+    sim.run_until_quiet(&mut rng);
+    let told = decode_all(&sim.trace.as_ref().unwrap()[trace..])
+        .iter()
+        .any(|(from, to, msg)| {
+            (*from, *to) == (R, B)
+                && matches!(
+                    msg,
+                    Message::Refused {
+                        reason: Refusal::NotAllowed,
+                        ..
+                    }
+                )
+        });
     assert!(told, "R told the sender why it refused the chunk");
 
     // A's next edit is refused by R (say its disk is full): A reports it

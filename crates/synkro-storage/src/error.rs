@@ -111,6 +111,15 @@ pub enum StorageError {
     },
 }
 
+impl StorageError {
+    /// Did the write fail for lack of room ([`DiskFull`](Self::DiskFull),
+    /// [`QuotaExceeded`](Self::QuotaExceeded))? Nothing of it was stored,
+    /// and the same write may succeed once there is room.
+    pub fn is_full(&self) -> bool {
+        matches!(self, Self::DiskFull { .. } | Self::QuotaExceeded { .. })
+    }
+}
+
 /// Damage found and skipped while loading a namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {

@@ -9,6 +9,11 @@
 //! and their completion comes back to the driver as an input. The node
 //! itself holds back the messages that must wait for a write, so sends and
 //! acknowledgements of other documents never wait for an unrelated fsync.
+//!
+//! A write that fails for lack of room (a full disk, a browser's quota) is
+//! kept, with every write queued after it, and written again when the node
+//! asks ([`Effect::RetryWrites`]); meanwhile the node refuses data from
+//! peers. Any other failure stops writing for good.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Weak};
@@ -17,7 +22,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::channel::mpsc;
 use futures::future::{Either, select};
-use synkro_core::{DocId, Effect, Instant, Node, WriteId};
+use synkro_core::{DocId, Effect, Instant, Node, WriteFailure, WriteId};
 use synkro_storage::WriteOp;
 use tracing::warn;
 
@@ -28,11 +33,11 @@ use crate::rt::{self, Spawner};
 pub(crate) enum Input {
     /// A node call queued effects.
     Wake,
-    /// A document's writes finished (all of them, or none).
+    /// A document's writes finished (all of them, or none: then they come
+    /// back, to be kept if there may be room later).
     Written {
         doc: DocId,
-        writes: Vec<WriteId>,
-        result: Result<(), synkro_storage::StorageError>,
+        result: Result<Vec<WriteId>, (synkro_storage::StorageError, Queue)>,
     },
 }
 
@@ -55,11 +60,17 @@ impl Clock {
     }
 }
 
+/// A document's writes waiting, in order.
+pub(crate) type Queue = VecDeque<(WriteId, Vec<WriteOp>)>;
+
 /// Writes queued per document, and which documents have a write task running.
 #[derive(Default)]
 struct Writers {
-    queued: HashMap<DocId, VecDeque<(WriteId, Vec<WriteOp>)>>,
+    queued: HashMap<DocId, Queue>,
     running: HashMap<DocId, ()>,
+    /// A write failed for lack of room: nothing is written until the node
+    /// asks to retry.
+    full: bool,
 }
 
 /// Run until the repo is gone (every handle dropped closes the inbox).
@@ -105,19 +116,37 @@ pub(crate) async fn drive(inner: Weak<Inner>, mut inbox: mpsc::UnboundedReceiver
 fn on_input(inner: &Arc<Inner>, writers: &mut Writers, spawner: &Spawner, input: Input) {
     match input {
         Input::Wake => {}
-        Input::Written { doc, writes, result } => {
+        Input::Written { doc, result } => {
             writers.running.remove(&doc);
+            let _core = tracing::debug_span!("core", step = "persisted").entered();
+            let mut node = inner.node();
             match result {
-                Ok(()) => {
-                    let _core = tracing::debug_span!("core", step = "persisted").entered();
-                    let mut node = inner.node();
+                Ok(writes) => {
                     for w in writes {
                         node.persisted(w);
                     }
-                    inner.drain(&mut node);
                 }
-                Err(e) => inner.storage_failed(doc, e),
+                Err((e, failed)) if e.is_full() => {
+                    warn!(%doc, error = %e, "storage is full; the write is kept and retried");
+                    writers.full = true;
+                    let queue = writers.queued.entry(doc).or_default();
+                    for (w, ops) in failed.into_iter().rev() {
+                        queue.push_front((w, ops));
+                    }
+                    // Those queued meanwhile wait too.
+                    for (w, _) in queue.iter() {
+                        node.persist_failed(*w, WriteFailure::Full);
+                    }
+                }
+                Err((e, failed)) => {
+                    for (w, _) in failed {
+                        node.persist_failed(w, WriteFailure::Failed);
+                    }
+                    inner.storage_failed(doc, e);
+                }
             }
+            inner.drain(&mut node);
+            drop(node);
             start_writer(inner, writers, spawner, doc);
         }
     }
@@ -137,7 +166,20 @@ fn execute(inner: &Arc<Inner>, writers: &mut Writers, spawner: &Spawner, effect:
                 .chain(deletes.into_iter().map(|key| WriteOp::Delete { key }))
                 .collect();
             writers.queued.entry(doc).or_default().push_back((write, ops));
+            if writers.full {
+                // Behind a write that failed for lack of room: it would too.
+                let mut node = inner.node();
+                node.persist_failed(write, WriteFailure::Full);
+                inner.drain(&mut node);
+            }
             start_writer(inner, writers, spawner, doc);
+        }
+        Effect::RetryWrites => {
+            writers.full = false;
+            let docs: Vec<DocId> = writers.queued.keys().copied().collect();
+            for doc in docs {
+                start_writer(inner, writers, spawner, doc);
+            }
         }
         Effect::Send { session, message, .. } => inner.send(session, message),
         Effect::Disconnect { session, peer, reason } => {
@@ -151,21 +193,24 @@ fn execute(inner: &Arc<Inner>, writers: &mut Writers, spawner: &Spawner, effect:
 /// Start writing `doc`'s queued writes, unless a write of it runs already:
 /// one storage write for all that queued up meanwhile, reported at once.
 fn start_writer(inner: &Arc<Inner>, writers: &mut Writers, spawner: &Spawner, doc: DocId) {
-    if writers.running.contains_key(&doc) || inner.has_failed() {
+    if writers.running.contains_key(&doc) || writers.full || inner.has_failed() {
         return;
     }
     let Some(queue) = writers.queued.remove(&doc).filter(|q| !q.is_empty()) else {
         return;
     };
     writers.running.insert(doc, ());
-    let (writes, ops): (Vec<WriteId>, Vec<Vec<WriteOp>>) = queue.into_iter().unzip();
-    let ops: Vec<WriteOp> = ops.into_iter().flatten().collect();
+    // Kept until the write succeeds: a full disk's writes are retried.
+    let ops: Vec<WriteOp> = queue.iter().flat_map(|(_, ops)| ops.iter().cloned()).collect();
     let inner = inner.clone();
-    let span = tracing::debug_span!("write", %doc, writes = writes.len(), ops = ops.len());
+    let span = tracing::debug_span!("write", %doc, writes = queue.len(), ops = ops.len());
     spawner.spawn(tracing::Instrument::instrument(
         async move {
-            let result = inner.storage.write(&doc.0, ops).await;
-            inner.input(Input::Written { doc, writes, result });
+            let result = match inner.storage.write(&doc.0, ops).await {
+                Ok(()) => Ok(queue.into_iter().map(|(w, _)| w).collect()),
+                Err(e) => Err((e, queue)),
+            };
+            inner.input(Input::Written { doc, result });
         },
         span,
     ));

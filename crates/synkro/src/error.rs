@@ -20,6 +20,12 @@ pub enum Error {
         "the repository stopped accepting changes after a storage failure ({0}); reopen it once the disk is healthy"
     )]
     Failed(#[source] std::sync::Arc<StorageError>),
+    /// Storage is full (the disk, or the browser's quota for the site):
+    /// the edits are kept in memory and written on their own once there is
+    /// room; until then they are not durable and would be lost if the
+    /// process ended. Data from peers is refused meanwhile.
+    #[error("storage is full: the changes are kept in memory and written once there is room (free some space)")]
+    StorageFull,
     /// Another process has this home directory open.
     #[error("{0} is in use by another synkro process; close it first")]
     HomeInUse(PathBuf),

@@ -60,7 +60,7 @@ pub use repo::{CloseReason, Events, FrameSender, HangUp, LoadProblem, Repo, Repo
 pub use synkro_core::chunk::UNSEALED;
 pub use synkro_core::{
     CompactionPolicy, DeviceIdentity, DocId, DocInfo, Event, InviteToken, MAX_EPHEMERAL_LEN, MemberId, NodeConfig,
-    Origin, Refusal, Role, SessionId, SyncStatus, VersionVector, automerge,
+    Origin, Refusal, Role, SessionId, StorageState, SyncStatus, VersionVector, automerge,
 };
 
 /// The README's examples, compiled as doctests so they stay true.

@@ -10,7 +10,8 @@ use futures::channel::mpsc;
 use getrandom::SysRng;
 use rand_core::UnwrapErr;
 use synkro_core::{
-    DeviceIdentity, DocId, Effect, Event, InviteToken, MemberId, Node, NodeConfig, Role, SessionId, SyncStatus,
+    DeviceIdentity, DocId, Effect, Event, InviteToken, MemberId, Node, NodeConfig, Role, SessionId, StorageState,
+    SyncStatus,
 };
 use synkro_storage::{MemoryStorage, Storage};
 use tracing::{debug, info, warn};
@@ -408,7 +409,19 @@ impl Repo {
     /// Seal and store every pending edit now.
     pub async fn flush_all(&self) -> Result<(), Error> {
         self.inner.call_checked(|n, rng| n.flush_all(rng))??;
-        self.inner.settle(|n| Ok(n.all_durable())).await
+        self.inner
+            .settle(|n| match n.storage_state() {
+                StorageState::Full if !n.all_durable() => Err(Error::StorageFull),
+                _ => Ok(n.all_durable()),
+            })
+            .await
+    }
+
+    /// Whether this repo can store what it receives: [`StorageState::Full`]
+    /// while the disk (or quota) is full, until a retry succeeds
+    /// ([`Event::Storage`] tells each change).
+    pub fn storage_state(&self) -> StorageState {
+        self.inner.node().storage_state()
     }
 
     /// Peers with an open session.
@@ -485,7 +498,8 @@ impl Repo {
         outgoing: FrameSender,
         hang_up: Option<HangUp>,
     ) -> Result<SessionId, Error> {
-        let id = self.inner.call_checked(|n, _| {
+        // A repo whose storage failed still serves what it holds.
+        let id = self.inner.call_open(|n, _| {
             let id = n.peer_connected(peer);
             // Registered before the driver can see the session's first frame.
             let mut sessions = relock(self.inner.sessions.lock());
@@ -509,7 +523,9 @@ impl Repo {
     /// than the disk is slowed down rather than buffered. Transports call
     /// this (with several frames when they queue up: one round of writes).
     pub async fn deliver(&self, session: SessionId, frames: &[Vec<u8>]) -> Result<(), Error> {
-        let last = self.inner.call_checked(|n, rng| {
+        // A repo whose storage failed still serves what it holds (the node
+        // refuses new data itself).
+        let last = self.inner.call_open(|n, rng| {
             let before = n.last_write();
             for frame in frames {
                 n.handle_message(rng, session, frame);
@@ -517,7 +533,8 @@ impl Repo {
             n.last_write().filter(|w| Some(*w) != before)
         })?;
         match last {
-            Some(w) => self.inner.settle(|n| Ok(n.durable_through(w))).await,
+            // A write that failed waits for room on the node's own time.
+            Some(w) => self.inner.settle_open(|n| Ok(n.settled_through(w))).await,
             None => Ok(()),
         }
     }
@@ -529,7 +546,7 @@ impl Repo {
     ///
     /// [`NodeConfig::send_window`]: synkro_core::NodeConfig::send_window
     pub fn transmitted(&self, session: SessionId, bytes: usize) -> Result<(), Error> {
-        self.inner.call_checked(|n, _| n.transmitted(session, bytes))
+        self.inner.call_open(|n, _| n.transmitted(session, bytes))
     }
 
     /// `session` is over (its transport closed). Nothing happens if the
@@ -566,10 +583,22 @@ impl Inner {
         Ok(self.call(f))
     }
 
-    fn check(&self) -> Result<(), Error> {
+    /// [`call`](Self::call), refused once the repo is closed only: for
+    /// sessions, which a repo whose storage failed still serves.
+    pub(crate) fn call_open<T>(&self, f: impl FnOnce(&mut Node, &mut Rng) -> T) -> Result<T, Error> {
+        self.check_open()?;
+        Ok(self.call(f))
+    }
+
+    fn check_open(&self) -> Result<(), Error> {
         if self.is_closed.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(Error::Closed);
         }
+        Ok(())
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        self.check_open()?;
         match relock(self.failed.lock()).clone() {
             Some(reason) => Err(Error::Failed(reason)),
             None => Ok(()),
@@ -612,13 +641,26 @@ impl Inner {
     /// Wait until `done` holds for the node (re-checked after each round of
     /// the driver), or storage fails.
     pub(crate) async fn settle(&self, done: impl Fn(&Node) -> Result<bool, Error>) -> Result<(), Error> {
+        self.settle_with(Self::check, done).await
+    }
+
+    /// [`settle`](Self::settle) for sessions: ends early only if the repo closes.
+    pub(crate) async fn settle_open(&self, done: impl Fn(&Node) -> Result<bool, Error>) -> Result<(), Error> {
+        self.settle_with(Self::check_open, done).await
+    }
+
+    async fn settle_with(
+        &self,
+        check: impl Fn(&Self) -> Result<(), Error>,
+        done: impl Fn(&Node) -> Result<bool, Error>,
+    ) -> Result<(), Error> {
         loop {
-            self.check()?;
+            check(self)?;
             if done(&self.node())? {
                 return Ok(());
             }
             let listener = self.changed.listen();
-            self.check()?;
+            check(self)?;
             if done(&self.node())? {
                 return Ok(());
             }
@@ -626,9 +668,14 @@ impl Inner {
         }
     }
 
-    /// Wait until everything held of `doc` is durable.
+    /// Wait until everything held of `doc` is durable; [`Error::StorageFull`]
+    /// at once if a write of it waits for room.
     pub(crate) async fn durable(&self, doc: DocId) -> Result<(), Error> {
-        self.settle(|n| Ok(n.is_durable(&doc))).await
+        self.settle(|n| match n.write_failed(&doc) {
+            true => Err(Error::StorageFull),
+            false => Ok(n.is_durable(&doc)),
+        })
+        .await
     }
 
     /// Publish an event to the repo's followers and, for a change or a

@@ -304,8 +304,13 @@ impl Node {
                 .is_some_and(|r| r.role_of(&p).is_some() || !r.log.is_rooted());
             let session = self.peers.get(&p).is_some_and(|x| x.docs.contains_key(doc));
             if shares || session {
-                self.send_have(p, *doc);
+                // Ops first: a peer that does not hold the document yet
+                // ignores a `Have` of it.
+                if let Some(x) = self.peers.get_mut(&p) {
+                    x.docs.entry(*doc).or_default();
+                }
                 self.push_missing(p, *doc);
+                self.send_have(p, *doc);
             }
         }
     }

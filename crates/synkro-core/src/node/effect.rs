@@ -63,8 +63,41 @@ pub enum Effect {
         /// Why, for the logs.
         reason: String,
     },
+    /// Write again every [`Persist`](Effect::Persist) reported with
+    /// [`WriteFailure::Full`] and not written since, in their order:
+    /// there may be room now.
+    RetryWrites,
     /// Tell the application.
     Event(Event),
+}
+
+/// Why an [`Effect::Persist`] was not carried out (see
+/// [`Node::persist_failed`](super::Node::persist_failed)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteFailure {
+    /// No room (a full disk, a browser's quota): nothing was written, and
+    /// the same write may succeed later. The runtime keeps it and writes
+    /// it again on [`Effect::RetryWrites`].
+    Full,
+    /// Storage failed for good (an `fsync` failed, the store is
+    /// poisoned): nothing more will be written.
+    Failed,
+}
+
+/// Whether the node can store what it receives
+/// ([`Node::storage_state`](super::Node::storage_state)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StorageState {
+    /// Writes succeed.
+    #[default]
+    Ok,
+    /// A write failed for lack of space and waits to be retried: data
+    /// from peers is refused with [`Refusal::StorageFull`] meanwhile, local
+    /// edits are kept in memory and written once there is room.
+    Full,
+    /// Storage failed for good: data from peers is refused with
+    /// [`Refusal::StorageFailed`]; what is held is still served.
+    Failed,
 }
 
 /// Where a document change came from.
@@ -128,6 +161,8 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// Whether the node can store what it receives changed.
+    Storage(StorageState),
     /// A peer refused data of `doc` that this node sent it: until that
     /// changes, the document is stuck there ([`SyncStatus::refused`]).
     PeerRefused {

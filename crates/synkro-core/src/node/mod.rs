@@ -15,7 +15,7 @@ mod store;
 mod sync;
 mod timers;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use rand_core::CryptoRng;
@@ -29,7 +29,9 @@ use crate::message::Message;
 use crate::replica::{CompactionPolicy, DocReplica};
 use crate::time::Instant;
 
-pub use effect::{DocInfo, Effect, Event, LoadReport, Origin, SessionId, SyncStatus, WriteId};
+pub use effect::{
+    DocInfo, Effect, Event, LoadReport, Origin, SessionId, StorageState, SyncStatus, WriteFailure, WriteId,
+};
 use store::{StoreBatch, Writes};
 use sync::Peer;
 use timers::{Timer, Timers};
@@ -50,6 +52,12 @@ pub struct NodeConfig {
     /// Most documents a peer may make this node store (a relay's quota);
     /// documents created, joined or imported locally are not limited.
     pub max_docs: usize,
+    /// How long a new session may go without the peer's `Hello` before the
+    /// node ends it: a stream that never speaks holds nothing open.
+    pub hello_timeout: Duration,
+    /// How long the node waits before retrying writes that failed for lack
+    /// of space ([`WriteFailure::Full`]).
+    pub write_retry: Duration,
 }
 
 impl Default for NodeConfig {
@@ -59,6 +67,8 @@ impl Default for NodeConfig {
             compaction: CompactionPolicy::default(),
             send_window: 4 << 20,
             max_docs: usize::MAX,
+            hello_timeout: Duration::from_secs(30),
+            write_retry: Duration::from_secs(2),
         }
     }
 }
@@ -82,6 +92,11 @@ pub struct Node {
     seen_ephemeral: (HashSet<[u8; NONCE_LEN]>, VecDeque<[u8; NONCE_LEN]>),
     /// [`Event::Rejected`] emitted so far.
     rejected: u64,
+    /// Whether writes succeed.
+    storage: StorageState,
+    /// Data refused for lack of room: (peer, document), told our state
+    /// again once there is room so that they send it again.
+    full_refused: BTreeSet<(MemberId, DocId)>,
 }
 
 impl Node {
@@ -101,6 +116,8 @@ impl Node {
             writes: Writes::default(),
             seen_ephemeral: (HashSet::new(), VecDeque::new()),
             rejected: 0,
+            storage: StorageState::Ok,
+            full_refused: BTreeSet::new(),
         }
     }
 
@@ -139,6 +156,19 @@ impl Node {
                         tracing::warn!(%doc, error = %e, "sealing pending edits failed");
                     }
                 }
+                Timer::Hello(session) => {
+                    if let Some(peer) = self.session_peer(session)
+                        && !self.greeted(&peer)
+                    {
+                        let after = self.config.hello_timeout;
+                        self.disconnect(peer, format!("no Hello within {after:?}"));
+                    }
+                }
+                Timer::RetryWrites => {
+                    if self.storage == StorageState::Full {
+                        self.effects.push_back(Effect::RetryWrites);
+                    }
+                }
             }
         }
     }
@@ -156,6 +186,68 @@ impl Node {
             if self.peers.get(&peer).is_some_and(|p| p.session == session) {
                 self.effects.push_back(Effect::Send { session, peer, message });
             }
+        }
+        if self.storage == StorageState::Full && !self.writes.any_failed() {
+            self.set_storage(StorageState::Ok);
+            self.timers.stop(Timer::RetryWrites);
+            // Peers whose data we refused: our state makes them send it again.
+            for (peer, doc) in std::mem::take(&mut self.full_refused) {
+                if let Some(pd) = self.peers.get_mut(&peer).and_then(|p| p.docs.get_mut(&doc)) {
+                    pd.last_sent = None;
+                    self.send_have(peer, doc);
+                }
+            }
+        }
+    }
+
+    /// The runtime could not carry out [`Effect::Persist`] `write`. For
+    /// [`WriteFailure::Full`] it keeps the write and carries it out again,
+    /// after what it still holds of earlier writes of the same document,
+    /// on [`Effect::RetryWrites`]; until then data from peers is refused
+    /// with [`Refusal::StorageFull`](crate::Refusal::StorageFull). For
+    /// [`WriteFailure::Failed`] nothing more is written: data from peers is
+    /// refused for good, and what the node holds is still served.
+    pub fn persist_failed(&mut self, write: WriteId, failure: WriteFailure) {
+        if !self.writes.fail(write) {
+            return;
+        }
+        match failure {
+            WriteFailure::Full => {
+                self.timers.start(Timer::RetryWrites, self.config.write_retry);
+                if self.storage == StorageState::Ok {
+                    self.set_storage(StorageState::Full);
+                }
+            }
+            WriteFailure::Failed => self.set_storage(StorageState::Failed),
+        }
+    }
+
+    /// Whether writes succeed (see [`StorageState`]).
+    pub fn storage_state(&self) -> StorageState {
+        self.storage
+    }
+
+    /// Did a write of `doc` still in flight fail ([`persist_failed`](Self::persist_failed))?
+    pub fn write_failed(&self, doc: &DocId) -> bool {
+        self.writes.doc_failed(doc)
+    }
+
+    /// Is every write up to and including `write` durable, or failed? A
+    /// runtime that slows a peer down to the disk's pace waits for this:
+    /// what failed for lack of room is retried on the node's own time.
+    pub fn settled_through(&self, write: WriteId) -> bool {
+        self.writes.settled_through(write)
+    }
+
+    fn set_storage(&mut self, state: StorageState) {
+        if self.storage != state {
+            match state {
+                StorageState::Ok => tracing::info!("storage accepts writes again"),
+                StorageState::Full => tracing::warn!("storage is full; refusing new data from peers until it has room"),
+                StorageState::Failed => tracing::error!("storage failed; refusing new data from peers"),
+            }
+            self.storage = state;
+            self.emit(Event::Storage(state));
         }
     }
 

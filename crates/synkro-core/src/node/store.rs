@@ -64,6 +64,9 @@ pub(super) struct Writes {
     next: u64,
     docs: BTreeMap<DocId, DocWrites>,
     owner: BTreeMap<WriteId, DocId>,
+    /// Writes in flight that the runtime reported failed (they stay in
+    /// flight: a full disk's writes are retried, a failed store's never end).
+    failed: BTreeSet<WriteId>,
 }
 
 #[derive(Default)]
@@ -92,6 +95,33 @@ impl Writes {
         self.owner.first_key_value().is_none_or(|(oldest, _)| *oldest > write)
     }
 
+    /// Is every write up to and including `write` durable or failed? What
+    /// failed stays in flight, but waiting for it would wait for the disk.
+    pub(super) fn settled_through(&self, write: WriteId) -> bool {
+        self.owner.range(..=write).all(|(w, _)| self.failed.contains(w))
+    }
+
+    /// `write` failed (again); false if it is not in flight.
+    pub(super) fn fail(&mut self, write: WriteId) -> bool {
+        let in_flight = self.owner.contains_key(&write);
+        if in_flight {
+            self.failed.insert(write);
+        }
+        in_flight
+    }
+
+    /// Has a write failed that is still in flight?
+    pub(super) fn any_failed(&self) -> bool {
+        !self.failed.is_empty()
+    }
+
+    /// Has a write of `doc` in flight failed?
+    pub(super) fn doc_failed(&self, doc: &DocId) -> bool {
+        self.docs
+            .get(doc)
+            .is_some_and(|d| d.pending.iter().any(|w| self.failed.contains(w)))
+    }
+
     /// Is no write in flight?
     pub(super) fn idle(&self) -> bool {
         self.owner.is_empty()
@@ -117,6 +147,7 @@ impl Writes {
         let Some(doc) = self.owner.remove(&write) else {
             return Vec::new();
         };
+        self.failed.remove(&write);
         let Some(d) = self.docs.get_mut(&doc) else {
             return Vec::new();
         };

@@ -7,6 +7,7 @@ use rand_core::CryptoRng;
 use serde_bytes::ByteBuf;
 
 use super::documents::diff_since;
+use super::timers::Timer;
 use super::{Node, effect::*, store::StoreBatch};
 use crate::access::{AccessLog, Inserted};
 use crate::chunk::{ChunkRef, SealedChunk};
@@ -28,6 +29,8 @@ pub(super) struct PeerDoc {
     pub(super) last_sent: Option<Digest>,
     /// The peer's last refusal of data we sent, until it acknowledges.
     pub(super) refused: Option<Refusal>,
+    /// It refused for lack of room: send it nothing more until its next `Have`.
+    pub(super) paused: bool,
 }
 
 pub(super) struct Peer {
@@ -40,6 +43,20 @@ pub(super) struct Peer {
     pub(super) backlog: BTreeSet<DocId>,
     /// Its `Hello` arrived: we know what it holds.
     pub(super) greeted: bool,
+    /// Ops it sent for documents we do not hold (a joiner's claim that came
+    /// before the document did), taken up if the document arrives while
+    /// the session lasts; at most [`MAX_PARKED`] bytes.
+    pub(super) parked: Vec<(DocId, Vec<ByteBuf>)>,
+}
+
+/// Most bytes of ops kept per session for documents not held: a few
+/// joiners' claims, not a store for strangers.
+const MAX_PARKED: usize = 64 << 10;
+
+impl Peer {
+    fn parked_len(&self) -> usize {
+        self.parked.iter().flat_map(|(_, ops)| ops).map(|o| o.len()).sum()
+    }
 }
 
 impl Node {
@@ -57,16 +74,18 @@ impl Node {
                 queued: 0,
                 backlog: BTreeSet::new(),
                 greeted: false,
+                parked: Vec::new(),
             },
         );
         if let Some(old) = old {
             self.sessions.remove(&old.session);
         }
         self.sessions.insert(session, peer);
+        self.timers.start(Timer::Hello(session), self.config.hello_timeout);
         let docs = self
             .docs
             .values()
-            .filter(|r| !r.log.is_rooted() || r.role_of(&peer).is_some())
+            .filter(|r| shares(r, &peer))
             .map(|r| {
                 // What is not durable yet is not offered as held: a digest
                 // that matches nothing makes the documents be compared.
@@ -88,9 +107,24 @@ impl Node {
     /// session the node ended itself ([`Effect::Disconnect`]) or that was
     /// replaced is forgotten already.
     pub fn peer_disconnected(&mut self, session: SessionId) {
+        self.timers.stop(Timer::Hello(session));
         if let Some(peer) = self.sessions.remove(&session) {
             self.peers.remove(&peer);
+            self.full_refused.retain(|(p, _)| *p != peer);
         }
+    }
+
+    /// Do we hold `doc` and share it with `peer` (it is a member, or the
+    /// document is one we joined and wait for)? A peer we do not share a
+    /// document with learns nothing about it from us, not even whether we
+    /// hold it, and costs us nothing for it.
+    pub(super) fn shared_with(&self, doc: &DocId, peer: &MemberId) -> bool {
+        self.docs.get(doc).is_some_and(|r| shares(r, peer))
+    }
+
+    /// Has `peer` a session on `doc` (it was a member during this session)?
+    fn in_session(&self, peer: &MemberId, doc: &DocId) -> bool {
+        self.peers.get(peer).is_some_and(|p| p.docs.contains_key(doc))
     }
 
     /// `peer`'s current session, if it is connected.
@@ -205,10 +239,16 @@ impl Node {
         if version != PROTOCOL_VERSION {
             return self.disconnect(peer, format!("protocol version {version} is not {PROTOCOL_VERSION}"));
         }
-        if let Some(p) = self.peers.get_mut(&peer) {
-            p.greeted = true;
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        if p.greeted {
+            return self.disconnect(peer, "sent a second Hello".into());
         }
-        let theirs: BTreeMap<DocId, Digest> = docs.into_iter().collect();
+        p.greeted = true;
+        let session = p.session;
+        self.timers.stop(Timer::Hello(session));
+        // Only documents we share with the peer: for the others there is no
+        // answer and no state, whatever the peer listed.
+        let theirs: BTreeMap<DocId, Digest> = docs.into_iter().filter(|(d, _)| self.shared_with(d, &peer)).collect();
         let mut to_have = Vec::new();
         for (d, dg) in &theirs {
             match (self.docs.get(d), self.peers.get_mut(&peer)) {
@@ -225,14 +265,22 @@ impl Node {
                 _ => to_have.push(*d),
             }
         }
-        // Documents we share with the peer that it did not mention.
-        to_have.extend(
-            self.docs
-                .values()
-                .filter(|r| !theirs.contains_key(&r.id) && (!r.log.is_rooted() || r.role_of(&peer).is_some()))
-                .map(|r| r.id),
-        );
         for doc in to_have {
+            self.send_have(peer, doc);
+        }
+        // Documents we share with the peer that it did not mention: it does
+        // not hold them, or does not know it shares them (it will not say),
+        // so their access log goes first; their chunks follow its `Have`.
+        let unmentioned: Vec<DocId> = self
+            .docs
+            .values()
+            .filter(|r| !theirs.contains_key(&r.id) && shares(r, &peer))
+            .map(|r| r.id)
+            .collect();
+        for doc in unmentioned {
+            // Ops first: a peer that does not hold the document yet ignores
+            // a `Have` of it.
+            self.push_ops(peer, doc);
             self.send_have(peer, doc);
         }
     }
@@ -244,7 +292,9 @@ impl Node {
         };
         tracing::warn!(me = %self.me, %peer, %doc, %reason, "peer refused our data");
         if reason.is_transient() {
-            // It did not keep what we sent: send it again when it has room.
+            // It did not keep what we sent: send it again when it has room,
+            // which its next `Have` will tell.
+            pd.paused = true;
             match &pd.acked {
                 Some((heads, vv)) => {
                     pd.heads = heads.clone();
@@ -273,6 +323,9 @@ impl Node {
         vv: VersionVector,
         snapshots: Vec<[u8; 32]>,
     ) {
+        if !self.shared_with(&doc, &peer) && !self.in_session(&peer, &doc) {
+            return;
+        }
         let holds_ours = self
             .docs
             .get(&doc)
@@ -289,6 +342,7 @@ impl Node {
                 }
             }
             pd.acked = Some((heads.clone(), vv.clone()));
+            pd.paused = false;
             if holds_ours {
                 pd.refused = None;
             }
@@ -300,6 +354,17 @@ impl Node {
 
     pub(super) fn on_ops<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, peer: MemberId, doc: DocId, ops: Vec<ByteBuf>) {
         let is_new = !self.docs.contains_key(&doc);
+        // A peer that does not share the document (or a document we do not
+        // hold) may still bring ops that make it a member (a joiner's
+        // claim), or make us one (a new document): they are taken, and
+        // nothing is answered unless they do.
+        let stranger = !self.shared_with(&doc, &peer) && !self.in_session(&peer, &doc);
+        if !is_new && self.storage != StorageState::Ok && self.brings_new_ops(&doc, &ops) {
+            if !stranger {
+                self.refuse_for_storage(peer, doc);
+            }
+            return;
+        }
         let mut r = self
             .docs
             .remove(&doc)
@@ -311,7 +376,9 @@ impl Node {
             match crate::access::AccessOp::decode(bytes) {
                 Err(e @ (VerifyError::BadSignature | VerifyError::Decode(_))) => {
                     self.docs.extend((!is_new).then_some((doc, r)));
-                    self.refuse(peer, doc, Refusal::from_verify(&e));
+                    if !stranger {
+                        self.refuse(peer, doc, Refusal::from_verify(&e));
+                    }
                     return self.disconnect(peer, "sent a forged or malformed access op".into());
                 }
                 Err(e) => rejected.push(e),
@@ -325,7 +392,9 @@ impl Node {
                 }
             }
         }
-        if let Some(first) = rejected.first() {
+        if let Some(first) = rejected.first()
+            && !stranger
+        {
             self.refuse(peer, doc, Refusal::from_verify(first));
         }
         for e in rejected {
@@ -337,8 +406,14 @@ impl Node {
         }
         if is_new {
             let wanted = r.role_of(&self.me).is_some() || !r.local.invites.is_empty();
-            if !wanted || batch.is_empty() {
-                return self.send_have(peer, doc);
+            if !wanted {
+                return self.park(peer, doc, ops); // Not ours (yet): nothing answered.
+            }
+            if batch.is_empty() {
+                return;
+            }
+            if self.storage != StorageState::Ok {
+                return self.refuse_for_storage(peer, doc);
             }
             if self.docs.len() >= self.config.max_docs {
                 let max = self.config.max_docs;
@@ -366,6 +441,7 @@ impl Node {
         if is_new {
             self.emit(Event::DocAdded { doc });
         }
+        self.unpark(rng, doc);
         if let Some(patches) = patches {
             self.emit(Event::DocChanged {
                 doc,
@@ -382,7 +458,75 @@ impl Node {
         self.send_have(peer, doc);
     }
 
+    /// Keep `ops` of a document not held, within the session's allowance.
+    fn park(&mut self, peer: MemberId, doc: DocId, ops: Vec<ByteBuf>) {
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        let len: usize = ops.iter().map(|o| o.len()).sum();
+        if p.parked_len() + len <= MAX_PARKED {
+            p.parked.push((doc, ops));
+        }
+    }
+
+    /// `doc` is held now: take up the ops peers sent for it before.
+    fn unpark<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, doc: DocId) {
+        let mut waiting = Vec::new();
+        for (id, p) in &mut self.peers {
+            if p.parked.iter().any(|(d, _)| *d == doc) {
+                let (mine, rest) = std::mem::take(&mut p.parked).into_iter().partition(|(d, _)| *d == doc);
+                p.parked = rest;
+                waiting.extend(mine.into_iter().map(|(_, ops): (DocId, Vec<ByteBuf>)| (*id, ops)));
+            }
+        }
+        for (peer, ops) in waiting {
+            self.on_ops(rng, peer, doc, ops);
+        }
+    }
+
+    /// Would `ops` add to what we hold of `doc`?
+    fn brings_new_ops(&self, doc: &DocId, ops: &[ByteBuf]) -> bool {
+        let Some(r) = self.docs.get(doc) else { return false };
+        ops.iter()
+            .any(|bytes| crate::access::AccessOp::decode(bytes).map_or(true, |op| !r.log.contains(&op.hash())))
+    }
+
+    /// Chunks from a peer that does not share the document with us: forged
+    /// ones end the session (whatever the document, so that tells nothing
+    /// about it), the rest are dropped unanswered, as if they never came.
+    fn ignore_chunks(&mut self, peer: MemberId, chunks: &[ByteBuf]) {
+        if let Some(e) = chunks.iter().find_map(|c| SealedChunk::decode(c).err()) {
+            self.disconnect(peer, format!("sent a forged or malformed chunk: {e}"));
+        }
+    }
+
+    /// Would `chunks` add to what we hold of `doc`? (Undecodable ones count
+    /// as new: they are for the normal path to reject.)
+    fn brings_new_chunks(&self, doc: &DocId, chunks: &[ByteBuf]) -> bool {
+        let Some(r) = self.docs.get(doc) else { return false };
+        chunks
+            .iter()
+            .any(|bytes| SealedChunk::decode(bytes).map_or(true, |c| !r.holds(&c.chunk_ref())))
+    }
+
+    /// Data from `peer` for `doc` is refused because it could not be
+    /// stored; it is told our state again once it can.
+    fn refuse_for_storage(&mut self, peer: MemberId, doc: DocId) {
+        let reason = match self.storage {
+            StorageState::Failed => Refusal::StorageFailed,
+            _ => {
+                self.full_refused.insert((peer, doc));
+                Refusal::StorageFull
+            }
+        };
+        self.refuse(peer, doc, reason);
+    }
+
     pub(super) fn on_chunks(&mut self, peer: MemberId, doc: DocId, chunks: Vec<ByteBuf>) {
+        if !self.shared_with(&doc, &peer) && !self.in_session(&peer, &doc) {
+            return self.ignore_chunks(peer, &chunks);
+        }
+        if self.storage != StorageState::Ok && self.brings_new_chunks(&doc, &chunks) {
+            return self.refuse_for_storage(peer, doc);
+        }
         let Some(r) = self.docs.get_mut(&doc) else { return };
         let heads_before = r.doc.as_mut().map(|d| d.get_heads());
         let mut batch = StoreBatch::default();
@@ -453,11 +597,14 @@ impl Node {
     /// Send our state of `doc` to `peer` unless it already has this exact state.
     pub(super) fn send_have(&mut self, peer: MemberId, doc: DocId) {
         let (heads, vv, snapshots, digest) = match self.docs.get(&doc) {
-            Some(r) if r.role_of(&peer).is_some() || !r.log.is_rooted() => {
+            Some(r) if !r.log.is_rooted() || r.role_of(&peer).is_some() => {
                 (r.log.heads(), r.vv.clone(), r.snapshot_ids(), r.digest())
             }
-            Some(r) => (r.log.heads(), VersionVector::default(), Vec::new(), r.digest()),
-            None => (Vec::new(), VersionVector::default(), Vec::new(), [0; 16]),
+            // A member no more: where the log stands, nothing of the content.
+            Some(r) if shares(r, &peer) || self.in_session(&peer, &doc) => {
+                (r.log.heads(), VersionVector::default(), Vec::new(), r.digest())
+            }
+            _ => return,
         };
         let Some(p) = self.peers.get_mut(&peer) else { return };
         let pd = p.docs.entry(doc).or_default();
@@ -486,20 +633,13 @@ impl Node {
             return;
         };
         let Some(pd) = p.docs.get_mut(&doc) else { return };
+        if pd.paused {
+            return;
+        }
         let member = r.role_of(&peer).is_some();
         let mut messages = Vec::new();
         if member || !r.log.is_rooted() {
-            let ops: Vec<ByteBuf> = r
-                .log
-                .missing_for(&pd.heads)
-                .iter()
-                .map(|o| ByteBuf::from(o.encoded().to_vec()))
-                .collect();
-            if !ops.is_empty() {
-                pd.heads = r.log.heads();
-                // In order, a message of at most about BATCH_TARGET_LEN each.
-                messages.extend(in_batches(ops).map(|ops| Message::Ops { doc, ops }));
-            }
+            messages.extend(ops_missing(doc, r, pd));
         }
         p.backlog.remove(&doc);
         if member {
@@ -550,6 +690,19 @@ impl Node {
         }
     }
 
+    /// Send `peer` the access ops of `doc` it lacks (the whole log if we
+    /// know nothing of what it holds), without chunks.
+    fn push_ops(&mut self, peer: MemberId, doc: DocId) {
+        let (Some(r), Some(p)) = (self.docs.get(&doc), self.peers.get_mut(&peer)) else {
+            return;
+        };
+        let pd = p.docs.entry(doc).or_default();
+        let messages: Vec<Message> = ops_missing(doc, r, pd).collect();
+        for m in messages {
+            self.send(peer, &m);
+        }
+    }
+
     /// The runtime handed `bytes` of `session`'s [`Effect::Send`]s to the
     /// network: room in the send window for held-back chunks.
     pub fn transmitted(&mut self, session: SessionId, bytes: usize) {
@@ -581,6 +734,29 @@ impl Node {
             self.push_missing(p, *doc);
         }
     }
+}
+
+/// Is `r` a document we may talk about with `peer`: one it is a member of,
+/// was a member of (it learns where the log stands, and its late edits are
+/// refused with a reason), or one we joined and wait for?
+fn shares(r: &DocReplica, peer: &MemberId) -> bool {
+    !r.log.is_rooted() || r.role_of(peer).is_some() || r.log.state().revoked.contains(peer)
+}
+
+/// The `Ops` messages that bring `pd` up to our access log of `doc`, which
+/// it then counts as sent.
+fn ops_missing(doc: DocId, r: &DocReplica, pd: &mut PeerDoc) -> impl Iterator<Item = Message> + use<> {
+    let ops: Vec<ByteBuf> = r
+        .log
+        .missing_for(&pd.heads)
+        .iter()
+        .map(|o| ByteBuf::from(o.encoded().to_vec()))
+        .collect();
+    if !ops.is_empty() {
+        pd.heads = r.log.heads();
+    }
+    // In order, a message of at most about BATCH_TARGET_LEN each.
+    in_batches(ops).map(move |ops| Message::Ops { doc, ops })
 }
 
 /// Encoded items in order, as lists of at most about [`BATCH_TARGET_LEN`]

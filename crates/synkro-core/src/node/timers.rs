@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use super::effect::SessionId;
 use crate::ids::DocId;
 use crate::time::Instant;
 
@@ -14,6 +15,10 @@ use crate::time::Instant;
 pub(super) enum Timer {
     /// Seal a document's pending edits (its flush window closed).
     Flush(DocId),
+    /// End a session whose peer has not said `Hello` yet.
+    Hello(SessionId),
+    /// Retry the writes that failed for lack of space.
+    RetryWrites,
 }
 
 /// Pending timers, each at most once.

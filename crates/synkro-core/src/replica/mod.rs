@@ -531,6 +531,14 @@ impl DocReplica {
         out
     }
 
+    /// Is this chunk held, or its change covered by what is held?
+    pub fn holds(&self, chunk: &ChunkRef) -> bool {
+        match chunk {
+            ChunkRef::Change(a, s) => *s <= self.vv.get(a) || self.changes.contains_key(&(*a, *s)),
+            ChunkRef::Snapshot(d) => self.snapshots.contains_key(d),
+        }
+    }
+
     /// Digests of the snapshots held.
     pub fn snapshot_ids(&self) -> Vec<[u8; 32]> {
         self.snapshots.keys().copied().collect()

@@ -25,6 +25,7 @@ use rand_chacha::rand_core::{Rng, SeedableRng};
 use synkro_core::automerge::{self, AutoCommit, ChangeHash};
 use synkro_core::{
     DeviceIdentity, DocId, Effect, Event, Instant, MemberId, Message, Node, NodeConfig, SealedChunk, SessionId,
+    WriteFailure, WriteId,
 };
 
 /// One node's durable storage: document namespace → key → value.
@@ -57,6 +58,9 @@ pub struct Faults {
     pub duplicate_per_mille: u32,
 }
 
+/// A write a node asked for: (write, document, puts, deletes).
+pub type Unwritten = (WriteId, DocId, Vec<(Vec<u8>, Vec<u8>)>, Vec<Vec<u8>>);
+
 /// A simulated device.
 pub struct SimNode {
     /// The live node.
@@ -73,6 +77,11 @@ pub struct SimNode {
     pub disconnects: Vec<(MemberId, String)>,
     /// Times it was crashed and reloaded.
     pub crashes: usize,
+    /// Its disk is full: writes fail with [`WriteFailure::Full`].
+    pub disk_full: bool,
+    /// Writes not carried out yet (one failed for lack of room, and those
+    /// queued behind it), in order, until the node asks to retry.
+    pub unwritten: VecDeque<Unwritten>,
 }
 
 impl SimNode {
@@ -142,6 +151,8 @@ impl Sim {
                     events: Vec::new(),
                     disconnects: Vec::new(),
                     crashes: 0,
+                    disk_full: false,
+                    unwritten: VecDeque::new(),
                 }
             })
             .collect();
@@ -200,18 +211,16 @@ impl Sim {
                             self.label
                         );
                     }
-                    let me = self.nodes[i].id();
-                    let own = |k: &[u8]| k.first() == Some(&b'C') && k.get(1..33) == Some(&me.0[..]);
-                    self.sealed += puts.iter().filter(|(k, _)| own(k)).count() as u64;
-                    let ns = self.nodes[i].records.entry(doc).or_default();
-                    for d in deletes {
-                        ns.remove(&d);
+                    self.nodes[i].unwritten.push_back((write, doc, puts, deletes));
+                    if self.nodes[i].unwritten.len() == 1 {
+                        self.write(i);
+                    } else {
+                        // Behind a write that failed for lack of room: it
+                        // would fail too, until the node retries.
+                        self.nodes[i].node.persist_failed(write, WriteFailure::Full);
                     }
-                    for (k, v) in puts {
-                        ns.insert(k, v);
-                    }
-                    self.nodes[i].node.persisted(write);
                 }
+                Effect::RetryWrites => self.write(i),
                 Effect::Send { session, peer, message } => match self
                     .index_of(&peer)
                     .filter(|j| self.sessions.get(&(i, *j)) == Some(&session))
@@ -248,6 +257,32 @@ impl Sim {
                 }
                 Effect::Event(e) => self.nodes[i].events.push(e),
             }
+        }
+        // Reporting writes may have started timers: arm them, as a driver would.
+        if !self.nodes[i].node.timers_armed() {
+            self.drain(i);
+        }
+    }
+
+    /// Carry out node `i`'s unwritten writes in order, until its disk is full.
+    fn write(&mut self, i: usize) {
+        while let Some((write, doc, puts, deletes)) = self.nodes[i].unwritten.pop_front() {
+            if self.nodes[i].disk_full {
+                self.nodes[i].node.persist_failed(write, WriteFailure::Full);
+                self.nodes[i].unwritten.push_front((write, doc, puts, deletes));
+                return;
+            }
+            let me = self.nodes[i].id();
+            let own = |k: &[u8]| k.first() == Some(&b'C') && k.get(1..33) == Some(&me.0[..]);
+            self.sealed += puts.iter().filter(|(k, _)| own(k)).count() as u64;
+            let ns = self.nodes[i].records.entry(doc).or_default();
+            for d in deletes {
+                ns.remove(&d);
+            }
+            for (k, v) in puts {
+                ns.insert(k, v);
+            }
+            self.nodes[i].node.persisted(write);
         }
     }
 
@@ -443,6 +478,7 @@ impl Sim {
         let sn = &mut self.nodes[i];
         sn.node = rebuild(rng, &sn.identity, &sn.config, &sn.records, &format!("{label} node {i}"));
         sn.crashes += 1;
+        sn.unwritten.clear();
         self.drain(i);
     }
 
