@@ -47,6 +47,19 @@ pub struct Args {
     /// Address of the HTTP endpoint for /health and /metrics [default: 127.0.0.1:8080].
     #[arg(long, env = "SYNKRO_RELAY_HTTP", value_name = "IP:PORT")]
     pub http: Option<SocketAddr>,
+    /// Close an HTTP connection whose request headers are not complete this
+    /// long after it opened or after its last response, e.g. 5s [default: 10s].
+    #[arg(long, env = "SYNKRO_RELAY_HTTP_HEADER_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub http_header_timeout: Option<Duration>,
+    /// Close an HTTP connection on which nothing is read or written for this
+    /// long: between requests, or while the client does not read its
+    /// response; keep-alive lasts the shorter of this and the header timeout [default: 30s].
+    #[arg(long, env = "SYNKRO_RELAY_HTTP_IDLE_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub http_idle_timeout: Option<Duration>,
+    /// HTTP connections open at once, apart from libp2p's; more are closed
+    /// as soon as they are accepted [default: 256].
+    #[arg(long, env = "SYNKRO_RELAY_MAX_HTTP_CONNECTIONS", value_name = "N")]
+    pub max_http_connections: Option<usize>,
     /// PEM certificate chain for /tls/ws listeners.
     #[arg(long, env = "SYNKRO_RELAY_TLS_CERT", value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -99,6 +112,11 @@ struct FileConfig {
     #[serde(default)]
     external_address: Vec<String>,
     http: Option<SocketAddr>,
+    #[serde(default, with = "humantime_serde")]
+    http_header_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    http_idle_timeout: Option<Duration>,
+    max_http_connections: Option<usize>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     no_store: Option<bool>,
@@ -126,6 +144,12 @@ pub struct RelayConfig {
     pub external_addrs: Vec<Multiaddr>,
     /// HTTP endpoint.
     pub http: SocketAddr,
+    /// How long an HTTP client may take to send request headers.
+    pub http_header_timeout: Duration,
+    /// How long an HTTP connection may sit with nothing read or written.
+    pub http_idle_timeout: Duration,
+    /// HTTP connections open at once (each holds a file handle).
+    pub max_http_connections: usize,
     /// Certificate chain and key files for `/tls/ws`.
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Store and serve documents (the blind `replicate` member).
@@ -154,6 +178,18 @@ pub const DEFAULT_STUN: &str = "0.0.0.0:3478";
 /// The HTTP endpoint of a relay started without `--http`: loopback only,
 /// because metrics are for the operator.
 pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
+
+/// Long enough for a slow honest client on a bad link, short enough that a
+/// connection that never finishes its request soon gives its handle back.
+pub const DEFAULT_HTTP_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A scraper's or load balancer's keep-alive survives between polls, a
+/// stalled client does not hold its connection for long.
+pub const DEFAULT_HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Plenty for operators' tools, and a small, fixed share of the relay's
+/// file handles, which libp2p needs for peers.
+pub const DEFAULT_MAX_HTTP_CONNECTIONS: usize = 256;
 
 impl RelayConfig {
     /// Merge `args` (flags and environment, already parsed) over the TOML
@@ -189,6 +225,26 @@ impl RelayConfig {
             (None, None) => None,
             _ => anyhow::bail!("tls_cert and tls_key go together"),
         };
+        let http_header_timeout = args
+            .http_header_timeout
+            .or(file.http_header_timeout)
+            .unwrap_or(DEFAULT_HTTP_HEADER_TIMEOUT);
+        let http_idle_timeout = args
+            .http_idle_timeout
+            .or(file.http_idle_timeout)
+            .unwrap_or(DEFAULT_HTTP_IDLE_TIMEOUT);
+        let max_http_connections = args
+            .max_http_connections
+            .or(file.max_http_connections)
+            .unwrap_or(DEFAULT_MAX_HTTP_CONNECTIONS);
+        anyhow::ensure!(
+            !http_header_timeout.is_zero() && !http_idle_timeout.is_zero(),
+            "http_header_timeout and http_idle_timeout must be longer than 0s"
+        );
+        anyhow::ensure!(
+            (1..=tokio::sync::Semaphore::MAX_PERMITS).contains(&max_http_connections),
+            "max_http_connections must be at least 1 (the endpoint serves /health)"
+        );
         let defaults = ServerConfig::default();
         let server = ServerConfig {
             max_connections: args
@@ -222,6 +278,9 @@ impl RelayConfig {
                 Some(a) => a,
                 None => DEFAULT_HTTP.parse().expect("valid default address"),
             },
+            http_header_timeout,
+            http_idle_timeout,
+            max_http_connections,
             tls,
             store: !(args.no_store || file.no_store.unwrap_or(false)),
             max_documents: args.max_documents.or(file.max_documents).unwrap_or(usize::MAX),
@@ -277,6 +336,9 @@ mod tests {
         assert!(c.store);
         assert_eq!(c.server.max_circuit_bytes, 64 << 20);
         assert_eq!(c.stun.map(|a| a.to_string()).as_deref(), Some(DEFAULT_STUN));
+        assert_eq!(c.http_header_timeout, Duration::from_secs(10));
+        assert_eq!(c.http_idle_timeout, Duration::from_secs(30));
+        assert_eq!(c.max_http_connections, 256);
         let c = resolve(&["--data-dir", "/tmp/r", "--no-stun"], None)?;
         assert_eq!(c.stun, None);
         let c = resolve(&["--data-dir", "/tmp/r"], Some("stun = \"127.0.0.1:0\""))?;
@@ -293,14 +355,30 @@ mod tests {
             max_circuit_duration = "30m"
             max_circuit_mib = 8
             no_store = true
+            http_header_timeout = "2s"
+            http_idle_timeout = "1m"
+            max_http_connections = 64
         "#;
-        let c = resolve(&["--http", "127.0.0.1:9100"], Some(file))?;
+        let c = resolve(
+            &["--http", "127.0.0.1:9100", "--max-http-connections", "32"],
+            Some(file),
+        )?;
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/synkro-relay"));
         assert_eq!(c.listen, vec!["/ip4/127.0.0.1/tcp/7000".parse::<Multiaddr>()?]);
         assert_eq!(c.http.port(), 9100, "the flag wins");
         assert_eq!(c.server.max_circuit_duration, Duration::from_secs(30 * 60));
         assert_eq!(c.server.max_circuit_bytes, 8 << 20);
         assert!(!c.store);
+        assert_eq!(c.http_header_timeout, Duration::from_secs(2));
+        assert_eq!(c.http_idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.max_http_connections, 32, "the flag wins");
+        let c = resolve(
+            &["--http-header-timeout", "500ms", "--http-idle-timeout", "5s"],
+            Some(file),
+        )?;
+        assert_eq!(c.http_header_timeout, Duration::from_millis(500));
+        assert_eq!(c.http_idle_timeout, Duration::from_secs(5));
+        assert_eq!(c.max_http_connections, 64);
         Ok(())
     }
 
@@ -312,6 +390,16 @@ mod tests {
         assert!(format!("{bad:#}").contains("not a multiaddr"), "{bad:#}");
         assert!(resolve(&["--listen", "4001"], None).is_err());
         assert!(resolve(&["--tls-cert", "c.pem"], None).is_err(), "needs the key too");
+        let none = resolve(&["--data-dir", "/tmp/r", "--max-http-connections", "0"], None).expect_err("no room");
+        assert!(format!("{none:#}").contains("max_http_connections"), "{none:#}");
+        let zero = resolve(&["--data-dir", "/tmp/r"], Some(r#"http_header_timeout = "0s""#)).expect_err("zero");
+        assert!(format!("{zero:#}").contains("http_header_timeout"), "{zero:#}");
+        let bad = resolve(&["--data-dir", "/tmp/r"], Some("http_idle_timeout = 30")).expect_err("no unit");
+        assert!(format!("{bad:#}").contains("http_idle_timeout"), "{bad:#}");
+        assert!(
+            resolve(&["--http-header-timeout", "10"], None).is_err(),
+            "a duration needs a unit"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! any tokio program (see `examples/relay-with-config.rs`).
 
 mod config;
+mod health;
 mod http;
 mod metrics;
 mod server;

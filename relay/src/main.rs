@@ -22,7 +22,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    raise_descriptor_limit(config.server.max_connections);
+    raise_descriptor_limit(config.server.max_connections, config.max_http_connections);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -42,10 +42,11 @@ fn main() -> ExitCode {
 /// Every connection holds a descriptor (and each storage operation briefly
 /// one more); the usual soft limit of 1,024 is below the default connection
 /// cap. Raise it to the hard limit, and say so if even that is too low.
-fn raise_descriptor_limit(max_connections: u32) {
+fn raise_descriptor_limit(max_connections: u32, max_http_connections: usize) {
     #[cfg(unix)]
     {
-        let wanted = u64::from(max_connections) + 256;
+        // Peers, HTTP clients, and room for storage files and the rest.
+        let wanted = u64::from(max_connections) + max_http_connections as u64 + 256;
         match rlimit::increase_nofile_limit(u64::MAX) {
             Ok(got) if got < wanted => tracing::warn!(
                 open_files = got,

@@ -41,6 +41,8 @@ pub struct Metrics {
     sessions_opened: Counter,
     /// The STUN responder's counts.
     pub stun: crate::stun::StunMetrics,
+    /// The HTTP endpoint's counts.
+    pub http: crate::http::HttpMetrics,
 }
 
 impl Metrics {
@@ -59,6 +61,7 @@ impl Metrics {
             misbehaving_peers: Counter::default(),
             sessions_opened: Counter::default(),
             stun: crate::stun::StunMetrics::default(),
+            http: crate::http::HttpMetrics::default(),
         };
         r.register(
             "relay",
@@ -106,6 +109,16 @@ impl Metrics {
             "stun_dropped",
             "UDP datagrams on the STUN port that were not binding requests",
             m.stun.dropped.clone(),
+        );
+        r.register(
+            "http_connections",
+            "Open connections to this HTTP endpoint",
+            m.http.open.clone(),
+        );
+        r.register(
+            "http_connections_refused",
+            "Connections to this HTTP endpoint closed at once because max_http_connections were open",
+            m.http.refused.clone(),
         );
         m
     }

@@ -14,7 +14,7 @@ use synkro::{Event, NodeConfig, Repo, RepoConfig};
 use tracing::{info, warn};
 
 use crate::config::RelayConfig;
-use crate::http::{self, Status};
+use crate::http::{self, HttpLimits, Status};
 use crate::metrics::Metrics;
 
 /// The WebRTC-direct certificate, kept so `/certhash/…` in the relay's
@@ -41,7 +41,7 @@ pub struct Relay {
     http_addr: std::net::SocketAddr,
     stun: Option<tokio::task::JoinHandle<()>>,
     stop_http: tokio::sync::oneshot::Sender<()>,
-    http: tokio::task::JoinHandle<std::io::Result<()>>,
+    http: tokio::task::JoinHandle<()>,
 }
 
 impl Relay {
@@ -86,6 +86,7 @@ impl Relay {
             store = config.store,
             data_dir = %config.data_dir.display(),
             limits = ?config.server,
+            max_http_connections = config.max_http_connections,
             "relay started"
         );
 
@@ -105,9 +106,15 @@ impl Relay {
             registry,
             store: config.store,
             started,
+            memory_cap: config.server.max_memory_bytes,
         });
         let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-        let http = tokio::spawn(http::serve(listener, status, config.web_root, async {
+        let limits = HttpLimits {
+            header_timeout: config.http_header_timeout,
+            idle_timeout: config.http_idle_timeout,
+            max_connections: config.max_http_connections,
+        };
+        let http = tokio::spawn(http::serve(listener, status, config.web_root, limits, async {
             let _ = http_stopped.await;
         }));
         Ok(Relay {
@@ -163,9 +170,8 @@ impl Relay {
         let _ = self.stop_http.send(());
         self.repo.flush_all().await?;
         self.net.shutdown().await;
-        match self.http.await {
-            Ok(result) => result.context("HTTP endpoint")?,
-            Err(e) => warn!(error = %e, "HTTP task ended abnormally"),
+        if let Err(e) = self.http.await {
+            warn!(error = %e, "HTTP task ended abnormally");
         }
         info!("stopped");
         watched

@@ -4,7 +4,9 @@
 
 mod blind_relay;
 mod circuit;
+mod full_disk;
 mod hostile_frames;
+mod http_limits;
 mod large_document;
 mod many_docs;
 mod relay_process;
