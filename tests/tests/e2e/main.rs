@@ -5,6 +5,7 @@
 mod blind_relay;
 mod circuit;
 mod full_disk;
+mod hello_flood;
 mod hostile_frames;
 mod http_limits;
 mod large_document;
