@@ -90,6 +90,10 @@ pub struct Args {
     /// Refuse new connections above this resident memory, in MiB [default: 1024].
     #[arg(long, env = "SYNKRO_RELAY_MAX_MEMORY_MIB", value_name = "MIB")]
     pub max_memory_mib: Option<usize>,
+    /// Received frames held at once before they are handled, over all
+    /// peers, in MiB; a peer waits while they are used up [default: 64].
+    #[arg(long, env = "SYNKRO_RELAY_MAX_INBOUND_MIB", value_name = "MIB")]
+    pub max_inbound_mib: Option<usize>,
     /// Serve the files of this directory over HTTP at / (e.g. the built web demo).
     #[arg(long, env = "SYNKRO_RELAY_WEB_ROOT", value_name = "DIR")]
     pub web_root: Option<PathBuf>,
@@ -128,6 +132,7 @@ struct FileConfig {
     max_circuit_duration: Option<Duration>,
     max_circuit_mib: Option<u64>,
     max_memory_mib: Option<usize>,
+    max_inbound_mib: Option<usize>,
     web_root: Option<PathBuf>,
     stun: Option<SocketAddr>,
     no_stun: Option<bool>,
@@ -158,6 +163,8 @@ pub struct RelayConfig {
     pub max_documents: usize,
     /// Limits of the relay server.
     pub server: ServerConfig,
+    /// Bytes of received frames held at once before they are handled.
+    pub max_inbound_bytes: usize,
     /// Static files served at `/`.
     pub web_root: Option<PathBuf>,
     /// Where STUN is answered (`None`: not at all).
@@ -285,6 +292,10 @@ impl RelayConfig {
             store: !(args.no_store || file.no_store.unwrap_or(false)),
             max_documents: args.max_documents.or(file.max_documents).unwrap_or(usize::MAX),
             server,
+            max_inbound_bytes: args
+                .max_inbound_mib
+                .or(file.max_inbound_mib)
+                .map_or(synkro::net::NetConfig::default().max_inbound_bytes, |m| m << 20),
             web_root: args.web_root.or(file.web_root),
             stun: if args.no_stun || file.no_stun.unwrap_or(false) {
                 None

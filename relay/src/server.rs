@@ -76,6 +76,7 @@ impl Relay {
             accept_sync: config.store,
             tls,
             webrtc_certificate: Some(webrtc_certificate(&config.data_dir)?),
+            max_inbound_bytes: config.max_inbound_bytes,
             ..NetConfig::default()
         };
         let mut registry = Registry::default();

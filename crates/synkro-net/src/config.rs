@@ -64,6 +64,12 @@ pub struct NetConfig {
     /// asked for STUN at port [`DEFAULT_STUN_PORT`](crate::DEFAULT_STUN_PORT).
     /// `None`: stay on circuits. Native nodes ignore it.
     pub direct_webrtc: Option<synkro_webrtc::Config>,
+    /// Bytes of received frames held at once, over all sessions, before
+    /// they are handled: room is taken for a frame before it is read, so a
+    /// reader waits (and its peer is slowed down) while this is used up,
+    /// and many peers sending large frames at once cannot exhaust memory.
+    /// At least one frame ([`MAX_FRAME_LEN`](crate::MAX_FRAME_LEN)).
+    pub max_inbound_bytes: usize,
 }
 
 impl Default for NetConfig {
@@ -83,6 +89,7 @@ impl Default for NetConfig {
             dial_timeout: Duration::from_secs(15),
             max_backoff: Duration::from_secs(30),
             direct_webrtc: Some(synkro_webrtc::Config::default()),
+            max_inbound_bytes: 64 << 20,
         }
     }
 }

@@ -38,6 +38,16 @@ where
 /// Read one frame; `Ok(None)` on a clean end of stream between frames.
 /// A length over `max` is an error before anything is allocated.
 pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> io::Result<Option<Vec<u8>>> {
+    match read_frame_len(r, max).await? {
+        Some(len) => read_frame_body(r, len).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Read a frame's length, to reserve room for it before reading it with
+/// [`read_frame_body`]; `Ok(None)` on a clean end of stream between
+/// frames, an error for a length over `max`.
+pub async fn read_frame_len<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> io::Result<Option<usize>> {
     let mut len = [0u8; 4];
     let mut got = 0;
     while got < 4 {
@@ -54,9 +64,14 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> io::Resu
             format!("frame of {len} bytes is over the limit of {max}"),
         ));
     }
+    Ok(Some(len))
+}
+
+/// Read the `len` bytes of a frame whose length [`read_frame_len`] read.
+pub async fn read_frame_body<R: AsyncRead + Unpin>(r: &mut R, len: usize) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
     r.read_exact(&mut buf).await?;
-    Ok(Some(buf))
+    Ok(buf)
 }
 
 #[cfg(test)]

@@ -61,7 +61,7 @@ mod transport;
 
 pub use config::{NetConfig, ServerConfig, TlsConfig};
 pub use error::NetError;
-pub use framing::{MAX_FRAME_LEN, read_frame, write_frame, write_frames};
+pub use framing::{MAX_FRAME_LEN, read_frame, read_frame_body, read_frame_len, write_frame, write_frames};
 pub use ids::{member_of, peer_id_of, peer_in};
 #[cfg(not(target_arch = "wasm32"))]
 pub use libp2p::metrics::Registry;

@@ -32,15 +32,17 @@ pub use synkro_net::{
     Connection, DEFAULT_STUN_PORT, IcePolicy, MAX_FRAME_LEN, Multiaddr, NetConfig, NetError, PeerId, Protocol,
     ServerConfig, TlsConfig, WebrtcConfig, peer_id_of, peer_in,
 };
-use synkro_net::{NetEvent, Session, member_of, read_frame, write_frames};
+use synkro_net::{NetEvent, Session, member_of, read_frame_body, read_frame_len, write_frames};
 #[cfg(not(target_arch = "wasm32"))]
 pub use synkro_net::{Registry, generate_webrtc_certificate};
 use tracing::{debug, info, warn};
 
 use crate::rt::{Broadcast, Spawner, relock};
 
+mod budget;
 mod meet;
 use crate::{Error, Events, MemberId, Repo, SessionId};
+use budget::{Budget, Permit};
 
 /// Messages and bytes exchanged with one peer (sync frames, both ways).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -123,6 +125,8 @@ pub enum PeerEvent {
 
 struct Shared {
     events: Broadcast<PeerEvent>,
+    /// Room for received frames not handled yet, over all sessions.
+    inbound: Arc<Budget>,
     traffic: Mutex<HashMap<MemberId, Traffic>>,
     sessions_opened: AtomicU64,
     misbehaved: AtomicU64,
@@ -152,18 +156,18 @@ impl Repo {
     /// sync every session it opens with this repo.
     pub async fn connect(&self, config: NetConfig) -> Result<Network, Error> {
         let relays = relay_members(&config);
-        let meet = config.reachable_via_relays;
+        let (meet, inbound) = (config.reachable_via_relays, config.max_inbound_bytes);
         let started = synkro_net::Network::start(self.network_seed(), config)?;
-        Ok(self.run_network(started, relays, meet))
+        Ok(self.run_network(started, relays, meet, inbound))
     }
 
     /// [`connect`](Self::connect), recording libp2p metrics in `registry`.
     #[cfg(not(target_arch = "wasm32"))]
     pub async fn connect_with_metrics(&self, config: NetConfig, registry: &mut Registry) -> Result<Network, Error> {
         let relays = relay_members(&config);
-        let meet = config.reachable_via_relays;
+        let (meet, inbound) = (config.reachable_via_relays, config.max_inbound_bytes);
         let started = synkro_net::Network::start_with_metrics(self.network_seed(), config, registry)?;
-        Ok(self.run_network(started, relays, meet))
+        Ok(self.run_network(started, relays, meet, inbound))
     }
 
     fn network_seed(&self) -> [u8; 32] {
@@ -172,7 +176,13 @@ impl Repo {
 
     /// Drive the node, route its sessions into the repo, and (`meet`) dial
     /// the other members of our documents through the relays.
-    fn run_network(&self, started: synkro_net::Started, relays: Vec<(MemberId, Multiaddr)>, meet: bool) -> Network {
+    fn run_network(
+        &self,
+        started: synkro_net::Started,
+        relays: Vec<(MemberId, Multiaddr)>,
+        meet: bool,
+        inbound: usize,
+    ) -> Network {
         // The relays named in the config replicate what this device
         // administers, like any relay given to `replicate_to`: one list.
         self.inner.add_replicas(relays.iter().map(|(m, _)| *m));
@@ -182,6 +192,7 @@ impl Repo {
             net: started.network,
             shared: Arc::new(Shared {
                 events: Broadcast::new(256),
+                inbound: Budget::new(inbound),
                 traffic: Mutex::new(HashMap::new()),
                 sessions_opened: AtomicU64::new(0),
                 misbehaved: AtomicU64::new(0),
@@ -360,7 +371,7 @@ async fn attach(
 const MAX_BATCH: usize = 64;
 
 /// `first` and the frames queued behind it now, up to [`MAX_BATCH`].
-fn ready_batch<S: Stream<Item = Vec<u8>> + Unpin>(first: Vec<u8>, queue: &mut S) -> Vec<Vec<u8>> {
+fn ready_batch<T, S: Stream<Item = T> + Unpin>(first: T, queue: &mut S) -> Vec<T> {
     let mut batch = vec![first];
     while batch.len() < MAX_BATCH {
         match queue.next().now_or_never() {
@@ -393,14 +404,24 @@ async fn pump(
     // Frames are read into a short queue and handed to the repo in
     // batches: when they arrive faster than storage keeps up, what they
     // store is written together instead of one fsync per frame.
-    let (mut queue, mut queued) = mpsc::channel::<Vec<u8>>(MAX_BATCH);
+    // Each frame holds room in the network's inbound budget, taken before
+    // it is read, until the repo has handled it.
+    let (mut queue, mut queued) = mpsc::channel::<(Vec<u8>, Permit)>(MAX_BATCH);
     let net_ref = &network;
     let read = async move {
         loop {
-            match read_frame(&mut rd, MAX_FRAME_LEN).await {
-                Ok(Some(frame)) => {
+            let frame = match read_frame_len(&mut rd, MAX_FRAME_LEN).await {
+                Ok(Some(len)) => {
+                    let room = net_ref.shared.inbound.acquire(len).await;
+                    read_frame_body(&mut rd, len).await.map(|f| Some((f, room)))
+                }
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            };
+            match frame {
+                Ok(Some((frame, room))) => {
                     net_ref.count(peer, false, frame.len());
-                    if queue.send(frame).await.is_err() {
+                    if queue.send((frame, room)).await.is_err() {
                         return;
                     }
                 }
@@ -429,7 +450,7 @@ async fn pump(
     };
     let deliver = async {
         while let Some(first) = queued.next().await {
-            let batch = ready_batch(first, &mut queued);
+            let (batch, _room): (Vec<Vec<u8>>, Vec<Permit>) = ready_batch(first, &mut queued).into_iter().unzip();
             if repo.deliver(id, &batch).await.is_err() {
                 return;
             }

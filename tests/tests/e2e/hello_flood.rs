@@ -5,7 +5,6 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use futures::{AsyncReadExt, StreamExt};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
@@ -46,7 +45,7 @@ async fn flood(addr: String, seed: u8, hello: Vec<u8>) -> anyhow::Result<Vec<Mes
     let started = Network::start([seed; 32], NetConfig::default())?;
     tokio::spawn(started.driver);
     let mut events = started.events;
-    started.network.dial(addr.parse()?).await.context("dialing")?;
+    started.network.dial(addr.parse()?).await?;
     let session = loop {
         match tokio::time::timeout(TIMEOUT, events.next()).await? {
             Some(NetEvent::Session(s)) => break s,
@@ -55,7 +54,13 @@ async fn flood(addr: String, seed: u8, hello: Vec<u8>) -> anyhow::Result<Vec<Mes
         }
     };
     let (mut rd, mut wr) = session.stream.split();
-    write_frame(&mut wr, &hello).await.context("sending the Hello")?;
+    // The relay takes frames as its inbound budget allows; a stranger still
+    // waiting when its Hello timeout ends is cut off, which is fine too.
+    if let Err(e) = write_frame(&mut wr, &hello).await {
+        eprintln!("stranger {seed}: cut off before its Hello was read ({e})");
+        started.network.shutdown().await;
+        return Ok(Vec::new());
+    }
     let mut answers = Vec::new();
     while let Ok(Ok(Some(frame))) =
         tokio::time::timeout(Duration::from_secs(1), read_frame(&mut rd, synkro_net::MAX_FRAME_LEN)).await
