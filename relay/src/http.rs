@@ -32,6 +32,7 @@ use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use synkro::Repo;
 use synkro::net::Network;
+use synkro_net::Throttle;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -111,7 +112,7 @@ pub async fn serve(
     http.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
-    let mut refusals = RefusalLog::default();
+    let mut refusals = Throttle::new(REFUSAL_LOG_INTERVAL);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -127,7 +128,13 @@ pub async fn serve(
         let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
             drop(stream);
             counts.refused.inc();
-            refusals.refused(limits.max_connections);
+            if let Some(refused) = refusals.hit() {
+                warn!(
+                    refused,
+                    max_http_connections = limits.max_connections,
+                    "HTTP connections refused: the endpoint is full (raise max_http_connections if these are honest clients)"
+                );
+            }
             continue;
         };
         let slot = Slot::taken(permit, &counts.open);
@@ -178,31 +185,6 @@ impl Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         self.open.dec();
-    }
-}
-
-/// A warning when the cap refuses connections, at most one line per
-/// [`REFUSAL_LOG_INTERVAL`], with how many since the last line: a flood
-/// must not flood the log too. The metric counts every one.
-#[derive(Default)]
-struct RefusalLog {
-    last_line: Option<Instant>,
-    unlogged: u64,
-}
-
-impl RefusalLog {
-    fn refused(&mut self, cap: usize) {
-        self.unlogged += 1;
-        if self.last_line.is_some_and(|t| t.elapsed() < REFUSAL_LOG_INTERVAL) {
-            return;
-        }
-        warn!(
-            refused = self.unlogged,
-            max_http_connections = cap,
-            "HTTP connections refused: the endpoint is full (raise max_http_connections if these are honest clients)"
-        );
-        self.last_line = Some(Instant::now());
-        self.unlogged = 0;
     }
 }
 

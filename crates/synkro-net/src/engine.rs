@@ -14,7 +14,7 @@ use futures::{FutureExt, StreamExt};
 use libp2p::core::ConnectedPoint;
 use libp2p::core::transport::ListenerId;
 use libp2p::multiaddr::Protocol;
-use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::swarm::{ConnectionId, ListenError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, relay};
 use libp2p_stream::OpenStreamError;
 use tracing::{debug, info, warn};
@@ -26,6 +26,7 @@ use crate::error::{Cause, NetError, cause};
 use crate::ids::{member_of, peer_in};
 
 use crate::network::{Command, Dialed, Fut, Inbound, Metrics, NetEvent, PROTOCOL, Session, SessionEnd, Shared, boxed};
+use crate::throttle::Throttle;
 
 /// A relay or peer we stay connected to.
 pub(crate) struct Kept {
@@ -68,6 +69,8 @@ pub(crate) struct Engine {
     metrics: Option<Metrics>,
     /// Circuits, direct browser-to-browser WebRTC, and the moves between them.
     direct: DirectUpgrade,
+    /// Refused incoming connections, logged at most every 10 s.
+    denials: Throttle,
 }
 
 /// How a connection reaches its peer.
@@ -122,6 +125,7 @@ impl Engine {
             redials: FuturesUnordered::new(),
             metrics,
             direct: DirectUpgrade::new(upgrades),
+            denials: Throttle::new(Duration::from_secs(10)),
         }
     }
 
@@ -538,6 +542,17 @@ impl Engine {
                 if let Some(i) = self.kept_index(&peer) {
                     warn!(addr = %self.kept[i].addr, error = %why, "cannot reach");
                     self.schedule_redial(i);
+                }
+            }
+            SwarmEvent::IncomingConnectionError {
+                error: ListenError::Denied { cause },
+                send_back_addr,
+                ..
+            } => {
+                // The memory cap, the connection limits or the per-address
+                // limit said no; the metrics count each refusal.
+                if let Some(refused) = self.denials.hit() {
+                    warn!(refused, last_from = %send_back_addr, last_cause = %cause, "incoming connections refused");
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::RelayClient(relay::client::Event::ReservationReqAccepted {

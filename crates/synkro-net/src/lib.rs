@@ -57,6 +57,7 @@ mod framing;
 mod ids;
 mod network;
 mod per_ip;
+mod throttle;
 mod transport;
 
 pub use config::{NetConfig, ServerConfig, TlsConfig};
@@ -70,6 +71,7 @@ pub use libp2p::{Multiaddr, PeerId, Stream};
 pub use network::{Connection, Dialed, Driver, HangUp, NetEvent, Network, Session, SessionEnd, Started};
 pub use per_ip::{PerIpLimit, TooManyFromIp};
 pub use synkro_core::MemberId;
+pub use throttle::Throttle;
 #[cfg(not(target_arch = "wasm32"))]
 pub use transport::generate_webrtc_certificate;
 

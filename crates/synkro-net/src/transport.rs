@@ -20,6 +20,29 @@ fn setup(e: impl Into<BoxError>) -> NetError {
     NetError::Setup(std::sync::Arc::from(e.into()))
 }
 
+/// Streams one connection may have open at once (yamux's default).
+const MAX_STREAMS: usize = 512;
+/// The window yamux grants every stream to begin with (its spec's 256 KiB).
+const STREAM_CREDIT: usize = 256 * 1024;
+/// The largest data frame rust-yamux reads; a larger one ends the connection.
+const MAX_FRAME: usize = 1024 * 1024;
+
+/// yamux, with no stream's receive window growing past [`MAX_FRAME`].
+///
+/// yamux doubles a busy stream's window (up to 16 MiB by default), and
+/// js-libp2p's yamux sends data frames as large as the window it is granted,
+/// while rust-yamux refuses any frame over 1 MiB and ends the connection
+/// (`FrameTooLarge`). So the windows of a connection's streams may grow, all
+/// together, by only what takes one stream from 256 KiB to 1 MiB: one busy
+/// stream still gets 1 MiB per round trip, and every frame a standard peer
+/// sends fits.
+fn yamux_config() -> yamux::Config {
+    let mut config = yamux::Config::default();
+    config.set_max_num_streams(MAX_STREAMS);
+    config.set_max_connection_receive_window(Some(MAX_STREAMS * STREAM_CREDIT + (MAX_FRAME - STREAM_CREDIT)));
+    config
+}
+
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) use native::build;
 #[cfg(not(target_arch = "wasm32"))]
@@ -86,11 +109,7 @@ mod native {
         let tls = config.tls.as_ref().map(tls_config).transpose()?;
         let relay_phase = SwarmBuilder::with_existing_identity(key)
             .with_tokio()
-            .with_tcp(
-                tcp::Config::default().nodelay(true),
-                noise::Config::new,
-                yamux::Config::default,
-            )
+            .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux_config)
             .map_err(setup)?
             .with_quic()
             .with_other_transport(|key| -> Result<_, BoxError> {
@@ -102,7 +121,7 @@ mod native {
                 Ok(ws
                     .upgrade(Version::V1)
                     .authenticate(noise::Config::new(key)?)
-                    .multiplex(yamux::Config::default()))
+                    .multiplex(yamux_config()))
             })
             .map_err(setup)?
             .with_other_transport(|key| {
@@ -112,7 +131,7 @@ mod native {
             .map_err(setup)?
             .with_dns()
             .map_err(setup)?
-            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .with_relay_client(noise::Config::new, yamux_config)
             .map_err(setup)?;
         let behaviour = |key: &identity::Keypair, relay| Behaviour::new(key, relay, config).map_err(BoxError::from);
         let idle = config.idle_timeout;
@@ -186,7 +205,7 @@ mod wasm {
                 let relayed = relay_transport
                     .upgrade(Version::V1Lazy)
                     .authenticate(noise::Config::new(key)?)
-                    .multiplex(yamux::Config::default())
+                    .multiplex(yamux_config())
                     .map(|(peer, conn), _| (peer, StreamMuxerBox::new(conn)));
                 Ok(direct
                     .map(|(peer, conn), _| (peer, StreamMuxerBox::new(conn)))
@@ -198,7 +217,7 @@ mod wasm {
                 Ok(websocket_websys::Transport::default()
                     .upgrade(Version::V1)
                     .authenticate(noise::Config::new(key)?)
-                    .multiplex(yamux::Config::default()))
+                    .multiplex(yamux_config()))
             })
             .map_err(setup)?
             .with_other_transport(|key| {
