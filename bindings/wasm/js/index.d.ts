@@ -46,13 +46,22 @@ export type NetworkEvent =
   | { type: 'disconnected' | 'session-closed' | 'reachable'; peer: string };
 
 /**
- * A document arrived, or its members, roles or keys changed; or the repo
- * was reloaded from storage after an internal error (`PanicError`).
+ * A document arrived, or its members, roles or keys changed; a peer refused
+ * data; local storage filled up or has room again; or the repo was reloaded
+ * from storage after an internal error (`PanicError`).
  */
 export type RepoEvent =
   | { type: 'doc-added' | 'access-changed'; doc: string }
   | ({ type: 'peer-refused'; peer: string } & Refused)
-  | { type: 'reloaded'; message: string };
+  | { type: 'reloaded'; message: string }
+  | { type: 'storage'; state: StorageState };
+
+/**
+ * Whether a repo can store: `full` while the browser's quota refuses writes
+ * (edits stay in memory and are written once there is room), `failed` when
+ * storage failed for good.
+ */
+export type StorageState = 'ok' | 'full' | 'failed';
 
 /** Why a repo closed. */
 export interface CloseEvent { reason: 'closed' | 'taken-over' }
@@ -166,6 +175,8 @@ export class Repo {
   list(): string[];
   /** Where this repo stands with `peer` (a relay's member id). */
   syncStatus(peer: string): SyncStatus;
+  /** Whether this repo can store now (`onEvent` reports each change). */
+  storageState(): StorageState;
   /** How this device reaches `peer` now. */
   connection(peer: string): 'direct' | 'relayed' | 'offline';
   /** Create a document owned by this device. */

@@ -410,6 +410,8 @@ export class Repo {
   list() { return invoke(this, 'list', none); }
   /** Where this repo stands with `peer` (a relay's member id). */
   syncStatus(peer) { return invoke(this, 'syncStatus', () => [text('syncStatus', 'peer', peer)]); }
+  /** Whether this repo can store now: `"ok"`, `"full"` (quota) or `"failed"`. */
+  storageState() { return invoke(this, 'storageState', none); }
   /** How this device reaches `peer` now: `"direct"`, `"relayed"` or `"offline"`. */
   connection(peer) { return invoke(this, 'connection', () => [text('connection', 'peer', peer)]); }
 

@@ -71,7 +71,9 @@ pub fn from_synkro(e: synkro::Error) -> JsValue {
         E::UnknownDocument(_) | E::Core(C::UnknownDocument(_) | C::NotYetSynced(_)) => Code::NotFound,
         E::Core(C::NoReadAccess(_) | C::NotAllowed { .. } | C::NotAMember { .. }) => Code::Access,
         E::Core(C::BadInvite(_) | C::BadBackup | C::ChangeTooLarge { .. }) => Code::InvalidArgument,
-        E::Storage(_) | E::Failed(_) | E::OpenElsewhere { .. } | E::Identity { .. } | E::Closed => Code::Storage,
+        E::Storage(_) | E::StorageFull | E::Failed(_) | E::OpenElsewhere { .. } | E::Identity { .. } | E::Closed => {
+            Code::Storage
+        }
         E::InvalidName(_) => Code::InvalidArgument,
         E::Net(_) | E::NotASyncPeer(_) | E::NotSynced { .. } | E::Refused { .. } => Code::Network,
         _ => Code::Other,

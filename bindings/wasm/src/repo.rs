@@ -328,8 +328,9 @@ impl Repo {
     /// Call `listener(event)` when a document arrives (`{type: "doc-added",
     /// doc}`, e.g. after `join`), its members, roles or keys change
     /// (`{type: "access-changed", doc}`), or a relay or peer refuses data of
-    /// it (`{type: "peer-refused", peer, doc, reason, message}`). Returns a
-    /// function that stops it.
+    /// it (`{type: "peer-refused", peer, doc, reason, message}`), or local
+    /// storage fills up or has room again (`{type: "storage", state}`, see
+    /// `storageState`). Returns a function that stops it.
     #[wasm_bindgen(js_name = "onEvent")]
     #[wasm_bindgen(unchecked_return_type = "() => void")]
     pub fn on_event(
@@ -339,6 +340,7 @@ impl Repo {
         forward(self.state.inner.events(), listener, |event| match event {
             synkro::Event::DocAdded { doc } => Some(json!({ "type": "doc-added", "doc": doc.to_string() })),
             synkro::Event::AccessChanged { doc } => Some(json!({ "type": "access-changed", "doc": doc.to_string() })),
+            synkro::Event::Storage(state) => Some(json!({ "type": "storage", "state": storage_state_name(state) })),
             synkro::Event::PeerRefused { peer, doc, reason } => {
                 let mut event = refusal_json(&doc, &reason);
                 event["type"] = json!("peer-refused");
@@ -347,6 +349,17 @@ impl Repo {
             }
             _ => None,
         })
+    }
+
+    /// Whether this repo can store: `"ok"`; `"full"` when the browser's
+    /// storage quota refused a write (edits are kept in memory, data from
+    /// peers is refused meanwhile, and the writes are retried every 2 s
+    /// until there is room); `"failed"` when storage failed for good.
+    /// `onEvent` reports each change as `{type: "storage", state}`.
+    #[wasm_bindgen(js_name = "storageState")]
+    #[wasm_bindgen(unchecked_return_type = "StorageState")]
+    pub fn storage_state(&self) -> String {
+        storage_state_name(self.state.inner.storage_state()).to_owned()
     }
 
     /// Where this repo stands with `peer` (a relay's member id): how many
@@ -385,6 +398,15 @@ impl Repo {
         let closed = self.state.inner.close().await;
         self.state.closed(CloseReason::Closed).await;
         closed.map_err(from_synkro)
+    }
+}
+
+/// A storage state as JS sees it.
+fn storage_state_name(state: synkro::StorageState) -> &'static str {
+    match state {
+        synkro::StorageState::Ok => "ok",
+        synkro::StorageState::Full => "full",
+        synkro::StorageState::Failed => "failed",
     }
 }
 

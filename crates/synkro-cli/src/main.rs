@@ -18,6 +18,15 @@ use serde_json::{Value as Json, json};
 use synkro::net::NetConfig;
 use synkro::{DocHandle, DocId, InviteToken, MemberId, Repo, Role};
 
+/// `println!` that fails instead of panicking when stdout is gone (a
+/// reader such as `head` closed the pipe); `main` then exits quietly.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*).map_err(anyhow::Error::from)?
+    }};
+}
+
 mod sync;
 
 #[derive(Parser)]
@@ -192,6 +201,13 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            // Whoever read stdout stopped reading (`synkro get … | head`).
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             if e.is::<Usage>() {
@@ -247,13 +263,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot open the repo in {}", home.display()))?;
     match cli.command {
-        Command::Init => println!("{}", repo.member_id()),
+        Command::Init => out!("{}", repo.member_id()),
         Command::New { name } => {
             let doc = repo.create().await?;
             if name.is_some() {
                 doc.set_name(name).await?;
             }
-            println!("{}", doc.id());
+            out!("{}", doc.id());
         }
         Command::List { json } => list(&repo, json)?,
         Command::Set { doc, path, json } => {
@@ -269,7 +285,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .get(&p)?
                     .with_context(|| format!("nothing at {p:?} in {}", doc.id()))?,
             };
-            println!("{}", serde_json::to_string_pretty(&value)?);
+            out!("{}", serde_json::to_string_pretty(&value)?);
         }
         Command::Delete { doc, path } => {
             let doc = find(&repo, &doc)?;
@@ -279,12 +295,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Info { doc, json } => info(&find(&repo, &doc)?, json)?,
         Command::Share { doc, role } => {
             let token = find(&repo, &doc)?.share(role).await?;
-            println!("{token}");
+            out!("{token}");
         }
         Command::Join { token } => {
             let doc = repo.join(&parse_token(&token)?).await?;
             eprintln!("joined; the content arrives when this device syncs with a peer or relay that has it");
-            println!("{}", doc.id());
+            out!("{}", doc.id());
         }
         Command::Revoke { doc, member } => {
             let doc = find(&repo, &doc)?;
@@ -307,7 +323,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import { file, passphrase_env } => {
             let bytes = fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let doc = repo.import(&bytes, passphrase(&passphrase_env)?.as_bytes()).await?;
-            println!("{}", doc.id());
+            out!("{}", doc.id());
         }
         Command::Sync {
             relay,
@@ -418,12 +434,12 @@ fn list(repo: &Repo, as_json: bool) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&docs)?);
+        out!("{}", serde_json::to_string_pretty(&docs)?);
     } else {
         for i in rows {
             let role = i.my_role.map_or_else(|| "pending".to_owned(), |r| r.to_string());
             let state = if i.readable { "readable" } else { "not yet synced" };
-            println!("{}\t{}\t{}\t{}", i.doc, i.name.as_deref().unwrap_or("-"), role, state);
+            out!("{}\t{}\t{}\t{}", i.doc, i.name.as_deref().unwrap_or("-"), role, state);
         }
     }
     Ok(())
@@ -443,29 +459,31 @@ fn info(doc: &DocHandle, as_json: bool) -> anyhow::Result<()> {
             "stored_bytes": i.stored_bytes,
             "readable": i.readable,
         });
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        out!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
-    println!("document  {}", i.doc);
+    out!("document  {}", i.doc);
     if let Some(n) = &i.name {
-        println!("name      {n}");
+        out!("name      {n}");
     }
-    println!(
+    out!(
         "my role   {}",
         i.my_role
             .map_or_else(|| "none (pending or removed)".to_owned(), |r| r.to_string())
     );
-    println!("members");
+    out!("members");
     for (m, r) in &i.members {
-        println!("  {m}  {r}");
+        out!("  {m}  {r}");
     }
-    println!("version vector ({} change batches)", i.vv.total());
+    out!("version vector ({} change batches)", i.vv.total());
     for (m, s) in i.vv.iter() {
-        println!("  {m}  {s}");
+        out!("  {m}  {s}");
     }
-    println!(
+    out!(
         "stored    {} chunks, {} access ops, {} bytes sealed",
-        i.chunks, i.log_ops, i.stored_bytes
+        i.chunks,
+        i.log_ops,
+        i.stored_bytes
     );
     Ok(())
 }

@@ -76,7 +76,7 @@ async fn sync_all(repo: &Repo, net: &Network, targets: &[Multiaddr], timeout: Du
             }
             if status.is_complete() {
                 progress.finish_and_clear();
-                report(&peer, status.synced.len(), status.not_shared.len(), net.traffic(&peer));
+                report(&peer, status.synced.len(), status.not_shared.len(), net.traffic(&peer))?;
                 break;
             }
             if tokio::time::Instant::now() >= deadline {
@@ -103,8 +103,8 @@ fn progress_bar(message: String) -> ProgressBar {
     bar
 }
 
-fn report(peer: &MemberId, synced: usize, not_shared: usize, t: Traffic) {
-    println!(
+fn report(peer: &MemberId, synced: usize, not_shared: usize, t: Traffic) -> anyhow::Result<()> {
+    out!(
         "synced {synced} document{} with {peer} (sent {} messages, {} bytes; received {} messages, {} bytes)",
         if synced == 1 { "" } else { "s" },
         t.messages_sent,
@@ -118,6 +118,7 @@ fn report(peer: &MemberId, synced: usize, not_shared: usize, t: Traffic) {
             short(peer)
         );
     }
+    Ok(())
 }
 
 fn short(m: &MemberId) -> String {
@@ -132,13 +133,14 @@ pub async fn live(repo: &Repo, config: NetConfig, print_listening: bool) -> anyh
     let mut events = net.events();
     let mut doc_events = repo.events();
     let mut printed = HashSet::new();
-    let mut print = |addr: Multiaddr| {
+    let mut print = |addr: Multiaddr| -> anyhow::Result<()> {
         if print_listening && printed.insert(addr.clone()) {
-            println!("listening {addr}");
+            out!("listening {addr}");
         }
+        Ok(())
     };
     for addr in net.listen_addrs() {
-        print(addr);
+        print(addr)?;
     }
     for addr in &targets {
         match net.dial(addr.clone()).await {
@@ -151,7 +153,7 @@ pub async fn live(repo: &Repo, config: NetConfig, print_listening: bool) -> anyh
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             e = events.recv() => match e {
-                Ok(PeerEvent::Listening(addr)) => print(addr),
+                Ok(PeerEvent::Listening(addr)) => print(addr)?,
                 Ok(PeerEvent::SessionOpened { peer, relayed }) => {
                     eprintln!("connected to {peer}{}", if relayed { " (through a relay)" } else { "" });
                 }

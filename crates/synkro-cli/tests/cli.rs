@@ -116,6 +116,31 @@ fn set_get_delete_with_paths() {
     );
 }
 
+/// `synkro get … | head`: the reader leaves early; the CLI stops quietly
+/// instead of panicking on the closed pipe.
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    let home = Home::new();
+    let doc = home.ok(&["new"]);
+    // More than a pipe's buffer (64 KiB), so the write meets the closed
+    // end (one argument may be at most 128 KiB).
+    home.ok(&["set", &doc, "text", &format!("\"{}\"", "y".repeat(100 * 1024))]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_synkro"))
+        .arg("--home")
+        .arg(home.path())
+        .args(["get", &doc])
+        .env_remove("SYNKRO_HOME")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run synkro");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{out:?}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 #[test]
 fn bad_input_fails_cleanly_and_changes_nothing() {
     let home = Home::new();

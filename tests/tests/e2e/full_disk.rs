@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::{Rng, SeedableRng};
 use serde_json::json;
 use synkro::{Refusal, Role};
 use synkro_tests::Relay;
@@ -149,5 +151,57 @@ async fn a_full_disk_degrades_the_relay_and_it_recovers_without_a_restart() -> a
     a_net.shutdown().await;
     b_net.shutdown().await;
     relay.process.terminate(TIMEOUT)?;
+    Ok(())
+}
+
+/// The CLI with its home on a full disk: an edit fails with a clear error
+/// and exit code 1, nothing stored before is lost, reads keep working, and
+/// once space is back the same edit succeeds.
+#[test]
+fn the_cli_on_a_full_disk_says_so_and_loses_nothing() -> anyhow::Result<()> {
+    let Some(disk) = Tmpfs::mount("4m") else { return Ok(()) };
+    let home = disk.path().join("home");
+    let synkro = |args: &[&str]| {
+        Command::new(synkro_tests::bin("synkro"))
+            .arg("--home")
+            .arg(&home)
+            .args(args)
+            .env_remove("SYNKRO_HOME")
+            .output()
+            .expect("run synkro")
+    };
+    let stdout = |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(synkro(&["init"]).status.success());
+    let new = synkro(&["new"]);
+    assert!(new.status.success(), "{new:?}");
+    let doc = stdout(&new);
+    assert!(synkro(&["set", &doc, "title", "\"kept\""]).status.success());
+
+    let filler = fill(disk.path());
+    // 64 KiB of letters that do not compress.
+    let mut rng = ChaCha8Rng::seed_from_u64(64);
+    let body: String = (0..64 * 1024)
+        .map(|_| char::from(b'a' + (rng.next_u32() % 26) as u8))
+        .collect();
+    let refused = synkro(&["set", &doc, "body", &format!("\"{body}\"")]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    assert!(stderr.contains("full"), "the error says the disk is full: {stderr}");
+    // Reads keep working and what was stored is there.
+    let got = synkro(&["get", &doc]);
+    assert!(got.status.success(), "{got:?}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stdout(&got))?,
+        json!({"title": "kept"})
+    );
+
+    std::fs::remove_file(filler)?;
+    let stored = synkro(&["set", &doc, "body", "\"now there is room\""]);
+    assert!(stored.status.success(), "{stored:?}");
+    let got = synkro(&["get", &doc]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stdout(&got))?,
+        json!({"title": "kept", "body": "now there is room"})
+    );
     Ok(())
 }
