@@ -21,7 +21,12 @@ export async function app(relay: string): Promise<Json> {
     if (e.type === 'session-opened') console.log(e.peer, e.relayed);
   });
   repo.onClose(({ reason }) => console.log(reason === 'taken-over'));
-  repo.onEvent((e) => console.log(e.type === 'reloaded' ? e.message : e.doc));
+  repo.onEvent((e) => {
+    if (e.type === 'reloaded') console.log(e.message);
+    else if (e.type === 'storage') console.log(e.state === 'full');
+    else console.log(e.doc);
+  });
+  const storage: 'ok' | 'full' | 'failed' = repo.storageState();
   const info = doc.info();
   const admins: string[] = info.members.filter((m) => m.role === 'admin').map((m) => m.member);
   const token: string = await doc.share('write');

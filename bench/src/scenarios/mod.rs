@@ -1,0 +1,11 @@
+//! One module per scenario of the comparative benchmark (numbered as in
+//! docs/benchmarks.md); each adds its rows to the [`Bench`](crate::Bench).
+
+pub(crate) mod encryption;
+pub(crate) mod idle;
+pub(crate) mod large;
+pub(crate) mod latency;
+pub(crate) mod many;
+pub(crate) mod throughput;
+pub(crate) mod typists;
+pub(crate) mod wasm;
