@@ -318,7 +318,10 @@ mod tests {
         let new = document(&[], true, Duration::from_secs(3), Some(&previous));
         assert!(!new.contains(old_table));
         assert!(new.contains("## The workloads"));
-        assert!(new.ends_with(&format!("{KEPT_BELOW}\n\n## Notes\n\nA probe.\n")), "{new}");
+        assert!(
+            new.ends_with(&format!("{KEPT_BELOW}\n\n## Notes\n\nA probe.\n")),
+            "{new}"
+        );
         // A first run (or a file without the line) starts the notes empty.
         let fresh = document(&[], true, Duration::from_secs(3), None);
         assert!(fresh.ends_with(&format!("{KEPT_BELOW}\n")));
