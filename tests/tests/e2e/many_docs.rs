@@ -42,6 +42,14 @@ async fn reconnecting_with_a_thousand_unchanged_documents_is_one_exchange() -> a
     let (net, relay_id) = connect(&repo, &addr).await?;
     repo.wait_synced(relay_id, TIMEOUT).await?;
     let elapsed = started.elapsed();
+    // Synced is known once the relay's Hello is in; our own Hello may still
+    // be on its way out (counted when written). Wait for it, then give any
+    // further message time to show.
+    let deadline = Instant::now() + TIMEOUT;
+    while net.traffic(&relay_id).messages_sent == 0 && Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let again = net.traffic(&relay_id);
     eprintln!(
         "reconnect with {DOCS} unchanged documents: {elapsed:?}, sent {} message(s) / {} bytes, received {} message(s) / {} bytes",
