@@ -7,22 +7,16 @@
 // so IndexedDB really fails with QuotaExceededError.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { relay, browser, useRelayAndChromium, until } from './harness.mjs';
+import { relay, browser, useRelayAndChromium, loadTestPage, until } from './harness.mjs';
 
 // The relay only serves the page here; nothing syncs.
 useRelayAndChromium();
-
-async function load(page) {
-  await page.goto(`${relay.http}/index.html`);
-  await page.waitForFunction(() => window.ready);
-  await page.evaluate(() => window.ready);
-}
 
 test('a full quota pauses writes, keeps edits, and they are stored once there is room', async () => {
   const context = await browser.newContext();
   const page = await context.newPage();
   page.on('pageerror', (e) => console.error('page error:', e));
-  await load(page);
+  await loadTestPage(page);
   const cdp = await context.newCDPSession(page);
   const origin = new URL(relay.http).origin;
 

@@ -99,6 +99,13 @@ export async function startRelay({ webRoot, extra = [] } = {}) {
   };
 }
 
+/** Open the test page of the current relay and wait until the package is ready. */
+export async function loadTestPage(page) {
+  await page.goto(`${relay.http}/index.html`);
+  await page.waitForFunction(() => window.ready);
+  await page.evaluate(() => window.ready);
+}
+
 /** A `synkro` CLI device with its own home. */
 export function cliDevice() {
   const home = tempDir('home');

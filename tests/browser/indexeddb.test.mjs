@@ -3,22 +3,16 @@
 // repo while the first has it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { relay, browser, useRelayAndChromium } from './harness.mjs';
+import { browser, useRelayAndChromium, loadTestPage } from './harness.mjs';
 
 // The relay only serves the page here; nothing syncs.
 useRelayAndChromium();
-
-async function load(page) {
-  await page.goto(`${relay.http}/index.html`);
-  await page.waitForFunction(() => window.ready);
-  await page.evaluate(() => window.ready);
-}
 
 test('a page edits, reloads, and everything comes back from IndexedDB', async () => {
   const context = await browser.newContext();
   const page = await context.newPage();
   page.on('pageerror', (e) => console.error('page error:', e));
-  await load(page);
+  await loadTestPage(page);
   const { id, member } = await page.evaluate(async () => {
     const repo = await window.synkro.openRepo({ name: 'reload-test' });
     const doc = await repo.create();
@@ -54,8 +48,8 @@ test('a second tab cannot open a repo another tab has open', async () => {
   const context = await browser.newContext();
   const first = await context.newPage();
   const second = await context.newPage();
-  await load(first);
-  await load(second);
+  await loadTestPage(first);
+  await loadTestPage(second);
   await first.evaluate(async () => {
     window.repo = await window.synkro.openRepo({ name: 'two-tabs' });
   });
@@ -82,8 +76,8 @@ test('a tab takes a repo over from another, which saves its edits and stops', as
   const context = await browser.newContext();
   const first = await context.newPage();
   const second = await context.newPage();
-  await load(first);
-  await load(second);
+  await loadTestPage(first);
+  await loadTestPage(second);
   const id = await first.evaluate(async () => {
     window.repo = await window.synkro.openRepo({ name: 'handover' });
     window.closedBecause = null;

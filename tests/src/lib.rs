@@ -60,9 +60,7 @@ impl CliHome {
 
     /// `synkro --home HOME args...`, ready to run or spawn.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(bin("synkro"));
-        cmd.arg("--home").arg(self.path()).args(args).env_remove("SYNKRO_HOME");
-        cmd
+        synkro_cli(self.path(), args)
     }
 
     /// Run to completion.
@@ -105,6 +103,14 @@ impl CliHome {
             lines.iter().any(|l| l.starts_with("listening "))
         })
     }
+}
+
+/// `synkro --home HOME args...` for any home directory (one on a small
+/// tmpfs, say), ready to run or spawn.
+pub fn synkro_cli(home: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(bin("synkro"));
+    cmd.arg("--home").arg(home).args(args).env_remove("SYNKRO_HOME");
+    cmd
 }
 
 /// A child process whose stdout lines are collected as they come; killed

@@ -24,9 +24,15 @@ impl Home {
         self.run_env(args, &[])
     }
 
-    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+    /// `synkro --home HOME args...`, ready to run or spawn.
+    fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_synkro"));
         cmd.arg("--home").arg(self.path()).args(args).env_remove("SYNKRO_HOME");
+        cmd
+    }
+
+    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = self.command(args);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -125,11 +131,8 @@ fn a_reader_that_stops_early_is_not_an_error() {
     // More than a pipe's buffer (64 KiB), so the write meets the closed
     // end (one argument may be at most 128 KiB).
     home.ok(&["set", &doc, "text", &format!("\"{}\"", "y".repeat(100 * 1024))]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_synkro"))
-        .arg("--home")
-        .arg(home.path())
-        .args(["get", &doc])
-        .env_remove("SYNKRO_HOME")
+    let mut child = home
+        .command(&["get", &doc])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

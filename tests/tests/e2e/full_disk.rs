@@ -17,7 +17,7 @@ use serde_json::json;
 use synkro::{Refusal, Role};
 use synkro_tests::Relay;
 
-use crate::{TIMEOUT, connect, repo_via};
+use crate::{TIMEOUT, connect, eventually, repo_via};
 
 /// A tmpfs mounted for the test's life.
 struct Tmpfs(PathBuf, #[allow(dead_code)] tempfile::TempDir);
@@ -64,18 +64,6 @@ fn fill(dir: &Path) -> PathBuf {
 
 fn health(relay: &Relay) -> anyhow::Result<serde_json::Value> {
     Ok(serde_json::from_str(&relay.get("/health")?.1)?)
-}
-
-/// Poll `check` every 50 ms until it holds or `timeout` passes.
-async fn eventually(timeout: Duration, mut check: impl FnMut() -> anyhow::Result<bool>) -> anyhow::Result<bool> {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if check()? {
-            return Ok(true);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    check()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,15 +149,7 @@ async fn a_full_disk_degrades_the_relay_and_it_recovers_without_a_restart() -> a
 fn the_cli_on_a_full_disk_says_so_and_loses_nothing() -> anyhow::Result<()> {
     let Some(disk) = Tmpfs::mount("4m") else { return Ok(()) };
     let home = disk.path().join("home");
-    let synkro = |args: &[&str]| {
-        Command::new(synkro_tests::bin("synkro"))
-            .arg("--home")
-            .arg(&home)
-            .args(args)
-            .env_remove("SYNKRO_HOME")
-            .output()
-            .expect("run synkro")
-    };
+    let synkro = |args: &[&str]| synkro_tests::synkro_cli(&home, args).output().expect("run synkro");
     let stdout = |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).trim().to_owned();
     assert!(synkro(&["init"]).status.success());
     let new = synkro(&["new"]);

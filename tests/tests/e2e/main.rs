@@ -23,6 +23,19 @@ use synkro::{MemberId, Repo};
 /// Generous: CI machines are small and busy.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Poll `check` every 50 ms until it holds or `timeout` passes; its last
+/// answer.
+pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> anyhow::Result<bool>) -> anyhow::Result<bool> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < timeout {
+        if check()? {
+            return Ok(true);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    check()
+}
+
 /// An in-memory repo connected to the relay at `addr` (which it may
 /// replicate to), with its session open.
 pub async fn repo_via(addr: &str) -> anyhow::Result<(Repo, Network, MemberId)> {

@@ -8,7 +8,7 @@ use serde_json::json;
 use synkro::Repo;
 use synkro_tests::Relay;
 
-use crate::{TIMEOUT, connect};
+use crate::{TIMEOUT, connect, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnecting_with_a_thousand_unchanged_documents_is_one_exchange() -> anyhow::Result<()> {
@@ -45,10 +45,7 @@ async fn reconnecting_with_a_thousand_unchanged_documents_is_one_exchange() -> a
     // Synced is known once the relay's Hello is in; our own Hello may still
     // be on its way out (counted when written). Wait for it, then give any
     // further message time to show.
-    let deadline = Instant::now() + TIMEOUT;
-    while net.traffic(&relay_id).messages_sent == 0 && Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    eventually(TIMEOUT, || Ok(net.traffic(&relay_id).messages_sent > 0)).await?;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let again = net.traffic(&relay_id);
     eprintln!(
