@@ -4,6 +4,7 @@
 #   scripts/bench.sh            full run (about 20 minutes); writes docs/benchmarks.md
 #   scripts/bench.sh --quick    small workloads in a few minutes; prints the table
 #   scripts/bench.sh --only latency,typists   some scenarios
+#   scripts/bench.sh stores [--docs N,...]    the native store for many documents
 #
 # Installs what it needs (automerge-repo's npm packages, from their lock
 # file) and builds synkro-bench and synkro-relay, optimized unless
@@ -14,8 +15,18 @@
 # built here by scripts/build-wasm.sh if it is not there yet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+
+if [ "${1:-}" = stores ]; then
+  # The native store for many documents: FsStorage, redb and fjall through
+  # the same Storage trait. `scripts/bench.sh stores --docs 10000,100000,1000000`
+  # for the full comparison (about an hour; a few GB of disk under target/).
+  shift
+  cargo build --locked --release -p synkro-bench --bin synkro-store-bench
+  exec "$CARGO_TARGET_DIR/release/synkro-store-bench" --dir "$CARGO_TARGET_DIR/store-bench" "$@"
+fi
+
+bash scripts/setup.sh
 
 command -v node >/dev/null 2>&1 || { echo "bench: node not found; install Node.js 20+ first" >&2; exit 1; }
 peer=bench/automerge-repo
