@@ -379,7 +379,7 @@ pub async fn many(relay: &Multiaddr, docs: usize, home_a: &Path, home_b: &Path) 
     let cold = Repo::open(home_b).await?;
     let ids = cold.list();
     for id in &ids {
-        if cold.find(id)?.get("title")?.is_none() {
+        if cold.find(id).await?.get("title")?.is_none() {
             bail!("a document came back empty");
         }
     }

@@ -94,6 +94,11 @@ pub struct Args {
     /// peers, in MiB; a peer waits while they are used up [default: 64].
     #[arg(long, env = "SYNKRO_RELAY_MAX_INBOUND_MIB", value_name = "MIB")]
     pub max_inbound_mib: Option<usize>,
+    /// Documents kept in memory, in MiB (an estimate): above it the least
+    /// recently used idle ones are dropped and read from disk again when a
+    /// member needs them [default: 256].
+    #[arg(long, env = "SYNKRO_RELAY_MEMORY_BUDGET_MIB", value_name = "MIB")]
+    pub memory_budget_mib: Option<usize>,
     /// Serve the files of this directory over HTTP at / (e.g. the built web demo).
     #[arg(long, env = "SYNKRO_RELAY_WEB_ROOT", value_name = "DIR")]
     pub web_root: Option<PathBuf>,
@@ -133,6 +138,7 @@ struct FileConfig {
     max_circuit_mib: Option<u64>,
     max_memory_mib: Option<usize>,
     max_inbound_mib: Option<usize>,
+    memory_budget_mib: Option<usize>,
     web_root: Option<PathBuf>,
     stun: Option<SocketAddr>,
     no_stun: Option<bool>,
@@ -165,6 +171,8 @@ pub struct RelayConfig {
     pub server: ServerConfig,
     /// Bytes of received frames held at once before they are handled.
     pub max_inbound_bytes: usize,
+    /// Estimated bytes of documents kept in memory.
+    pub memory_budget: usize,
     /// Static files served at `/`.
     pub web_root: Option<PathBuf>,
     /// Where STUN is answered (`None`: not at all).
@@ -296,6 +304,12 @@ impl RelayConfig {
                 .max_inbound_mib
                 .or(file.max_inbound_mib)
                 .map_or(synkro::net::NetConfig::default().max_inbound_bytes, |m| m << 20),
+            memory_budget: args
+                .memory_budget_mib
+                .or(file.memory_budget_mib)
+                .map_or(synkro::NodeConfig::default().memory_budget, |m| {
+                    m.saturating_mul(1 << 20)
+                }),
             web_root: args.web_root.or(file.web_root),
             stun: if args.no_stun || file.no_stun.unwrap_or(false) {
                 None

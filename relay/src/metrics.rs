@@ -27,6 +27,8 @@ const RECEIVED: Direction = Direction { direction: "received" };
 #[derive(Clone)]
 pub struct Metrics {
     documents: Gauge,
+    documents_loaded: Gauge,
+    memory_estimate: Gauge,
     stored_bytes: Gauge,
     sessions: Gauge,
     connections: Gauge,
@@ -51,6 +53,8 @@ impl Metrics {
         let r = registry.sub_registry_with_prefix("synkro");
         let m = Self {
             documents: Gauge::default(),
+            documents_loaded: Gauge::default(),
+            memory_estimate: Gauge::default(),
             stored_bytes: Gauge::default(),
             sessions: Gauge::default(),
             connections: Gauge::default(),
@@ -72,6 +76,16 @@ impl Metrics {
             ]),
         );
         r.register("documents", "Documents stored", m.documents.clone());
+        r.register(
+            "documents_loaded",
+            "Documents in memory (the others are read from disk when needed)",
+            m.documents_loaded.clone(),
+        );
+        r.register(
+            "memory_estimate_bytes",
+            "Estimated bytes the documents in memory take, held against --memory-budget-mib",
+            m.memory_estimate.clone(),
+        );
         r.register(
             "stored_bytes",
             "Sealed bytes stored (chunks and access ops)",
@@ -127,6 +141,8 @@ impl Metrics {
     pub fn refresh(&self, repo: &Repo, net: &Network) {
         let stats = repo.stats();
         self.documents.set(saturating_i64(stats.documents));
+        self.documents_loaded.set(saturating_i64(stats.loaded));
+        self.memory_estimate.set(saturating_i64(stats.memory_estimate));
         self.stored_bytes.set(saturating_i64(stats.stored_bytes));
         self.sessions.set(saturating_i64(stats.peers));
         self.connections.set(saturating_i64(net.connections().len()));

@@ -53,6 +53,7 @@ impl Relay {
             RepoConfig {
                 node: NodeConfig {
                     max_docs: config.max_documents,
+                    memory_budget: config.memory_budget,
                     ..NodeConfig::default()
                 },
             },

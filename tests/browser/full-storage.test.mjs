@@ -78,7 +78,7 @@ test('a full quota pauses writes, keeps edits, and they are stored once there is
   await page.waitForFunction(() => window.ready);
   const after = await page.evaluate(async (id) => {
     const repo = await window.synkro.openRepo({ name: 'quota' });
-    return { value: repo.find(id).value(), problems: repo.loadProblems() };
+    return { value: (await repo.find(id)).value(), problems: repo.loadProblems() };
   }, expected.id);
   assert.deepEqual(after.problems, []);
   assert.equal(Object.keys(after.value).length, filled.edits + 1);

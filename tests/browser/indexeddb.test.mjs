@@ -30,7 +30,7 @@ test('a page edits, reloads, and everything comes back from IndexedDB', async ()
   await page.waitForFunction(() => window.ready);
   const after = await page.evaluate(async (id) => {
     const repo = await window.synkro.openRepo({ name: 'reload-test' });
-    return { list: repo.list(), value: repo.find(id).value(), member: repo.memberId, problems: repo.loadProblems() };
+    return { list: repo.list(), value: (await repo.find(id)).value(), member: repo.memberId, problems: repo.loadProblems() };
   }, id);
   assert.deepEqual(after.list, [id]);
   assert.deepEqual(after.value, {
@@ -90,7 +90,7 @@ test('a tab takes a repo over from another, which saves its edits and stops', as
   const taken = await second.evaluate(async (id) => {
     const repo = await window.synkro.openRepo({ name: 'handover', takeOver: true });
     window.repo = repo;
-    return repo.find(id).get('written');
+    return (await repo.find(id)).get('written');
   }, id);
   assert.equal(taken, 'in the first tab, not yet flushed', 'the edit was sealed and saved before the handover');
   const after = await first.evaluate(async () => {
@@ -109,7 +109,7 @@ test('a tab takes a repo over from another, which saves its edits and stops', as
   assert.equal(after.write, 'StorageError', 'the old tab can no longer write');
   // And the repo in the second tab is whole and writable.
   const ok = await second.evaluate(async (id) => {
-    const doc = window.repo.find(id);
+    const doc = await window.repo.find(id);
     doc.set('second', true);
     await doc.flush();
     return doc.value();

@@ -55,7 +55,7 @@ test('260,000 keystrokes typed in one loop survive a reload and reach another br
   await alice.page.waitForFunction(() => window.ready);
   const reloaded = await alice.page.evaluate(async (id) => {
     window.repo = await window.synkro.openRepo({ name: 'burst' });
-    window.doc = window.repo.find(id);
+    window.doc = await window.repo.find(id);
     return { text: window.doc.get('paper'), problems: window.repo.loadProblems() };
   }, typed.id);
   assert.deepEqual(reloaded.problems, []);
@@ -115,7 +115,7 @@ test('a paste too large for one change is refused up front and nothing is lost',
   await page.waitForFunction(() => window.ready);
   const length = await page.evaluate(async (id) => {
     const repo = await window.synkro.openRepo({ name: 'paste' });
-    return repo.find(id).get('notes').length;
+    return (await repo.find(id)).get('notes').length;
   }, outcome.id);
   assert.equal(length, outcome.length);
   await context.close();

@@ -104,7 +104,7 @@ test('a panic in the module reloads the repo from storage; the page keeps editin
   await alice.page.waitForFunction(() => window.ready);
   const reloaded = await alice.page.evaluate(async (id) => {
     const repo = await window.synkro.openRepo({ name: 'panic-test' });
-    return repo.find(id).value();
+    return (await repo.find(id)).value();
   }, id);
   assert.deepEqual(reloaded, {
     title: 'before the panic',

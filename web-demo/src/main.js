@@ -17,6 +17,8 @@ const app = {
   me: null,
   view: null,
   titles: new Map(),
+  /** Boards whose title is being read from storage. */
+  titleLoads: new Set(),
 };
 
 boot().catch((e) => fatal(e));
@@ -117,7 +119,7 @@ async function route() {
   }
   if (params.has('doc')) {
     try {
-      return showBoard(app.repo.find(params.get('doc')));
+      return showBoard(await app.repo.find(params.get('doc')));
     } catch (e) {
       toast(`No such board here: ${e.message}`, 'error');
     }
@@ -177,14 +179,17 @@ async function newBoard() {
 function renderList() {
   const current = app.view?.doc.id;
   const items = app.repo.list().map((id) => {
-    let title = app.titles.get(id);
-    if (title === undefined) {
-      try {
-        title = app.repo.find(id).get('title');
-      } catch {
-        title = undefined;
-      }
-      if (typeof title === 'string') app.titles.set(id, title);
+    const title = app.titles.get(id);
+    if (title === undefined && !app.titleLoads.has(id)) {
+      // Boards load from storage on first use: the title comes when it has.
+      app.titleLoads.add(id);
+      app.repo.find(id).then((doc) => {
+        const t = doc.get('title');
+        if (typeof t === 'string') {
+          app.titles.set(id, t);
+          renderList();
+        }
+      }).catch(() => {}).finally(() => app.titleLoads.delete(id));
     }
     const label = typeof title === 'string' ? title || 'Untitled board' : 'Arriving…';
     return el('li', {}, el('a', { href: `#doc=${id}`, 'aria-current': id === current ? 'page' : undefined }, label));

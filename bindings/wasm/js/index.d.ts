@@ -186,7 +186,7 @@ export class Repo {
   /** Restore a document from `doc.export(passphrase)`. */
   import(backup: Uint8Array, passphrase: string): Promise<DocHandle>;
   /** The document with this id. */
-  find(id: string): DocHandle;
+  find(id: string): Promise<DocHandle>;
   /** Sync through these relays and reach other browsers as `options` says; resolves with the relays' member ids. */
   connect(relays: string[], options?: ConnectOptions): Promise<string[]>;
   /** Disconnect from every relay and peer (work offline); `connect` again to catch up. */

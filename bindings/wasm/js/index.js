@@ -268,8 +268,8 @@ export class DocHandle {
   /** The module's handle in the live instance (found again after a crash). */
   _target() {
     if (this._generation !== current.generation) {
-      this._inner = this._repo._target().find(this._id);
-      this._generation = current.generation;
+      // The repo's reload found every handle again; this one was not there.
+      throw new PanicError(`document ${this._id} is not in storage after the reload`);
     }
     return this._inner;
   }
@@ -372,8 +372,10 @@ export class Repo {
     this._watchClose();
     this._listeners.reattach(this);
     for (const doc of this._docs.values()) {
-      if (doc._listeners.entries.size === 0) continue;
       try {
+        // Documents load on first use: every live handle's is loaded again.
+        doc._inner = await this._inner.find(doc.id);
+        doc._generation = current.generation;
         doc._listeners.reattach(doc);
       } catch (e) {
         console.error(`synkro: document ${doc.id} is not in storage after the reload`, e);
@@ -428,8 +430,10 @@ export class Repo {
       wrap: (inner) => this._doc(inner),
     });
   }
-  /** The document with this id. */
-  find(id) { return invoke(this, 'find', () => [text('find', 'id', id)], { wrap: (inner) => this._doc(inner) }); }
+  /** The document with this id, loaded from storage if it is not in memory yet. */
+  find(id) {
+    return invoke(this, 'find', () => [text('find', 'id', id)], { async: true, wrap: (inner) => this._doc(inner) });
+  }
 
   /**
    * Sync through these relays (kept, to reconnect after a reload) and

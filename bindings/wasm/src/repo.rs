@@ -178,12 +178,12 @@ impl Repo {
         Ok(DocHandle { inner })
     }
 
-    /// The document with this id.
-    pub fn find(&self, id: &str) -> JsResult<DocHandle> {
+    /// The document with this id, loaded from storage if it is not in memory.
+    pub async fn find(&self, id: String) -> JsResult<DocHandle> {
         let doc = id
             .parse()
             .map_err(|e| invalid(format!("{id:?} is not a document id: {e}")))?;
-        let inner = self.state.inner.find(&doc).map_err(from_synkro)?;
+        let inner = self.state.inner.find(&doc).await.map_err(from_synkro)?;
         Ok(DocHandle { inner })
     }
 

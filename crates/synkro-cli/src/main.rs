@@ -273,12 +273,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::List { json } => list(&repo, json)?,
         Command::Set { doc, path, json } => {
-            let doc = find(&repo, &doc)?;
+            let doc = find(&repo, &doc).await?;
             doc.set(&path, &parse_json(&json)?)?;
             doc.flush().await?;
         }
         Command::Get { doc, path } => {
-            let doc = find(&repo, &doc)?;
+            let doc = find(&repo, &doc).await?;
             let value = match path {
                 None => doc.to_json()?,
                 Some(p) => doc
@@ -288,13 +288,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             out!("{}", serde_json::to_string_pretty(&value)?);
         }
         Command::Delete { doc, path } => {
-            let doc = find(&repo, &doc)?;
+            let doc = find(&repo, &doc).await?;
             doc.delete(&path)?;
             doc.flush().await?;
         }
-        Command::Info { doc, json } => info(&find(&repo, &doc)?, json)?,
+        Command::Info { doc, json } => info(&find(&repo, &doc).await?, json)?,
         Command::Share { doc, role } => {
-            let token = find(&repo, &doc)?.share(role).await?;
+            let token = find(&repo, &doc).await?.share(role).await?;
             out!("{token}");
         }
         Command::Join { token } => {
@@ -303,7 +303,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             out!("{}", doc.id());
         }
         Command::Revoke { doc, member } => {
-            let doc = find(&repo, &doc)?;
+            let doc = find(&repo, &doc).await?;
             doc.revoke(parse_member(&member)?).await?;
         }
         Command::Export {
@@ -312,7 +312,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             passphrase_env,
             force,
         } => {
-            let doc = find(&repo, &doc)?;
+            let doc = find(&repo, &doc).await?;
             if file.exists() && !force {
                 bail!("{} exists; pass --force to overwrite it", file.display());
             }
@@ -393,9 +393,9 @@ fn passphrase(var: &str) -> anyhow::Result<String> {
 }
 
 /// A full id, or a prefix matching exactly one document on this device.
-fn find(repo: &Repo, text: &str) -> anyhow::Result<DocHandle> {
+async fn find(repo: &Repo, text: &str) -> anyhow::Result<DocHandle> {
     if let Ok(id) = text.parse::<DocId>() {
-        return Ok(repo.find(&id)?);
+        return Ok(repo.find(&id).await?);
     }
     let text = text.trim();
     if text.is_empty() {
@@ -407,7 +407,7 @@ fn find(repo: &Repo, text: &str) -> anyhow::Result<DocHandle> {
         .filter(|d| d.to_string().starts_with(text))
         .collect();
     match matches.as_slice() {
-        [one] => Ok(repo.find(one)?),
+        [one] => Ok(repo.find(one).await?),
         [] => bail!("no document {text:?} on this device; `synkro list` shows them"),
         _ => Err(usage(format!(
             "{text:?} matches {} documents; give more of the id",
@@ -419,7 +419,7 @@ fn find(repo: &Repo, text: &str) -> anyhow::Result<DocHandle> {
 fn list(repo: &Repo, as_json: bool) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for id in repo.list() {
-        let info = repo.find(&id)?.info()?;
+        let info = repo.info(&id)?;
         rows.push(info);
     }
     if as_json {

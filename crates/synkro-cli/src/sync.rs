@@ -74,7 +74,7 @@ async fn sync_all(repo: &Repo, net: &Network, targets: &[Multiaddr], timeout: Du
             if let Some((doc, reason)) = status.refused.first() {
                 progress.set_message(format!("syncing with {}: {doc}: {reason}", short(&peer)));
             }
-            if status.is_complete() {
+            if status.is_complete() && repo.greeted(&peer) {
                 progress.finish_and_clear();
                 report(&peer, status.synced.len(), status.not_shared.len(), net.traffic(&peer))?;
                 break;

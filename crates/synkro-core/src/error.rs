@@ -108,6 +108,10 @@ pub enum CoreError {
     /// No document with this id in the repo.
     #[error("unknown document {0}; run `list` to see the documents on this device")]
     UnknownDocument(DocId),
+    /// The document is held but not in memory: load it first
+    /// ([`Node::load_doc`](crate::Node::load_doc)); a runtime does this itself.
+    #[error("document {0} is not loaded")]
+    NotLoaded(DocId),
     /// The document is known but its content is not here yet (joined, not yet synced).
     #[error("document {0} has not arrived yet; sync with a peer or relay that has it")]
     NotYetSynced(DocId),

@@ -128,6 +128,6 @@ pub use node::{
     DocInfo, Effect, Event, LoadReport, Node, NodeConfig, Origin, SessionId, StorageState, SyncStatus, WriteFailure,
     WriteId,
 };
-pub use replica::CompactionPolicy;
+pub use replica::{CompactionPolicy, DocSummary, INDEX_RECORD};
 pub use time::Instant;
 pub use vv::VersionVector;

@@ -141,6 +141,7 @@ fn admin_export_imports_with_content_and_membership() {
     assert_eq!(sim.json(1, &doc), sim.json(0, &doc));
     // What the import persisted reloads to the same state.
     sim.crash(&mut rng, 1);
+    sim.load_all(1);
     assert_eq!(sim.nodes[1].node.info(&doc).unwrap().my_role, Some(Role::Admin));
     assert_eq!(sim.json(1, &doc), sim.json(0, &doc));
 

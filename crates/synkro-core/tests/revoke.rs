@@ -321,6 +321,7 @@ fn pre_revoke_content_of_a_revoked_writer_is_kept() {
 
     // C restarts from its records and still has B's earlier text.
     sim.crash(&mut rng, C);
+    sim.load_all(C);
     assert_eq!(text_of(&sim, C, &doc), expected);
 }
 

@@ -42,6 +42,7 @@ struct Stats {
     partitions: u64,
     crashes: u64,
     relay_restarts: u64,
+    unloads: u64,
 }
 
 impl Stats {
@@ -56,6 +57,7 @@ impl Stats {
         self.partitions += o.partitions;
         self.crashes += o.crashes;
         self.relay_restarts += o.relay_restarts;
+        self.unloads += o.unloads;
     }
 }
 
@@ -70,6 +72,8 @@ struct Knobs {
     p_partition: u32,
     p_crash: u32,
     p_relay_restart: u32,
+    /// Per tick, that one node drops the document from memory if idle.
+    p_unload: u32,
 }
 
 impl Knobs {
@@ -88,6 +92,7 @@ impl Knobs {
             p_partition: below(rng, 8) as u32,
             p_crash: below(rng, 6) as u32,
             p_relay_restart: below(rng, 4) as u32,
+            p_unload: below(rng, 40) as u32,
         }
     }
 }
@@ -139,10 +144,18 @@ fn run(seed: u64) -> Stats {
         }
     };
     let send_window = [300, 4096, NodeConfig::default().send_window][below(&mut rng, 3)];
+    // A third of the runs keep nothing in memory they need not: every idle
+    // document unloads at the node's next look at its budget.
+    let memory_budget = if chance(&mut rng, 1, 3) {
+        1
+    } else {
+        NodeConfig::default().memory_budget
+    };
     let config = NodeConfig {
         flush_window: std::time::Duration::from_millis(k.flush_window),
         compaction,
         send_window,
+        memory_budget,
         ..NodeConfig::default()
     };
     let (relay, late_reader) = (k.writers, k.writers + 1);
@@ -150,7 +163,7 @@ fn run(seed: u64) -> Stats {
     sim.latency = k.latency;
     sim.latency_rng = ChaCha20Rng::seed_from_u64(seed ^ 0x1a7e);
     sim.label = format!(
-        "seed {seed}: {} writers, latency {:?} ms, {:?}, flush {} ms, window {send_window}, {compaction:?}",
+        "seed {seed}: {} writers, latency {:?} ms, {:?}, flush {} ms, window {send_window}, {compaction:?}, budget {memory_budget}",
         k.writers, k.latency, k.faults, k.flush_window
     );
     let label = sim.label.clone();
@@ -249,6 +262,11 @@ fn run(seed: u64) -> Stats {
             w.sim.crash(&mut rng, relay);
             stats.relay_restarts += 1;
         }
+        if per_mille(&mut rng, k.p_unload) {
+            // Any node, the relay too: peers' messages load it again.
+            let i = below(&mut rng, k.writers + 1);
+            stats.unloads += u64::from(w.sim.unload(i, &doc));
+        }
     }
 
     // Heal: partitions end, every writer reaches the relay, pending edits
@@ -307,7 +325,14 @@ fn run(seed: u64) -> Stats {
 fn settle(sim: &mut Sim, rng: &mut ChaCha20Rng, label: &str) {
     for _ in 0..10_000 {
         if sim.pending() == 0 {
-            return;
+            // What is checked next is read as an app would: through handles.
+            for i in 0..sim.nodes.len() {
+                sim.load_all(i);
+            }
+            if sim.pending() == 0 {
+                return;
+            }
+            continue;
         }
         let until = sim.now + 1_000;
         sim.advance(rng, until, Faults::default());
@@ -416,7 +441,7 @@ fn fixed_seeds_converge() {
     let total = run_many(fixed.into_iter());
     // The runs exercised what they claim to.
     assert!(
-        total.crashes > 0 && total.relay_restarts > 0 && total.partitions > 0,
+        total.crashes > 0 && total.relay_restarts > 0 && total.partitions > 0 && total.unloads > 0,
         "{total:?}"
     );
     assert!(total.lost > 0 && total.duplicated > 0, "{total:?}");

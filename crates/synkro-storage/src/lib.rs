@@ -133,6 +133,46 @@ pub trait Storage: MaybeSendSync {
 
     /// Remove a namespace and all its records, durably (no error if absent).
     async fn remove(&self, ns: &Namespace) -> Result<(), StorageError>;
+
+    /// Every namespace with the value of its record at `key`, if it has
+    /// one: what a repo reads at opening (each document's index entry)
+    /// instead of every record. Where damage was found in a namespace, its
+    /// [`Gathered::problems`] say so and `value` is `None`, so that the
+    /// caller reads it whole rather than trust an entry written before it.
+    ///
+    /// The default reads each namespace whole and keeps that one record; a
+    /// backend that can reach one key of every namespace directly should.
+    async fn gather(&self, key: &[u8]) -> Result<Vec<Gathered>, StorageError> {
+        let mut out = Vec::new();
+        for ns in self.namespaces().await? {
+            let loaded = self.load(&ns).await?;
+            let value = match loaded.problems.is_empty() {
+                true => loaded
+                    .records
+                    .into_iter()
+                    .find(|(k, _)| k.as_slice() == key)
+                    .map(|(_, v)| v),
+                false => None,
+            };
+            out.push(Gathered {
+                ns,
+                value,
+                problems: loaded.problems,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// One namespace as [`Storage::gather`] found it.
+#[derive(Debug, Clone)]
+pub struct Gathered {
+    /// The namespace.
+    pub ns: Namespace,
+    /// The value of the record asked for, if it is there and intact.
+    pub value: Option<Vec<u8>>,
+    /// Damage found in the namespace (then `value` is `None`).
+    pub problems: Vec<Problem>,
 }
 
 /// `Send + Sync` on native targets, nothing on `wasm32`.

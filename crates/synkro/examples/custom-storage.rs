@@ -88,6 +88,6 @@ async fn main() -> anyhow::Result<()> {
     println!("reopen from the same store:");
     let identity = DeviceIdentity::from_secret_bytes(&secret[..])?;
     let repo = Repo::open_with(store, identity, RepoConfig::default()).await?;
-    println!("{}", repo.find(&id)?.to_json()?);
+    println!("{}", repo.find(&id).await?.to_json()?);
     Ok(())
 }

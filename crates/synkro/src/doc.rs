@@ -24,10 +24,27 @@ use synkro_core::{DocId, DocInfo, Event, InviteToken, MemberId, Role};
 /// assert_eq!(doc.to_json()?, serde_json::json!({"todos": ["buy milk"]}));
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug)]
+///
+/// While a handle (or a clone of it) lives, its document stays in memory;
+/// once the last is dropped it may be unloaded under the repo's memory
+/// budget ([`NodeConfig::memory_budget`](synkro_core::NodeConfig::memory_budget)),
+/// and [`Repo::find`](crate::Repo::find) loads it again.
+#[derive(Debug)]
 pub struct DocHandle {
     repo: Repo,
     id: DocId,
+}
+
+impl Clone for DocHandle {
+    fn clone(&self) -> Self {
+        Self::new(self.repo.clone(), self.id)
+    }
+}
+
+impl Drop for DocHandle {
+    fn drop(&mut self) {
+        self.repo.inner.call(|n, _| n.unpin(&self.id));
+    }
 }
 
 /// Patches of one document's changes, from [`DocHandle::subscribe`].
@@ -75,6 +92,7 @@ impl EphemeralMessages {
 
 impl DocHandle {
     pub(crate) fn new(repo: Repo, id: DocId) -> Self {
+        repo.inner.node().pin(&id);
         Self { repo, id }
     }
 

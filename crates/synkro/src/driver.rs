@@ -187,6 +187,14 @@ fn execute(inner: &Arc<Inner>, writers: &mut Writers, spawner: &Spawner, effect:
             inner.hang_up(session);
         }
         Effect::Event(event) => inner.emit(event),
+        Effect::Load { doc } => {
+            let inner = inner.clone();
+            spawner.spawn(async move {
+                let loaded = inner.storage.load(&doc.0).await;
+                // A failure is logged and told to the node; nothing else to do here.
+                let _ = inner.finish_load(doc, loaded);
+            });
+        }
     }
 }
 

@@ -10,10 +10,10 @@ use futures::channel::mpsc;
 use getrandom::SysRng;
 use rand_core::UnwrapErr;
 use synkro_core::{
-    DeviceIdentity, DocId, Effect, Event, InviteToken, MemberId, Node, NodeConfig, Role, SessionId, StorageState,
-    SyncStatus,
+    CoreError, DeviceIdentity, DocId, DocInfo, DocSummary, Effect, Event, INDEX_RECORD, InviteToken, MemberId, Node,
+    NodeConfig, Role, SessionId, StorageState, SyncStatus,
 };
-use synkro_storage::{MemoryStorage, Storage};
+use synkro_storage::{Loaded, MemoryStorage, Storage, StorageError};
 use tracing::{debug, info, warn};
 
 use crate::Error;
@@ -38,6 +38,11 @@ pub type Events<T> = async_broadcast::Receiver<T>;
 pub struct RepoStats {
     /// Documents held.
     pub documents: usize,
+    /// Documents in memory now (the others load on first use).
+    pub loaded: usize,
+    /// Roughly the bytes the documents in memory take, as held against
+    /// the memory budget ([`synkro_core::NodeConfig::memory_budget`]).
+    pub memory_estimate: usize,
     /// Sealed bytes held (access ops and chunks).
     pub stored_bytes: usize,
     /// Peers with an open sync session.
@@ -157,7 +162,7 @@ pub enum CloseReason {
 /// drop((doc, repo));
 ///
 /// let repo = Repo::open(home.path()).await?; // e.g. after a restart
-/// let doc = repo.find(&repo.list()[0])?;
+/// let doc = repo.find(&repo.list()[0]).await?;
 /// assert_eq!(doc.get("meta/title")?, Some(serde_json::json!("Groceries")));
 /// # Ok(()) }
 /// ```
@@ -254,23 +259,41 @@ impl Repo {
         let mut node = Node::new(identity, config.node.clone());
         let mut rng = UnwrapErr(SysRng);
         let mut problems = Vec::new();
-        for ns in storage.namespaces().await? {
-            let loaded = storage.load(&ns).await?;
-            let doc = DocId(ns);
-            for p in &loaded.problems {
+        // The index, not the documents: each loads when something needs it.
+        // One without an intact entry (a home written before the index, or
+        // damage) is loaded now, which writes its entry from its records.
+        for gathered in storage.gather(INDEX_RECORD).await? {
+            let doc = DocId(gathered.ns);
+            for p in &gathered.problems {
                 warn!(%doc, problem = %p, "damaged storage skipped");
                 problems.push(LoadProblem {
                     doc,
                     problem: p.to_string(),
                 });
             }
-            let report = node.load_doc(&mut rng, doc, loaded.records)?;
-            for p in report.problems {
-                warn!(%doc, problem = %p, "record failed verification and was skipped");
-                problems.push(LoadProblem { doc, problem: p });
+            match gathered.value.as_deref().map(DocSummary::decode) {
+                Some(Ok(summary)) => node.add_unloaded(doc, summary),
+                damaged => {
+                    if let Some(Err(e)) = damaged {
+                        warn!(%doc, error = %e, "damaged index entry; rebuilding it from the records");
+                        problems.push(LoadProblem {
+                            doc,
+                            problem: format!("damaged index entry, rebuilt from the records: {e}"),
+                        });
+                    }
+                    let mut loaded = storage.load(&gathered.ns).await?;
+                    // Reported above already if the read found the same.
+                    loaded.problems.retain(|p| !gathered.problems.contains(p));
+                    problems.extend(load_into(&mut node, &mut rng, doc, loaded)?);
+                }
             }
         }
-        info!(member = %node.member_id(), docs = node.docs().len(), "repo open");
+        info!(
+            member = %node.member_id(),
+            docs = node.docs().len(),
+            loaded = node.loaded_docs(),
+            "repo open"
+        );
         let (driver, inbox) = mpsc::unbounded();
         let inner = Arc::new(Inner {
             node: Mutex::new(node),
@@ -352,8 +375,9 @@ impl Repo {
             }
             Ok::<_, synkro_core::CoreError>(doc)
         })??;
+        let handle = DocHandle::new(self.clone(), doc);
         self.inner.durable(doc).await?;
-        Ok(DocHandle::new(self.clone(), doc))
+        Ok(handle)
     }
 
     /// Let `relay` store and serve (never read) every document this device
@@ -362,7 +386,7 @@ impl Repo {
     /// documents were granted now.
     pub async fn replicate_to(&self, relay: MemberId) -> Result<usize, Error> {
         self.inner.add_replicas([relay]);
-        let granted = self.inner.call_checked(|n, rng| n.replicate_to(rng, relay))??;
+        let granted = self.inner.call_loaded(|n, rng| n.replicate_to(rng, relay)).await?;
         for doc in &granted {
             self.inner.durable(*doc).await?;
         }
@@ -372,28 +396,41 @@ impl Repo {
         Ok(granted.len())
     }
 
-    /// A handle to a document in the repo.
-    pub fn find(&self, doc: &DocId) -> Result<DocHandle, Error> {
-        if self.inner.node().has_doc(doc) {
-            Ok(DocHandle::new(self.clone(), *doc))
-        } else {
-            Err(Error::UnknownDocument(*doc))
+    /// A handle to a document in the repo, loaded from storage first if it
+    /// is not in memory yet.
+    pub async fn find(&self, doc: &DocId) -> Result<DocHandle, Error> {
+        if !self.inner.node().has_doc(doc) {
+            return Err(Error::UnknownDocument(*doc));
         }
+        // Pinned first, so it stays once loaded.
+        let handle = DocHandle::new(self.clone(), *doc);
+        self.inner.ensure_loaded(doc).await?;
+        Ok(handle)
+    }
+
+    /// Facts about a document, from its index entry when it is not in memory.
+    pub fn info(&self, doc: &DocId) -> Result<DocInfo, Error> {
+        Ok(self.inner.node().info(doc)?)
     }
 
     /// Join a document with an invitation token. Its content arrives from
     /// the first peer or relay that has it.
     pub async fn join(&self, token: &InviteToken) -> Result<DocHandle, Error> {
-        let doc = self.inner.call_checked(|n, rng| n.join(rng, token))??;
+        let doc = self.inner.call_loaded(|n, rng| n.join(rng, token)).await?;
+        let handle = DocHandle::new(self.clone(), doc);
         self.inner.durable(doc).await?;
-        Ok(DocHandle::new(self.clone(), doc))
+        Ok(handle)
     }
 
     /// Restore a backup made by [`DocHandle::export`].
     pub async fn import(&self, backup: &[u8], passphrase: &[u8]) -> Result<DocHandle, Error> {
-        let doc = self.inner.call_checked(|n, rng| n.import(rng, backup, passphrase))??;
+        let doc = self
+            .inner
+            .call_loaded(|n, rng| n.import(rng, backup, passphrase))
+            .await?;
+        let handle = DocHandle::new(self.clone(), doc);
         self.inner.durable(doc).await?;
-        Ok(DocHandle::new(self.clone(), doc))
+        Ok(handle)
     }
 
     /// Every event of every document.
@@ -434,6 +471,8 @@ impl Repo {
         let node = self.inner.node();
         RepoStats {
             documents: node.docs().len(),
+            loaded: node.loaded_docs(),
+            memory_estimate: node.memory_estimate(),
             stored_bytes: node.stored_bytes(),
             peers: node.peers().len(),
             rejected: node.rejected(),
@@ -443,6 +482,13 @@ impl Repo {
     /// Where each document stands with `peer`, from its acknowledgements.
     pub fn sync_status(&self, peer: &MemberId) -> SyncStatus {
         self.inner.node().sync_status(peer)
+    }
+
+    /// Is `peer` connected, and has it told us what it holds (its `Hello`)?
+    /// Until then [`sync_status`](Self::sync_status) cannot know what is
+    /// left to exchange with it.
+    pub fn greeted(&self, peer: &MemberId) -> bool {
+        self.inner.node().greeted(peer)
     }
 
     /// Wait until `peer` is connected and has told us what it holds, has
@@ -575,6 +621,53 @@ impl Inner {
         };
         self.input(Input::Wake);
         out
+    }
+
+    /// [`call_checked`](Self::call_checked) for a call that needs a
+    /// document in memory: it is loaded and the call made again.
+    pub(crate) async fn call_loaded<T>(
+        &self,
+        f: impl Fn(&mut Node, &mut Rng) -> Result<T, CoreError>,
+    ) -> Result<T, Error> {
+        loop {
+            match self.call_checked(&f)? {
+                Err(CoreError::NotLoaded(doc)) => self.ensure_loaded(&doc).await?,
+                other => return Ok(other?),
+            }
+        }
+    }
+
+    /// Make sure `doc`, if held, is in memory: read its records and load
+    /// them (a no-op if it is loaded already or meanwhile).
+    pub(crate) async fn ensure_loaded(&self, doc: &DocId) -> Result<(), Error> {
+        {
+            let node = self.node();
+            if node.is_loaded(doc) || !node.has_doc(doc) {
+                return Ok(());
+            }
+        }
+        let loaded = self.storage.load(&doc.0).await;
+        self.finish_load(*doc, loaded)
+    }
+
+    /// Hand what storage read of `doc` to the node (or tell it the read
+    /// failed), then run what waited for it.
+    pub(crate) fn finish_load(&self, doc: DocId, loaded: Result<Loaded, StorageError>) -> Result<(), Error> {
+        let _span = tracing::debug_span!("load", %doc).entered();
+        match loaded {
+            Ok(loaded) => {
+                let problems = self.call(|n, rng| load_into(n, rng, doc, loaded))?;
+                for p in problems {
+                    warn!(%doc, problem = %p.problem, "a document loaded with damage skipped");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                warn!(%doc, error = %e, "a document could not be read");
+                self.call(|n, _| n.load_failed(&doc));
+                Err(e.into())
+            }
+        }
     }
 
     /// [`call`](Self::call), refused once storage has failed.
@@ -711,4 +804,23 @@ impl Inner {
         *relock(self.failed.lock()) = Some(Arc::new(e));
         self.changed.notify(usize::MAX);
     }
+}
+
+/// Load `doc` from its records into `node`: the damage storage skipped and
+/// the records that failed verification, as problems.
+fn load_into(node: &mut Node, rng: &mut Rng, doc: DocId, loaded: Loaded) -> Result<Vec<LoadProblem>, Error> {
+    let mut problems = Vec::new();
+    for p in &loaded.problems {
+        warn!(%doc, problem = %p, "damaged storage skipped");
+        problems.push(LoadProblem {
+            doc,
+            problem: p.to_string(),
+        });
+    }
+    let report = node.load_doc(rng, doc, loaded.records)?;
+    for p in report.problems {
+        warn!(%doc, problem = %p, "record failed verification and was skipped");
+        problems.push(LoadProblem { doc, problem: p });
+    }
+    Ok(problems)
 }

@@ -65,16 +65,12 @@ async fn relay_stores_and_forwards_ciphertext_it_cannot_read() {
     // A uploads to the relay, then goes away before B ever connects.
     let link_ar = synkro::link::connect(&a, &relay).await.unwrap();
     until("the relay to hold A's chunks", || {
-        relay
-            .find(&doc.id())
-            .ok()
-            .and_then(|d| d.info().ok())
-            .is_some_and(|i| i.chunks > 0)
+        relay.info(&doc.id()).is_ok_and(|i| i.chunks > 0)
     })
     .await;
     link_ar.close().await;
 
-    let on_relay = relay.find(&doc.id()).unwrap();
+    let on_relay = relay.find(&doc.id()).await.unwrap();
     assert!(
         matches!(on_relay.get("note"), Err(Error::Core(_))),
         "the relay must not be able to read"
@@ -93,7 +89,7 @@ async fn relay_stores_and_forwards_ciphertext_it_cannot_read() {
     bdoc.set("list/1", &json!("from B")).unwrap();
     bdoc.flush().await.unwrap();
     until("the relay to hold B's edit", || {
-        relay.find(&doc.id()).unwrap().info().unwrap().vv.get(&b.member_id()) > 0
+        relay.info(&doc.id()).unwrap().vv.get(&b.member_id()) > 0
     })
     .await;
     link_rb.close().await;

@@ -27,8 +27,9 @@ fn log_file(home: &Path, doc: &DocId) -> PathBuf {
     home.join("docs").join(format!("{hex}.log"))
 }
 
-fn items(repo: &Repo, doc: &DocId) -> Vec<serde_json::Value> {
+async fn items(repo: &Repo, doc: &DocId) -> Vec<serde_json::Value> {
     repo.find(doc)
+        .await
         .unwrap()
         .get("items")
         .unwrap()
@@ -61,16 +62,16 @@ async fn a_flipped_byte_is_reported_and_the_rest_loads() {
         "only the damaged doc has problems"
     );
     for other in [ids[0], ids[2]] {
-        assert_eq!(items(&repo, &other).len(), 10, "undamaged documents load fully");
+        assert_eq!(items(&repo, &other).await.len(), 10, "undamaged documents load fully");
     }
     // The damaged document keeps what is intact: its start at least.
-    let damaged = items(&repo, &ids[1]);
+    let damaged = items(&repo, &ids[1]).await;
     assert!(
         !damaged.is_empty() && damaged[0] == json!("doc 1 item 0"),
         "{damaged:?}"
     );
     // And it still works.
-    let doc = repo.find(&ids[1]).unwrap();
+    let doc = repo.find(&ids[1]).await.unwrap();
     doc.set("after", &json!("repair")).unwrap();
     doc.flush().await.unwrap();
 }
@@ -89,7 +90,7 @@ async fn truncation_at_any_point_keeps_the_prefix() {
             repo.load_problems().iter().any(|p| p.doc == ids[0]),
             "truncation at {cut} not reported"
         );
-        let n = repo.find(&ids[0]).map(|d| d.get("items").ok().flatten());
+        let n = repo.find(&ids[0]).await.map(|d| d.get("items").ok().flatten());
         let len = match n {
             Ok(Some(v)) => v.as_array().map_or(0, Vec::len),
             _ => 0,
@@ -97,7 +98,7 @@ async fn truncation_at_any_point_keeps_the_prefix() {
         assert!(len <= last_len, "shorter file, more data?");
         last_len = len;
         for other in [ids[1], ids[2]] {
-            assert_eq!(items(&repo, &other).len(), 6);
+            assert_eq!(items(&repo, &other).await.len(), 6);
         }
     }
     assert!(last_len < 6, "cutting most of the file must lose its tail");
@@ -115,6 +116,6 @@ async fn a_garbage_document_file_is_reported_not_fatal() {
     assert!(!repo.load_problems().is_empty(), "garbage not reported");
     assert_eq!(repo.list().len(), ids.len(), "garbage must not appear as a document");
     for id in &ids {
-        assert_eq!(items(&repo, id).len(), 3);
+        assert_eq!(items(&repo, id).await.len(), 3);
     }
 }

@@ -52,7 +52,7 @@ fn crash_child() {
             .expect("child opens the repo");
         let id_file = home.join("doc-id");
         let doc = match std::fs::read_to_string(&id_file) {
-            Ok(id) => repo.find(&id.trim().parse::<DocId>().unwrap()).unwrap(),
+            Ok(id) => repo.find(&id.trim().parse::<DocId>().unwrap()).await.unwrap(),
             Err(_) => {
                 let doc = repo.create().await.unwrap();
                 doc.set("items", &json!([])).unwrap();
@@ -148,7 +148,7 @@ fn kill9_loses_no_acknowledged_change() {
                 .trim()
                 .parse()
                 .unwrap();
-            repo.find(&id).unwrap().get("items").unwrap().unwrap()
+            repo.find(&id).await.unwrap().get("items").unwrap().unwrap()
         });
         let items = items.as_array().unwrap();
         assert!(

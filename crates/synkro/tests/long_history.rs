@@ -26,7 +26,7 @@ async fn reopen_reads_a_snapshot_and_a_short_tail() -> anyhow::Result<()> {
     let started = Instant::now();
     let repo = Repo::open(home.path()).await?;
     let opened = started.elapsed();
-    let doc = repo.find(&doc_id)?;
+    let doc = repo.find(&doc_id).await?;
     let info = doc.info()?;
     assert_eq!(doc.get("count")?, Some(json!(edits)));
     assert_eq!(

@@ -32,6 +32,6 @@ async fn a_panic_in_a_change_is_an_error_and_the_repo_goes_on() -> anyhow::Resul
     };
     let _ = std::panic::take_hook();
     let repo = Repo::open(home.path()).await?;
-    assert_eq!(repo.find(&id)?.get("title")?, Some(json!("after")));
+    assert_eq!(repo.find(&id).await?.get("title")?, Some(json!("after")));
     Ok(())
 }

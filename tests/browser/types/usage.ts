@@ -6,7 +6,7 @@ export async function app(relay: string): Promise<Json> {
   const repo = await openRepo({ name: 'typed', relays: [relay], takeOver: true });
   // Optional arguments may be left out.
   const relays: string[] = await repo.connect([relay]);
-  await doc0(repo).whenDurableOn(relays[0] ?? '');
+  await (await doc0(repo)).whenDurableOn(relays[0] ?? '');
   const doc = await repo.create();
   doc.set('title', 'Lisbon');
   doc.insert('todos', 0, { text: 'book flights', done: false });
@@ -44,6 +44,6 @@ export async function app(relay: string): Promise<Json> {
 // @ts-expect-error: roles are 'read' | 'write' | 'admin'
 export const wrongRole = (doc: import('synkro').DocHandle) => doc.share('owner');
 
-function doc0(repo: import('synkro').Repo): import('synkro').DocHandle {
+function doc0(repo: import('synkro').Repo): Promise<import('synkro').DocHandle> {
   return repo.find(repo.list()[0] ?? '');
 }

@@ -133,7 +133,7 @@ async fn a_full_disk_degrades_the_relay_and_it_recovers_without_a_restart() -> a
         "full disk: degraded, refused, served; writes resumed {:?} after space was freed",
         freed.elapsed()
     );
-    let bobs_notes = bob.find(&notes.id())?;
+    let bobs_notes = bob.find(&notes.id()).await?;
     let arrived = eventually(TIMEOUT, || Ok(bobs_notes.get("more")? == Some(json!(2)))).await?;
     assert!(arrived, "Bob gets the edits the relay took after recovering");
     a_net.shutdown().await;

@@ -60,7 +60,7 @@ async fn reconnecting_with_a_thousand_unchanged_documents_is_one_exchange() -> a
     assert_eq!(repo.sync_status(&relay_id).synced.len(), DOCS);
 
     // One changed document costs that document, not the thousand.
-    let doc = repo.find(&repo.list()[0])?;
+    let doc = repo.find(&repo.list()[0]).await?;
     doc.set("n", &json!("changed"))?;
     doc.wait_durable_on(relay_id, TIMEOUT).await?;
     let after = net.traffic(&relay_id);

@@ -90,6 +90,7 @@ impl Node {
                 exchange: self.identity.exchange_key(),
             },
         };
+        self.check_not_unloaded(&doc)?;
         let claim = crate::access::sign_op(&invitee, body);
         let is_new = !self.docs.contains_key(&doc);
         let r = self
@@ -158,13 +159,20 @@ impl Node {
     /// Give `member` (a relay) the `replicate` role on every document this
     /// device administers where it has no role yet and was never revoked,
     /// so it stores and serves their ciphertext. Returns the documents
-    /// granted.
+    /// granted. Fails with [`CoreError::NotLoaded`] while one such document
+    /// is not in memory.
     pub fn replicate_to<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
         member: MemberId,
     ) -> Result<Vec<DocId>, CoreError> {
         let me = self.me;
+        // Those not in memory are loaded first (the runtime retries).
+        if let Some((doc, _)) = self.unloaded.iter().find(|(_, s)| {
+            s.role(&me).is_some_and(Role::is_admin) && s.role(&member).is_none() && !s.revoked.contains(&member)
+        }) {
+            return Err(CoreError::NotLoaded(*doc));
+        }
         let docs: Vec<DocId> = self
             .docs
             .values()

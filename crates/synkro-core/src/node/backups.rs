@@ -58,6 +58,7 @@ impl Node {
     ) -> Result<DocId, CoreError> {
         let backup = Backup::open(bytes, passphrase)?;
         let doc = backup.doc;
+        self.check_not_unloaded(&doc)?;
         let is_new = !self.docs.contains_key(&doc);
         let mut r = self
             .docs

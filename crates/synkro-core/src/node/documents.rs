@@ -11,7 +11,7 @@ use crate::error::CoreError;
 use crate::fence::fenced;
 use crate::ids::DocId;
 use crate::limits::MAX_ASSEMBLED_LEN;
-use crate::replica::{DocReplica, LocalState, record};
+use crate::replica::{DocReplica, DocSummary, LocalState, record};
 
 impl Node {
     /// Rebuild a document from its stored records. Every record is verified
@@ -24,11 +24,20 @@ impl Node {
         records: Vec<(Vec<u8>, Vec<u8>)>,
     ) -> Result<LoadReport, CoreError> {
         let mut report = LoadReport::default();
+        if self.docs.contains_key(&doc) {
+            // Loaded meanwhile (by another call for the same need).
+            return Ok(report);
+        }
         let mut log = AccessLog::new(doc);
         let mut chunks = Vec::new();
-        let mut local = LocalState::default();
+        let mut local = (LocalState::default(), Vec::new());
+        let mut indexed = None;
         for (key, value) in &records {
             match key.first() {
+                Some(&record::INDEX) => match DocSummary::decode(value) {
+                    Ok(s) => indexed = Some(s),
+                    Err(e) => report.problems.push(format!("index entry skipped: {e}")),
+                },
                 Some(&record::OP) => {
                     if let Err(e) = log.insert(value) {
                         report.problems.push(format!("access op skipped: {e}"));
@@ -39,7 +48,7 @@ impl Node {
                     Err(e) => report.problems.push(format!("chunk skipped: {e}")),
                 },
                 Some(&record::LOCAL) => match LocalState::open(value, &self.identity, &doc) {
-                    Ok(l) => local = l,
+                    Ok(l) => local = (l, value.clone()),
                     Err(e) => report.problems.push(format!("local state skipped: {e}")),
                 },
                 _ => report.problems.push("unknown record skipped".into()),
@@ -48,10 +57,12 @@ impl Node {
         if log.is_empty() {
             // Nothing verifiable names this document: do not invent one.
             report.problems.push("no valid access-log op; nothing loaded".into());
+            self.unloaded.remove(&doc);
+            self.load_failed(&doc);
             return Ok(report);
         }
         let mut replica = DocReplica::new(log);
-        replica.local = local;
+        (replica.local, replica.local_sealed) = local;
         replica.refresh_keys(rng, &self.identity)?;
         // Snapshots first, so the change chunks they cover count as duplicates.
         chunks.sort_by_key(|c| c.covers().is_none());
@@ -62,7 +73,19 @@ impl Node {
         }
         replica.refresh_keys(rng, &self.identity)?;
         let oversized = replica.holds_oversized();
+        let summary = DocSummary::of(&replica);
         self.docs.insert(doc, replica);
+        self.unloaded.remove(&doc);
+        // The records win over the index entry: a missing entry (a home
+        // written before the index) is added, a stale one rewritten.
+        if indexed.as_ref() != Some(&summary) {
+            if indexed.is_some() {
+                report
+                    .problems
+                    .push("the index entry disagreed with the records; rebuilt from them".into());
+            }
+            self.write(doc, Vec::new(), Vec::new());
+        }
         if oversized {
             // Stored by a release that sealed without a size limit: peers
             // would refuse it. Its author folds it into a snapshot sealed in
@@ -72,6 +95,7 @@ impl Node {
                 .push("a chunk over the size peers accept was found; it is folded into a new snapshot".into());
             self.snapshot_now(rng, &doc)?;
         }
+        self.resume(rng, doc);
         Ok(report)
     }
 
@@ -111,6 +135,7 @@ impl Node {
         f: impl FnOnce(&mut AutoCommit) -> Result<T, automerge::AutomergeError>,
     ) -> Result<T, CoreError> {
         let me = self.me;
+        self.touch(doc);
         let r = self.replica_mut(doc)?;
         if !r.role_of(&me).is_some_and(Role::can_write) {
             return Err(CoreError::NotAllowed {
@@ -223,12 +248,27 @@ impl Node {
 
     pub(super) fn save_local<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, doc: &DocId) -> Result<(), CoreError> {
         let bytes = self.replica(doc)?.local.seal(rng, &self.identity, doc);
+        self.replica_mut(doc)?.local_sealed = bytes.clone();
         self.persist(*doc, vec![(record::local(), bytes)], Vec::new());
         Ok(())
     }
 
     /// Facts about a document.
     pub fn info(&self, doc: &DocId) -> Result<DocInfo, CoreError> {
+        if let Some(s) = self.unloaded.get(doc) {
+            let local = LocalState::open(&s.local, &self.identity, doc).unwrap_or_default();
+            return Ok(DocInfo {
+                doc: *doc,
+                name: local.name,
+                my_role: s.role(&self.me),
+                members: s.members.clone(),
+                vv: s.vv.clone(),
+                log_ops: s.log_ops as usize,
+                chunks: s.chunks as usize,
+                stored_bytes: s.stored_bytes as usize,
+                readable: s.readable,
+            });
+        }
         let r = self.replica(doc)?;
         let state = r.log.state();
         Ok(DocInfo {

@@ -43,6 +43,13 @@ pub enum Effect {
         /// Records to remove.
         deletes: Vec<Vec<u8>>,
     },
+    /// Read every record of a document held but not in memory and hand
+    /// them to [`Node::load_doc`](super::Node::load_doc) (or report
+    /// [`Node::load_failed`](super::Node::load_failed)): something waits for it.
+    Load {
+        /// Document (the storage namespace).
+        doc: DocId,
+    },
     /// Send an encoded [`Message`](crate::Message) on a session, then
     /// report its size with [`Node::transmitted`](super::Node::transmitted)
     /// once it is handed to the connection.

@@ -11,6 +11,7 @@ mod backups;
 mod documents;
 mod effect;
 mod presence;
+mod residency;
 mod store;
 mod sync;
 mod timers;
@@ -26,7 +27,7 @@ use crate::identity::DeviceIdentity;
 use crate::ids::{DocId, MemberId};
 use crate::limits::MAX_FRAME_LEN;
 use crate::message::Message;
-use crate::replica::{CompactionPolicy, DocReplica};
+use crate::replica::{CompactionPolicy, DocReplica, DocSummary, INDEX_RECORD};
 use crate::time::Instant;
 
 pub use effect::{
@@ -58,6 +59,11 @@ pub struct NodeConfig {
     /// How long the node waits before retrying writes that failed for lack
     /// of space ([`WriteFailure::Full`]).
     pub write_retry: Duration,
+    /// Roughly how many bytes the documents in memory may take before the
+    /// least recently used idle ones are unloaded (their index entries
+    /// stay; they load again on their next use). Pinned documents (live
+    /// handles) never are. See [`Node::memory_estimate`].
+    pub memory_budget: usize,
 }
 
 impl Default for NodeConfig {
@@ -69,6 +75,7 @@ impl Default for NodeConfig {
             max_docs: usize::MAX,
             hello_timeout: Duration::from_secs(30),
             write_retry: Duration::from_secs(2),
+            memory_budget: 256 << 20,
         }
     }
 }
@@ -79,7 +86,16 @@ pub struct Node {
     identity: DeviceIdentity,
     me: MemberId,
     config: NodeConfig,
+    /// Documents in memory.
     docs: BTreeMap<DocId, DocReplica>,
+    /// Documents held but not in memory, by their index entries (see `residency`).
+    unloaded: BTreeMap<DocId, DocSummary>,
+    /// Pins per document ([`Node::pin`]): kept in memory.
+    pins: BTreeMap<DocId, usize>,
+    /// Counts uses of documents, for least-recently-used unloading.
+    use_clock: u64,
+    /// Documents asked of the runtime with [`Effect::Load`], and what waits for them.
+    loading: BTreeMap<DocId, Vec<residency::Waiting>>,
     /// Peers with a session, by member, and which member each session is.
     peers: BTreeMap<MemberId, Peer>,
     sessions: HashMap<SessionId, MemberId>,
@@ -108,6 +124,10 @@ impl Node {
             me,
             config,
             docs: BTreeMap::new(),
+            unloaded: BTreeMap::new(),
+            loading: BTreeMap::new(),
+            pins: BTreeMap::new(),
+            use_clock: 0,
             peers: BTreeMap::new(),
             sessions: HashMap::new(),
             next_session: 0,
@@ -164,6 +184,7 @@ impl Node {
                         self.disconnect(peer, format!("no Hello within {after:?}"));
                     }
                 }
+                Timer::Evict => self.evict(),
                 Timer::RetryWrites => {
                     if self.storage == StorageState::Full {
                         self.effects.push_back(Effect::RetryWrites);
@@ -181,6 +202,8 @@ impl Node {
     /// The runtime carried out [`Effect::Persist`] `write`: it is durable.
     /// Messages that waited for it leave now.
     pub fn persisted(&mut self, write: WriteId) {
+        // What was written may have grown what is in memory past the budget.
+        self.timers.start(Timer::Evict, residency::EVICT_AFTER);
         for (_, session, peer, message) in self.writes.done(write) {
             // Only to the session it was meant for: a new session starts over.
             if self.peers.get(&peer).is_some_and(|p| p.session == session) {
@@ -273,27 +296,54 @@ impl Node {
         self.writes.durable_through(write)
     }
 
-    /// Documents held.
+    /// Documents held, loaded or not, in order.
     pub fn docs(&self) -> Vec<DocId> {
-        self.docs.keys().copied().collect()
+        let mut docs: Vec<DocId> = self.docs.keys().chain(self.unloaded.keys()).copied().collect();
+        docs.sort_unstable();
+        docs
     }
 
-    /// Is this document held?
+    /// Is this document held (loaded or not)?
     pub fn has_doc(&self, doc: &DocId) -> bool {
-        self.docs.contains_key(doc)
+        self.docs.contains_key(doc) || self.unloaded.contains_key(doc)
+    }
+
+    /// How many documents are in memory.
+    pub fn loaded_docs(&self) -> usize {
+        self.docs.len()
     }
 
     fn replica(&self, doc: &DocId) -> Result<&DocReplica, CoreError> {
-        self.docs.get(doc).ok_or(CoreError::UnknownDocument(*doc))
+        self.docs.get(doc).ok_or_else(|| self.absent(doc))
     }
 
     fn replica_mut(&mut self, doc: &DocId) -> Result<&mut DocReplica, CoreError> {
-        self.docs.get_mut(doc).ok_or(CoreError::UnknownDocument(*doc))
+        let absent = self.absent(doc);
+        self.docs.get_mut(doc).ok_or(absent)
+    }
+
+    /// Why `doc` is not in memory.
+    fn absent(&self, doc: &DocId) -> CoreError {
+        if self.unloaded.contains_key(doc) {
+            CoreError::NotLoaded(*doc)
+        } else {
+            CoreError::UnknownDocument(*doc)
+        }
+    }
+
+    /// Fail with [`CoreError::NotLoaded`] if `doc` is held but not in memory:
+    /// calls that would otherwise start it afresh.
+    fn check_not_unloaded(&self, doc: &DocId) -> Result<(), CoreError> {
+        match self.unloaded.contains_key(doc) {
+            true => Err(CoreError::NotLoaded(*doc)),
+            false => Ok(()),
+        }
     }
 
     /// Sealed bytes held over all documents (access ops and chunks).
     pub fn stored_bytes(&self) -> usize {
-        self.docs.values().map(|r| r.stored_bytes()).sum()
+        let unloaded: u64 = self.unloaded.values().map(|s| s.stored_bytes).sum();
+        self.docs.values().map(|r| r.stored_bytes()).sum::<usize>() + unloaded as usize
     }
 
     /// How many times data from a peer was refused ([`Event::Rejected`])
@@ -326,16 +376,26 @@ impl Node {
         }
     }
 
+    /// Queue a write of `doc` if there is anything to write.
     fn persist(&mut self, doc: DocId, puts: Vec<(Vec<u8>, Vec<u8>)>, deletes: Vec<Vec<u8>>) {
         if !puts.is_empty() || !deletes.is_empty() {
-            let write = self.writes.begin(doc);
-            self.effects.push_back(Effect::Persist {
-                write,
-                doc,
-                puts,
-                deletes,
-            });
+            self.write(doc, puts, deletes);
         }
+    }
+
+    /// Queue a write of `doc`. It carries the document's index entry as of
+    /// this write, so the entry and the records are stored atomically.
+    fn write(&mut self, doc: DocId, mut puts: Vec<(Vec<u8>, Vec<u8>)>, deletes: Vec<Vec<u8>>) {
+        if let Some(r) = self.docs.get(&doc) {
+            puts.push((INDEX_RECORD.to_vec(), DocSummary::of(r).encode()));
+        }
+        let write = self.writes.begin(doc);
+        self.effects.push_back(Effect::Persist {
+            write,
+            doc,
+            puts,
+            deletes,
+        });
     }
 
     fn store(&mut self, doc: DocId, batch: StoreBatch) {

@@ -7,6 +7,7 @@ use rand_core::CryptoRng;
 use serde_bytes::ByteBuf;
 
 use super::documents::diff_since;
+use super::residency::Waiting;
 use super::timers::Timer;
 use super::{Node, effect::*, store::StoreBatch};
 use crate::access::{AccessLog, Inserted};
@@ -82,7 +83,7 @@ impl Node {
         }
         self.sessions.insert(session, peer);
         self.timers.start(Timer::Hello(session), self.config.hello_timeout);
-        let docs = self
+        let mut docs: Vec<(DocId, Digest)> = self
             .docs
             .values()
             .filter(|r| shares(r, &peer))
@@ -93,6 +94,14 @@ impl Node {
                 (r.id, digest)
             })
             .collect();
+        // Documents not in memory greet with their index entries.
+        docs.extend(
+            self.unloaded
+                .iter()
+                .filter(|(_, s)| s.shares(&peer))
+                .map(|(d, s)| (*d, s.digest)),
+        );
+        docs.sort_unstable_by_key(|(d, _)| *d);
         self.send(
             peer,
             &Message::Hello {
@@ -119,7 +128,10 @@ impl Node {
     /// document with learns nothing about it from us, not even whether we
     /// hold it, and costs us nothing for it.
     pub(super) fn shared_with(&self, doc: &DocId, peer: &MemberId) -> bool {
-        self.docs.get(doc).is_some_and(|r| shares(r, peer))
+        match self.docs.get(doc) {
+            Some(r) => shares(r, peer),
+            None => self.unloaded.get(doc).is_some_and(|s| s.shares(peer)),
+        }
     }
 
     /// Has `peer` a session on `doc` (it was a member during this session)?
@@ -146,6 +158,17 @@ impl Node {
     /// Where each document stands with `peer`, from what it acknowledged.
     pub fn sync_status(&self, peer: &MemberId) -> SyncStatus {
         let mut status = SyncStatus::default();
+        for (doc, s) in &self.unloaded {
+            if !s.rooted {
+                status.pending.push(*doc);
+            } else if s.role(peer).is_none() {
+                status.not_shared.push(*doc);
+            } else if self.durable_on(peer, doc) && self.holds_all_of(peer, doc) {
+                status.synced.push(*doc);
+            } else {
+                status.unsynced.push(*doc);
+            }
+        }
         for r in self.docs.values() {
             if !r.log.is_rooted() {
                 status.pending.push(r.id);
@@ -171,12 +194,19 @@ impl Node {
     /// Has `peer` acknowledged storing everything this node holds of `doc`
     /// (every sealed edit and access op)? Unsealed edits count as not held.
     pub fn durable_on(&self, peer: &MemberId, doc: &DocId) -> bool {
-        let Some(r) = self.docs.get(doc) else { return false };
         let acked = self
             .peers
             .get(peer)
             .and_then(|p| p.docs.get(doc))
             .and_then(|pd| pd.acked.as_ref());
+        let Some(r) = self.docs.get(doc) else {
+            // Not in memory: judged from its index entry (same heads, and
+            // every chunk we hold).
+            return self
+                .unloaded
+                .get(doc)
+                .is_some_and(|s| acked.is_some_and(|(heads, vv)| vv.dominates(&s.vv) && same_heads(heads, &s.heads)));
+        };
         !r.dirty && acked.is_some_and(|(heads, vv)| vv.dominates(&r.vv) && r.log.known_to(heads))
     }
 
@@ -188,12 +218,17 @@ impl Node {
 
     /// Do we hold everything `peer` last reported holding of `doc`?
     pub(super) fn holds_all_of(&self, peer: &MemberId, doc: &DocId) -> bool {
-        let Some(r) = self.docs.get(doc) else { return false };
         let acked = self
             .peers
             .get(peer)
             .and_then(|p| p.docs.get(doc))
             .and_then(|pd| pd.acked.as_ref());
+        let Some(r) = self.docs.get(doc) else {
+            return self
+                .unloaded
+                .get(doc)
+                .is_some_and(|s| acked.is_some_and(|(heads, vv)| s.vv.dominates(vv) && same_heads(heads, &s.heads)));
+        };
         let state = r.log.state();
         // Chunks we would refuse (a revoked writer's edits after the revoke,
         // which the peer took before it learnt of it) are not missing.
@@ -220,6 +255,9 @@ impl Node {
             Ok(m) => m,
             Err(e) => return self.disconnect(peer, format!("undecodable message: {e}")),
         };
+        if self.needs_load(session, &peer, &msg, bytes) {
+            return;
+        }
         match msg {
             Message::Hello { version, docs } => self.on_hello(peer, version, docs),
             Message::Have {
@@ -251,6 +289,20 @@ impl Node {
         let theirs: BTreeMap<DocId, Digest> = docs.into_iter().filter(|(d, _)| self.shared_with(d, &peer)).collect();
         let mut to_have = Vec::new();
         for (d, dg) in &theirs {
+            if let (Some(s), Some(p)) = (self.unloaded.get(d), self.peers.get_mut(&peer)) {
+                if s.digest == *dg {
+                    // The same, from the index entry: nothing to load.
+                    let pd = p.docs.entry(*d).or_default();
+                    pd.heads = s.heads.clone();
+                    pd.vv = s.vv.clone();
+                    pd.snapshots = s.snapshots.clone();
+                    pd.acked = Some((pd.heads.clone(), pd.vv.clone()));
+                    pd.last_sent = Some(*dg);
+                } else {
+                    to_have.push(*d);
+                }
+                continue;
+            }
             match (self.docs.get(d), self.peers.get_mut(&peer)) {
                 (Some(r), Some(p)) if r.digest() == *dg => {
                     // Same state on both sides: open the session as if Haves
@@ -271,13 +323,29 @@ impl Node {
         // Documents we share with the peer that it did not mention: it does
         // not hold them, or does not know it shares them (it will not say),
         // so their access log goes first; their chunks follow its `Have`.
-        let unmentioned: Vec<DocId> = self
+        let mut unmentioned: Vec<DocId> = self
             .docs
             .values()
             .filter(|r| !theirs.contains_key(&r.id) && shares(r, &peer))
             .map(|r| r.id)
             .collect();
+        unmentioned.extend(
+            self.unloaded
+                .iter()
+                .filter(|(d, s)| !theirs.contains_key(*d) && s.shares(&peer))
+                .map(|(d, _)| *d),
+        );
         for doc in unmentioned {
+            if self.is_unloaded(&doc) {
+                self.wait_for_load(
+                    doc,
+                    Waiting::Have {
+                        session,
+                        ops_first: true,
+                    },
+                );
+                continue;
+            }
             // Ops first: a peer that does not hold the document yet ignores
             // a `Have` of it.
             self.push_ops(peer, doc);
@@ -415,7 +483,7 @@ impl Node {
             if self.storage != StorageState::Ok {
                 return self.refuse_for_storage(peer, doc);
             }
-            if self.docs.len() >= self.config.max_docs {
+            if self.docs.len() + self.unloaded.len() >= self.config.max_docs {
                 let max = self.config.max_docs;
                 tracing::warn!(%peer, %doc, max, "document limit reached; not stored");
                 self.refuse(peer, doc, Refusal::DocumentLimit { max: max as u64 });
@@ -596,6 +664,18 @@ impl Node {
 
     /// Send our state of `doc` to `peer` unless it already has this exact state.
     pub(super) fn send_have(&mut self, peer: MemberId, doc: DocId) {
+        if self.is_unloaded(&doc) {
+            if let Some(session) = self.session_of(&peer) {
+                self.wait_for_load(
+                    doc,
+                    Waiting::Have {
+                        session,
+                        ops_first: false,
+                    },
+                );
+            }
+            return;
+        }
         let (heads, vv, snapshots, digest) = match self.docs.get(&doc) {
             Some(r) if !r.log.is_rooted() || r.role_of(&peer).is_some() => {
                 (r.log.heads(), r.vv.clone(), r.snapshot_ids(), r.digest())
@@ -692,7 +772,7 @@ impl Node {
 
     /// Send `peer` the access ops of `doc` it lacks (the whole log if we
     /// know nothing of what it holds), without chunks.
-    fn push_ops(&mut self, peer: MemberId, doc: DocId) {
+    pub(super) fn push_ops(&mut self, peer: MemberId, doc: DocId) {
         let (Some(r), Some(p)) = (self.docs.get(&doc), self.peers.get_mut(&peer)) else {
             return;
         };
@@ -734,6 +814,11 @@ impl Node {
             self.push_missing(p, *doc);
         }
     }
+}
+
+/// Are two lists of access-log heads the same set?
+fn same_heads(a: &[OpHash], b: &[OpHash]) -> bool {
+    a.len() == b.len() && a.iter().all(|h| b.contains(h))
 }
 
 /// Is `r` a document we may talk about with `peer`: one it is a member of,

@@ -19,6 +19,8 @@ pub(super) enum Timer {
     Hello(SessionId),
     /// Retry the writes that failed for lack of space.
     RetryWrites,
+    /// Unload idle documents if those in memory are over the budget.
+    Evict,
 }
 
 /// Pending timers, each at most once.

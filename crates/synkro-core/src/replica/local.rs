@@ -19,6 +19,8 @@ pub(crate) mod record {
     pub const CHANGE: u8 = b'C';
     pub const SNAPSHOT: u8 = b'S';
     pub const LOCAL: u8 = b'K';
+    /// The document's index entry ([`DocSummary`](crate::replica::DocSummary)).
+    pub const INDEX: u8 = b'I';
 
     pub fn op(h: &OpHash) -> Vec<u8> {
         let mut k = vec![OP];

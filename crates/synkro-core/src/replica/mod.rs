@@ -3,9 +3,14 @@
 
 mod local;
 mod seal;
+mod summary;
 
 pub(crate) use local::{LocalState, record};
 pub use seal::CompactionPolicy;
+pub use summary::DocSummary;
+
+/// Key of the record that holds a document's [`DocSummary`] in its namespace.
+pub const INDEX_RECORD: &[u8] = &[record::INDEX];
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -61,12 +66,16 @@ pub(crate) struct DocReplica {
     pub vv: VersionVector,
     pub keys: BTreeMap<KeyId, SymmetricKey>,
     pub local: LocalState,
+    /// `local` as stored (sealed), carried in the index entry.
+    pub local_sealed: Vec<u8>,
     pub doc: Option<AutoCommit>,
     /// Held chunks whose plaintext is not in `doc` yet (no key yet, or a
     /// part whose group is incomplete).
     pub unapplied: BTreeSet<ChunkRef>,
     flushed_heads: Vec<ChangeHash>,
     pub dirty: bool,
+    /// When the node last used it (its use clock), for unloading.
+    pub last_used: u64,
 }
 
 impl DocReplica {
@@ -80,10 +89,12 @@ impl DocReplica {
             vv: VersionVector::default(),
             keys: BTreeMap::new(),
             local: LocalState::default(),
+            local_sealed: Vec::new(),
             doc: None,
             unapplied: BTreeSet::new(),
             flushed_heads: Vec::new(),
             dirty: false,
+            last_used: 0,
         }
     }
 

@@ -185,8 +185,44 @@ impl Sim {
         self.nodes.iter().position(|n| n.id() == *m)
     }
 
-    /// Run `f` on node `i` (an app call), then execute its effects.
+    /// Load `doc` into node `i` from what it stored (a runtime's answer to
+    /// [`Effect::Load`], or an app opening a handle).
+    fn load(&mut self, i: usize, doc: DocId) {
+        let records = self.records(i, &doc).into_iter().collect();
+        let label = self.label.clone();
+        let report = self.nodes[i]
+            .node
+            .load_doc(&mut self.timer_rng, doc, records)
+            .unwrap_or_else(|e| panic!("[{label}] node {i}: load_doc failed: {e}"));
+        assert!(
+            report.problems.is_empty(),
+            "[{label}] node {i}: own records did not load cleanly: {:?}",
+            report.problems
+        );
+    }
+
+    /// Load every document of node `i` that is not in memory (as an app's
+    /// handles would), then execute the effects.
+    pub fn load_all(&mut self, i: usize) {
+        for doc in self.nodes[i].node.docs() {
+            if !self.nodes[i].node.is_loaded(&doc) {
+                self.load(i, doc);
+            }
+        }
+        self.drain(i);
+    }
+
+    /// Drop `doc` from node `i`'s memory if it is idle; says whether it did.
+    pub fn unload(&mut self, i: usize, doc: &DocId) -> bool {
+        let unloaded = self.nodes[i].node.unload(doc);
+        self.drain(i);
+        unloaded
+    }
+
+    /// Run `f` on node `i` (an app call, on handles that keep its documents
+    /// loaded), then execute its effects.
     pub fn act<T>(&mut self, i: usize, f: impl FnOnce(&mut Node) -> T) -> T {
+        self.load_all(i);
         let out = f(&mut self.nodes[i].node);
         self.drain(i);
         out
@@ -256,6 +292,7 @@ impl Sim {
                     }
                 }
                 Effect::Event(e) => self.nodes[i].events.push(e),
+                Effect::Load { doc } => self.load(i, doc),
             }
         }
         // Reporting writes may have started timers: arm them, as a driver would.
@@ -476,7 +513,8 @@ impl Sim {
         self.outside_links.retain(|(n, _, _)| *n != i);
         let label = self.label.clone();
         let sn = &mut self.nodes[i];
-        sn.node = rebuild(rng, &sn.identity, &sn.config, &sn.records, &format!("{label} node {i}"));
+        // A restart reads the index: documents load when something needs them.
+        sn.node = rebuild_from_index(rng, &sn.identity, &sn.config, &sn.records, &format!("{label} node {i}"));
         sn.crashes += 1;
         sn.unwritten.clear();
         self.drain(i);
@@ -530,6 +568,33 @@ pub fn rebuild(
     }
     // Loading emits nothing a runtime must act on; drop anything anyway.
     while node.poll_effect().is_some() {}
+    node
+}
+
+/// A fresh node that holds every document of `records` without loading
+/// it (from its index entry), as a runtime opening a home does; a document
+/// without an intact entry is loaded.
+pub fn rebuild_from_index(
+    rng: &mut ChaCha20Rng,
+    identity: &DeviceIdentity,
+    config: &NodeConfig,
+    records: &Records,
+    label: &str,
+) -> Node {
+    let mut node = Node::new(identity.clone(), config.clone());
+    for (doc, ns) in records {
+        match ns
+            .get(synkro_core::INDEX_RECORD)
+            .map(|v| synkro_core::DocSummary::decode(v))
+        {
+            Some(Ok(summary)) => node.add_unloaded(*doc, summary),
+            _ => {
+                let records = ns.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                node.load_doc(rng, *doc, records)
+                    .unwrap_or_else(|e| panic!("[{label}] load_doc failed: {e}"));
+            }
+        }
+    }
     node
 }
 

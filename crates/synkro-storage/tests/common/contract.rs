@@ -65,6 +65,14 @@ pub async fn conformance(store: &dyn Storage) -> Model {
     store.write(&NS_B, vec![del(b"x")]).await.expect("delete absent");
     assert_eq!(store.namespaces().await.expect("namespaces"), vec![NS_A]);
 
+    // Gather: one record of every namespace, absent where it is not there.
+    store.write(&NS_B, vec![put(b"x", b"y")]).await.expect("write B");
+    let gathered = store.gather(b"b").await.expect("gather");
+    let found: Vec<_> = gathered.iter().map(|g| (g.ns, g.value.clone())).collect();
+    assert_eq!(found, vec![(NS_B, None), (NS_A, Some(b"22".to_vec()))]);
+    assert!(gathered.iter().all(|g| g.problems.is_empty()));
+    store.write(&NS_B, vec![del(b"x")]).await.expect("delete B");
+
     // Remove drops a namespace and leaves the others alone.
     store
         .write(&NS_B, vec![put(b"x", b"y"), put(b"z", b"w")])

@@ -67,7 +67,7 @@ pub(super) async fn meet_members(repo: Repo, network: Network, relays: Vec<(Memb
     let members_of = |repo: &Repo, docs: &[synkro_core::DocId]| -> Vec<MemberId> {
         let mut all: Vec<MemberId> = docs
             .iter()
-            .filter_map(|doc| repo.find(doc).ok()?.info().ok())
+            .filter_map(|doc| repo.info(doc).ok())
             .flat_map(|info| info.members.into_iter())
             .filter(|(_, role)| role.can_read())
             .map(|(m, _)| m)
