@@ -338,6 +338,7 @@ impl Typing {
 /// Many documents: first sync, cold open, reconnect (see bench.mjs).
 pub struct Many {
     pub first_sync: Duration,
+    pub open_one: Duration,
     pub cold_open: Duration,
     pub reconnect: Duration,
     pub reconnect_messages: u64,
@@ -374,6 +375,18 @@ pub async fn many(relay: &Multiaddr, docs: usize, home_a: &Path, home_b: &Path) 
     net.shutdown().await;
     drop(repo);
 
+    // Open and read one document: what a command-line call or an app
+    // showing one document pays.
+    let start = Instant::now();
+    let one = Repo::open(home_b).await?;
+    let first = one.list().first().copied().context("no document reopened")?;
+    if one.find(&first).await?.get("title")?.is_none() {
+        bail!("a document came back empty");
+    }
+    let open_one = start.elapsed();
+    one.close().await?;
+    drop(one);
+
     // Cold open: every document back from disk, no network.
     let start = Instant::now();
     let cold = Repo::open(home_b).await?;
@@ -402,6 +415,7 @@ pub async fn many(relay: &Multiaddr, docs: usize, home_a: &Path, home_b: &Path) 
     let t = last.0;
     let out = Many {
         first_sync,
+        open_one,
         cold_open,
         reconnect: last.1 - start,
         reconnect_messages: t.messages_sent + t.messages_received,
