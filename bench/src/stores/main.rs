@@ -105,12 +105,21 @@ fn disk_use(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-async fn writes(store: &Store, n: usize, concurrency: usize, docs: usize, seed: u64) -> anyhow::Result<Duration> {
+/// `n` writes made by `concurrency` writers, each with a seeded RNG; the
+/// `i`th write is `write(i, rng)`. Returns how long they took.
+async fn spread(
+    store: &Store,
+    n: usize,
+    concurrency: usize,
+    seed: u64,
+    write: impl Fn(usize, &mut rand_chacha::ChaCha8Rng) -> (Namespace, Vec<WriteOp>) + Send + Sync + 'static,
+) -> anyhow::Result<Duration> {
+    let write = Arc::new(write);
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for w in 0..concurrency {
-        let (store, next) = (store.clone(), next.clone());
+        let (store, next, write) = (store.clone(), next.clone(), write.clone());
         tasks.spawn(async move {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ w as u64);
             loop {
@@ -118,12 +127,8 @@ async fn writes(store: &Store, n: usize, concurrency: usize, docs: usize, seed: 
                 if i >= n {
                     return anyhow::Ok(());
                 }
-                let ns = doc_id(rng.random_range(0..docs));
-                let mut key = vec![2u8; 33];
-                rng.fill_bytes(&mut key[1..]);
-                let mut value = vec![0; 300];
-                rng.fill_bytes(&mut value);
-                store.write(&ns, vec![WriteOp::Put { key, value }]).await?;
+                let (ns, ops) = write(i, &mut rng);
+                store.write(&ns, ops).await?;
             }
         });
     }
@@ -133,32 +138,27 @@ async fn writes(store: &Store, n: usize, concurrency: usize, docs: usize, seed: 
     Ok(start.elapsed())
 }
 
+/// `n` single-record writes (a 300-byte chunk) to random documents of a
+/// home of `docs`.
+async fn writes(store: &Store, n: usize, concurrency: usize, docs: usize, seed: u64) -> anyhow::Result<Duration> {
+    spread(store, n, concurrency, seed, move |_, rng| {
+        let ns = doc_id(rng.random_range(0..docs));
+        let mut key = vec![2u8; 33];
+        rng.fill_bytes(&mut key[1..]);
+        let mut value = vec![0; 300];
+        rng.fill_bytes(&mut value);
+        (ns, vec![WriteOp::Put { key, value }])
+    })
+    .await
+}
+
 async fn measure(kind: &str, root: &Path, docs: usize) -> anyhow::Result<Figures> {
     let dir = root.join(format!("{kind}-{docs}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let fill = {
         let store = open(kind, &dir)?;
-        let start = Instant::now();
-        let mut tasks = tokio::task::JoinSet::new();
-        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        for w in 0..FILL_WRITERS {
-            let (store, next) = (store.clone(), next.clone());
-            tasks.spawn(async move {
-                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(w as u64);
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if i >= docs {
-                        return anyhow::Ok(());
-                    }
-                    store.write(&doc_id(i), new_doc(&mut rng)).await?;
-                }
-            });
-        }
-        while let Some(t) = tasks.join_next().await {
-            t??;
-        }
-        start.elapsed()
+        spread(&store, docs, FILL_WRITERS, 0, |i, rng| (doc_id(i), new_doc(rng))).await?
     };
     let (write_one, write_many) = {
         let store = open(kind, &dir)?;

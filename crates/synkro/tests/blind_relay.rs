@@ -2,23 +2,14 @@
 //! and forwards what it cannot read, and its disk never holds plaintext.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use serde_json::json;
 use synkro::{DocHandle, Error, Repo, Role};
 
-const MARKER: &str = "plaintext-canary-7f3e9b2c";
+mod common;
+use common::until;
 
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
+const MARKER: &str = "plaintext-canary-7f3e9b2c";
 
 fn has(doc: &DocHandle, path: &str, value: &serde_json::Value) -> bool {
     doc.get(path).ok().flatten().as_ref() == Some(value)

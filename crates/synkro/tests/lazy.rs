@@ -4,23 +4,14 @@
 //! gets one without losing anything.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use synkro::{DocId, NodeConfig, Repo, RepoConfig, Role};
 use synkro_storage::{FsStorage, Storage, WriteOp};
 
-/// Poll `done` for up to 10 s (a bound, not a measurement).
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+mod common;
+use common::until;
 
 fn tiny_budget() -> RepoConfig {
     RepoConfig {

@@ -85,11 +85,6 @@ impl Node {
         }
     }
 
-    /// Documents waiting for [`load_doc`](Self::load_doc) after an [`Effect::Load`].
-    pub fn loading(&self) -> impl Iterator<Item = &DocId> {
-        self.loading.keys()
-    }
-
     /// Keep `doc` in memory while pinned (a live handle): pins count, and
     /// [`unpin`](Self::unpin) undoes one.
     pub fn pin(&mut self, doc: &DocId) {

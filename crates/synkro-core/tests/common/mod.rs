@@ -188,17 +188,9 @@ impl Sim {
     /// Load `doc` into node `i` from what it stored (a runtime's answer to
     /// [`Effect::Load`], or an app opening a handle).
     fn load(&mut self, i: usize, doc: DocId) {
-        let records = self.records(i, &doc).into_iter().collect();
-        let label = self.label.clone();
-        let report = self.nodes[i]
-            .node
-            .load_doc(&mut self.timer_rng, doc, records)
-            .unwrap_or_else(|e| panic!("[{label}] node {i}: load_doc failed: {e}"));
-        assert!(
-            report.problems.is_empty(),
-            "[{label}] node {i}: own records did not load cleanly: {:?}",
-            report.problems
-        );
+        let label = format!("{} node {i}", self.label);
+        let records = self.records(i, &doc);
+        load_clean(&mut self.nodes[i].node, &mut self.timer_rng, doc, &records, &label);
     }
 
     /// Load every document of node `i` that is not in memory (as an app's
@@ -546,8 +538,22 @@ impl Sim {
     }
 }
 
-/// A fresh node rebuilt from `records` (as a runtime does at start-up). The
-/// records a node wrote itself must always load without problems.
+/// Load `doc` into `node` from `records`, which the node wrote itself and
+/// which must therefore load without problems.
+fn load_clean(node: &mut Node, rng: &mut ChaCha20Rng, doc: DocId, records: &BTreeMap<Vec<u8>, Vec<u8>>, label: &str) {
+    let records = records.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let report = node
+        .load_doc(rng, doc, records)
+        .unwrap_or_else(|e| panic!("[{label}] load_doc failed: {e}"));
+    assert!(
+        report.problems.is_empty(),
+        "[{label}] own records did not load cleanly: {:?}",
+        report.problems
+    );
+}
+
+/// A fresh node rebuilt from `records` (as a runtime does at start-up),
+/// every document loaded.
 pub fn rebuild(
     rng: &mut ChaCha20Rng,
     identity: &DeviceIdentity,
@@ -557,14 +563,7 @@ pub fn rebuild(
 ) -> Node {
     let mut node = Node::new(identity.clone(), config.clone());
     for (doc, ns) in records {
-        let report = node
-            .load_doc(rng, *doc, ns.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_else(|e| panic!("[{label}] load_doc failed: {e}"));
-        assert!(
-            report.problems.is_empty(),
-            "[{label}] own records did not load cleanly: {:?}",
-            report.problems
-        );
+        load_clean(&mut node, rng, *doc, ns, label);
     }
     // Loading emits nothing a runtime must act on; drop anything anyway.
     while node.poll_effect().is_some() {}
@@ -588,11 +587,7 @@ pub fn rebuild_from_index(
             .map(|v| synkro_core::DocSummary::decode(v))
         {
             Some(Ok(summary)) => node.add_unloaded(*doc, summary),
-            _ => {
-                let records = ns.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-                node.load_doc(rng, *doc, records)
-                    .unwrap_or_else(|e| panic!("[{label}] load_doc failed: {e}"));
-            }
+            _ => load_clean(&mut node, rng, *doc, ns, label),
         }
     }
     node
