@@ -23,6 +23,11 @@ fn record_key(ns: &Namespace, key: &[u8]) -> Vec<u8> {
     k
 }
 
+/// The namespace a stored key starts with.
+fn namespace_of(key: &[u8]) -> Option<Namespace> {
+    key.get(..32)?.try_into().ok()
+}
+
 /// The first key after every key of `ns`, or `None` after the last namespace.
 fn after(ns: &Namespace) -> Option<Namespace> {
     let mut next = *ns;
@@ -102,7 +107,9 @@ impl Storage for Redb {
             .map_err(|e| failed(&path, e))?;
             for item in range {
                 let (k, v) = item.map_err(|e| failed(&path, e))?;
-                loaded.records.push((k.value()[32..].to_vec(), v.value().to_vec()));
+                loaded
+                    .records
+                    .push((k.value().get(32..).unwrap_or_default().to_vec(), v.value().to_vec()));
             }
             Ok(loaded)
         })
@@ -125,7 +132,7 @@ impl Storage for Redb {
                     .transpose()
                     .map_err(|e| failed(&path, e))?;
                 let Some((k, _)) = next else { break };
-                let ns: Namespace = k.value()[..32].try_into().expect("32-byte prefix");
+                let ns = namespace_of(k.value()).ok_or_else(|| failed(&path, "a key shorter than a namespace"))?;
                 out.push(ns);
                 from = after(&ns);
             }
@@ -201,7 +208,9 @@ impl Storage for Fjall {
             let mut loaded = Loaded::default();
             for item in this.records.prefix(ns) {
                 let (k, v) = item.into_inner().map_err(|e| failed(&this.path, e))?;
-                loaded.records.push((k[32..].to_vec(), v.to_vec()));
+                loaded
+                    .records
+                    .push((k.get(32..).unwrap_or_default().to_vec(), v.to_vec()));
             }
             Ok(loaded)
         })
@@ -218,7 +227,7 @@ impl Storage for Fjall {
                     break;
                 };
                 let k = first.key().map_err(|e| failed(&this.path, e))?;
-                let ns: Namespace = k[..32].try_into().expect("32-byte prefix");
+                let ns = namespace_of(&k).ok_or_else(|| failed(&this.path, "a key shorter than a namespace"))?;
                 out.push(ns);
                 from = after(&ns);
             }

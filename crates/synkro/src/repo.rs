@@ -264,13 +264,7 @@ impl Repo {
         // damage) is loaded now, which writes its entry from its records.
         for gathered in storage.gather(INDEX_RECORD).await? {
             let doc = DocId(gathered.ns);
-            for p in &gathered.problems {
-                warn!(%doc, problem = %p, "damaged storage skipped");
-                problems.push(LoadProblem {
-                    doc,
-                    problem: p.to_string(),
-                });
-            }
+            problems.extend(storage_problems(doc, &gathered.problems));
             match gathered.value.as_deref().map(DocSummary::decode) {
                 Some(Ok(summary)) => node.add_unloaded(doc, summary),
                 damaged => {
@@ -809,18 +803,25 @@ impl Inner {
 /// Load `doc` from its records into `node`: the damage storage skipped and
 /// the records that failed verification, as problems.
 fn load_into(node: &mut Node, rng: &mut Rng, doc: DocId, loaded: Loaded) -> Result<Vec<LoadProblem>, Error> {
-    let mut problems = Vec::new();
-    for p in &loaded.problems {
-        warn!(%doc, problem = %p, "damaged storage skipped");
-        problems.push(LoadProblem {
-            doc,
-            problem: p.to_string(),
-        });
-    }
+    let mut problems = storage_problems(doc, &loaded.problems);
     let report = node.load_doc(rng, doc, loaded.records)?;
     for p in report.problems {
         warn!(%doc, problem = %p, "record failed verification and was skipped");
         problems.push(LoadProblem { doc, problem: p });
     }
     Ok(problems)
+}
+
+/// Damage storage found and skipped in `doc`'s records, logged.
+fn storage_problems(doc: DocId, found: &[synkro_storage::Problem]) -> Vec<LoadProblem> {
+    found
+        .iter()
+        .map(|p| {
+            warn!(%doc, problem = %p, "damaged storage skipped");
+            LoadProblem {
+                doc,
+                problem: p.to_string(),
+            }
+        })
+        .collect()
 }

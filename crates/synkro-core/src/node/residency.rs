@@ -121,15 +121,18 @@ impl Node {
     /// in memory fit the budget.
     pub(super) fn evict(&mut self) {
         let budget = self.config.memory_budget;
-        let mut total = self.memory_estimate();
+        let sizes: Vec<(u64, DocId, usize)> = self
+            .docs
+            .values()
+            .map(|r| (r.last_used, r.id, replica_estimate(r)))
+            .collect();
+        let mut total: usize = sizes.iter().map(|(_, _, size)| size).sum();
         if total <= budget {
             return;
         }
-        let mut candidates: Vec<(u64, DocId, usize)> = self
-            .docs
-            .values()
-            .filter(|r| !self.pins.contains_key(&r.id))
-            .map(|r| (r.last_used, r.id, replica_estimate(r)))
+        let mut candidates: Vec<(u64, DocId, usize)> = sizes
+            .into_iter()
+            .filter(|(_, doc, _)| !self.pins.contains_key(doc))
             .collect();
         candidates.sort_unstable();
         let mut unloaded = 0usize;

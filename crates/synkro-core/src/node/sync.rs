@@ -158,33 +158,27 @@ impl Node {
     /// Where each document stands with `peer`, from what it acknowledged.
     pub fn sync_status(&self, peer: &MemberId) -> SyncStatus {
         let mut status = SyncStatus::default();
-        for (doc, s) in &self.unloaded {
-            if !s.rooted {
-                status.pending.push(*doc);
-            } else if s.role(peer).is_none() {
-                status.not_shared.push(*doc);
-            } else if self.durable_on(peer, doc) && self.holds_all_of(peer, doc) {
-                status.synced.push(*doc);
+        for doc in self.docs() {
+            let (rooted, member) = match (self.docs.get(&doc), self.unloaded.get(&doc)) {
+                (Some(r), _) => (r.log.is_rooted(), r.role_of(peer).is_some()),
+                (None, Some(s)) => (s.rooted, s.role(peer).is_some()),
+                (None, None) => continue,
+            };
+            if !rooted {
+                status.pending.push(doc);
+            } else if !member {
+                status.not_shared.push(doc);
+            } else if self.durable_on(peer, &doc) && self.holds_all_of(peer, &doc) {
+                status.synced.push(doc);
             } else {
-                status.unsynced.push(*doc);
-            }
-        }
-        for r in self.docs.values() {
-            if !r.log.is_rooted() {
-                status.pending.push(r.id);
-            } else if r.role_of(peer).is_none() {
-                status.not_shared.push(r.id);
-            } else if self.durable_on(peer, &r.id) && self.holds_all_of(peer, &r.id) {
-                status.synced.push(r.id);
-            } else {
-                status.unsynced.push(r.id);
+                status.unsynced.push(doc);
                 let refused = self
                     .peers
                     .get(peer)
-                    .and_then(|p| p.docs.get(&r.id))
+                    .and_then(|p| p.docs.get(&doc))
                     .and_then(|pd| pd.refused.clone());
                 if let Some(reason) = refused {
-                    status.refused.push((r.id, reason));
+                    status.refused.push((doc, reason));
                 }
             }
         }
@@ -289,29 +283,22 @@ impl Node {
         let theirs: BTreeMap<DocId, Digest> = docs.into_iter().filter(|(d, _)| self.shared_with(d, &peer)).collect();
         let mut to_have = Vec::new();
         for (d, dg) in &theirs {
-            if let (Some(s), Some(p)) = (self.unloaded.get(d), self.peers.get_mut(&peer)) {
-                if s.digest == *dg {
-                    // The same, from the index entry: nothing to load.
+            // Same state on both sides (from the document, or its index
+            // entry when it is not in memory: nothing to load): open the
+            // session as if Haves had been exchanged, so later changes are
+            // pushed.
+            let same = match (self.docs.get(d), self.unloaded.get(d)) {
+                (Some(r), _) => (r.digest() == *dg).then(|| (r.log.heads(), r.vv.clone(), r.snapshot_ids())),
+                (None, Some(s)) => (s.digest == *dg).then(|| (s.heads.clone(), s.vv.clone(), s.snapshots.clone())),
+                (None, None) => None,
+            };
+            match (same, self.peers.get_mut(&peer)) {
+                (Some((heads, vv, snapshots)), Some(p)) => {
                     let pd = p.docs.entry(*d).or_default();
-                    pd.heads = s.heads.clone();
-                    pd.vv = s.vv.clone();
-                    pd.snapshots = s.snapshots.clone();
-                    pd.acked = Some((pd.heads.clone(), pd.vv.clone()));
-                    pd.last_sent = Some(*dg);
-                } else {
-                    to_have.push(*d);
-                }
-                continue;
-            }
-            match (self.docs.get(d), self.peers.get_mut(&peer)) {
-                (Some(r), Some(p)) if r.digest() == *dg => {
-                    // Same state on both sides: open the session as if Haves
-                    // had been exchanged, so later changes are pushed.
-                    let pd = p.docs.entry(*d).or_default();
-                    pd.heads = r.log.heads();
-                    pd.vv = r.vv.clone();
-                    pd.snapshots = r.snapshot_ids();
-                    pd.acked = Some((pd.heads.clone(), pd.vv.clone()));
+                    pd.acked = Some((heads.clone(), vv.clone()));
+                    pd.heads = heads;
+                    pd.vv = vv;
+                    pd.snapshots = snapshots;
                     pd.last_sent = Some(*dg);
                 }
                 _ => to_have.push(*d),
