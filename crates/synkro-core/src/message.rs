@@ -1,13 +1,20 @@
 //! Messages of the sync protocol `/synkro/sync/1`.
 //!
 //! One connection between two peers carries every document they share.
-//! Each side starts with [`Message::Hello`], which lists a short digest of
-//! every document it would sync with this peer; documents whose digests
-//! match cost nothing more, so reconnecting with thousands of unchanged
-//! documents is one exchange. For documents that differ, each side sends a
-//! [`Message::Have`] (access-log heads and version vector) and answers the
-//! other's `Have` with the ops and chunks it lacks. A `Have` sent after
-//! storing received data doubles as the acknowledgement that it is durable.
+//! Each side starts with [`Message::Hello`], which opens a range-based set
+//! reconciliation ([negentropy]) over the documents it would sync with this
+//! peer, each named by its id and a short digest of its state. The other
+//! side answers ([`Message::Answer`]) with fingerprints of the ranges that
+//! differ; the opener narrows them ([`Message::Query`]) until it knows which
+//! documents differ, then says [`Message::Reconciled`]. When nothing
+//! changed this is one round trip of a few hundred bytes, however many
+//! documents the peers share; otherwise its cost follows what changed. For
+//! documents that differ, each side sends a [`Message::Have`] (access-log
+//! heads and version vector) and answers the other's `Have` with the ops
+//! and chunks it lacks. A `Have` sent after storing received data doubles
+//! as the acknowledgement that it is durable.
+//!
+//! [negentropy]: https://github.com/hoytech/negentropy
 //!
 //! The encoding is postcard; the transport frames each message with a
 //! length prefix and must reject frames over [`MAX_FRAME_LEN`] before
@@ -22,14 +29,16 @@ use crate::ids::{DocId, OpHash};
 use crate::vv::VersionVector;
 
 /// Version sent in [`Message::Hello`]. Version 2 added chunks sealed in
-/// parts and [`Message::Refused`].
-pub const PROTOCOL_VERSION: u16 = 2;
+/// parts and [`Message::Refused`]; version 3 replaced the list of digests
+/// in `Hello` by a set reconciliation.
+pub const PROTOCOL_VERSION: u16 = 3;
 pub use crate::limits::{BATCH_TARGET_LEN, MAX_FRAME_LEN};
 
 /// Longest [`Refusal::Invalid`] detail kept from a peer.
 const MAX_DETAIL_LEN: usize = 256;
 
-/// A document's short state digest, compared in [`Message::Hello`].
+/// A document's short state digest, compared by the reconciliation that
+/// [`Message::Hello`] opens.
 pub type Digest = [u8; 16];
 
 /// One protocol message.
@@ -39,8 +48,9 @@ pub enum Message {
     Hello {
         /// [`PROTOCOL_VERSION`].
         version: u16,
-        /// Documents the sender would sync with this peer, with their digests.
-        docs: Vec<(DocId, Digest)>,
+        /// The first negentropy message of the sender's reconciliation over
+        /// the documents it would sync with this peer.
+        query: ByteBuf,
     },
     /// The sender's state of one document.
     Have {
@@ -84,6 +94,20 @@ pub enum Message {
         /// Why.
         reason: Refusal,
     },
+    /// The next negentropy message of the sender's reconciliation, after an
+    /// [`Answer`](Message::Answer) it needs to narrow.
+    Query {
+        /// The negentropy message.
+        ranges: ByteBuf,
+    },
+    /// The answer to the receiver's `Hello` or `Query`.
+    Answer {
+        /// The negentropy message.
+        ranges: ByteBuf,
+    },
+    /// The sender's reconciliation is over: the receiver may forget the
+    /// state that answers it.
+    Reconciled,
 }
 
 /// Why a peer refused data it was sent ([`Message::Refused`]).

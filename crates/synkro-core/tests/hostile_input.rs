@@ -282,7 +282,7 @@ fn huge_claimed_lengths_disconnect_without_allocating() {
     let doc = fixture().doc.0;
     let mut frames: Vec<Vec<u8>> = Vec::new();
     for n in [u64::from(u32::MAX), u64::MAX, 1 << 40, 1 << 25] {
-        // Hello { version: 1, docs: <n entries> } with almost nothing after.
+        // Hello { version: 1, query: <n bytes> } with almost nothing after.
         frames.push([vec![0, 1], varint(n), vec![0; 40]].concat());
         // Have { doc, heads: <n>, .. }
         frames.push([vec![1], doc.to_vec(), varint(n), vec![7; 8]].concat());
@@ -292,6 +292,9 @@ fn huge_claimed_lengths_disconnect_without_allocating() {
         // Chunks { doc, chunks: <n> }, and one chunk claiming n bytes.
         frames.push([vec![3], doc.to_vec(), varint(n), vec![0; 3]].concat());
         frames.push([vec![3], doc.to_vec(), vec![1], varint(n), vec![9; 16]].concat());
+        // Query and Answer { ranges: <n bytes> }.
+        frames.push([vec![6], varint(n), vec![0; 8]].concat());
+        frames.push([vec![7], varint(n), vec![0; 8]].concat());
     }
     // Hello with an overlong varint and a wrong protocol version.
     frames.push(vec![
@@ -304,7 +307,7 @@ fn huge_claimed_lengths_disconnect_without_allocating() {
     }
     let wrong_version = Message::Hello {
         version: 99,
-        docs: Vec::new(),
+        query: Vec::new().into(),
     }
     .encode();
     let e = attack(&mut node, &mut rng, &wrong_version, "wrong version");

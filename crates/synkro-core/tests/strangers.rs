@@ -1,17 +1,41 @@
 //! A peer that shares no document with a node learns nothing from it and
 //! costs it nothing: whatever it lists, asks or pushes, the node answers
-//! the same for a document it holds as for one it never heard of. A
-//! session must greet once, and soon.
+//! the same for a document it holds as for one it never heard of (its
+//! reconciliation runs over an empty set). A session must greet once, and
+//! soon.
 
 mod common;
 
 use common::{Sim, rng};
+use negentropy::{Id, Negentropy, NegentropyStorageVector};
 use rand_chacha::rand_core::Rng;
 use synkro_core::automerge::{ROOT, transaction::Transactable};
 use synkro_core::{DeviceIdentity, DocId, Message, NodeConfig, PROTOCOL_VERSION, VersionVector};
 
 const V: usize = 0;
 const OWNER: usize = 1;
+
+/// A negentropy side over `items` (an id prefix and a digest each; a
+/// stranger may list anything).
+fn side(items: &[(DocId, [u8; 16])]) -> Negentropy<'static, NegentropyStorageVector> {
+    let mut storage = NegentropyStorageVector::new();
+    for (doc, digest) in items {
+        let mut id = [0; 32];
+        id[..16].copy_from_slice(&doc.0[..16]);
+        id[16..].copy_from_slice(digest);
+        storage.insert(0, Id::from_byte_array(id)).unwrap();
+    }
+    storage.seal().unwrap();
+    Negentropy::owned(storage, 1 << 20).unwrap()
+}
+
+/// The `Hello` of a node that shares nothing with its peer.
+fn empty_hello() -> Message {
+    Message::Hello {
+        version: PROTOCOL_VERSION,
+        query: side(&[]).initiate().unwrap().into(),
+    }
+}
 
 /// What the stranger got from the victim since `from`.
 fn answers(sim: &Sim, stranger: &DeviceIdentity, from: usize) -> Vec<Message> {
@@ -44,12 +68,9 @@ fn a_stranger_learns_nothing_about_a_document_not_even_that_it_is_held() {
     let stranger = DeviceIdentity::generate(&mut rng);
     let m = stranger.member_id();
     sim.connect_outside(V, m);
-    // The greeting lists nothing shared with the stranger.
+    // The greeting reconciles an empty set.
     let hello = answers(&sim, &stranger, 0);
-    assert!(
-        matches!(&hello[..], [Message::Hello { docs, .. }] if docs.is_empty()),
-        "{hello:?}"
-    );
+    assert_eq!(hello, [empty_hello()]);
     let before = sim.outside.len();
     let records = sim.nodes[V].records.clone();
 
@@ -60,11 +81,23 @@ fn a_stranger_learns_nothing_about_a_document_not_even_that_it_is_held() {
         id[..4].copy_from_slice(&i.to_le_bytes());
         (DocId(id), [3; 16])
     }));
+    let mut theirs = side(&docs);
+    let query = theirs.initiate().unwrap();
+    // Answered as an empty set answers it.
+    let expected = side(&[]).reconcile(&query).unwrap();
     let hello = Message::Hello {
         version: PROTOCOL_VERSION,
-        docs,
+        query: query.into(),
     };
     sim.inject(&mut rng, V, m, &hello.encode());
+    let answer = answers(&sim, &stranger, before);
+    assert_eq!(
+        answer,
+        [Message::Answer {
+            ranges: expected.into()
+        }]
+    );
+    let before = sim.outside.len();
     // A Have, Ops and Chunks of each: the owner's own, replayed.
     let owner_records = sim.records(OWNER, &held);
     let ops: Vec<_> = owner_records
@@ -124,17 +157,13 @@ fn a_second_hello_or_none_at_all_ends_the_session() {
     let config = NodeConfig::default();
     let timeout = config.hello_timeout.as_millis() as u64;
     let mut sim = Sim::new(&mut rng, 1, config);
-    let hello = Message::Hello {
-        version: PROTOCOL_VERSION,
-        docs: Vec::new(),
-    }
-    .encode();
+    let hello = empty_hello().encode();
 
     // Greets twice.
     let chatty = DeviceIdentity::generate(&mut rng).member_id();
     sim.connect_outside(V, chatty);
     sim.inject(&mut rng, V, chatty, &hello);
-    assert!(sim.nodes[V].node.greeted(&chatty));
+    assert!(sim.nodes[V].node.peers().contains(&chatty), "one Hello is welcome");
     sim.inject(&mut rng, V, chatty, &hello);
     assert!(!sim.nodes[V].node.peers().contains(&chatty), "a second Hello ends it");
 

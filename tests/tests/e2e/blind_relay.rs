@@ -58,10 +58,11 @@ async fn the_relay_never_holds_plaintext_and_serves_only_members() -> anyhow::Re
         }
     };
     let (mut rd, mut wr) = session.stream.split();
+    let query = crate::query_listing(&[doc.id().0]);
     let ask = [
         Message::Hello {
             version: PROTOCOL_VERSION,
-            docs: vec![(doc.id(), [0; 16])],
+            query: query.clone().into(),
         },
         Message::Have {
             doc: doc.id(),
@@ -90,6 +91,13 @@ async fn the_relay_never_holds_plaintext_and_serves_only_members() -> anyhow::Re
         );
         if let Message::Have { vv, .. } = m {
             assert!(vv.is_empty(), "a non-member learnt what the document holds");
+        }
+        if let Message::Answer { ranges } = m {
+            assert_eq!(
+                ranges.as_slice(),
+                crate::empty_answer(&query),
+                "answered as an empty set"
+            );
         }
     }
     stranger.network.shutdown().await;

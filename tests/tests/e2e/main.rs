@@ -105,3 +105,32 @@ pub async fn next_event<T>(
     .await
     .map_err(|_| anyhow::anyhow!("no such network event within {TIMEOUT:?}"))?
 }
+
+/// What a peer that shares nothing answers to a reconciliation `query`
+/// (the `Answer` a stranger must get, whatever it asks).
+pub fn empty_answer(query: &[u8]) -> Vec<u8> {
+    let mut storage = negentropy::NegentropyStorageVector::new();
+    storage.seal().expect("sealed once");
+    let mut side = negentropy::Negentropy::owned(storage, 1 << 20).expect("frame limit over the minimum");
+    side.reconcile(query).unwrap_or_default()
+}
+
+/// A reconciliation query listing `ids` (as document id prefixes with a
+/// digest), the way a peer lists a few documents.
+pub fn query_listing(ids: &[[u8; 32]]) -> Vec<u8> {
+    // Protocol version, the bound "everything", mode IdList, the count.
+    let mut query = vec![0x61, 0x00, 0x00, 0x02];
+    let mut n = ids.len() as u64;
+    let mut varint = vec![(n & 0x7f) as u8];
+    n >>= 7;
+    while n > 0 {
+        varint.push((n & 0x7f) as u8 | 0x80);
+        n >>= 7;
+    }
+    varint.reverse();
+    query.extend(varint);
+    for id in ids {
+        query.extend(id);
+    }
+    query
+}

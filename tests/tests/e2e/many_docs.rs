@@ -1,6 +1,7 @@
 //! A thousand documents shared with a relay over one connection; when the
-//! device reconnects with nothing changed, the whole reconnect is one
-//! exchange: one `Hello` each way, whatever the number of documents.
+//! device reconnects with nothing changed, the whole reconnect is one round
+//! trip of a few hundred bytes (`Hello`, `Answer`, `Reconciled` each way),
+//! whatever the number of documents.
 
 use std::time::Instant;
 
@@ -11,7 +12,7 @@ use synkro_tests::Relay;
 use crate::{TIMEOUT, connect, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reconnecting_with_a_thousand_unchanged_documents_is_one_exchange() -> anyhow::Result<()> {
+async fn reconnecting_with_a_thousand_unchanged_documents_is_one_round_trip() -> anyhow::Result<()> {
     const DOCS: usize = 1000;
     let dir = tempfile::tempdir()?;
     let mut relay = Relay::start(dir.path(), &[])?;
@@ -42,10 +43,10 @@ async fn reconnecting_with_a_thousand_unchanged_documents_is_one_exchange() -> a
     let (net, relay_id) = connect(&repo, &addr).await?;
     repo.wait_synced(relay_id, TIMEOUT).await?;
     let elapsed = started.elapsed();
-    // Synced is known once the relay's Hello is in; our own Hello may still
-    // be on its way out (counted when written). Wait for it, then give any
-    // further message time to show.
-    eventually(TIMEOUT, || Ok(net.traffic(&relay_id).messages_sent > 0)).await?;
+    // Synced is known once the relay answered our Hello; our own
+    // `Reconciled` may still be on its way out (counted when written). Wait
+    // for it, then give any further message time to show.
+    eventually(TIMEOUT, || Ok(net.traffic(&relay_id).messages_sent >= 3)).await?;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let again = net.traffic(&relay_id);
     eprintln!(
@@ -54,8 +55,12 @@ async fn reconnecting_with_a_thousand_unchanged_documents_is_one_exchange() -> a
     );
     assert_eq!(
         (again.messages_sent, again.messages_received),
-        (1, 1),
-        "one Hello each way"
+        (3, 3),
+        "Hello, Answer and Reconciled each way"
+    );
+    assert!(
+        again.bytes_sent < 1024 && again.bytes_received < 1024,
+        "a few hundred bytes each way: {again:?}"
     );
     assert_eq!(repo.sync_status(&relay_id).synced.len(), DOCS);
 

@@ -11,6 +11,7 @@ mod backups;
 mod documents;
 mod effect;
 mod presence;
+mod reconcile;
 mod residency;
 mod store;
 mod sync;
@@ -178,7 +179,7 @@ impl Node {
                 }
                 Timer::Hello(session) => {
                     if let Some(peer) = self.session_peer(session)
-                        && !self.greeted(&peer)
+                        && self.peers.get(&peer).is_some_and(|p| !p.said_hello)
                     {
                         let after = self.config.hello_timeout;
                         self.disconnect(peer, format!("no Hello within {after:?}"));
@@ -368,7 +369,7 @@ impl Node {
         let session = p.session;
         let doc = match msg {
             Message::Have { doc, .. } | Message::Ops { doc, .. } | Message::Chunks { doc, .. } => Some(*doc),
-            Message::Hello { .. } | Message::Ephemeral { .. } | Message::Refused { .. } => None,
+            _ => None,
         };
         match doc.and_then(|d| self.writes.pending(&d).map(|w| (d, w))) {
             Some((doc, after)) => self.writes.hold(doc, after, session, peer, message),

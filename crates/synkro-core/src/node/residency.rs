@@ -219,7 +219,7 @@ fn replica_estimate(r: &DocReplica) -> usize {
     sealed.saturating_add(doc).saturating_add(4 << 10)
 }
 
-/// The document a message is about (all but `Hello`).
+/// The document a message is about (none for the reconciliation).
 fn message_doc(msg: &Message) -> Option<DocId> {
     match msg {
         Message::Have { doc, .. }
@@ -227,6 +227,6 @@ fn message_doc(msg: &Message) -> Option<DocId> {
         | Message::Chunks { doc, .. }
         | Message::Ephemeral { doc, .. }
         | Message::Refused { doc, .. } => Some(*doc),
-        Message::Hello { .. } => None,
+        Message::Hello { .. } | Message::Query { .. } | Message::Answer { .. } | Message::Reconciled => None,
     }
 }

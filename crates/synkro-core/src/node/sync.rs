@@ -7,6 +7,7 @@ use rand_core::CryptoRng;
 use serde_bytes::ByteBuf;
 
 use super::documents::diff_since;
+use super::reconcile::{Reconciliation, Step};
 use super::residency::Waiting;
 use super::timers::Timer;
 use super::{Node, effect::*, store::StoreBatch};
@@ -42,8 +43,11 @@ pub(super) struct Peer {
     pub(super) queued: usize,
     /// Documents with chunks held back by the send window.
     pub(super) backlog: BTreeSet<DocId>,
-    /// Its `Hello` arrived: we know what it holds.
-    pub(super) greeted: bool,
+    /// Its `Hello` arrived.
+    pub(super) said_hello: bool,
+    /// Both reconciliations of the session; once ours is over we know
+    /// which shared documents the peer holds in which state.
+    pub(super) recon: Reconciliation,
     /// Ops it sent for documents we do not hold (a joiner's claim that came
     /// before the document did), taken up if the document arrives while
     /// the session lasts; at most [`MAX_PARKED`] bytes.
@@ -67,6 +71,7 @@ impl Node {
     pub fn peer_connected(&mut self, peer: MemberId) -> SessionId {
         self.next_session += 1;
         let session = SessionId(self.next_session);
+        let (recon, query) = Reconciliation::start(self.shared_digests(&peer));
         let old = self.peers.insert(
             peer,
             Peer {
@@ -74,7 +79,8 @@ impl Node {
                 docs: BTreeMap::new(),
                 queued: 0,
                 backlog: BTreeSet::new(),
-                greeted: false,
+                said_hello: false,
+                recon,
                 parked: Vec::new(),
             },
         );
@@ -83,33 +89,32 @@ impl Node {
         }
         self.sessions.insert(session, peer);
         self.timers.start(Timer::Hello(session), self.config.hello_timeout);
-        let mut docs: Vec<(DocId, Digest)> = self
-            .docs
-            .values()
-            .filter(|r| shares(r, &peer))
-            .map(|r| {
-                // What is not durable yet is not offered as held: a digest
-                // that matches nothing makes the documents be compared.
-                let digest = if self.is_durable(&r.id) { r.digest() } else { [0; 16] };
-                (r.id, digest)
-            })
-            .collect();
-        // Documents not in memory greet with their index entries.
-        docs.extend(
-            self.unloaded
-                .iter()
-                .filter(|(_, s)| s.shares(&peer))
-                .map(|(d, s)| (*d, s.digest)),
-        );
-        docs.sort_unstable_by_key(|(d, _)| *d);
         self.send(
             peer,
             &Message::Hello {
                 version: PROTOCOL_VERSION,
-                docs,
+                query: ByteBuf::from(query),
             },
         );
         session
+    }
+
+    /// The documents we would sync with `peer`, with their digests, as our
+    /// reconciliation compares them.
+    fn shared_digests(&self, peer: &MemberId) -> Vec<(DocId, Digest)> {
+        let loaded = self.docs.values().filter(|r| shares(r, peer)).map(|r| {
+            // What is not durable yet is not offered as held: a digest
+            // that matches nothing makes the documents be compared.
+            let digest = if self.is_durable(&r.id) { r.digest() } else { [0; 16] };
+            (r.id, digest)
+        });
+        // Documents not in memory are compared by their index entries.
+        let unloaded = self
+            .unloaded
+            .iter()
+            .filter(|(_, s)| s.shares(peer))
+            .map(|(d, s)| (*d, s.digest));
+        loaded.chain(unloaded).collect()
     }
 
     /// `session` is over (its connection closed, or it was replaced). A
@@ -149,10 +154,10 @@ impl Node {
         self.sessions.get(&session).copied()
     }
 
-    /// Is `peer` connected, with its `Hello` received (so [`sync_status`](Self::sync_status)
-    /// knows what it holds)?
+    /// Is `peer` connected, with our reconciliation over (so
+    /// [`sync_status`](Self::sync_status) knows what it holds)?
     pub fn greeted(&self, peer: &MemberId) -> bool {
-        self.peers.get(peer).is_some_and(|p| p.greeted)
+        self.peers.get(peer).is_some_and(|p| p.recon.is_done())
     }
 
     /// Where each document stands with `peer`, from what it acknowledged.
@@ -253,7 +258,14 @@ impl Node {
             return;
         }
         match msg {
-            Message::Hello { version, docs } => self.on_hello(peer, version, docs),
+            Message::Hello { version, query } => self.on_hello(peer, version, &query),
+            Message::Query { ranges } => self.answer(peer, &ranges),
+            Message::Answer { ranges } => self.on_answer(peer, &ranges),
+            Message::Reconciled => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.recon.answered();
+                }
+            }
             Message::Have {
                 doc,
                 heads,
@@ -267,39 +279,77 @@ impl Node {
         }
     }
 
-    pub(super) fn on_hello(&mut self, peer: MemberId, version: u16, docs: Vec<(DocId, Digest)>) {
+    pub(super) fn on_hello(&mut self, peer: MemberId, version: u16, query: &[u8]) {
         if version != PROTOCOL_VERSION {
             return self.disconnect(peer, format!("protocol version {version} is not {PROTOCOL_VERSION}"));
         }
         let Some(p) = self.peers.get_mut(&peer) else { return };
-        if p.greeted {
+        if p.said_hello {
             return self.disconnect(peer, "sent a second Hello".into());
         }
-        p.greeted = true;
+        p.said_hello = true;
         let session = p.session;
         self.timers.stop(Timer::Hello(session));
-        // Only documents we share with the peer: for the others there is no
-        // answer and no state, whatever the peer listed.
-        let theirs: BTreeMap<DocId, Digest> = docs.into_iter().filter(|(d, _)| self.shared_with(d, &peer)).collect();
+        self.answer(peer, query);
+    }
+
+    /// Answer a step of the peer's reconciliation.
+    fn answer(&mut self, peer: MemberId, query: &[u8]) {
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        match p.recon.answer(query) {
+            Ok(ranges) => self.send(peer, &Message::Answer { ranges: ranges.into() }),
+            Err(e) => self.disconnect(peer, e),
+        }
+    }
+
+    /// The peer answered a step of our reconciliation.
+    fn on_answer(&mut self, peer: MemberId, answer: &[u8]) {
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        match p.recon.take_answer(answer) {
+            Ok(Step::Query(ranges)) => self.send(peer, &Message::Query { ranges: ranges.into() }),
+            Ok(Step::Done(theirs)) => {
+                self.send(peer, &Message::Reconciled);
+                self.compare(peer, theirs);
+            }
+            Err(e) => self.disconnect(peer, e),
+        }
+    }
+
+    /// Our reconciliation with `peer` is over: `theirs` holds each of our
+    /// documents the peer holds, with its digest when it was ours at the
+    /// session's start.
+    fn compare(&mut self, peer: MemberId, theirs: BTreeMap<DocId, Option<Digest>>) {
+        let Some(session) = self.session_of(&peer) else { return };
+        // Only documents we still share with the peer (a revocation may have
+        // come while we reconciled).
+        let theirs: BTreeMap<DocId, Option<Digest>> =
+            theirs.into_iter().filter(|(d, _)| self.shared_with(d, &peer)).collect();
         let mut to_have = Vec::new();
         for (d, dg) in &theirs {
             // Same state on both sides (from the document, or its index
             // entry when it is not in memory: nothing to load): open the
             // session as if Haves had been exchanged, so later changes are
             // pushed.
+            let Some(dg) = *dg else {
+                to_have.push(*d);
+                continue;
+            };
             let same = match (self.docs.get(d), self.unloaded.get(d)) {
-                (Some(r), _) => (r.digest() == *dg).then(|| (r.log.heads(), r.vv.clone(), r.snapshot_ids())),
-                (None, Some(s)) => (s.digest == *dg).then(|| (s.heads.clone(), s.vv.clone(), s.snapshots.clone())),
+                (Some(r), _) => (r.digest() == dg).then(|| (r.log.heads(), r.vv.clone(), r.snapshot_ids())),
+                (None, Some(s)) => (s.digest == dg).then(|| (s.heads.clone(), s.vv.clone(), s.snapshots.clone())),
                 (None, None) => None,
             };
             match (same, self.peers.get_mut(&peer)) {
                 (Some((heads, vv, snapshots)), Some(p)) => {
                     let pd = p.docs.entry(*d).or_default();
-                    pd.acked = Some((heads.clone(), vv.clone()));
-                    pd.heads = heads;
-                    pd.vv = vv;
-                    pd.snapshots = snapshots;
-                    pd.last_sent = Some(*dg);
+                    if pd.acked.is_none() {
+                        // Unless a `Have` of the peer told us more since.
+                        pd.acked = Some((heads.clone(), vv.clone()));
+                        pd.heads = heads;
+                        pd.vv = vv;
+                        pd.snapshots = snapshots;
+                        pd.last_sent = Some(dg);
+                    }
                 }
                 _ => to_have.push(*d),
             }
