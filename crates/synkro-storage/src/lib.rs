@@ -9,7 +9,8 @@
 //! Backends:
 //! - [`MemoryStorage`]: for tests and ephemeral repos; every target.
 //! - [`FsStorage`] (native only): one append-only log file per namespace,
-//!   crash-safe; see its docs for the exact guarantees.
+//!   crash-safe, and a snapshot of the index entries written at a clean
+//!   close; see its docs for the exact guarantees.
 //! - `IndexedDbStorage` (wasm32 only): the browser's IndexedDB, one
 //!   transaction per write, every record checksummed.
 //!
@@ -143,25 +144,33 @@ pub trait Storage: MaybeSendSync {
     /// The default reads each namespace whole and keeps that one record; a
     /// backend that can reach one key of every namespace directly should.
     async fn gather(&self, key: &[u8]) -> Result<Vec<Gathered>, StorageError> {
-        let mut out = Vec::new();
-        for ns in self.namespaces().await? {
-            let loaded = self.load(&ns).await?;
-            let value = match loaded.problems.is_empty() {
-                true => loaded
-                    .records
-                    .into_iter()
-                    .find(|(k, _)| k.as_slice() == key)
-                    .map(|(_, v)| v),
-                false => None,
-            };
-            out.push(Gathered {
-                ns,
-                value,
-                problems: loaded.problems,
-            });
-        }
-        Ok(out)
+        gather_by_loading(self, key).await
     }
+}
+
+/// [`Storage::gather`] by reading every namespace whole.
+pub(crate) async fn gather_by_loading<S: Storage + ?Sized>(
+    storage: &S,
+    key: &[u8],
+) -> Result<Vec<Gathered>, StorageError> {
+    let mut out = Vec::new();
+    for ns in storage.namespaces().await? {
+        let loaded = storage.load(&ns).await?;
+        let value = match loaded.problems.is_empty() {
+            true => loaded
+                .records
+                .into_iter()
+                .find(|(k, _)| k.as_slice() == key)
+                .map(|(_, v)| v),
+            false => None,
+        };
+        out.push(Gathered {
+            ns,
+            value,
+            problems: loaded.problems,
+        });
+    }
+    Ok(out)
 }
 
 /// One namespace as [`Storage::gather`] found it.

@@ -5,6 +5,7 @@
 //! records out) is `frame.rs`.
 
 mod frame;
+mod snapshot;
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -17,7 +18,7 @@ use tokio::sync::Mutex as AsyncMutex;
 
 use self::frame::{FrameBuilder, PUT_OVERHEAD, Scan, encode_write, scan};
 use crate::fault::{FaultKind, FaultPoint};
-use crate::{Loaded, Namespace, Problem, RecordKey, Storage, StorageError, WriteOp, check_ops};
+use crate::{Gathered, Loaded, Namespace, Problem, RecordKey, Storage, StorageError, WriteOp, check_ops};
 
 /// Compact only once this many bytes are dead, so small logs are left alone.
 const COMPACT_MIN_DEAD: u64 = 64 << 10;
@@ -154,6 +155,8 @@ struct Inner {
     /// One lock per namespace ever touched. Entries are never removed, so
     /// two tasks can never hold different locks for the same file.
     slots: Mutex<HashMap<Namespace, Arc<AsyncMutex<Slot>>>>,
+    /// The index snapshot (`snapshot.rs`).
+    snapshot: Mutex<snapshot::Tracker>,
     #[cfg(feature = "fault-injection")]
     faults: Mutex<Vec<crate::fault::Armed>>,
 }
@@ -213,7 +216,8 @@ impl FsStorage {
                 .to_str()
                 .and_then(|n| n.strip_suffix(TMP_SUFFIX))
                 .and_then(parse_hex)
-                .is_some();
+                .is_some()
+                || name.to_str() == Some(snapshot::TMP);
             if is_stray_tmp {
                 let path = entry.path();
                 tracing::warn!(path = %path.display(), "removing leftover of an interrupted compaction");
@@ -221,6 +225,7 @@ impl FsStorage {
             }
         }
 
+        let snapshot_on_disk = dir.join(snapshot::FILE).is_file();
         Ok(FsStorage {
             inner: Arc::new(Inner {
                 dir,
@@ -228,6 +233,7 @@ impl FsStorage {
                 dir_handle,
                 poisoned: AtomicBool::new(false),
                 slots: Mutex::new(HashMap::new()),
+                snapshot: Mutex::new(snapshot::Tracker::new(snapshot_on_disk)),
                 #[cfg(feature = "fault-injection")]
                 faults: Mutex::new(Vec::new()),
             }),
@@ -283,7 +289,10 @@ impl Storage for FsStorage {
         let ns = *ns;
         run_blocking(move || {
             let mut guard = guard;
-            inner.write_locked(&ns, &mut guard, &ops)
+            let written = inner.write_locked(&ns, &mut guard, &ops);
+            let emptied = matches!(*guard, Slot::Absent);
+            inner.tracker().wrote(&ns, &ops, emptied, written.is_ok());
+            written
         })
         .await
     }
@@ -313,9 +322,30 @@ impl Storage for FsStorage {
         let ns = *ns;
         run_blocking(move || {
             let mut guard = guard;
-            inner.remove_locked(&ns, &mut guard)
+            let removed = inner.remove_locked(&ns, &mut guard);
+            inner.tracker().removed(&ns, removed.is_ok());
+            removed
         })
         .await
+    }
+
+    /// From the index snapshot when the store was closed cleanly with that
+    /// key tracked and no log changed since; otherwise by reading every log.
+    async fn gather(&self, key: &[u8]) -> Result<Vec<Gathered>, StorageError> {
+        self.inner.tracker().gathering();
+        let inner = Arc::clone(&self.inner);
+        let wanted = key.to_vec();
+        let found = run_blocking(move || {
+            let on_disk = inner.tracker().on_disk;
+            Ok(on_disk.then(|| snapshot::read(&inner.dir, &wanted)).flatten())
+        })
+        .await?;
+        let found = match found {
+            Some(found) => found,
+            None => crate::gather_by_loading(self, key).await?,
+        };
+        self.inner.tracker().gathered(key, &found);
+        Ok(found)
     }
 }
 
@@ -337,7 +367,49 @@ where
     }
 }
 
+impl Drop for Inner {
+    /// The last handle is gone: write the index snapshot if this process
+    /// tracked it exactly (see `snapshot.rs`).
+    fn drop(&mut self) {
+        if self.is_poisoned() {
+            return;
+        }
+        let tracker = self.tracker();
+        let Some((key, values)) = tracker.to_write() else {
+            return;
+        };
+        let written = snapshot::write(&self.dir, key, values).map_err(io_err(&self.dir));
+        let namespaces = values.len();
+        drop(tracker);
+        match written.and_then(|()| self.sync_dir()) {
+            Ok(()) => tracing::debug!(dir = %self.dir.display(), namespaces, "index snapshot written"),
+            Err(e) => tracing::warn!(dir = %self.dir.display(), error = %e, "index snapshot not written"),
+        }
+    }
+}
+
 impl Inner {
+    fn tracker(&self) -> std::sync::MutexGuard<'_, snapshot::Tracker> {
+        self.snapshot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Before a log changes: the snapshot stops being true, so it goes
+    /// first (durably).
+    fn invalidate_snapshot(&self) -> Result<(), StorageError> {
+        let mut tracker = self.tracker();
+        if tracker.on_disk {
+            let path = self.dir.join(snapshot::FILE);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(&path)(e)),
+            }
+            self.sync_dir()?;
+            tracker.on_disk = false;
+        }
+        Ok(())
+    }
+
     fn is_poisoned(&self) -> bool {
         self.poisoned.load(Ordering::SeqCst)
     }
@@ -502,6 +574,7 @@ impl Inner {
     fn write_locked(&self, ns: &Namespace, slot: &mut Slot, ops: &[WriteOp]) -> Result<(), StorageError> {
         // Rechecked under the lock: another task may have poisoned meanwhile.
         self.check_poisoned()?;
+        self.invalidate_snapshot()?;
         let path = self.log_path(ns);
         // The slot stays `Unknown` (forcing a rescan) unless this write
         // completes, so no failure leaves stale state behind.
@@ -683,6 +756,7 @@ impl Inner {
 
     fn remove_locked(&self, ns: &Namespace, slot: &mut Slot) -> Result<(), StorageError> {
         self.check_poisoned()?;
+        self.invalidate_snapshot()?;
         let path = self.log_path(ns);
         // Unknown until the removal is durable.
         *slot = Slot::Unknown;
