@@ -105,7 +105,8 @@ pub(crate) struct Inner {
     /// Relays that get the `replicate` role on every document we create.
     replicas: Mutex<Vec<MemberId>>,
     failed: Mutex<Option<Arc<synkro_storage::StorageError>>>,
-    problems: Vec<LoadProblem>,
+    /// Damage found so far: at opening, and in documents loaded since.
+    problems: Mutex<Vec<LoadProblem>>,
     /// Where the repo lives (its lock, on disk or in a browser), until closed.
     home: Mutex<Option<Home>>,
     closed: Broadcast<CloseReason>,
@@ -301,7 +302,7 @@ impl Repo {
             sessions: Mutex::new(HashMap::new()),
             replicas: Mutex::new(Vec::new()),
             failed: Mutex::new(None),
-            problems,
+            problems: Mutex::new(problems),
             home: Mutex::new(home),
             closed: Broadcast::new(4),
             is_closed: std::sync::atomic::AtomicBool::new(false),
@@ -342,10 +343,13 @@ impl Repo {
         self.inner.closed.subscribe()
     }
 
-    /// Damage found and skipped while opening: torn or corrupt storage
-    /// records and records that failed verification. Everything else loaded.
-    pub fn load_problems(&self) -> &[LoadProblem] {
-        &self.inner.problems
+    /// Damage found and skipped so far: torn or corrupt storage records
+    /// and records that failed verification, at opening and in documents
+    /// loaded since. Everything else loaded. Documents are read on first
+    /// use, so damage in one not used yet shows once it loads (after a
+    /// crash, opening reads every log and finds it at once).
+    pub fn load_problems(&self) -> Vec<LoadProblem> {
+        relock(self.inner.problems.lock()).clone()
     }
 
     /// This device's member id.
@@ -651,9 +655,10 @@ impl Inner {
         match loaded {
             Ok(loaded) => {
                 let problems = self.call(|n, rng| load_into(n, rng, doc, loaded))?;
-                for p in problems {
+                for p in &problems {
                     warn!(%doc, problem = %p.problem, "a document loaded with damage skipped");
                 }
+                relock(self.problems.lock()).extend(problems);
                 Ok(())
             }
             Err(e) => {

@@ -72,7 +72,7 @@ async fn a_burst_of_260000_keystrokes_is_stored_reloaded_and_synced() -> anyhow:
     );
 
     let repo = Repo::open(home.path()).await?;
-    assert_eq!(repo.load_problems(), &[]);
+    assert_eq!(repo.load_problems(), Vec::new());
     let doc = repo.find(&id).await?;
     assert_eq!(doc.get("paper")?, text, "the reopened home has every keystroke");
     let stored = doc.info()?.stored_bytes;
@@ -153,7 +153,7 @@ async fn a_large_paste_and_a_large_value_are_stored_reloaded_and_synced() -> any
     };
 
     let repo = Repo::open(home.path()).await?;
-    assert_eq!(repo.load_problems(), &[]);
+    assert_eq!(repo.load_problems(), Vec::new());
     let doc = repo.find(&id).await?;
     assert_eq!(doc.get("notes")?, Some(json!(paste)));
     assert_eq!(bytes_of(&doc)?.as_deref(), Some(&value[..]));
