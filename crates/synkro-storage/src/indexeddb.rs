@@ -17,6 +17,9 @@
 //! [`StorageError::QuotaExceeded`], whether a request reports it or it is
 //! the reason the transaction aborted.
 //!
+//! Opening a repo reads one record of each namespace (its index entry,
+//! [`Storage::gather`]), not the rest.
+//!
 //! Every value is checked on load: damage is reported in
 //! [`Loaded::problems`] and the other records still load. Nothing read from
 //! the database can make the backend panic (a panic would kill the whole
@@ -48,7 +51,8 @@ use web_sys::{
 };
 
 use crate::{
-    Loaded, MAX_KEY_LEN, Namespace, Problem, ProblemKind, RecordKey, Storage, StorageError, WriteOp, check_ops,
+    Gathered, Loaded, MAX_KEY_LEN, Namespace, Problem, ProblemKind, RecordKey, Storage, StorageError, WriteOp,
+    check_ops,
 };
 
 const RECORDS: &str = "records";
@@ -502,6 +506,46 @@ impl Storage for IndexedDbStorage {
             }
         }
         Ok(loaded)
+    }
+
+    /// One `get` of `key` per namespace, all in one transaction: the
+    /// other records are not read. A damaged value is reported (and is
+    /// `None`, so the caller reads that namespace whole); damage elsewhere
+    /// in a namespace shows when it is loaded.
+    async fn gather(&self, key: &[u8]) -> Result<Vec<Gathered>, StorageError> {
+        let namespaces = self.namespaces().await?;
+        let tx = self.transaction(&[RECORDS], IdbTransactionMode::Readonly)?;
+        let records = store(&tx, RECORDS)?;
+        // Every request queued before the first wait keeps the transaction
+        // alive until the last one settles.
+        let mut pending = Vec::with_capacity(namespaces.len());
+        for ns in namespaces {
+            let request = records
+                .get(&record_key(&ns, key))
+                .map_err(|e| from_js("reading an index entry", e))?;
+            pending.push((ns, settle(&request)));
+        }
+        let mut out = Vec::with_capacity(pending.len());
+        for (ns, request) in pending {
+            let found = request.await?;
+            let mut gathered = Gathered {
+                ns,
+                value: None,
+                problems: Vec::new(),
+            };
+            if !found.is_undefined() {
+                match to_vec(&found).as_deref().and_then(open_value) {
+                    Some(value) => gathered.value = Some(value.to_vec()),
+                    None => gathered.problems.push(Problem {
+                        location: format!("IndexedDB {:?} namespace {} record {}", self.name, hex(&ns), hex(key)),
+                        offset: 0,
+                        kind: ProblemKind::BadChecksum,
+                    }),
+                }
+            }
+            out.push(gathered);
+        }
+        Ok(out)
     }
 
     async fn namespaces(&self) -> Result<Vec<Namespace>, StorageError> {

@@ -394,6 +394,13 @@ async fn damaged_records_are_reported_and_the_rest_loads() {
     );
     let where_ = loaded.problems[0].to_string();
     assert!(where_.contains(name) && where_.contains("record 62"), "{where_}");
+    // Gathering reads only the record asked for: damage there is reported
+    // (and gives no value), damage elsewhere shows at load.
+    let gathered = s.gather(b"b").await.expect("gather");
+    assert!(gathered[0].value.is_none() && gathered[0].problems.len() == 1);
+    let gathered = s.gather(b"a").await.expect("gather");
+    assert_eq!(gathered[0].value.as_deref(), Some(&b"intact"[..]));
+    assert!(gathered[0].problems.is_empty());
     // Damage does not stop writes: rewriting the record heals it.
     s.write(&ns, vec![put(b"b", b"rewritten")]).await.expect("write");
     assert_eq!(s.load(&ns).await.expect("load").problems.len(), 2);
