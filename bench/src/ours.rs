@@ -357,13 +357,12 @@ pub async fn many(relay: &Multiaddr, docs: usize, home_a: &Path, home_b: &Path) 
     a.repo.flush_all().await?;
     a.repo.wait_synced(a.relay, WAIT).await?;
 
-    // First sync: a fresh device gets every document through the relay.
+    // First sync: a fresh device gets every document through the relay,
+    // joining them all at once (as an app joining a list would, and as
+    // automerge-repo's finds run together).
     let start = Instant::now();
     let b = Peer::connect(Repo::open(home_b).await?, relay).await?;
-    let mut theirs = Vec::new();
-    for t in &tokens {
-        theirs.push(b.repo.join(t).await?);
-    }
+    let theirs = futures::future::try_join_all(tokens.iter().map(|t| b.repo.join(t))).await?;
     for doc in &theirs {
         until(doc, |d| d.get("title").ok().flatten().is_some()).await?;
     }
