@@ -120,8 +120,9 @@ export function cliDevice() {
 /** Headless Chromium from the system (Debian's package). */
 export async function launchChromium() {
   const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-  // Loopback ICE candidates (see `webrtcContext`).
-  const args = ['--no-sandbox', '--disable-dev-shm-usage', '--allow-loopback-in-peer-connection'];
+  // Loopback ICE candidates (see `webrtcContext`); `window.gc()` for the
+  // tests of handles the app drops.
+  const args = ['--no-sandbox', '--disable-dev-shm-usage', '--allow-loopback-in-peer-connection', '--js-flags=--expose-gc'];
   return chromium.launch({ executablePath, args });
 }
 

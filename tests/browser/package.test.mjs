@@ -94,6 +94,52 @@ test('a page syncs with the relay over WebRTC-direct too', async () => {
   await page.close();
 });
 
+test('documents whose handles are freed unload past the memory budget and come back', async () => {
+  const page = await openPage();
+  const out = await page.evaluate(async () => {
+    const repo = await window.synkro.openRepo({ storage: 'memory', memoryBudget: 1 });
+    const ids = [];
+    for (let i = 0; i < 5; i++) {
+      const doc = await repo.create();
+      doc.set('n', i);
+      await doc.flush();
+      ids.push(doc.id);
+      if (i === 0) window.kept = doc; // held: stays loaded
+      else doc.free();
+    }
+    const wait = (ms) => new Promise((r) => setTimeout(r, ms));
+    let after = repo.stats();
+    for (let i = 0; i < 50 && after.loaded > 1; i++) {
+      await wait(100);
+      after = repo.stats();
+    }
+    const back = [];
+    for (const id of ids) back.push((await repo.find(id)).get('n'));
+    // Handles the app drops without freeing let their documents go once
+    // collected; one with a listener is kept while it listens.
+    (await repo.find(ids[1])).onChange(() => {});
+    for (let i = 0; i < 50 && repo.stats().loaded > 2; i++) {
+      window.gc();
+      await wait(100);
+    }
+    const collected = repo.stats();
+    let badBudget = null;
+    try {
+      await window.synkro.openRepo({ storage: 'memory', memoryBudget: -1 });
+    } catch (e) {
+      badBudget = e.name;
+    }
+    return { after, back, collected, kept: window.kept.get('n'), badBudget };
+  });
+  assert.equal(out.after.documents, 5);
+  assert.equal(out.after.loaded, 1, `only the held document stays loaded: ${JSON.stringify(out.after)}`);
+  assert.deepEqual(out.back, [0, 1, 2, 3, 4], 'unloaded documents come back whole');
+  assert.equal(out.collected.loaded, 2, `held and listened-to documents stay: ${JSON.stringify(out.collected)}`);
+  assert.equal(out.kept, 0);
+  assert.equal(out.badBudget, 'InvalidArgumentError');
+  await page.close();
+});
+
 test('bad arguments throw typed errors and the module keeps working', async () => {
   const page = await openPage();
   const results = await page.evaluate(async () => {

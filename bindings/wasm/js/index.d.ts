@@ -19,6 +19,22 @@ export type Patch =
 export interface Broadcast { from: string; value: Json }
 
 /** Members and roles of a document. */
+/** A repo's counts (`repo.stats()`). */
+export interface RepoStats {
+  /** Documents held. */
+  documents: number;
+  /** Documents in memory now (the others load on first use). */
+  loaded: number;
+  /** Roughly the bytes the documents in memory take (held against `memoryBudget`). */
+  memoryEstimate: number;
+  /** Sealed bytes stored (access ops and chunks). */
+  storedBytes: number;
+  /** Peers with an open sync session. */
+  peers: number;
+  /** Times data from a peer was refused. */
+  rejected: number;
+}
+
 export interface DocInfo {
   id: string;
   name: string | null;
@@ -98,6 +114,13 @@ export interface OpenOptions {
    * instead of failing. Waits up to 10 s.
    */
   takeOver?: boolean;
+  /**
+   * Bytes of documents kept in memory (default 256 MiB): past it, idle
+   * documents no live handle holds are unloaded, and load again on their
+   * next use. A handle holds its document until `free()` or until it is
+   * garbage-collected (a handle with listeners is kept until they stop).
+   */
+  memoryBudget?: number;
   /** Relays to sync through (multiaddrs ending in /p2p/<id>, over /ws or /webrtc-direct). */
   relays?: string[];
   /** How to reach other browsers (see `ConnectOptions`). */
@@ -156,7 +179,11 @@ export class DocHandle {
   onChange(listener: (patches: Patch[]) => void): () => void;
   /** Call `listener({from, value})` for every presence message from another member; returns a function that stops it. */
   onBroadcast(listener: (message: Broadcast) => void): () => void;
-  /** Release the module's handle now instead of when it is collected. */
+  /**
+   * Let the document go now instead of when this handle is collected: it
+   * may be unloaded past the memory budget (`repo.find(id)` brings it
+   * back). The handle is unusable afterwards.
+   */
   free(): void;
 }
 
@@ -171,6 +198,8 @@ export class Repo {
   readonly memberId: string;
   /** Damage found and skipped when the repo was opened, as messages. */
   loadProblems(): string[];
+  /** Counts: documents held and loaded, memory, peers. */
+  stats(): RepoStats;
   /** Ids of every document here. */
   list(): string[];
   /** Where this repo stands with `peer` (a relay's member id). */

@@ -236,9 +236,13 @@ class Listeners {
     const entry = { method, listener, stop: null };
     this.entries.add(entry);
     this.attach(owner, entry);
+    // A document handle with listeners is kept (its document with it)
+    // while they listen, even if the app keeps only the listener.
+    owner._repo?._held.add(owner);
     return () => {
       if (!this.entries.delete(entry)) return;
       try { entry.stop?.(); } catch { /* the instance it belonged to is gone */ }
+      if (this.entries.size === 0) owner._repo?._held.delete(owner);
     };
   }
 
@@ -325,12 +329,24 @@ export class DocHandle {
     return invoke(this, '__panicForTests', () => [text('__panicForTests', 'message', message), inTask]);
   }
 
-  /** Release the module's handle now instead of when it is collected. */
-  free() { try { this._inner.free(); } catch { /* already freed or gone */ } }
+  /** Let the document go now (it may be unloaded); the handle is unusable afterwards. */
+  free() {
+    this._repo._forget(this);
+    try { this._inner.free(); } catch { /* already freed or gone */ }
+  }
 }
 if (Symbol.dispose) {
   DocHandle.prototype[Symbol.dispose] = DocHandle.prototype.free;
 }
+
+/**
+ * Forgets a collected handle's entry in its repo's map (the module's own
+ * handle under it is freed by the module's finalizer, which unpins the
+ * document).
+ */
+const collected = typeof FinalizationRegistry === 'undefined'
+  ? null
+  : new FinalizationRegistry(({ docs, id, ref }) => { if (docs.get(id) === ref) docs.delete(id); });
 
 /** A local-first repository of encrypted documents. */
 export class Repo {
@@ -352,7 +368,10 @@ export class Repo {
     this._options = { ...options };
     this._inner = inner;
     this._relays = new Set();
+    /** Document id -> WeakRef of its handle: a handle the app dropped lets its document go. */
     this._docs = new Map();
+    /** Handles with listeners, kept while they listen. */
+    this._held = new Set();
     this._listeners = new Listeners();
     this._reloaded = new Set();
     this._watchClose();
@@ -371,7 +390,7 @@ export class Repo {
     this._inner = await current.glue.Repo.open({ ...this._options, takeOver: false, __afterCrash: true });
     this._watchClose();
     this._listeners.reattach(this);
-    for (const doc of this._docs.values()) {
+    for (const doc of this._handles()) {
       try {
         // Documents load on first use: every live handle's is loaded again.
         doc._inner = await this._inner.find(doc.id);
@@ -389,16 +408,29 @@ export class Repo {
     for (const listener of this._reloaded) listener({ type: 'reloaded', message });
   }
 
-  /** The stand-in for the module's handle (one per document id). */
+  /** The stand-in for the module's handle (one per document id while the app holds it). */
   _doc(inner) {
-    let doc = this._docs.get(inner.id);
+    let doc = this._docs.get(inner.id)?.deref();
     if (!doc) {
       doc = new DocHandle(this, inner);
-      this._docs.set(inner.id, doc);
+      const ref = new WeakRef(doc);
+      this._docs.set(inner.id, ref);
+      collected?.register(doc, { docs: this._docs, id: inner.id, ref });
     } else if (doc._inner !== inner) {
       try { inner.free(); } catch { /* nothing to free */ }
     }
     return doc;
+  }
+
+  /** The handles the app still holds. */
+  _handles() {
+    return [...this._docs.values()].map((ref) => ref.deref()).filter(Boolean);
+  }
+
+  /** `doc` was freed: a later `find` makes a new handle. */
+  _forget(doc) {
+    if (this._docs.get(doc.id)?.deref() === doc) this._docs.delete(doc.id);
+    this._held.delete(doc);
   }
 
   /** Whether `close()` ran or another tab took the repo over. */
@@ -408,6 +440,8 @@ export class Repo {
 
   /** Damage found and skipped when the repo was opened, as messages. */
   loadProblems() { return invoke(this, 'loadProblems', none); }
+  /** Counts: documents held and loaded, memory, peers. */
+  stats() { return invoke(this, 'stats', none); }
   /** Ids of every document here. */
   list() { return invoke(this, 'list', none); }
   /** Where this repo stands with `peer` (a relay's member id). */

@@ -63,9 +63,12 @@ impl Repo {
     /// reloads; `options.name` picks the repo, default `"default"`; one tab
     /// at a time, and `options.takeOver: true` asks a tab that has it open
     /// to hand it over) or `"memory"` (gone with the page).
+    /// `options.memoryBudget` (bytes, default 256 MiB) bounds the documents
+    /// kept in memory: idle ones without a live handle are unloaded past it
+    /// and load again on their next use.
     pub async fn open(
         #[wasm_bindgen(
-            unchecked_param_type = "{ storage?: 'indexeddb' | 'memory'; name?: string; takeOver?: boolean }"
+            unchecked_param_type = "{ storage?: 'indexeddb' | 'memory'; name?: string; takeOver?: boolean; memoryBudget?: number }"
         )]
         options: JsValue,
     ) -> JsResult<Repo> {
@@ -90,10 +93,22 @@ impl Repo {
         // Set by the wrapper when it reopens the repo after this page's
         // previous instance of the module crashed holding its lock.
         let after_crash = get("__afterCrash").is_some_and(|v| v.is_truthy());
+        let mut config = synkro::RepoConfig::default();
+        if let Some(v) = get("memoryBudget") {
+            config.node.memory_budget = v
+                .as_f64()
+                .filter(|b| b.fract() == 0.0 && *b >= 0.0 && *b <= usize::MAX as f64)
+                .map(|b| b as usize)
+                .ok_or_else(|| invalid("options.memoryBudget must be a whole number of bytes"))?;
+        }
         let inner = match storage.as_str() {
-            "memory" => synkro::Repo::in_memory().await,
+            "memory" => synkro::Repo::in_memory_with(config).await,
             "indexeddb" => {
-                let options = BrowserOpen { take_over, after_crash };
+                let options = BrowserOpen {
+                    take_over,
+                    after_crash,
+                    config,
+                };
                 synkro::Repo::open_browser(&name, options).await
             }
             other => {
@@ -185,6 +200,21 @@ impl Repo {
             .map_err(|e| invalid(format!("{id:?} is not a document id: {e}")))?;
         let inner = self.state.inner.find(&doc).await.map_err(from_synkro)?;
         Ok(DocHandle { inner })
+    }
+
+    /// Counts: documents held, loaded now, their memory estimate (bytes),
+    /// sealed bytes stored, peers connected, data refused.
+    #[wasm_bindgen(unchecked_return_type = "RepoStats")]
+    pub fn stats(&self) -> JsValue {
+        let s = self.state.inner.stats();
+        crate::value::to_js(&serde_json::json!({
+            "documents": s.documents,
+            "loaded": s.loaded,
+            "memoryEstimate": s.memory_estimate,
+            "storedBytes": s.stored_bytes,
+            "peers": s.peers,
+            "rejected": s.rejected,
+        }))
     }
 
     /// Ids of every document here.

@@ -226,7 +226,7 @@ impl Repo {
             });
         };
         let (storage, identity, home) = home::browser::open(name, &options, on_request).await?;
-        let repo = Self::start(storage, identity, RepoConfig::default(), Some(Home::Browser(home))).await?;
+        let repo = Self::start(storage, identity, options.config.clone(), Some(Home::Browser(home))).await?;
         *opened.borrow_mut() = Some(Arc::downgrade(&repo.inner));
         Ok(repo)
     }
@@ -242,8 +242,13 @@ impl Repo {
 
     /// A throwaway repo in memory with a fresh identity (tests, demos).
     pub async fn in_memory() -> Result<Repo, Error> {
+        Self::in_memory_with(RepoConfig::default()).await
+    }
+
+    /// [`in_memory`](Self::in_memory) with settings.
+    pub async fn in_memory_with(config: RepoConfig) -> Result<Repo, Error> {
         let identity = DeviceIdentity::generate(&mut UnwrapErr(SysRng));
-        Self::open_with(Arc::new(MemoryStorage::new()), identity, RepoConfig::default()).await
+        Self::open_with(Arc::new(MemoryStorage::new()), identity, config).await
     }
 
     // In browsers everything runs on one thread; Arc keeps one type for both.

@@ -40,6 +40,8 @@ pub struct BrowserOpen {
     /// Take the lock that this page's crashed instance of the module still
     /// holds (it can never release it).
     pub after_crash: bool,
+    /// The repo's settings (memory budget, flush window, ...).
+    pub config: crate::RepoConfig,
 }
 
 /// Held while the repo is open; released by [`WriterLock::release`] or when
