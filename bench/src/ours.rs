@@ -372,6 +372,7 @@ pub async fn many(relay: &Multiaddr, docs: usize, home_a: &Path, home_b: &Path) 
     a.close().await;
     let Peer { repo, net, .. } = b;
     net.shutdown().await;
+    repo.close().await?;
     drop(repo);
 
     // Open and read one document: what a command-line call or an app

@@ -146,6 +146,13 @@ pub trait Storage: MaybeSendSync {
     async fn gather(&self, key: &[u8]) -> Result<Vec<Gathered>, StorageError> {
         gather_by_loading(self, key).await
     }
+
+    /// The repo is closing: write now whatever makes the next opening
+    /// fast (`FsStorage`: its index snapshot). The store stays usable; a
+    /// later write simply undoes it. The default does nothing.
+    async fn checkpoint(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
 }
 
 /// [`Storage::gather`] by reading every namespace whole.

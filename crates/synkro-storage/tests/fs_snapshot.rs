@@ -133,3 +133,26 @@ async fn writes_before_a_gather_or_a_damaged_snapshot_fall_back_to_the_logs() {
     drop(store);
     assert!(!other.path().join(SNAPSHOT).exists());
 }
+
+#[tokio::test]
+async fn a_checkpoint_writes_it_while_the_store_stays_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStorage::open(dir.path()).unwrap();
+    store.write(&NS_A, vec![put(KEY, b"a1")]).await.unwrap();
+    store.gather(KEY).await.unwrap();
+    store.checkpoint().await.unwrap();
+    assert!(dir.path().join(SNAPSHOT).is_file());
+    // Another handle of the same store keeps it alive: only the checkpoint wrote.
+    let other = store.clone();
+    store.write(&NS_A, vec![put(KEY, b"a2")]).await.unwrap();
+    assert!(!dir.path().join(SNAPSHOT).exists(), "a write undoes it");
+    drop(store);
+    assert!(!dir.path().join(SNAPSHOT).exists());
+    other.checkpoint().await.unwrap();
+    drop(other);
+    let store = FsStorage::open(dir.path()).unwrap();
+    scribble(dir.path(), &NS_A);
+    let found = store.gather(KEY).await.unwrap();
+    assert!(found[0].problems.is_empty(), "read from the snapshot");
+    assert_eq!(found[0].value.as_deref(), Some(&b"a2"[..]));
+}

@@ -334,6 +334,10 @@ impl Repo {
         if self.inner.is_closed.swap(true, std::sync::atomic::Ordering::SeqCst) {
             return Ok(());
         }
+        // Before the home is let go: the next opening may be another process.
+        if let Err(e) = self.inner.storage.checkpoint().await {
+            warn!(error = %e, "the index snapshot was not written; the next opening reads every document");
+        }
         let home = relock(self.inner.home.lock()).take();
         if let Some(home) = home {
             home.close();

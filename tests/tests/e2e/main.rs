@@ -12,6 +12,7 @@ mod large_document;
 mod many_docs;
 mod relay_process;
 mod relay_sync;
+mod soak;
 mod store_and_forward;
 mod under_attack;
 

@@ -347,6 +347,13 @@ impl Storage for FsStorage {
         self.inner.tracker().gathered(key, &found);
         Ok(found)
     }
+
+    /// Writes the index snapshot now if it is due (it is also written when
+    /// the last handle is dropped).
+    async fn checkpoint(&self) -> Result<(), StorageError> {
+        let inner = Arc::clone(&self.inner);
+        run_blocking(move || inner.write_snapshot()).await
+    }
 }
 
 /// Runs blocking file work off the async threads when a Tokio runtime is
@@ -371,24 +378,31 @@ impl Drop for Inner {
     /// The last handle is gone: write the index snapshot if this process
     /// tracked it exactly (see `snapshot.rs`).
     fn drop(&mut self) {
-        if self.is_poisoned() {
-            return;
-        }
-        let tracker = self.tracker();
-        let Some((key, values)) = tracker.to_write() else {
-            return;
-        };
-        let written = snapshot::write(&self.dir, key, values).map_err(io_err(&self.dir));
-        let namespaces = values.len();
-        drop(tracker);
-        match written.and_then(|()| self.sync_dir()) {
-            Ok(()) => tracing::debug!(dir = %self.dir.display(), namespaces, "index snapshot written"),
-            Err(e) => tracing::warn!(dir = %self.dir.display(), error = %e, "index snapshot not written"),
+        if let Err(e) = self.write_snapshot() {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "index snapshot not written");
         }
     }
 }
 
 impl Inner {
+    /// Writes the index snapshot if this process tracked it exactly and
+    /// it is not on disk already.
+    fn write_snapshot(&self) -> Result<(), StorageError> {
+        if self.is_poisoned() {
+            return Ok(());
+        }
+        let mut tracker = self.tracker();
+        let Some((key, values)) = tracker.to_write() else {
+            return Ok(());
+        };
+        snapshot::write(&self.dir, key, values).map_err(io_err(&self.dir))?;
+        let namespaces = values.len();
+        self.sync_dir()?;
+        tracker.on_disk = true;
+        tracing::debug!(dir = %self.dir.display(), namespaces, "index snapshot written");
+        Ok(())
+    }
+
     fn tracker(&self) -> std::sync::MutexGuard<'_, snapshot::Tracker> {
         self.snapshot.lock().unwrap_or_else(PoisonError::into_inner)
     }
