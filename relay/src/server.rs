@@ -175,6 +175,8 @@ impl Relay {
         if let Err(e) = self.http.await {
             warn!(error = %e, "HTTP task ended abnormally");
         }
+        // Writes the index snapshot: the next start reads one file.
+        self.repo.close().await?;
         info!("stopped");
         watched
     }

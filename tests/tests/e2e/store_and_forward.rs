@@ -34,6 +34,10 @@ fn a_writes_and_leaves_b_and_c_get_everything_even_after_a_relay_restart() -> an
     // The relay shuts down cleanly and comes back with the same identity.
     assert_eq!(relay.process.terminate(Duration::from_secs(10))?, Some(0));
     drop(relay);
+    assert!(
+        dir.path().join("docs").join("gathered.snapshot").is_file(),
+        "a clean stop writes the index snapshot the next start reads"
+    );
     let mut relay = Relay::start(dir.path(), &[])?;
     assert_eq!(relay.peer_id(), peer_id, "the relay keeps its identity");
     let relay_addr = relay.addr("/tcp/");
