@@ -4,7 +4,10 @@
 //! list in a repo on disk, flushes, and prints `ack N` only once the flush
 //! returned (the change is durable). The parent kills it with SIGKILL after
 //! a random delay, reopens the repo and checks that every acknowledged
-//! value is there. Rounds: `SYNKRO_CRASH_ROUNDS` (default 30).
+//! value is there, and that the index it opened from (the snapshot its
+//! own clean close left for the next round, which the writer's first
+//! change deletes) agrees with the records. Rounds: `SYNKRO_CRASH_ROUNDS`
+//! (default 30).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -148,7 +151,20 @@ fn kill9_loses_no_acknowledged_change() {
                 .trim()
                 .parse()
                 .unwrap();
-            repo.find(&id).await.unwrap().get("items").unwrap().unwrap()
+            // What opening read of it (the index snapshot a clean close
+            // left, or every log after a kill) must agree with its records.
+            let indexed = repo.info(&id).expect("listed at opening");
+            let items = repo.find(&id).await.unwrap().get("items").unwrap().unwrap();
+            let loaded = repo.info(&id).unwrap();
+            assert_eq!(
+                (indexed.vv, indexed.log_ops, indexed.chunks),
+                (loaded.vv, loaded.log_ops, loaded.chunks),
+                "round {round}: the index disagreed with the records"
+            );
+            // Closed cleanly: the next round starts from an index snapshot.
+            repo.close().await.unwrap();
+            assert!(home.path().join("docs").join("gathered.snapshot").is_file());
+            items
         });
         let items = items.as_array().unwrap();
         assert!(
