@@ -187,7 +187,9 @@ struct LogFile {
 impl FsStorage {
     /// Opens (creating if needed) a storage directory.
     ///
-    /// Deletes `<name>.log.tmp` leftovers of an interrupted compaction.
+    /// Deletes `<name>.log.tmp` leftovers of an interrupted compaction
+    /// (only after a crash: with an index snapshot there are none, and the
+    /// directory is not listed).
     /// Logs themselves are read lazily, on the first access to each
     /// namespace. This call does blocking I/O.
     pub fn open(dir: impl AsRef<Path>) -> Result<FsStorage, StorageError> {
@@ -209,23 +211,13 @@ impl FsStorage {
         #[cfg(not(unix))]
         let _ = existed;
 
-        for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
-            let entry = entry.map_err(io_err(&dir))?;
-            let name = entry.file_name();
-            let is_stray_tmp = name
-                .to_str()
-                .and_then(|n| n.strip_suffix(TMP_SUFFIX))
-                .and_then(parse_hex)
-                .is_some()
-                || name.to_str() == Some(snapshot::TMP);
-            if is_stray_tmp {
-                let path = entry.path();
-                tracing::warn!(path = %path.display(), "removing leftover of an interrupted compaction");
-                fs::remove_file(&path).map_err(io_err(&path))?;
-            }
-        }
-
+        // A compaction's leftover exists only after a crash, which leaves
+        // no index snapshot: with one, the directory need not be listed
+        // (that listing is most of what opening a large store costs).
         let snapshot_on_disk = dir.join(snapshot::FILE).is_file();
+        if !snapshot_on_disk {
+            remove_leftovers(&dir)?;
+        }
         Ok(FsStorage {
             inner: Arc::new(Inner {
                 dir,
@@ -804,6 +796,27 @@ impl Inner {
         out.sort_unstable();
         Ok(out)
     }
+}
+
+/// Deletes `<name>.log.tmp` files (an interrupted compaction) and a
+/// half-written index snapshot.
+fn remove_leftovers(dir: &Path) -> Result<(), StorageError> {
+    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        let name = entry.file_name();
+        let is_stray_tmp = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(TMP_SUFFIX))
+            .and_then(parse_hex)
+            .is_some()
+            || name.to_str() == Some(snapshot::TMP);
+        if is_stray_tmp {
+            let path = entry.path();
+            tracing::warn!(path = %path.display(), "removing leftover of an interrupted compaction");
+            fs::remove_file(&path).map_err(io_err(&path))?;
+        }
+    }
+    Ok(())
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {
