@@ -197,6 +197,20 @@ impl IndexedDbStorage {
     }
 
     /// A transaction on `stores`; readwrite ones ask for `strict` durability.
+    /// Damage found in record `key` (`None`: unreadable) of `ns`.
+    fn problem(&self, ns: &Namespace, key: Option<&[u8]>, kind: ProblemKind) -> Problem {
+        Problem {
+            location: format!(
+                "IndexedDB {:?} namespace {} record {}",
+                self.name,
+                hex(ns),
+                key.map_or_else(|| "?".into(), hex)
+            ),
+            offset: 0,
+            kind,
+        }
+    }
+
     fn transaction(&self, stores: &[&str], mode: IdbTransactionMode) -> Result<IdbTransaction, StorageError> {
         if self.closed.get() {
             return Err(StorageError::ClosedByOtherConnection);
@@ -477,19 +491,8 @@ impl Storage for IndexedDbStorage {
         let mut loaded = Loaded::default();
         for (i, raw_key) in (0u32..).zip(keys.iter()) {
             let raw_key = to_vec(&raw_key);
-            let problem = |kind| Problem {
-                location: format!(
-                    "IndexedDB {:?} namespace {} record {}",
-                    self.name,
-                    hex(ns),
-                    raw_key
-                        .as_deref()
-                        .and_then(|k| k.get(ns.len()..))
-                        .map_or_else(|| "?".into(), hex)
-                ),
-                offset: 0,
-                kind,
-            };
+            let record = raw_key.as_deref().and_then(|k| k.get(ns.len()..));
+            let problem = |kind| self.problem(ns, record, kind);
             let key: Option<RecordKey> = raw_key
                 .as_deref()
                 .and_then(|k| k.strip_prefix(ns.as_slice()))
@@ -536,11 +539,9 @@ impl Storage for IndexedDbStorage {
             if !found.is_undefined() {
                 match to_vec(&found).as_deref().and_then(open_value) {
                     Some(value) => gathered.value = Some(value.to_vec()),
-                    None => gathered.problems.push(Problem {
-                        location: format!("IndexedDB {:?} namespace {} record {}", self.name, hex(&ns), hex(key)),
-                        offset: 0,
-                        kind: ProblemKind::BadChecksum,
-                    }),
+                    None => gathered
+                        .problems
+                        .push(self.problem(&ns, Some(key), ProblemKind::BadChecksum)),
                 }
             }
             out.push(gathered);

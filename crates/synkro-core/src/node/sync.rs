@@ -99,22 +99,33 @@ impl Node {
         session
     }
 
-    /// The documents we would sync with `peer`, with their digests, as our
-    /// reconciliation compares them.
-    fn shared_digests(&self, peer: &MemberId) -> Vec<(DocId, Digest)> {
-        let loaded = self.docs.values().filter(|r| shares(r, peer)).map(|r| {
-            // What is not durable yet is not offered as held: a digest
-            // that matches nothing makes the documents be compared.
-            let digest = if self.is_durable(&r.id) { r.digest() } else { [0; 16] };
-            (r.id, digest)
-        });
-        // Documents not in memory are compared by their index entries.
+    /// The documents we would sync with `peer`: held (in memory or not)
+    /// and shared with it.
+    fn shared_docs<'a>(&'a self, peer: &'a MemberId) -> impl Iterator<Item = DocId> + 'a {
+        let loaded = self.docs.values().filter(move |r| shares(r, peer)).map(|r| r.id);
         let unloaded = self
             .unloaded
             .iter()
-            .filter(|(_, s)| s.shares(peer))
-            .map(|(d, s)| (*d, s.digest));
-        loaded.chain(unloaded).collect()
+            .filter(move |(_, s)| s.shares(peer))
+            .map(|(d, _)| *d);
+        loaded.chain(unloaded)
+    }
+
+    /// The documents we would sync with `peer`, with their digests, as our
+    /// reconciliation compares them.
+    fn shared_digests(&self, peer: &MemberId) -> Vec<(DocId, Digest)> {
+        self.shared_docs(peer).map(|d| (d, self.offered_digest(&d))).collect()
+    }
+
+    /// The digest `doc` is compared by: what is not durable yet is not
+    /// offered as held (a digest that matches nothing makes the documents
+    /// be compared); a document not in memory, by its index entry.
+    fn offered_digest(&self, doc: &DocId) -> Digest {
+        match self.docs.get(doc) {
+            Some(r) if self.is_durable(doc) => r.digest(),
+            Some(_) => [0; 16],
+            None => self.unloaded.get(doc).map_or([0; 16], |s| s.digest),
+        }
     }
 
     /// `session` is over (its connection closed, or it was replaced). A
@@ -360,18 +371,7 @@ impl Node {
         // Documents we share with the peer that it did not mention: it does
         // not hold them, or does not know it shares them (it will not say),
         // so their access log goes first; their chunks follow its `Have`.
-        let mut unmentioned: Vec<DocId> = self
-            .docs
-            .values()
-            .filter(|r| !theirs.contains_key(&r.id) && shares(r, &peer))
-            .map(|r| r.id)
-            .collect();
-        unmentioned.extend(
-            self.unloaded
-                .iter()
-                .filter(|(d, s)| !theirs.contains_key(*d) && s.shares(&peer))
-                .map(|(d, _)| *d),
-        );
+        let unmentioned: Vec<DocId> = self.shared_docs(&peer).filter(|d| !theirs.contains_key(d)).collect();
         for doc in unmentioned {
             if self.is_unloaded(&doc) {
                 self.wait_for_load(

@@ -561,13 +561,7 @@ pub fn rebuild(
     records: &Records,
     label: &str,
 ) -> Node {
-    let mut node = Node::new(identity.clone(), config.clone());
-    for (doc, ns) in records {
-        load_clean(&mut node, rng, *doc, ns, label);
-    }
-    // Loading emits nothing a runtime must act on; drop anything anyway.
-    while node.poll_effect().is_some() {}
-    node
+    rebuild_with(rng, identity, config, records, label, false)
 }
 
 /// A fresh node that holds every document of `records` without loading
@@ -580,15 +574,30 @@ pub fn rebuild_from_index(
     records: &Records,
     label: &str,
 ) -> Node {
+    rebuild_with(rng, identity, config, records, label, true)
+}
+
+fn rebuild_with(
+    rng: &mut ChaCha20Rng,
+    identity: &DeviceIdentity,
+    config: &NodeConfig,
+    records: &Records,
+    label: &str,
+    from_index: bool,
+) -> Node {
     let mut node = Node::new(identity.clone(), config.clone());
     for (doc, ns) in records {
-        match ns
-            .get(synkro_core::INDEX_RECORD)
-            .map(|v| synkro_core::DocSummary::decode(v))
-        {
+        let entry = ns.get(synkro_core::INDEX_RECORD).filter(|_| from_index);
+        match entry.map(|v| synkro_core::DocSummary::decode(v)) {
             Some(Ok(summary)) => node.add_unloaded(*doc, summary),
             _ => load_clean(&mut node, rng, *doc, ns, label),
         }
+    }
+    if !from_index {
+        // Loading emits nothing a runtime must act on; drop anything anyway.
+        // (From the index, the writes of entries rebuilt from records are
+        // left for the caller to carry out.)
+        while node.poll_effect().is_some() {}
     }
     node
 }
