@@ -101,6 +101,19 @@ pub enum StorageError {
     )]
     ClosedByOtherConnection,
 
+    /// A networked store (a NATS JetStream cluster) did not confirm the
+    /// operation: it is unreachable, has no quorum, timed out, or refused
+    /// the write for lack of room. A write that returned this is not
+    /// durable; it may have been stored, and writing the same ops again is
+    /// safe. The store stays usable, and calls succeed again once it answers.
+    #[error(
+        "the cluster store did not confirm ({detail}); nothing is acknowledged until it does, and the write is retried"
+    )]
+    Unavailable {
+        /// What the store (or the connection to it) said.
+        detail: String,
+    },
+
     /// The browser's storage failed in another way.
     #[error("browser storage failed: {name}: {message}")]
     Browser {
@@ -117,6 +130,13 @@ impl StorageError {
     /// and the same write may succeed once there is room.
     pub fn is_full(&self) -> bool {
         matches!(self, Self::DiskFull { .. } | Self::QuotaExceeded { .. })
+    }
+
+    /// May the same write succeed later ([`is_full`](Self::is_full), or
+    /// [`Unavailable`](Self::Unavailable))? The store stays usable; a
+    /// caller keeps the write and tries it again.
+    pub fn is_transient(&self) -> bool {
+        self.is_full() || matches!(self, Self::Unavailable { .. })
     }
 }
 

@@ -21,6 +21,7 @@
 mod error;
 #[cfg(not(target_arch = "wasm32"))]
 mod fault;
+pub mod frame;
 #[cfg(not(target_arch = "wasm32"))]
 mod fs;
 #[cfg(target_arch = "wasm32")]
@@ -205,7 +206,7 @@ impl<T: ?Sized> MaybeSendSync for T {}
 /// Validates a write before any backend touches it: every key is 1 to
 /// [`MAX_KEY_LEN`] bytes, every value at most [`MAX_VALUE_LEN`] bytes and
 /// the whole write at most [`MAX_WRITE_LEN`] bytes.
-fn check_ops(ops: &[WriteOp]) -> Result<(), StorageError> {
+pub fn check_ops(ops: &[WriteOp]) -> Result<(), StorageError> {
     for op in ops {
         let (key, value_len) = match op {
             WriteOp::Put { key, value } => (key, value.len()),

@@ -10,8 +10,8 @@
 //! itself holds back the messages that must wait for a write, so sends and
 //! acknowledgements of other documents never wait for an unrelated fsync.
 //!
-//! A write that fails for lack of room (a full disk, a browser's quota) is
-//! kept, with every write queued after it, and written again when the node
+//! A write that fails for lack of room (a full disk, a browser's quota) or
+//! because a networked store did not confirm it (a NATS outage) is kept, with every write queued after it, and written again when the node
 //! asks ([`Effect::RetryWrites`]); meanwhile the node refuses data from
 //! peers. Any other failure stops writing for good.
 
@@ -28,6 +28,11 @@ use tracing::warn;
 
 use crate::repo::{Inner, Rng};
 use crate::rt::{self, Spawner};
+
+/// Pauses between attempts to read a document from a store that did not
+/// answer: 0.25 s, doubling, the last 8 s (about 16 s in all).
+const LOAD_RETRY_FIRST: Duration = Duration::from_millis(250);
+const LOAD_RETRY_LAST: Duration = Duration::from_secs(8);
 
 /// What wakes the driver.
 pub(crate) enum Input {
@@ -126,8 +131,8 @@ fn on_input(inner: &Arc<Inner>, writers: &mut Writers, spawner: &Spawner, input:
                         node.persisted(w);
                     }
                 }
-                Err((e, failed)) if e.is_full() => {
-                    warn!(%doc, error = %e, "storage is full; the write is kept and retried");
+                Err((e, failed)) if e.is_transient() => {
+                    warn!(%doc, error = %e, "storage did not take the write; it is kept and retried");
                     writers.full = true;
                     let queue = writers.queued.entry(doc).or_default();
                     for (w, ops) in failed.into_iter().rev() {
@@ -188,11 +193,25 @@ fn execute(inner: &Arc<Inner>, writers: &mut Writers, spawner: &Spawner, effect:
         }
         Effect::Event(event) => inner.emit(event),
         Effect::Load { doc } => {
-            let inner = inner.clone();
+            let weak = Arc::downgrade(inner);
             spawner.spawn(async move {
-                let loaded = inner.storage.load(&doc.0).await;
-                // A failure is logged and told to the node; nothing else to do here.
-                let _ = inner.finish_load(doc, loaded);
+                // A store that did not answer (a cluster electing a leader)
+                // is asked again a few times before the load counts as failed.
+                let mut pause = LOAD_RETRY_FIRST;
+                loop {
+                    let Some(inner) = weak.upgrade() else { return };
+                    let loaded = inner.storage.load(&doc.0).await;
+                    match loaded {
+                        Err(e) if e.is_transient() && pause <= LOAD_RETRY_LAST => {
+                            warn!(%doc, error = %e, "a document could not be read yet; trying again");
+                        }
+                        // A failure is logged and told to the node; nothing else to do here.
+                        loaded => return drop(inner.finish_load(doc, loaded)),
+                    }
+                    drop(inner);
+                    rt::sleep(pause).await;
+                    pause *= 2;
+                }
             });
         }
     }

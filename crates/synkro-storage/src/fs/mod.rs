@@ -2,9 +2,8 @@
 //!
 //! The file format and the exact guarantees are documented on [`FsStorage`],
 //! since this module is private; the frame codec (untrusted bytes in,
-//! records out) is `frame.rs`.
+//! records out) is `crate::frame`.
 
-mod frame;
 mod snapshot;
 
 use std::collections::HashMap;
@@ -16,8 +15,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::Mutex as AsyncMutex;
 
-use self::frame::{FrameBuilder, PUT_OVERHEAD, Scan, encode_write, scan};
 use crate::fault::{FaultKind, FaultPoint};
+use crate::frame::{FrameBuilder, PUT_OVERHEAD, Scan, encode_write, scan};
 use crate::{Gathered, Loaded, Namespace, Problem, RecordKey, Storage, StorageError, WriteOp, check_ops};
 
 /// Compact only once this many bytes are dead, so small logs are left alone.

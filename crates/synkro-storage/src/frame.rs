@@ -1,15 +1,20 @@
-//! The log's frame codec: what a write becomes on disk, and how a whole
-//! log file (untrusted bytes: torn tails, flipped bits, garbage) is read
-//! back into records and problems.
+//! The frame codec: what one [`Storage::write`](crate::Storage::write)
+//! becomes in bytes, and how untrusted bytes (torn tails, flipped bits,
+//! garbage) are read back into records and problems. `FsStorage` appends
+//! frames to a log file; a store that keeps writes as messages (a NATS
+//! JetStream stream) sends one frame per message ([`encode_write`],
+//! [`decode_frame`]).
 //!
 //! A frame is `MAGIC ‖ payload_len (u32 LE) ‖ crc32c(payload) (u32 LE) ‖
 //! payload`; the payload is `op_count (u32 LE)` then per op `TAG_PUT ‖
 //! key_len (u8) ‖ value_len (u32 LE) ‖ key ‖ value` or `TAG_DELETE ‖
 //! key_len (u8) ‖ key`.
 
+// Browsers only decode single frames.
+#![cfg_attr(target_arch = "wasm32", allow(dead_code))]
+
 use std::collections::BTreeMap;
 
-use super::to_u64;
 use crate::{MAX_KEY_LEN, MAX_VALUE_LEN, MAX_WRITE_LEN, ProblemKind, StorageError, WriteOp, write_len};
 
 /// Start of every frame; also what resynchronisation scans for.
@@ -19,7 +24,7 @@ const HEADER_LEN: usize = 12;
 const TAG_PUT: u8 = 1;
 const TAG_DELETE: u8 = 2;
 /// Fixed bytes of an encoded put besides key and value: tag, key_len, value_len.
-pub(super) const PUT_OVERHEAD: usize = 6;
+pub(crate) const PUT_OVERHEAD: usize = 6;
 
 // The encoding stores key lengths in one byte and payload lengths in four.
 const _: () = assert!(MAX_KEY_LEN <= u8::MAX as usize);
@@ -31,19 +36,19 @@ const _: () = assert!(MAX_VALUE_LEN + MAX_KEY_LEN + PUT_OVERHEAD + 4 <= MAX_WRIT
 
 /// Builds one frame: header placeholder, op count, ops; `finish` fills the
 /// header in.
-pub(super) struct FrameBuilder {
-    pub(super) buf: Vec<u8>,
-    pub(super) count: u32,
+pub(crate) struct FrameBuilder {
+    pub(crate) buf: Vec<u8>,
+    pub(crate) count: u32,
 }
 
 impl FrameBuilder {
-    pub(super) fn new(payload_capacity: usize) -> Self {
+    pub(crate) fn new(payload_capacity: usize) -> Self {
         let mut buf = Vec::with_capacity(HEADER_LEN + 4 + payload_capacity);
         buf.resize(HEADER_LEN + 4, 0);
         FrameBuilder { buf, count: 0 }
     }
 
-    pub(super) fn payload_len(&self) -> usize {
+    pub(crate) fn payload_len(&self) -> usize {
         self.buf.len().saturating_sub(HEADER_LEN)
     }
 
@@ -62,7 +67,7 @@ impl FrameBuilder {
         Ok(())
     }
 
-    pub(super) fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+    pub(crate) fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
         let too_large = StorageError::TooLarge {
             len: value.len(),
             max: MAX_VALUE_LEN,
@@ -77,11 +82,11 @@ impl FrameBuilder {
         Ok(())
     }
 
-    pub(super) fn delete(&mut self, key: &[u8]) -> Result<(), StorageError> {
+    pub(crate) fn delete(&mut self, key: &[u8]) -> Result<(), StorageError> {
         self.key(TAG_DELETE, key)
     }
 
-    pub(super) fn finish(mut self) -> Result<Vec<u8>, StorageError> {
+    pub(crate) fn finish(mut self) -> Result<Vec<u8>, StorageError> {
         let payload_len = self.payload_len();
         let too_large = StorageError::TooLarge {
             len: payload_len,
@@ -102,7 +107,10 @@ impl FrameBuilder {
     }
 }
 
-pub(super) fn encode_write(ops: &[WriteOp]) -> Result<Vec<u8>, StorageError> {
+/// One write as one frame, checksummed. Rejects what
+/// [`Storage::write`](crate::Storage::write) rejects: empty or over-long
+/// keys, values over [`MAX_VALUE_LEN`], writes over [`MAX_WRITE_LEN`].
+pub fn encode_write(ops: &[WriteOp]) -> Result<Vec<u8>, StorageError> {
     let mut frame = FrameBuilder::new(write_len(ops));
     for op in ops {
         match op {
@@ -168,6 +176,29 @@ fn decode(payload: &[u8]) -> Option<Vec<Op<'_>>> {
     cur.0.is_empty().then_some(ops)
 }
 
+/// The ops of `buf`, which must be exactly one intact frame as
+/// [`encode_write`] makes them; otherwise what is wrong with it.
+pub fn decode_frame(buf: &[u8]) -> Result<Vec<WriteOp>, ProblemKind> {
+    match frame_at(buf, 0) {
+        FrameAt::Intact { payload, end } if end == buf.len() => {
+            let ops = decode(payload).ok_or(ProblemKind::BadFrame)?;
+            Ok(ops
+                .into_iter()
+                .map(|op| match op {
+                    Op::Put(key, value) => WriteOp::Put {
+                        key: key.to_vec(),
+                        value: value.to_vec(),
+                    },
+                    Op::Delete(key) => WriteOp::Delete { key: key.to_vec() },
+                })
+                .collect())
+        }
+        FrameAt::Intact { .. } | FrameAt::BadHeader => Err(ProblemKind::BadFrame),
+        FrameAt::Partial => Err(ProblemKind::TornTail),
+        FrameAt::BadChecksum { .. } => Err(ProblemKind::BadChecksum),
+    }
+}
+
 /// What sits at one offset of a log.
 enum FrameAt<'a> {
     /// A whole frame with a matching checksum, ending at `end`.
@@ -225,17 +256,21 @@ fn next_intact(buf: &[u8], from: usize) -> Option<usize> {
 }
 
 /// The result of reading a whole log.
-pub(super) struct Scan<'a> {
+pub(crate) struct Scan<'a> {
     /// Live records after replaying every intact frame, sorted by key.
-    pub(super) live: BTreeMap<&'a [u8], &'a [u8]>,
+    pub(crate) live: BTreeMap<&'a [u8], &'a [u8]>,
     /// Damage found: (offset, kind).
-    pub(super) problems: Vec<(u64, ProblemKind)>,
+    pub(crate) problems: Vec<(u64, ProblemKind)>,
     /// End of the last intact frame when the file ends in damage, else the
     /// file length: where the file should be cut.
-    pub(super) good_end: usize,
+    pub(crate) good_end: usize,
 }
 
-pub(super) fn scan(buf: &[u8]) -> Scan<'_> {
+fn to_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+pub(crate) fn scan(buf: &[u8]) -> Scan<'_> {
     let mut live = BTreeMap::new();
     let mut problems = Vec::new();
     let mut pos = 0;
@@ -308,7 +343,7 @@ mod tests {
         }
     }
 
-    pub(super) fn put(k: &[u8], v: &[u8]) -> WriteOp {
+    pub(crate) fn put(k: &[u8], v: &[u8]) -> WriteOp {
         WriteOp::Put {
             key: k.to_vec(),
             value: v.to_vec(),
@@ -322,6 +357,22 @@ mod tests {
         assert!(s.problems.is_empty());
         assert_eq!(s.good_end, f.len());
         assert_eq!(s.live.into_iter().collect::<Vec<_>>(), vec![(&b"a"[..], &b"1"[..])]);
+    }
+
+    #[test]
+    fn one_frame_decodes_and_damage_is_named() {
+        let ops = [put(b"a", b"1"), WriteOp::Delete { key: b"b".to_vec() }];
+        let f = frame(&ops);
+        assert_eq!(decode_frame(&f), Ok(ops.to_vec()));
+        let mut flipped = f.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        assert_eq!(decode_frame(&flipped), Err(ProblemKind::BadChecksum));
+        assert_eq!(decode_frame(&f[..f.len() - 1]), Err(ProblemKind::TornTail));
+        let mut two = f.clone();
+        two.extend(&f);
+        assert_eq!(decode_frame(&two), Err(ProblemKind::BadFrame));
+        assert_eq!(decode_frame(b"garbage"), Err(ProblemKind::BadFrame));
     }
 
     #[test]
