@@ -385,17 +385,33 @@ impl Engine {
         self.kept.iter().position(|k| k.peer == *peer)
     }
 
-    /// Dial kept relay/peer `i` unless it is connected.
+    /// Dial kept relay/peer `i` unless it is connected, at every address
+    /// kept for it: the relays of a cluster are one peer at several
+    /// addresses, and whichever answers first serves (failover).
     fn redial(&mut self, i: usize) {
         let Some(k) = self.kept.get(i) else { return };
-        if self.swarm.is_connected(&k.peer) {
+        let (peer, addr) = (k.peer, k.addr.clone());
+        if self.swarm.is_connected(&peer) || self.dialing.contains(&peer) {
             return;
         }
-        let (peer, addr) = (k.peer, k.addr.clone());
-        debug!(%addr, "dialing");
-        if let Err(e) = self.start_dial(peer, addr.clone()) {
-            warn!(%addr, error = %e, "dial failed");
-            self.schedule_redial(i);
+        let addrs: Vec<Multiaddr> = self
+            .kept
+            .iter()
+            .filter(|k| k.peer == peer)
+            .map(|k| k.addr.clone())
+            .collect();
+        debug!(%addr, addresses = addrs.len(), "dialing");
+        let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
+            .addresses(addrs)
+            .build();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                self.dialing.insert(peer);
+            }
+            Err(e) => {
+                warn!(%addr, error = %cause(e), "dial failed");
+                self.schedule_redial(i);
+            }
         }
     }
 
