@@ -16,3 +16,18 @@ for c in clippy rustfmt; do
     rustup component add "$c"
   fi
 done
+
+# The relay-cluster tests run real NATS JetStream servers. Debian's package
+# (2.9.10) has every JetStream feature synkro uses (docs/cluster.md).
+if ! command -v nats-server >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing nats-server"
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nats-server >/dev/null
+  else
+    echo "setup: nats-server not found; install NATS server 2.9 or later (https://nats.io) for the cluster tests" >&2
+    exit 1
+  fi
+fi

@@ -109,6 +109,25 @@ pub struct Args {
     /// Do not answer STUN.
     #[arg(long, env = "SYNKRO_RELAY_NO_STUN", conflicts_with = "stun")]
     pub no_stun: bool,
+    /// Keep documents in a NATS JetStream cluster instead of the data
+    /// directory: NATS servers, comma-separated, e.g.
+    /// nats://10.0.0.1:4222,nats://10.0.0.2:4222 (tls:// for TLS).
+    #[arg(long, env = "SYNKRO_RELAY_CLUSTER", value_name = "URL", value_delimiter = ',')]
+    pub cluster: Vec<String>,
+    /// Replication factor of the documents' stream in the cluster
+    /// [default: 3, or the number of NATS servers if fewer].
+    #[arg(long, env = "SYNKRO_RELAY_CLUSTER_REPLICAS", value_name = "N")]
+    pub cluster_replicas: Option<usize>,
+    /// NATS credentials file (.creds) for the cluster.
+    #[arg(long, env = "SYNKRO_RELAY_CLUSTER_CREDS", value_name = "FILE")]
+    pub cluster_creds: Option<PathBuf>,
+    /// CA certificate (PEM) the NATS servers' TLS certificates are checked
+    /// against; given, TLS is required.
+    #[arg(long, env = "SYNKRO_RELAY_CLUSTER_CA", value_name = "FILE")]
+    pub cluster_ca: Option<PathBuf>,
+    /// JetStream stream holding the documents [default: SYNKRO_DOCS].
+    #[arg(long, env = "SYNKRO_RELAY_CLUSTER_STREAM", value_name = "NAME")]
+    pub cluster_stream: Option<String>,
 }
 
 /// The TOML file: the same settings as the flags.
@@ -142,6 +161,12 @@ struct FileConfig {
     web_root: Option<PathBuf>,
     stun: Option<SocketAddr>,
     no_stun: Option<bool>,
+    #[serde(default)]
+    cluster: Vec<String>,
+    cluster_replicas: Option<usize>,
+    cluster_creds: Option<PathBuf>,
+    cluster_ca: Option<PathBuf>,
+    cluster_stream: Option<String>,
 }
 
 /// Settings after merging flags, environment, file and defaults.
@@ -177,6 +202,9 @@ pub struct RelayConfig {
     pub web_root: Option<PathBuf>,
     /// Where STUN is answered (`None`: not at all).
     pub stun: Option<SocketAddr>,
+    /// The NATS JetStream cluster holding the documents (`None`: the data
+    /// directory does).
+    pub cluster: Option<synkro_cluster::ClusterConfig>,
 }
 
 /// The listeners of a relay started without `--listen`.
@@ -285,7 +313,30 @@ impl RelayConfig {
                 .map_or(defaults.max_memory_bytes, |m| m << 20),
             ..defaults
         };
+        let servers = if args.cluster.is_empty() {
+            file.cluster
+        } else {
+            args.cluster
+        };
+        let cluster = match servers.is_empty() {
+            true => None,
+            false => {
+                let mut c = synkro_cluster::ClusterConfig::new(servers);
+                c.replicas = args.cluster_replicas.or(file.cluster_replicas);
+                anyhow::ensure!(
+                    c.replicas.is_none_or(|r| (1..=5).contains(&r)),
+                    "cluster_replicas must be 1 to 5 (JetStream's limit)"
+                );
+                c.credentials = args.cluster_creds.or(file.cluster_creds);
+                c.ca = args.cluster_ca.or(file.cluster_ca);
+                if let Some(stream) = args.cluster_stream.or(file.cluster_stream) {
+                    c.stream = stream;
+                }
+                Some(c)
+            }
+        };
         Ok(Self {
+            cluster,
             data_dir,
             listen,
             external_addrs,
@@ -368,6 +419,50 @@ mod tests {
         assert_eq!(c.stun, None);
         let c = resolve(&["--data-dir", "/tmp/r"], Some("stun = \"127.0.0.1:0\""))?;
         assert_eq!(c.stun.map(|a| a.to_string()).as_deref(), Some("127.0.0.1:0"));
+        assert!(c.cluster.is_none(), "local files unless told");
+        Ok(())
+    }
+
+    #[test]
+    fn a_cluster_is_named_by_flag_or_file() -> anyhow::Result<()> {
+        let file = r#"
+            cluster = ["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"]
+            cluster_replicas = 3
+            cluster_stream = "DOCS"
+        "#;
+        let c = resolve(&["--data-dir", "/tmp/r"], Some(file))?;
+        let cluster = c.cluster.context("cluster")?;
+        assert_eq!(cluster.servers.len(), 2);
+        assert_eq!(cluster.replicas, Some(3));
+        assert_eq!(cluster.stream, "DOCS");
+        let c = resolve(
+            &[
+                "--data-dir",
+                "/tmp/r",
+                "--cluster",
+                "nats://127.0.0.1:1,nats://127.0.0.1:2",
+            ],
+            Some(file),
+        )?;
+        let cluster = c.cluster.context("cluster")?;
+        assert_eq!(
+            cluster.servers,
+            ["nats://127.0.0.1:1", "nats://127.0.0.1:2"],
+            "the flag wins"
+        );
+        let bad = resolve(
+            &[
+                "--data-dir",
+                "/tmp/r",
+                "--cluster",
+                "nats://a:1",
+                "--cluster-replicas",
+                "7",
+            ],
+            None,
+        )
+        .expect_err("too many replicas");
+        assert!(format!("{bad:#}").contains("cluster_replicas"), "{bad:#}");
         Ok(())
     }
 

@@ -1,9 +1,11 @@
 //! What `/health` reports: `ok`, or `degraded` with the reasons a relay
 //! serves less than it should: storage that is full or failed, memory at
 //! the cap past which new connections are denied, file handles nearly
-//! used up.
+//! used up, and in a cluster, NATS unreachable or replicas behind.
 
+use serde_json::{Value, json};
 use synkro::{Repo, StorageState};
+use synkro_cluster::Health;
 
 /// Above this share of a limit, the relay counts as degraded.
 const NEAR: f64 = 0.9;
@@ -33,6 +35,38 @@ pub fn reasons(repo: &Repo, memory_cap: usize) -> Vec<String> {
         reasons.push(format!("file handles: {open} open of a limit of {max}"));
     }
     reasons
+}
+
+/// Why the cluster store serves less than it should; empty if it does not.
+pub fn cluster_reasons(h: &Health) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if !h.connected {
+        reasons.push("cluster: not connected to NATS; nothing is acknowledged until it is back".to_owned());
+    }
+    match &h.stream {
+        Err(e) => reasons.push(format!("cluster: JetStream does not answer ({e}); writes wait")),
+        Ok(s) if s.electing => reasons.push("cluster: the documents' stream has no leader (an election)".into()),
+        Ok(s) if !s.lagging.is_empty() => {
+            reasons.push(format!("cluster: replicas offline or behind: {}", s.lagging.join(", ")))
+        }
+        Ok(_) => {}
+    }
+    reasons
+}
+
+/// The cluster's part of `/health`.
+pub fn cluster_json(h: &Health) -> Value {
+    let stream = match &h.stream {
+        Ok(s) => json!({
+            "replicas": s.replicas,
+            "leader": s.leader,
+            "lagging": s.lagging,
+            "messages": s.messages,
+            "bytes": s.bytes,
+        }),
+        Err(e) => json!({ "error": e }),
+    };
+    json!({ "connected": h.connected, "stream": stream })
 }
 
 /// The process's resident memory, where the system tells it.

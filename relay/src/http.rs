@@ -58,6 +58,8 @@ pub struct Status {
     pub started: Instant,
     /// Process memory past which new connections are denied.
     pub memory_cap: usize,
+    /// The cluster store, for a relay of a cluster.
+    pub cluster: Option<synkro_cluster::NatsStorage>,
 }
 
 /// What the endpoint lets one client hold.
@@ -303,8 +305,17 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<S> {
 
 async fn health(State(s): State<Arc<Status>>) -> Json<Value> {
     let stats = s.repo.stats();
-    let reasons = crate::health::reasons(&s.repo, s.memory_cap);
+    let mut reasons = crate::health::reasons(&s.repo, s.memory_cap);
+    let cluster = match &s.cluster {
+        Some(store) => {
+            let health = store.health().await;
+            reasons.extend(crate::health::cluster_reasons(&health));
+            crate::health::cluster_json(&health)
+        }
+        None => Value::Null,
+    };
     Json(json!({
+        "cluster": cluster,
         "status": if reasons.is_empty() { "ok" } else { "degraded" },
         "reasons": reasons,
         "version": env!("CARGO_PKG_VERSION"),

@@ -45,6 +45,19 @@ pub struct Metrics {
     pub stun: crate::stun::StunMetrics,
     /// The HTTP endpoint's counts.
     pub http: crate::http::HttpMetrics,
+    /// In a cluster: NATS JetStream's part.
+    cluster: Option<ClusterMetrics>,
+}
+
+/// A cluster relay's metrics (`synkro_cluster_*`).
+#[derive(Clone)]
+struct ClusterMetrics {
+    store: synkro_cluster::NatsStorage,
+    published: Counter,
+    publish_failures: Counter,
+    heard: Counter,
+    follow_lag: Gauge,
+    seen: Arc<Mutex<synkro_cluster::CountsNow>>,
 }
 
 impl Metrics {
@@ -66,6 +79,7 @@ impl Metrics {
             sessions_opened: Counter::default(),
             stun: crate::stun::StunMetrics::default(),
             http: crate::http::HttpMetrics::default(),
+            cluster: None,
         };
         r.register(
             "relay",
@@ -137,6 +151,47 @@ impl Metrics {
         m
     }
 
+    /// A relay of a cluster also exports JetStream's side: publishes (and
+    /// their latency, as a histogram), failures, the other relays' writes
+    /// heard, and how far behind them it follows.
+    pub fn register_cluster(&mut self, registry: &mut Registry, store: &synkro_cluster::NatsStorage) {
+        use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+        let r = registry.sub_registry_with_prefix("synkro_cluster");
+        let latency = Histogram::new(exponential_buckets(0.000_25, 2.0, 14));
+        let observed = latency.clone();
+        store.observe_publishes(move |d| observed.observe(d.as_secs_f64()));
+        r.register(
+            "publish_seconds",
+            "From publishing a write to JetStream's acknowledgement (a majority of replicas hold it)",
+            latency,
+        );
+        let m = ClusterMetrics {
+            store: store.clone(),
+            published: Counter::default(),
+            publish_failures: Counter::default(),
+            heard: Counter::default(),
+            follow_lag: Gauge::default(),
+            seen: Arc::default(),
+        };
+        r.register("published", "Writes JetStream acknowledged", m.published.clone());
+        r.register(
+            "publish_failures",
+            "Writes JetStream did not confirm (kept and retried: not acknowledged to peers meanwhile)",
+            m.publish_failures.clone(),
+        );
+        r.register(
+            "heard",
+            "Writes of the other relays handed to this one",
+            m.heard.clone(),
+        );
+        r.register(
+            "follow_lag",
+            "Messages of the stream not yet delivered to this relay's follower",
+            m.follow_lag.clone(),
+        );
+        self.cluster = Some(m);
+    }
+
     /// Bring the gauges and traffic counters up to date (before a scrape).
     pub fn refresh(&self, repo: &Repo, net: &Network) {
         let stats = repo.stats();
@@ -180,6 +235,15 @@ impl Metrics {
             seen.counts.sessions_opened,
         );
         *seen = now;
+        if let Some(c) = &self.cluster {
+            let now = c.store.counts();
+            let mut seen = c.seen.lock().unwrap_or_else(PoisonError::into_inner);
+            grow(&c.published, now.published, seen.published);
+            grow(&c.publish_failures, now.publish_failures, seen.publish_failures);
+            grow(&c.heard, now.heard, seen.heard);
+            c.follow_lag.set(i64::try_from(now.follow_lag).unwrap_or(i64::MAX));
+            *seen = now;
+        }
     }
 }
 

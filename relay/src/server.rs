@@ -5,12 +5,13 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use synkro::RecvError;
 use synkro::net::{NetConfig, Network, PeerEvent, Registry, TlsConfig};
-use synkro::{Event, NodeConfig, Repo, RepoConfig};
+use synkro::{DeviceIdentity, DocId, Event, NodeConfig, Repo, RepoConfig};
+use synkro_cluster::{Cluster, ClusterConfig, NatsStorage, Watch, Written};
 use tracing::{info, warn};
 
 use crate::config::RelayConfig;
@@ -20,6 +21,72 @@ use crate::metrics::Metrics;
 /// The WebRTC-direct certificate, kept so `/certhash/…` in the relay's
 /// addresses stays valid across restarts.
 const WEBRTC_CERT_FILE: &str = "webrtc-cert.pem";
+
+/// How long a starting relay keeps trying a cluster that is reachable but
+/// does not answer (electing a leader after losing a server).
+const CLUSTER_START_PATIENCE: Duration = Duration::from_secs(60);
+
+/// The documents' store, the member identity every relay of the cluster
+/// shares (made by the first relay to start), and the other relays' writes.
+async fn cluster_backing(config: &ClusterConfig) -> anyhow::Result<(NatsStorage, DeviceIdentity, Watch)> {
+    let cluster = Cluster::connect(config.clone()).await?;
+    let parts = patiently(async || cluster_parts(&cluster).await, |_| true).await?;
+    info!(servers = %config.servers.join(","), stream = %config.stream, "documents kept in NATS JetStream");
+    Ok(parts)
+}
+
+/// Call `attempt` until it succeeds, fails in a way `retry` does not
+/// forgive, or [`CLUSTER_START_PATIENCE`] has passed, pausing 0.25 s
+/// doubling to 5 s in between: a cluster electing a leader answers within
+/// seconds.
+async fn patiently<T, E: std::fmt::Display>(
+    mut attempt: impl AsyncFnMut() -> Result<T, E>,
+    retry: impl Fn(&E) -> bool,
+) -> Result<T, E> {
+    let deadline = Instant::now() + CLUSTER_START_PATIENCE;
+    let mut pause = Duration::from_millis(250);
+    loop {
+        match attempt().await {
+            Err(e) if retry(&e) && Instant::now() + pause < deadline => {
+                warn!(error = %format!("{e:#}"), "the cluster does not answer yet; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            done => return done,
+        }
+    }
+}
+
+async fn cluster_parts(cluster: &Cluster) -> anyhow::Result<(NatsStorage, DeviceIdentity, Watch)> {
+    let secret = cluster
+        .shared_secret("relay-identity", || {
+            DeviceIdentity::generate(&mut rand_core::UnwrapErr(getrandom::SysRng))
+                .to_secret_bytes()
+                .to_vec()
+        })
+        .await?;
+    let identity = DeviceIdentity::from_secret_bytes(&secret).context("the cluster's relay identity is damaged")?;
+    let storage = cluster.storage().await?;
+    // Watching starts before the repo reads: what other relays write
+    // meanwhile is heard (twice at worst, which is harmless).
+    let watch = storage.watch().await.context("cannot watch the cluster's writes")?;
+    Ok((storage, identity, watch))
+}
+
+/// Hand what the other relays of the cluster write to the repo, which
+/// forwards it to the members connected here.
+async fn follow_cluster(repo: Repo, mut watch: Watch) {
+    while let Some(written) = watch.next().await {
+        match written {
+            Ok(Written { ns, puts }) => {
+                if repo.stored_elsewhere(DocId(ns), puts).is_err() {
+                    return; // The repo is closed.
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot follow the other relays' writes"),
+        }
+    }
+}
 
 /// Run until SIGINT or SIGTERM, then flush and close every connection.
 pub async fn run(config: RelayConfig) -> anyhow::Result<()> {
@@ -42,24 +109,39 @@ pub struct Relay {
     stun: Option<tokio::task::JoinHandle<()>>,
     stop_http: tokio::sync::oneshot::Sender<()>,
     http: tokio::task::JoinHandle<()>,
+    /// In a cluster: hands the other relays' writes to the repo.
+    follow: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Relay {
     /// Open the data directory, start the node, the HTTP endpoint and STUN.
     pub async fn start(config: RelayConfig) -> anyhow::Result<Relay> {
         let started = Instant::now();
-        let repo = Repo::open_home(
-            &config.data_dir,
-            RepoConfig {
-                node: NodeConfig {
-                    max_docs: config.max_documents,
-                    memory_budget: config.memory_budget,
-                    ..NodeConfig::default()
-                },
+        let repo_config = RepoConfig {
+            node: NodeConfig {
+                max_docs: config.max_documents,
+                memory_budget: config.memory_budget,
+                ..NodeConfig::default()
             },
-        )
-        .await
-        .with_context(|| format!("cannot open the data directory {}", config.data_dir.display()))?;
+        };
+        let (repo, watch) = match &config.cluster {
+            Some(cluster) => {
+                let (store, identity, watch) = cluster_backing(cluster).await?;
+                let storage: Arc<dyn synkro::Storage> = Arc::new(store.clone());
+                let open = async || {
+                    Repo::open_home_on(&config.data_dir, storage.clone(), identity.clone(), repo_config.clone()).await
+                };
+                let transient = |e: &synkro::Error| matches!(e, synkro::Error::Storage(e) if e.is_transient());
+                let repo = patiently(open, transient).await;
+                (repo, Some((store, watch)))
+            }
+            None => (Repo::open_home(&config.data_dir, repo_config).await, None),
+        };
+        let repo = repo.with_context(|| format!("cannot open the data directory {}", config.data_dir.display()))?;
+        let (cluster_store, follow) = match watch {
+            Some((store, w)) => (Some(store), Some(tokio::spawn(follow_cluster(repo.clone(), w)))),
+            None => (None, None),
+        };
         for p in repo.load_problems() {
             warn!(doc = %p.doc, problem = %p.problem, "damaged record skipped at start");
         }
@@ -82,7 +164,10 @@ impl Relay {
         };
         let mut registry = Registry::default();
         let net = repo.connect_with_metrics(net_config, &mut registry).await?;
-        let metrics = Metrics::register(&mut registry, config.store);
+        let mut metrics = Metrics::register(&mut registry, config.store);
+        if let Some(store) = &cluster_store {
+            metrics.register_cluster(&mut registry, store);
+        }
         info!(
             peer_id = %net.peer_id(),
             store = config.store,
@@ -109,6 +194,7 @@ impl Relay {
             store: config.store,
             started,
             memory_cap: config.server.max_memory_bytes,
+            cluster: cluster_store,
         });
         let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
         let limits = HttpLimits {
@@ -126,6 +212,7 @@ impl Relay {
             stun,
             stop_http,
             http,
+            follow,
         })
     }
 
@@ -177,6 +264,9 @@ impl Relay {
         }
         // Writes the index snapshot: the next start reads one file.
         self.repo.close().await?;
+        if let Some(follow) = self.follow {
+            follow.abort();
+        }
         info!("stopped");
         watched
     }

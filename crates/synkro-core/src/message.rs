@@ -134,8 +134,9 @@ pub enum Refusal {
         /// Its limit.
         max: u64,
     },
-    /// The peer's disk is full: it refuses new data until it has room again.
-    #[error("the peer's storage is full; it accepts new data again once it has room")]
+    /// The peer cannot store for now (its disk is full, or its cluster
+    /// store does not answer): it refuses new data until it can again.
+    #[error("the peer's storage is full or unreachable; it accepts new data again once it can store it")]
     StorageFull,
     /// The peer's storage failed and no longer accepts writes.
     #[error("the peer's storage failed; it accepts no new data until it is repaired")]

@@ -62,6 +62,7 @@ pub use synkro_core::{
     CompactionPolicy, DeviceIdentity, DocId, DocInfo, Event, InviteToken, MAX_EPHEMERAL_LEN, MemberId, NodeConfig,
     Origin, Refusal, Role, SessionId, StorageState, SyncStatus, VersionVector, automerge,
 };
+pub use synkro_storage::Storage;
 
 /// The README's examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

@@ -190,22 +190,43 @@ impl Repo {
     /// [`open`](Self::open) with settings.
     #[cfg(not(target_arch = "wasm32"))]
     pub async fn open_home(dir: &Path, config: RepoConfig) -> Result<Repo, Error> {
+        let home = Self::lock_home(dir).await?;
+        let identity = home.identity()?;
+        let storage = Arc::new(home.storage()?);
+        Self::start(storage, identity, config, Some(Home::Native(home))).await
+    }
+
+    /// A home in `dir` (one process at a time) whose documents live in
+    /// `storage` and whose member identity is `identity`, instead of
+    /// `dir/docs` and `dir/identity.key`: the relays of a cluster share one
+    /// identity and keep documents in NATS JetStream
+    /// (`synkro_cluster::Cluster`).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub async fn open_home_on(
+        dir: &Path,
+        storage: Arc<dyn Storage>,
+        identity: DeviceIdentity,
+        config: RepoConfig,
+    ) -> Result<Repo, Error> {
+        let home = Self::lock_home(dir).await?;
+        Self::start(storage, identity, config, Some(Home::Native(home))).await
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    async fn lock_home(dir: &Path) -> Result<home::Home, Error> {
         // A repo dropped a moment ago (in this process, or in one that is
         // exiting) may hold the lock while its last tasks wind down: wait
         // briefly before calling the home in use.
         const GRACE: Duration = Duration::from_secs(2);
         let deadline = std::time::Instant::now() + GRACE;
-        let home = loop {
+        loop {
             match home::Home::open(dir) {
                 Err(Error::HomeInUse(_)) if std::time::Instant::now() < deadline => {
                     crate::rt::sleep(Duration::from_millis(20)).await;
                 }
-                other => break other?,
+                other => return other,
             }
-        };
-        let identity = home.identity()?;
-        let storage = Arc::new(home.storage()?);
-        Self::start(storage, identity, config, Some(Home::Native(home))).await
+        }
     }
 
     /// Open (or create) the repo `name` of this browser profile: documents
@@ -608,6 +629,14 @@ impl Repo {
         relock(self.inner.sessions.lock()).remove(&session);
         // A failed repo still forgets the peer.
         self.inner.call(|n, _| n.peer_disconnected(session));
+    }
+
+    /// Another repo sharing this one's storage (a relay of the same
+    /// cluster) wrote `puts` to `doc`'s records: take them as a peer's, and
+    /// forward them to the peers in session, without writing them again.
+    /// The cluster's watcher calls this.
+    pub fn stored_elsewhere(&self, doc: DocId, puts: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), Error> {
+        self.inner.call_open(|n, rng| n.stored_elsewhere(rng, doc, puts))
     }
 }
 

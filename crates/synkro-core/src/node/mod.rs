@@ -13,6 +13,7 @@ mod effect;
 mod presence;
 mod reconcile;
 mod residency;
+mod shared_store;
 mod store;
 mod sync;
 mod timers;
@@ -267,7 +268,9 @@ impl Node {
         if self.storage != state {
             match state {
                 StorageState::Ok => tracing::info!("storage accepts writes again"),
-                StorageState::Full => tracing::warn!("storage is full; refusing new data from peers until it has room"),
+                StorageState::Full => tracing::warn!(
+                    "storage is full or unreachable; refusing new data from peers until it takes writes again"
+                ),
                 StorageState::Failed => tracing::error!("storage failed; refusing new data from peers"),
             }
             self.storage = state;

@@ -22,6 +22,9 @@ pub(super) enum Waiting {
     /// Our `Have` owed to a peer (after its `Hello`), with our access log
     /// first when the peer did not mention the document.
     Have { session: SessionId, ops_first: bool },
+    /// Records another node wrote to the shared store while the load was
+    /// under way (the load may have read the store before them).
+    Elsewhere { puts: Vec<(Vec<u8>, Vec<u8>)> },
 }
 
 /// How long after a document loads the node checks its memory budget: a
@@ -187,6 +190,7 @@ impl Node {
                     }
                     self.send_have(peer, doc);
                 }
+                Waiting::Elsewhere { puts } => self.stored_elsewhere(rng, doc, puts),
             }
         }
     }
