@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+mod nats;
+pub use nats::Nats;
+
 /// Path of a binary of this workspace, built next to the running test.
 pub fn bin(name: &str) -> PathBuf {
     // target/<profile>/deps/<test binary> or target/<profile>/<binary>
@@ -293,7 +296,7 @@ impl Relay {
             .args(extra)
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
         let listeners = Self::LOOPBACK.len() / 2;
-        let mut process = Process::start(cmd, Duration::from_secs(30), |lines| {
+        let mut process = Process::start(cmd, Duration::from_secs(90), |lines| {
             lines.iter().filter(|l| l.starts_with("listening ")).count() >= listeners
                 && lines.iter().any(|l| l.starts_with("http "))
         })?;

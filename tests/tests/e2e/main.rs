@@ -4,6 +4,8 @@
 
 mod blind_relay;
 mod circuit;
+mod cluster;
+mod cluster_store;
 mod full_disk;
 mod hello_flood;
 mod hostile_frames;
