@@ -82,13 +82,27 @@ pub async fn flow(
     rate: f64,
     seconds: f64,
 ) -> anyhow::Result<Flow> {
+    flow_between(relay, relay, writers, readers, docs, rate, seconds).await
+}
+
+/// [`flow`] with the writers connected to `to_writers` and the readers to
+/// `to_readers` (two relays of a cluster).
+pub async fn flow_between(
+    to_writers: &Multiaddr,
+    to_readers: &Multiaddr,
+    writers: usize,
+    readers: usize,
+    docs: usize,
+    rate: f64,
+    seconds: f64,
+) -> anyhow::Result<Flow> {
     let mut ws = Vec::new();
     for _ in 0..writers {
-        ws.push(Peer::in_memory(relay).await?);
+        ws.push(Peer::in_memory(to_writers).await?);
     }
     let mut rs = Vec::new();
     for _ in 0..readers {
-        rs.push(Peer::in_memory(relay).await?);
+        rs.push(Peer::in_memory(to_readers).await?);
     }
     let mut handles = Vec::new();
     for d in 0..docs {
