@@ -335,3 +335,157 @@ async fn a_writer_revoked_through_one_relay_is_refused_by_the_other() -> anyhow:
     b_net.shutdown().await;
     Ok(())
 }
+
+#[test]
+fn three_relays_on_three_nats_servers_serve_one_document_and_hold_no_plaintext() -> anyhow::Result<()> {
+    let nats = Nats::start(3)?;
+    let dirs = [tempfile::tempdir()?, tempfile::tempdir()?, tempfile::tempdir()?];
+    // Each relay knows one NATS server only: the cluster routes between them.
+    let mut relays = (0..3)
+        .map(|i| Relay::start(dirs[i].path(), &["--cluster", &nats.url(i)]))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let addrs: Vec<String> = relays.iter_mut().map(|r| r.addr("/tcp/")).collect();
+
+    let (alice, bob, carol) = (CliHome::new(), CliHome::new(), CliHome::new());
+    let doc = alice.ok(&["new", "--name", "minutes"]);
+    let secret = marker("cluster-canary");
+    alice.ok(&["set", &doc, "said", &format!("{secret:?}")]);
+    let for_bob = alice.ok(&["share", &doc, "--role", "write"]);
+    let for_carol = alice.ok(&["share", &doc, "--role", "read"]);
+    alice.ok(&["sync", "--relay", &addrs[0], "--once"]);
+
+    bob.ok(&["join", &for_bob]);
+    bob.ok(&["sync", "--relay", &addrs[1], "--once"]);
+    assert_eq!(bob.ok(&["get", &doc, "said"]), format!("{secret:?}"));
+    bob.ok(&["set", &doc, "seconded", "true"]);
+    bob.ok(&["sync", "--relay", &addrs[1], "--once"]);
+
+    carol.ok(&["join", &for_carol]);
+    carol.ok(&["sync", "--relay", &addrs[2], "--once"]);
+    assert_eq!(carol.ok(&["get", &doc, "said"]), format!("{secret:?}"));
+    assert_eq!(carol.ok(&["get", &doc, "seconded"]), "true");
+    alice.ok(&["sync", "--relay", &addrs[2], "--once"]);
+    assert_eq!(alice.ok(&["get", &doc, "seconded"]), "true");
+
+    // NATS holds ciphertext only, on every server; the relays hold nothing.
+    let stores = nats.stores();
+    assert_eq!(stores.len(), 3);
+    for store in &stores {
+        assert!(synkro_tests::dir_size(store)? > 0, "{store:?} holds the documents");
+        let found = synkro_tests::files_containing(store, secret.as_bytes())?;
+        assert!(found.is_empty(), "plaintext in NATS's store: {found:?}");
+    }
+    for (dir, relay) in dirs.iter().zip(&relays) {
+        holds_no_documents(dir.path())?;
+        assert!(!synkro_tests::process_memory_contains(
+            relay.process.pid(),
+            secret.as_bytes()
+        )?);
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_chunk_is_refused_before_anything_reaches_nats() -> anyhow::Result<()> {
+    use futures::{AsyncReadExt, StreamExt};
+    use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+    use synkro_core::chunk::ChunkKind;
+    use synkro_core::crypto::SymmetricKey;
+    use synkro_core::{DeviceIdentity, Message, OpHash, PROTOCOL_VERSION, Refusal, SealedChunk};
+    use synkro_net::{NetConfig, NetEvent, Network, read_frame, write_frame};
+
+    let nats = Nats::start(1)?;
+    let (dir1, dir2) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let mut relay1 = cluster_relay(dir1.path(), &nats)?;
+    let mut relay2 = cluster_relay(dir2.path(), &nats)?;
+    let (addr1, addr2) = (relay1.addr("/tcp/"), relay2.addr("/tcp/"));
+    let (alice, a_net, relay_id) = repo_via(&addr1).await?;
+    let doc = alice.create().await?;
+    doc.set("title", &json!("honest"))?;
+    doc.wait_durable_on(relay_id, TIMEOUT).await?;
+
+    // Mallory is a reader: a member, so the relay reads what she sends.
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let mallory = DeviceIdentity::generate(&mut rng);
+    let hers = synkro::Repo::open_with(
+        std::sync::Arc::new(synkro_storage::MemoryStorage::new()),
+        DeviceIdentity::from_secret_bytes(&*mallory.to_secret_bytes())?,
+        Default::default(),
+    )
+    .await?;
+    let (m_net, _) = crate::connect(&hers, &addr2).await?;
+    hers.join(&doc.share(Role::Read).await?).await?;
+    hers.wait_synced(relay_id, TIMEOUT).await?;
+    m_net.shutdown().await;
+    drop(hers);
+
+    let messages = |nats: &Nats| -> anyhow::Result<u64> {
+        nats.stream(0, "SYNKRO_DOCS")?["state"]["messages"]
+            .as_u64()
+            .ok_or_else(|| anyhow::anyhow!("no message count"))
+    };
+    let (stored, heard) = (messages(&nats)?, relay1.metric("synkro_cluster_heard_total")?);
+
+    // She speaks the protocol by hand and pushes a chunk she signed with a
+    // key of her own: a reader has no authority to write.
+    let started = Network::start(*mallory.signing_seed(), NetConfig::default())?;
+    tokio::spawn(started.driver);
+    let mut events = started.events;
+    started.network.dial(addr2.parse()?).await?;
+    let session = loop {
+        match tokio::time::timeout(TIMEOUT, events.next()).await? {
+            Some(NetEvent::Session(s)) => break s,
+            Some(_) => {}
+            None => anyhow::bail!("network stopped"),
+        }
+    };
+    let (mut rd, mut wr) = session.stream.split();
+    let hello = Message::Hello {
+        version: PROTOCOL_VERSION,
+        query: crate::query_listing(&[]).into(),
+    };
+    write_frame(&mut wr, &hello.encode()).await?;
+    let key = SymmetricKey::generate(&mut rng);
+    let forged = SealedChunk::seal(
+        &mut rng,
+        &mallory,
+        doc.id(),
+        1,
+        OpHash([9; 32]),
+        &key,
+        ChunkKind::Changes,
+        b"forged",
+    );
+    let chunks = Message::Chunks {
+        doc: doc.id(),
+        chunks: vec![forged.encoded().to_vec().into()],
+    };
+    write_frame(&mut wr, &chunks.encode()).await?;
+    let refused = tokio::time::timeout(TIMEOUT, async {
+        while let Some(frame) = read_frame(&mut rd, synkro_net::MAX_FRAME_LEN).await? {
+            if let Message::Refused { doc: d, reason } = Message::decode(&frame)? {
+                return anyhow::Ok(Some((d, reason)));
+            }
+        }
+        Ok(None)
+    })
+    .await??;
+    assert_eq!(
+        refused,
+        Some((doc.id(), Refusal::NotAllowed)),
+        "relay 2 refused her chunk and said why"
+    );
+    assert!(relay2.metric("synkro_rejected_total")? >= 1.0);
+
+    // Nothing was published: the stream and the other relay saw nothing.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(messages(&nats)?, stored, "the forged chunk never reached NATS");
+    assert_eq!(relay1.metric("synkro_cluster_heard_total")?, heard);
+    for store in nats.stores() {
+        assert!(synkro_tests::files_containing(&store, forged.encoded())?.is_empty());
+    }
+    assert_eq!(doc.get("title")?, Some(json!("honest")));
+    started.network.shutdown().await;
+    a_net.shutdown().await;
+    Ok(())
+}
