@@ -31,7 +31,7 @@ const CLUSTER_START_PATIENCE: Duration = Duration::from_secs(60);
 async fn cluster_backing(config: &ClusterConfig) -> anyhow::Result<(NatsStorage, DeviceIdentity, Watch)> {
     let cluster = Cluster::connect(config.clone()).await?;
     let parts = patiently(async || cluster_parts(&cluster).await, |_| true).await?;
-    info!(servers = %config.servers.join(","), stream = %config.stream, "documents kept in NATS JetStream");
+    info!(servers = %synkro_cluster::shown(&config.servers), stream = %config.stream, "documents kept in NATS JetStream");
     Ok(parts)
 }
 

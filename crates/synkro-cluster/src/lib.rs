@@ -36,7 +36,10 @@ pub use store::{CountsNow, Health, NatsStorage, StreamHealth, Watch, Written};
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
     /// NATS servers, e.g. `nats://10.0.0.1:4222`; `tls://` for TLS. Any one
-    /// reachable server is enough; the client learns the others.
+    /// reachable server is enough; the client learns the others. A user and
+    /// password (`nats://relay:secret@host:4222`) or a token
+    /// (`nats://token@host:4222`) in a URL authenticate the relay, when no
+    /// credentials file is given; logs and errors show them as `***`.
     pub servers: Vec<String>,
     /// Replication factor of the stream; `None`: 3, or fewer when the
     /// cluster has fewer JetStream servers (1 for a single server).
@@ -94,7 +97,7 @@ pub enum ClusterError {
         source: std::io::Error,
     },
     /// No server could be reached.
-    #[error("cannot connect to NATS at {servers}: {reason} (is nats-server running with JetStream, `-js`?)")]
+    #[error("cannot connect to NATS at {servers}: {reason}")]
     Connect {
         /// The servers tried.
         servers: String,
@@ -195,7 +198,7 @@ async fn connect(config: &ClusterConfig) -> Result<async_nats::Client, ClusterEr
     let mut addrs = Vec::new();
     for s in &config.servers {
         let addr = s.parse::<async_nats::ServerAddr>().map_err(|e| ClusterError::Address {
-            address: s.clone(),
+            address: shown(std::slice::from_ref(s)),
             reason: e.to_string(),
         })?;
         addrs.push(addr);
@@ -213,9 +216,19 @@ async fn connect(config: &ClusterConfig) -> Result<async_nats::Client, ClusterEr
                 path: path.clone(),
                 source,
             })?,
-        None => async_nats::ConnectOptions::new(),
+        None => match addrs.iter().find_map(|a| a.username().map(|u| (u, a.password()))) {
+            Some((user, Some(pass))) => {
+                async_nats::ConnectOptions::with_user_and_password(decoded(user), decoded(pass))
+            }
+            Some((token, None)) => async_nats::ConnectOptions::with_token(decoded(token)),
+            None => async_nats::ConnectOptions::new(),
+        },
     };
     if let Some(ca) = &config.ca {
+        // A process with both of rustls's providers compiled in (other
+        // crates bring aws-lc-rs) has no default: name the one NATS's
+        // client is built with. Another one already chosen stays.
+        let _ = async_nats::rustls::crypto::ring::default_provider().install_default();
         options = options.add_root_certificates(ca.clone()).require_tls(true);
     }
     let options = options
@@ -224,8 +237,56 @@ async fn connect(config: &ClusterConfig) -> Result<async_nats::Client, ClusterEr
         // After the first connection, reconnect for as long as it takes:
         // meanwhile writes fail as "unavailable" and are retried.
         .max_reconnects(None);
-    options.connect(addrs).await.map_err(|e| ClusterError::Connect {
-        servers: config.servers.join(","),
-        reason: e.to_string(),
+    options.connect(addrs).await.map_err(|e| {
+        use async_nats::ConnectErrorKind as Kind;
+        let hint = match e.kind() {
+            Kind::Authentication | Kind::AuthorizationViolation => {
+                "check the user, password, token or credentials file"
+            }
+            Kind::Tls => "check the CA (--cluster-ca) and the server's certificate",
+            _ => "is nats-server running with JetStream, `-js`?",
+        };
+        ClusterError::Connect {
+            servers: shown(&config.servers),
+            reason: format!("{e} ({hint})"),
+        }
     })
+}
+
+/// Servers as logs may show them: any user, password or token in a URL
+/// replaced by `***`.
+pub fn shown(servers: &[String]) -> String {
+    let hide = |url: &str| match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme && !url[scheme + 3..at].contains('/') => {
+            format!("{}***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    };
+    servers.iter().map(|s| hide(s)).collect::<Vec<_>>().join(",")
+}
+
+/// A URL's user part as it was meant (`%40` is `@`).
+fn decoded(part: &str) -> String {
+    percent_encoding::percent_decode_str(part)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn secrets_in_server_urls_are_not_shown() {
+        let servers = [
+            "tls://relay:p%40ss@10.0.0.1:4222".to_owned(),
+            "nats://s3cr3t-token@10.0.0.2:4222".to_owned(),
+            "nats://10.0.0.3:4222".to_owned(),
+            "10.0.0.4:4222".to_owned(),
+        ];
+        assert_eq!(
+            shown(&servers),
+            "tls://***@10.0.0.1:4222,nats://***@10.0.0.2:4222,nats://10.0.0.3:4222,10.0.0.4:4222"
+        );
+    }
 }

@@ -489,3 +489,91 @@ async fn a_forged_chunk_is_refused_before_anything_reaches_nats() -> anyhow::Res
     a_net.shutdown().await;
     Ok(())
 }
+
+/// A CA and a certificate for 127.0.0.1 signed by it, as PEM files in
+/// `dir`: (CA, certificate, key).
+fn loopback_certificate(dir: &std::path::Path) -> anyhow::Result<[std::path::PathBuf; 3]> {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca.self_signed(&ca_key)?;
+    let key = KeyPair::generate()?;
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])?.signed_by(&key, &ca, &ca_key)?;
+    let paths = ["ca.pem", "server.pem", "server-key.pem"].map(|n| dir.join(n));
+    std::fs::write(&paths[0], ca.pem())?;
+    std::fs::write(&paths[1], cert.pem())?;
+    std::fs::write(&paths[2], key.serialize_pem())?;
+    Ok(paths)
+}
+
+#[test]
+fn a_relay_reaches_nats_over_tls_with_a_password_it_never_shows() -> anyhow::Result<()> {
+    let certs = tempfile::tempdir()?;
+    let [ca, cert, key] = loopback_certificate(certs.path())?;
+    let password = format!("p@ss-{}", marker("nats"));
+    let nats = Nats::start_with(
+        1,
+        &format!(
+            "tls {{\n  cert_file: {cert:?}\n  key_file: {key:?}\n}}\n\
+             authorization {{\n  user: relay\n  password: {password:?}\n}}\n"
+        ),
+    )?;
+    let port = nats.url(0).rsplit(':').next().unwrap_or_default().to_owned();
+    let url = |pass: &str| format!("tls://relay:{}@127.0.0.1:{port}", pass.replace('@', "%40"));
+    let ca = ca.to_string_lossy().into_owned();
+
+    // The right password, and the CA that signed the server's certificate.
+    let dir = tempfile::tempdir()?;
+    let mut relay = Relay::start(dir.path(), &["--cluster", &url(&password), "--cluster-ca", &ca])?;
+    let addr = relay.addr("/tcp/");
+    let (alice, bob) = (CliHome::new(), CliHome::new());
+    let doc = alice.ok(&["new", "--name", "over-tls"]);
+    alice.ok(&["set", &doc, "n", "1"]);
+    let for_bob = alice.ok(&["share", &doc, "--role", "read"]);
+    alice.ok(&["sync", "--relay", &addr, "--once"]);
+    bob.ok(&["join", &for_bob]);
+    bob.ok(&["sync", "--relay", &addr, "--once"]);
+    assert_eq!(bob.ok(&["get", &doc, "n"]), "1");
+    assert!(replicas_of(&nats, "SYNKRO_DOCS")? >= 1, "the stream is there");
+    assert!(
+        relay.process.lines().iter().all(|l| !l.contains(&password)),
+        "the password is never printed"
+    );
+
+    // A wrong password: the relay says why it cannot start, without it.
+    let wrong = format!("wrong-{}", marker("nats"));
+    let other = tempfile::tempdir()?;
+    let mut child = std::process::Command::new(synkro_tests::bin("synkro-relay"))
+        .arg("--data-dir")
+        .arg(other.path())
+        .args([
+            "--http",
+            "127.0.0.1:0",
+            "--stun",
+            "127.0.0.1:0",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+        ])
+        .args(["--cluster", &url(&wrong), "--cluster-ca", &ca])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait()?.is_none() {
+        if Instant::now() > deadline {
+            child.kill()?;
+            anyhow::bail!("a relay NATS refuses did not stop");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output()?;
+    let said = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        said.contains("authorization violation") && said.contains("check the user, password"),
+        "{said}"
+    );
+    assert!(!said.contains(&wrong), "the password is never printed: {said}");
+    Ok(())
+}
