@@ -57,6 +57,7 @@ struct ClusterMetrics {
     publish_failures: Counter,
     heard: Counter,
     follow_lag: Gauge,
+    conflicts: Counter,
     seen: Arc<Mutex<synkro_cluster::CountsNow>>,
 }
 
@@ -171,6 +172,7 @@ impl Metrics {
             publish_failures: Counter::default(),
             heard: Counter::default(),
             follow_lag: Gauge::default(),
+            conflicts: Counter::default(),
             seen: Arc::default(),
         };
         r.register("published", "Writes JetStream acknowledged", m.published.clone());
@@ -188,6 +190,11 @@ impl Metrics {
             "follow_lag",
             "Messages of the stream not yet delivered to this relay's follower",
             m.follow_lag.clone(),
+        );
+        r.register(
+            "write_conflicts",
+            "Writes another relay's write to the same document came before (stored, marked for a full read at start)",
+            m.conflicts.clone(),
         );
         self.cluster = Some(m);
     }
@@ -241,6 +248,7 @@ impl Metrics {
             grow(&c.published, now.published, seen.published);
             grow(&c.publish_failures, now.publish_failures, seen.publish_failures);
             grow(&c.heard, now.heard, seen.heard);
+            grow(&c.conflicts, now.conflicts, seen.conflicts);
             c.follow_lag.set(i64::try_from(now.follow_lag).unwrap_or(i64::MAX));
             *seen = now;
         }

@@ -78,10 +78,11 @@ async fn cluster_parts(cluster: &Cluster) -> anyhow::Result<(NatsStorage, Device
 async fn follow_cluster(repo: Repo, mut watch: Watch) {
     while let Some(written) = watch.next().await {
         match written {
-            Ok(Written { ns, puts }) => {
+            Ok(Written { ns, puts, seq }) => {
                 if repo.stored_elsewhere(DocId(ns), puts).is_err() {
                     return; // The repo is closed.
                 }
+                watch.taken(&ns, seq);
             }
             Err(e) => warn!(error = %e, "cannot follow the other relays' writes"),
         }

@@ -23,6 +23,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod known;
 mod layout;
 mod log;
 mod store;

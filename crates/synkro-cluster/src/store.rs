@@ -14,6 +14,7 @@ use synkro_storage::frame::{decode_frame, encode_write};
 use synkro_storage::{Gathered, Loaded, Namespace, Problem, Storage, StorageError, WriteOp, check_ops};
 use tracing::{debug, warn};
 
+use crate::known::{Known, UNSURE};
 use crate::log::{self, Entry, Replay, Replayed};
 use crate::{ClusterConfig, ClusterError};
 
@@ -48,11 +49,17 @@ const COMPACT_MESSAGES: usize = 64;
 /// live records: one message with every live record replaces it
 /// (`Nats-Rollup: sub`), on the condition that nothing was written to the
 /// subject since it was read (`Nats-Expected-Last-Subject-Sequence`).
+///
+/// Writes are conditional too, so that the index entry each one carries is
+/// known to count every write before it, or is marked unsure when another
+/// store wrote first (the `known` module).
 #[derive(Clone)]
 pub struct NatsStorage {
     /// Names this store's messages, so that its watcher skips them.
     writer: String,
     counts: Arc<Counts>,
+    /// What the repo holds of each log (see the `known` module).
+    known: Arc<Known>,
     /// Told how long each acknowledged publish took (the relay's histogram).
     on_publish: Arc<OnceLock<PublishObserver>>,
     js: js::Context,
@@ -71,6 +78,7 @@ impl NatsStorage {
         Ok(NatsStorage {
             writer: message_id(),
             counts: Arc::default(),
+            known: Arc::default(),
             on_publish: Arc::default(),
             js,
             stream,
@@ -83,7 +91,7 @@ impl NatsStorage {
         format!("{}.{}", self.prefix, hex::encode(ns))
     }
 
-    async fn publish(&self, subject: &str, headers: HeaderMap, payload: Vec<u8>) -> Result<u64, StorageError> {
+    async fn publish(&self, subject: &str, headers: HeaderMap, payload: Vec<u8>) -> Result<u64, Failed> {
         let started = Instant::now();
         let published = self.publish_once(subject, headers, payload).await;
         match &published {
@@ -93,33 +101,89 @@ impl NatsStorage {
                     observe(started.elapsed());
                 }
             }
-            Err(_) => {
+            // Another store wrote first: not a failure, the write follows.
+            Err(Failed::Conflict) => {
+                self.counts.conflicts.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(Failed::Other(_)) => {
                 self.counts.publish_failures.fetch_add(1, Ordering::Relaxed);
             }
         }
         published
     }
 
-    async fn publish_once(&self, subject: &str, mut headers: HeaderMap, payload: Vec<u8>) -> Result<u64, StorageError> {
+    async fn publish_once(&self, subject: &str, mut headers: HeaderMap, payload: Vec<u8>) -> Result<u64, Failed> {
         headers.insert(log::WRITER, self.writer.as_str());
         let ack = self
             .js
             .publish_with_headers(subject.to_owned(), headers, payload.into())
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| Failed::Other(unavailable(e)))?;
         let ack = ack.await.map_err(|e| match e.kind() {
-            PublishErrorKind::MaxPayloadExceeded => StorageError::TooLarge {
+            PublishErrorKind::MaxPayloadExceeded => Failed::Other(StorageError::TooLarge {
                 len: self.part_max,
                 max: self.part_max,
-            },
-            _ => unavailable(e),
+            }),
+            PublishErrorKind::WrongLastSequence => Failed::Conflict,
+            _ => Failed::Other(unavailable(e)),
         })?;
         Ok(ack.sequence)
     }
 
+    /// Publish one message of a write to `ns`'s log on the condition that
+    /// the log's last message is the last one the repo holds; when another
+    /// store wrote in between, publish it anyway, marked [`UNSURE`] (as is
+    /// every message of a write once one is: `unsure` carries it on).
+    async fn publish_in_order(
+        &self,
+        ns: &Namespace,
+        mut headers: HeaderMap,
+        payload: Vec<u8>,
+        unsure: &mut bool,
+    ) -> Result<u64, StorageError> {
+        let subject = self.subject(ns);
+        let (mut expected, lacking) = self.known.expect(ns);
+        *unsure |= lacking;
+        let mut passed = None;
+        for _ in 0..8 {
+            headers.insert("Nats-Expected-Last-Subject-Sequence", expected.to_string().as_str());
+            if *unsure {
+                headers.insert(UNSURE, "1");
+            }
+            match self.publish(&subject, headers.clone(), payload.clone()).await {
+                Ok(seq) => {
+                    self.known.wrote(ns, seq, passed);
+                    return Ok(seq);
+                }
+                Err(Failed::Conflict) => {
+                    expected = self.last_sequence(&subject).await?;
+                    debug!(
+                        subject,
+                        expected, "another store wrote first; this write is marked unsure"
+                    );
+                    passed = Some(expected);
+                    *unsure = true;
+                }
+                Err(Failed::Other(e)) => return Err(e),
+            }
+        }
+        Err(unavailable(
+            "the document's log kept changing under eight writes in a row",
+        ))
+    }
+
+    /// The sequence of the last message on `subject` (0: none).
+    async fn last_sequence(&self, subject: &str) -> Result<u64, StorageError> {
+        match self.stream.get_last_raw_message_by_subject(subject).await {
+            Ok(m) => Ok(m.sequence),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(0),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     /// Read a log whole: every message on the subject up to the last one
     /// there when the read began.
-    async fn replay(&self, subject: &str) -> Result<Option<(Replayed, u64)>, StorageError> {
+    async fn replay(&self, subject: &str) -> Result<Option<(Replayed, Last)>, StorageError> {
         let last = match self.stream.get_last_raw_message_by_subject(subject).await {
             Ok(m) => m.sequence,
             Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(None),
@@ -138,9 +202,48 @@ impl NatsStorage {
                 payload: &message.payload,
             });
             if seq >= last {
-                return Ok(Some((replay.finish(), last)));
+                let unsure = header(UNSURE).is_some();
+                return Ok(Some((replay.finish(), Last { seq: last, unsure })));
             }
         }
+    }
+
+    /// A document's records, read whole, and the sequence of the last
+    /// message read (0: an empty log). A long log is compacted on the way,
+    /// unless its last write was marked unsure (the rollup would hide it).
+    async fn read_log(&self, ns: &Namespace) -> Result<(Loaded, u64), StorageError> {
+        let subject = self.subject(ns);
+        let Some((replayed, last)) = self.replay(&subject).await? else {
+            return Ok((Loaded::default(), 0));
+        };
+        let mut last_seq = last.seq;
+        let live_bytes: usize = replayed.live.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if replayed.problems.is_empty()
+            && !replayed.unfinished
+            && !last.unsure
+            && replayed.messages >= COMPACT_MESSAGES
+            && replayed.bytes > 2 * live_bytes
+            && let Some(seq) = self.compact(&subject, &replayed, last.seq).await
+        {
+            last_seq = seq;
+        }
+        let problems = replayed
+            .problems
+            .iter()
+            .map(|&(seq, kind)| {
+                warn!(subject, seq, %kind, "damaged message in a document's log");
+                Problem {
+                    location: format!("nats:{}/{subject}", self.stream.cached_info().config.name),
+                    offset: seq,
+                    kind,
+                }
+            })
+            .collect();
+        let loaded = Loaded {
+            records: replayed.live.into_iter().collect(),
+            problems,
+        };
+        Ok((loaded, last_seq))
     }
 
     /// Counts since this store was opened.
@@ -151,6 +254,7 @@ impl NatsStorage {
             publish_failures: c.publish_failures.load(Ordering::Relaxed),
             heard: c.heard.load(Ordering::Relaxed),
             follow_lag: c.follow_lag.load(Ordering::Relaxed),
+            conflicts: c.conflicts.load(Ordering::Relaxed),
         }
     }
 
@@ -194,7 +298,9 @@ impl NatsStorage {
     /// stored, and a namespace it leaves with no record is purged (so it is
     /// no longer listed), up to the message read: a write that came after
     /// stays.
-    async fn delete_only(&self, subject: &str, ops: Vec<WriteOp>) -> Result<(), StorageError> {
+    async fn delete_only(&self, ns: &Namespace, ops: Vec<WriteOp>) -> Result<(), StorageError> {
+        let subject = &self.subject(ns);
+        self.known.forget(ns);
         let Some((replayed, last)) = self.replay(subject).await? else {
             return Ok(());
         };
@@ -213,7 +319,7 @@ impl NatsStorage {
         self.stream
             .purge()
             .filter(subject)
-            .sequence(last + 1)
+            .sequence(last.seq + 1)
             .await
             .map_err(unavailable)?;
         Ok(())
@@ -247,7 +353,7 @@ impl NatsStorage {
     }
 
     /// Rewrite a log as one message, unless something was written since.
-    async fn compact(&self, subject: &str, replayed: &Replayed, last: u64) {
+    async fn compact(&self, subject: &str, replayed: &Replayed, last: u64) -> Option<u64> {
         let ops: Vec<WriteOp> = replayed
             .live
             .iter()
@@ -256,24 +362,53 @@ impl NatsStorage {
                 value: v.clone(),
             })
             .collect();
-        let Ok(frame) = encode_write(&ops) else { return };
+        let frame = encode_write(&ops).ok()?;
         if frame.len() > self.part_max {
-            return;
+            return None;
         }
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Rollup", "sub");
         headers.insert("Nats-Expected-Last-Subject-Sequence", last.to_string().as_str());
         headers.insert("Nats-Msg-Id", message_id().as_str());
         match self.publish(subject, headers, frame).await {
-            Ok(_) => debug!(subject, messages = replayed.messages, "log compacted"),
+            Ok(seq) => {
+                debug!(subject, messages = replayed.messages, "log compacted");
+                Some(seq)
+            }
             // Written to meanwhile, or NATS did not answer: the next read
             // tries again.
-            Err(e) => debug!(subject, error = %e, "log not compacted"),
+            Err(e) => {
+                debug!(subject, error = %StorageError::from(e), "log not compacted");
+                None
+            }
         }
     }
 }
 
 type PublishObserver = Box<dyn Fn(Duration) + Send + Sync>;
+
+/// A publish JetStream refused or did not confirm.
+enum Failed {
+    /// Its `Nats-Expected-Last-Subject-Sequence` did not hold.
+    Conflict,
+    Other(StorageError),
+}
+
+impl From<Failed> for StorageError {
+    fn from(f: Failed) -> Self {
+        match f {
+            Failed::Conflict => unavailable("the document's log changed under a conditional write"),
+            Failed::Other(e) => e,
+        }
+    }
+}
+
+/// The last message a read of a log reached.
+struct Last {
+    seq: u64,
+    /// It was marked [`UNSURE`].
+    unsure: bool,
+}
 
 #[derive(Default)]
 struct Counts {
@@ -281,6 +416,7 @@ struct Counts {
     publish_failures: AtomicU64,
     heard: AtomicU64,
     follow_lag: AtomicU64,
+    conflicts: AtomicU64,
 }
 
 /// What [`NatsStorage::counts`] returns.
@@ -295,6 +431,9 @@ pub struct CountsNow {
     /// Messages of the stream not yet delivered to the watcher when it
     /// last received one (how far behind the other relays it is).
     pub follow_lag: u64,
+    /// Conditional writes another store's write came before (each then
+    /// published marked unsure; see [`NatsStorage`]).
+    pub conflicts: u64,
 }
 
 /// What [`NatsStorage::health`] found.
@@ -330,6 +469,9 @@ pub struct Written {
     /// The records put: the write's, or after a write too large for one
     /// message, every live record of the document.
     pub puts: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The stream sequence it was read up to: tell [`Watch::taken`] once
+    /// the repo holds it.
+    pub seq: u64,
 }
 
 /// What [`NatsStorage::watch`] returns.
@@ -339,6 +481,13 @@ pub struct Watch {
 }
 
 impl Watch {
+    /// The repo now holds a [`Written`] (it was handed to
+    /// `Repo::stored_elsewhere`): the store's next write to document `ns`
+    /// counts what was written up to `seq`.
+    pub fn taken(&self, ns: &Namespace, seq: u64) {
+        self.store.known.taken(ns, seq);
+    }
+
     /// The next write another store made; `None` once the connection is
     /// closed for good.
     pub async fn next(&mut self) -> Option<Result<Written, StorageError>> {
@@ -354,9 +503,9 @@ impl Watch {
                     .and_then(|h| h.get(name))
                     .map(|v| v.as_str().to_owned())
             };
-            if let Ok(info) = message.info() {
-                self.store.counts.follow_lag.store(info.pending, Ordering::Relaxed);
-            }
+            let Ok(info) = message.info() else { continue };
+            let seq = info.stream_sequence;
+            self.store.counts.follow_lag.store(info.pending, Ordering::Relaxed);
             if header(log::WRITER).as_deref() == Some(self.store.writer.as_str()) {
                 continue;
             }
@@ -375,16 +524,17 @@ impl Watch {
                                 WriteOp::Delete { .. } => None,
                             })
                             .collect();
-                        return Some(Ok(Written { ns, puts }));
+                        return Some(Ok(Written { ns, puts, seq }));
                     }
                     Err(kind) => warn!(subject, %kind, "damaged message from another relay skipped"),
                 },
                 // A write in parts: once its last part is there, read the
                 // document's records whole.
                 Some(part) if part.split_once('/').is_some_and(|(i, n)| i == n) => {
-                    return Some(self.store.load(&ns).await.map(|loaded| Written {
+                    return Some(self.store.read_log(&ns).await.map(|(loaded, seq)| Written {
                         ns,
                         puts: loaded.records,
+                        seq,
                     }));
                 }
                 Some(_) => {}
@@ -400,16 +550,16 @@ impl Storage for NatsStorage {
         if ops.is_empty() {
             return Ok(());
         }
-        let subject = self.subject(ns);
         if ops.iter().all(|op| matches!(op, WriteOp::Delete { .. })) {
-            return self.delete_only(&subject, ops).await;
+            return self.delete_only(ns, ops).await;
         }
         let frame = encode_write(&ops)?;
         let id = message_id();
+        let mut unsure = false;
         if frame.len() <= self.part_max {
             let mut headers = HeaderMap::new();
             headers.insert("Nats-Msg-Id", id.as_str());
-            self.publish(&subject, headers, frame).await?;
+            self.publish_in_order(ns, headers, frame, &mut unsure).await?;
             return Ok(());
         }
         let parts = log::split(&frame, self.part_max);
@@ -419,40 +569,15 @@ impl Storage for NatsStorage {
             headers.insert("Nats-Msg-Id", format!("{id}.{}", i + 1).as_str());
             headers.insert(log::WRITE, id.as_str());
             headers.insert(log::PART, format!("{}/{n}", i + 1).as_str());
-            self.publish(&subject, headers, part.to_vec()).await?;
+            self.publish_in_order(ns, headers, part.to_vec(), &mut unsure).await?;
         }
         Ok(())
     }
 
     async fn load(&self, ns: &Namespace) -> Result<Loaded, StorageError> {
-        let subject = self.subject(ns);
-        let Some((replayed, last)) = self.replay(&subject).await? else {
-            return Ok(Loaded::default());
-        };
-        let live_bytes: usize = replayed.live.iter().map(|(k, v)| k.len() + v.len()).sum();
-        if replayed.problems.is_empty()
-            && !replayed.unfinished
-            && replayed.messages >= COMPACT_MESSAGES
-            && replayed.bytes > 2 * live_bytes
-        {
-            self.compact(&subject, &replayed, last).await;
-        }
-        let problems = replayed
-            .problems
-            .iter()
-            .map(|&(seq, kind)| {
-                warn!(subject, seq, %kind, "damaged message in a document's log");
-                Problem {
-                    location: format!("nats:{}/{subject}", self.stream.cached_info().config.name),
-                    offset: seq,
-                    kind,
-                }
-            })
-            .collect();
-        Ok(Loaded {
-            records: replayed.live.into_iter().collect(),
-            problems,
-        })
+        let (loaded, last) = self.read_log(ns).await?;
+        self.known.loaded(ns, last);
+        Ok(loaded)
     }
 
     /// One pass over the stream's last message of every document: each
@@ -479,9 +604,22 @@ impl Storage for NatsStorage {
             let (seq, pending) = (info.stream_sequence, info.pending);
             let subject = message.subject.as_str();
             if let Some(ns) = subject.strip_prefix(&format!("{}.", self.prefix)).and_then(unhex) {
-                let is_part = message.headers.as_ref().and_then(|h| h.get(log::PART)).is_some();
+                let has = |name| message.headers.as_ref().and_then(|h| h.get(name)).is_some();
+                if has(UNSURE) {
+                    // Its entry may miss another relay's write: the repo
+                    // loads the document, which rebuilds the entry.
+                    out.push(Gathered {
+                        ns,
+                        value: None,
+                        problems: Vec::new(),
+                    });
+                    if pending == 0 {
+                        break;
+                    }
+                    continue;
+                }
                 let last = match decode_frame(&message.payload) {
-                    _ if is_part => Ok(None),
+                    _ if has(log::PART) => Ok(None),
                     // The last op on `key` decides; none, or a delete: read it whole.
                     Ok(ops) => Ok(ops
                         .into_iter()
@@ -517,7 +655,7 @@ impl Storage for NatsStorage {
             }
         }
         for ns in whole {
-            let loaded = self.load(&ns).await?;
+            let (loaded, _) = self.read_log(&ns).await?;
             let value = match loaded.problems.is_empty() {
                 true => loaded.records.into_iter().find(|(k, _)| k == key).map(|(_, v)| v),
                 false => None,

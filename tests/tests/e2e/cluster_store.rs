@@ -176,3 +176,54 @@ async fn gathering_reads_each_documents_last_write_and_reads_whole_only_what_it_
     );
     Ok(())
 }
+
+/// Two relays write one document at once: the one that had not heard the
+/// other's write marks its own unsure, and a starting relay reads that
+/// document whole instead of trusting its stale index entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_past_another_relays_unheard_write_is_read_whole_at_start() -> anyhow::Result<()> {
+    let nats = Nats::start(1)?;
+    let (a, b) = (store(&nats).await?, store(&nats).await?);
+    let ns = [7u8; 32];
+    let entry = async |key: &[u8]| -> anyhow::Result<Option<Vec<u8>>> {
+        let fresh = store(&nats).await?;
+        let gathered = fresh.gather(key).await?;
+        let g = gathered.iter().find(|g| g.ns == ns).expect("listed");
+        assert!(g.problems.is_empty());
+        Ok(g.value.clone())
+    };
+
+    a.write(&ns, vec![put(b"c1", b"1"), put(b"index", b"a1")]).await?;
+    assert_eq!(entry(b"index").await?.as_deref(), Some(&b"a1"[..]), "a new document");
+    b.load(&ns).await?;
+    b.write(&ns, vec![put(b"c2", b"2"), put(b"index", b"b2")]).await?;
+    assert_eq!(
+        entry(b"index").await?.as_deref(),
+        Some(&b"b2"[..]),
+        "b held all before it"
+    );
+
+    // A has not taken B's write: its entry would miss c2.
+    a.write(&ns, vec![put(b"c3", b"3"), put(b"index", b"a3")]).await?;
+    assert_eq!(entry(b"index").await?, None, "read whole: the last entry may be stale");
+    let loaded = a.load(&ns).await?;
+    let keys: Vec<&[u8]> = loaded.records.iter().map(|(k, _)| k.as_slice()).collect();
+    assert_eq!(keys, [&b"c1"[..], b"c2", b"c3", b"index"], "every record is kept");
+
+    // Another relay read the log, then B writes again: until its repo has
+    // taken that write, its own are unsure; once it has, they are sure.
+    let c = store(&nats).await?;
+    c.load(&ns).await?;
+    let mut heard = c.watch().await?;
+    b.write(&ns, vec![put(b"c4", b"4"), put(b"index", b"b4")]).await?;
+    let w = tokio::time::timeout(std::time::Duration::from_secs(10), heard.next())
+        .await?
+        .expect("watching")?;
+    assert_eq!(w.ns, ns);
+    c.write(&ns, vec![put(b"c5", b"5"), put(b"index", b"c5")]).await?;
+    assert_eq!(entry(b"index").await?, None, "written before its repo took c4");
+    heard.taken(&w.ns, w.seq);
+    c.write(&ns, vec![put(b"c6", b"6"), put(b"index", b"c6")]).await?;
+    assert_eq!(entry(b"index").await?.as_deref(), Some(&b"c6"[..]), "sure once taken");
+    Ok(())
+}
