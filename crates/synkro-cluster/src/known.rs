@@ -44,9 +44,15 @@ impl Known {
         self.with(|m| m.get(ns).map_or((0, false), |h| (h.last, h.lacking.is_some())))
     }
 
-    /// The repo read the log whole, up to `last`.
+    /// The repo read the log whole, up to `last`. Another store's later
+    /// writes taken meanwhile (the repo holds them once the load is done)
+    /// stay counted.
     pub(crate) fn loaded(&self, ns: &Namespace, last: u64) {
-        self.with(|m| m.insert(*ns, Held { last, lacking: None }));
+        self.with(|m| {
+            let held = m.entry(*ns).or_default();
+            held.last = held.last.max(last);
+            held.lacking = None;
+        });
     }
 
     /// This store published `seq`; when another store's writes up to
@@ -98,6 +104,8 @@ mod tests {
         assert_eq!(known.expect(&ns), (9, false));
         known.taken(&ns, 10);
         assert_eq!(known.expect(&ns), (10, false));
+        known.loaded(&ns, 8);
+        assert_eq!(known.expect(&ns), (10, false), "taken during the load");
         known.forget(&ns);
         assert_eq!(known.expect(&ns), (0, false));
         known.taken(&ns, 11);
