@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use futures::{AsyncReadExt, StreamExt};
+use futures::AsyncReadExt;
 use serde_json::json;
 use synkro::Role;
 use synkro_core::{Message, PROTOCOL_VERSION, VersionVector};
-use synkro_net::{NetConfig, NetEvent, Network, read_frame, write_frame};
+use synkro_net::{read_frame, write_frame};
 use synkro_tests::{Relay, files_containing, process_memory_contains};
 
 use crate::{TIMEOUT, connect, marker, repo_via};
@@ -46,17 +46,7 @@ async fn the_relay_never_holds_plaintext_and_serves_only_members() -> anyhow::Re
     assert!(process_memory_contains(std::process::id(), canary.as_bytes())?);
 
     // A stranger who knows the document id asks the relay for it.
-    let stranger = Network::start([42; 32], NetConfig::default())?;
-    tokio::spawn(stranger.driver);
-    let mut events = stranger.events;
-    stranger.network.dial(addr.parse()?).await?;
-    let session = loop {
-        match tokio::time::timeout(TIMEOUT, events.next()).await? {
-            Some(NetEvent::Session(s)) => break s,
-            Some(_) => {}
-            None => anyhow::bail!("network stopped"),
-        }
-    };
+    let (stranger, session, _events) = crate::raw_session(&addr, [42; 32]).await?;
     let (mut rd, mut wr) = session.stream.split();
     let query = crate::query_listing(&[doc.id().0]);
     let ask = [
@@ -100,7 +90,7 @@ async fn the_relay_never_holds_plaintext_and_serves_only_members() -> anyhow::Re
             );
         }
     }
-    stranger.network.shutdown().await;
+    stranger.shutdown().await;
     a_net.shutdown().await;
     b_net.shutdown().await;
     Ok(())

@@ -14,6 +14,18 @@ fn cluster_relay(dir: &std::path::Path, nats: &Nats) -> anyhow::Result<Relay> {
     Relay::start(dir, &["--cluster", &nats.urls()])
 }
 
+/// Two relays of the cluster on `nats`, each with its own data directory
+/// (returned first, so that it outlives its relay), and their TCP addresses.
+fn two_relays(nats: &Nats) -> anyhow::Result<([tempfile::TempDir; 2], [Relay; 2], [String; 2])> {
+    let dirs = [tempfile::tempdir()?, tempfile::tempdir()?];
+    let mut relays = [
+        cluster_relay(dirs[0].path(), nats)?,
+        cluster_relay(dirs[1].path(), nats)?,
+    ];
+    let addrs = [relays[0].addr("/tcp/"), relays[1].addr("/tcp/")];
+    Ok((dirs, relays, addrs))
+}
+
 /// No document state in the data directory: only the lock and the WebRTC
 /// certificate.
 fn holds_no_documents(dir: &std::path::Path) -> anyhow::Result<()> {
@@ -184,11 +196,9 @@ fn a_relay_cut_off_from_nats_acknowledges_nothing_and_recovers() -> anyhow::Resu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_on_two_relays_edit_live_through_the_cluster() -> anyhow::Result<()> {
     let nats = Nats::start(1)?;
-    let (dir1, dir2) = (tempfile::tempdir()?, tempfile::tempdir()?);
-    let mut relay1 = cluster_relay(dir1.path(), &nats)?;
-    let mut relay2 = cluster_relay(dir2.path(), &nats)?;
-    let (alice, a_net, relay_id) = repo_via(&relay1.addr("/tcp/")).await?;
-    let (bob, b_net, relay_id2) = repo_via(&relay2.addr("/tcp/")).await?;
+    let (_dirs, [relay1, relay2], [addr1, addr2]) = two_relays(&nats)?;
+    let (alice, a_net, relay_id) = repo_via(&addr1).await?;
+    let (bob, b_net, relay_id2) = repo_via(&addr2).await?;
     assert_eq!(relay_id, relay_id2, "one member, two relays");
 
     let doc = alice.create().await?;
@@ -242,10 +252,7 @@ async fn members_on_two_relays_edit_live_through_the_cluster() -> anyhow::Result
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_whose_relay_dies_carries_on_through_another() -> anyhow::Result<()> {
     let nats = Nats::start(1)?;
-    let (dir1, dir2) = (tempfile::tempdir()?, tempfile::tempdir()?);
-    let mut relay1 = cluster_relay(dir1.path(), &nats)?;
-    let mut relay2 = cluster_relay(dir2.path(), &nats)?;
-    let (addr1, addr2) = (relay1.addr("/tcp/"), relay2.addr("/tcp/"));
+    let (_dirs, [mut relay1, _relay2], [addr1, addr2]) = two_relays(&nats)?;
 
     // Alice knows both relays; she is connected to the first.
     let alice = synkro::Repo::in_memory().await?;
@@ -287,10 +294,7 @@ async fn a_member_whose_relay_dies_carries_on_through_another() -> anyhow::Resul
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_revoked_through_one_relay_is_refused_by_the_other() -> anyhow::Result<()> {
     let nats = Nats::start(1)?;
-    let (dir1, dir2) = (tempfile::tempdir()?, tempfile::tempdir()?);
-    let mut relay1 = cluster_relay(dir1.path(), &nats)?;
-    let mut relay2 = cluster_relay(dir2.path(), &nats)?;
-    let (addr1, addr2) = (relay1.addr("/tcp/"), relay2.addr("/tcp/"));
+    let (_dirs, [_relay1, relay2], [addr1, addr2]) = two_relays(&nats)?;
     let (alice, a_net, relay_id) = repo_via(&addr1).await?;
     let (bob, b_net, _) = repo_via(&addr2).await?;
     let doc = alice.create().await?;
@@ -393,18 +397,15 @@ fn three_relays_on_three_nats_servers_serve_one_document_and_hold_no_plaintext()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_chunk_is_refused_before_anything_reaches_nats() -> anyhow::Result<()> {
-    use futures::{AsyncReadExt, StreamExt};
+    use futures::AsyncReadExt;
     use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
     use synkro_core::chunk::ChunkKind;
     use synkro_core::crypto::SymmetricKey;
     use synkro_core::{DeviceIdentity, Message, OpHash, PROTOCOL_VERSION, Refusal, SealedChunk};
-    use synkro_net::{NetConfig, NetEvent, Network, read_frame, write_frame};
+    use synkro_net::{read_frame, write_frame};
 
     let nats = Nats::start(1)?;
-    let (dir1, dir2) = (tempfile::tempdir()?, tempfile::tempdir()?);
-    let mut relay1 = cluster_relay(dir1.path(), &nats)?;
-    let mut relay2 = cluster_relay(dir2.path(), &nats)?;
-    let (addr1, addr2) = (relay1.addr("/tcp/"), relay2.addr("/tcp/"));
+    let (_dirs, [relay1, relay2], [addr1, addr2]) = two_relays(&nats)?;
     let (alice, a_net, relay_id) = repo_via(&addr1).await?;
     let doc = alice.create().await?;
     doc.set("title", &json!("honest"))?;
@@ -434,17 +435,7 @@ async fn a_forged_chunk_is_refused_before_anything_reaches_nats() -> anyhow::Res
 
     // She speaks the protocol by hand and pushes a chunk she signed with a
     // key of her own: a reader has no authority to write.
-    let started = Network::start(*mallory.signing_seed(), NetConfig::default())?;
-    tokio::spawn(started.driver);
-    let mut events = started.events;
-    started.network.dial(addr2.parse()?).await?;
-    let session = loop {
-        match tokio::time::timeout(TIMEOUT, events.next()).await? {
-            Some(NetEvent::Session(s)) => break s,
-            Some(_) => {}
-            None => anyhow::bail!("network stopped"),
-        }
-    };
+    let (network, session, _events) = crate::raw_session(&addr2, *mallory.signing_seed()).await?;
     let (mut rd, mut wr) = session.stream.split();
     let hello = Message::Hello {
         version: PROTOCOL_VERSION,
@@ -491,7 +482,7 @@ async fn a_forged_chunk_is_refused_before_anything_reaches_nats() -> anyhow::Res
         assert!(synkro_tests::files_containing(&store, forged.encoded())?.is_empty());
     }
     assert_eq!(doc.get("title")?, Some(json!("honest")));
-    started.network.shutdown().await;
+    network.shutdown().await;
     a_net.shutdown().await;
     Ok(())
 }

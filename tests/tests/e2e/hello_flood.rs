@@ -5,13 +5,13 @@
 
 use std::time::{Duration, Instant};
 
-use futures::{AsyncReadExt, StreamExt};
+use futures::AsyncReadExt;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use serde_json::json;
 use synkro::Role;
 use synkro_core::{Message, PROTOCOL_VERSION};
-use synkro_net::{NetConfig, NetEvent, Network, read_frame, write_frame};
+use synkro_net::{read_frame, write_frame};
 use synkro_tests::Relay;
 
 use crate::{TIMEOUT, repo_via, wait_for_value};
@@ -41,23 +41,13 @@ fn maximal_hello(rng: &mut ChaCha20Rng) -> Vec<u8> {
 /// Connect as a fresh peer, send `hello`, and return what the relay said
 /// in the next second (besides its own greeting).
 async fn flood(addr: String, seed: u8, hello: Vec<u8>) -> anyhow::Result<Vec<Message>> {
-    let started = Network::start([seed; 32], NetConfig::default())?;
-    tokio::spawn(started.driver);
-    let mut events = started.events;
-    started.network.dial(addr.parse()?).await?;
-    let session = loop {
-        match tokio::time::timeout(TIMEOUT, events.next()).await? {
-            Some(NetEvent::Session(s)) => break s,
-            Some(_) => {}
-            None => anyhow::bail!("network stopped"),
-        }
-    };
+    let (network, session, _events) = crate::raw_session(&addr, [seed; 32]).await?;
     let (mut rd, mut wr) = session.stream.split();
     // The relay takes frames as its inbound budget allows; a stranger still
     // waiting when its Hello timeout ends is cut off, which is fine too.
     if let Err(e) = write_frame(&mut wr, &hello).await {
         eprintln!("stranger {seed}: cut off before its Hello was read ({e})");
-        started.network.shutdown().await;
+        network.shutdown().await;
         return Ok(Vec::new());
     }
     let Message::Hello { query, .. } = Message::decode(&hello)? else {
@@ -74,7 +64,7 @@ async fn flood(addr: String, seed: u8, hello: Vec<u8>) -> anyhow::Result<Vec<Mes
             m => answers.push(m),
         }
     }
-    started.network.shutdown().await;
+    network.shutdown().await;
     Ok(answers)
 }
 

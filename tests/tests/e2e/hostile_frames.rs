@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use futures::{AsyncReadExt, AsyncWriteExt};
 use serde_json::json;
 use synkro::Role;
-use synkro_net::{NetConfig, NetEvent, Network, write_frame};
+use synkro_net::write_frame;
 use synkro_tests::Relay;
 
 use crate::{TIMEOUT, repo_via};
@@ -14,17 +14,7 @@ use crate::{TIMEOUT, repo_via};
 /// Open a raw sync stream to the relay as a fresh peer, send `bytes`
 /// (optionally closing our side), and wait for the relay to hang up.
 async fn send_and_expect_hangup(addr: &str, seed: u8, bytes: &[u8], close: bool) -> anyhow::Result<()> {
-    let started = Network::start([seed; 32], NetConfig::default())?;
-    tokio::spawn(started.driver);
-    let mut events = started.events;
-    started.network.dial(addr.parse()?).await?;
-    let session = loop {
-        match tokio::time::timeout(TIMEOUT, events.next()).await? {
-            Some(NetEvent::Session(s)) => break s,
-            Some(_) => {}
-            None => anyhow::bail!("network stopped"),
-        }
-    };
+    let (network, session, _events) = crate::raw_session(addr, [seed; 32]).await?;
     let (mut rd, mut wr) = session.stream.split();
     wr.write_all(bytes).await?;
     wr.flush().await?;
@@ -36,11 +26,11 @@ async fn send_and_expect_hangup(addr: &str, seed: u8, bytes: &[u8], close: bool)
     let read = tokio::time::timeout(Duration::from_secs(20), rd.read_to_end(&mut sink)).await;
     assert!(read.is_ok(), "the relay kept a misbehaving connection open");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while started.network.connections().iter().any(|c| c.session) {
+    while network.connections().iter().any(|c| c.session) {
         assert!(std::time::Instant::now() < deadline, "connection still up");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    started.network.shutdown().await;
+    network.shutdown().await;
     Ok(())
 }
 

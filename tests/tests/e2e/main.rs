@@ -109,6 +109,31 @@ pub async fn next_event<T>(
     .map_err(|_| anyhow::anyhow!("no such network event within {TIMEOUT:?}"))?
 }
 
+/// A bare network node with Ed25519 `seed`, dialed to `addr`, and its first
+/// sync session (up to [`TIMEOUT`]): for speaking the protocol by hand. Keep
+/// the events receiver while the session is used.
+pub async fn raw_session(
+    addr: &str,
+    seed: [u8; 32],
+) -> anyhow::Result<(
+    synkro_net::Network,
+    synkro_net::Session,
+    futures::channel::mpsc::UnboundedReceiver<synkro_net::NetEvent>,
+)> {
+    use futures::StreamExt;
+    let started = synkro_net::Network::start(seed, synkro_net::NetConfig::default())?;
+    tokio::spawn(started.driver);
+    let mut events = started.events;
+    started.network.dial(addr.parse()?).await?;
+    loop {
+        match tokio::time::timeout(TIMEOUT, events.next()).await? {
+            Some(synkro_net::NetEvent::Session(s)) => return Ok((started.network, *s, events)),
+            Some(_) => {}
+            None => anyhow::bail!("network stopped"),
+        }
+    }
+}
+
 /// What a peer that shares nothing answers to a reconciliation `query`
 /// (the `Answer` a stranger must get, whatever it asks).
 pub fn empty_answer(query: &[u8]) -> Vec<u8> {
