@@ -249,11 +249,13 @@ impl Engine {
     }
 
     /// Dial `peer` at `addr` unless a dial to it is already under way.
-    fn start_dial(&mut self, peer: PeerId, addr: Multiaddr) -> Result<(), Cause> {
+    /// Dial `peer` (an address, or options with several) unless a dial to
+    /// it is under way.
+    fn start_dial(&mut self, peer: PeerId, to: impl Into<libp2p::swarm::dial_opts::DialOpts>) -> Result<(), Cause> {
         if self.dialing.contains(&peer) {
             return Ok(());
         }
-        self.swarm.dial(addr).map_err(cause)?;
+        self.swarm.dial(to).map_err(cause)?;
         self.dialing.insert(peer);
         Ok(())
     }
@@ -391,7 +393,7 @@ impl Engine {
     fn redial(&mut self, i: usize) {
         let Some(k) = self.kept.get(i) else { return };
         let (peer, addr) = (k.peer, k.addr.clone());
-        if self.swarm.is_connected(&peer) || self.dialing.contains(&peer) {
+        if self.swarm.is_connected(&peer) {
             return;
         }
         let addrs: Vec<Multiaddr> = self
@@ -404,14 +406,9 @@ impl Engine {
         let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
             .addresses(addrs)
             .build();
-        match self.swarm.dial(opts) {
-            Ok(()) => {
-                self.dialing.insert(peer);
-            }
-            Err(e) => {
-                warn!(%addr, error = %cause(e), "dial failed");
-                self.schedule_redial(i);
-            }
+        if let Err(e) = self.start_dial(peer, opts) {
+            warn!(%addr, error = %e, "dial failed");
+            self.schedule_redial(i);
         }
     }
 

@@ -11,9 +11,10 @@
 //! acknowledgements of other documents never wait for an unrelated fsync.
 //!
 //! A write that fails for lack of room (a full disk, a browser's quota) or
-//! because a networked store did not confirm it (a NATS outage) is kept, with every write queued after it, and written again when the node
-//! asks ([`Effect::RetryWrites`]); meanwhile the node refuses data from
-//! peers. Any other failure stops writing for good.
+//! because a networked store did not confirm it (a NATS outage) is kept,
+//! with every write queued after it, and written again when the node asks
+//! ([`Effect::RetryWrites`]); meanwhile the node refuses data from peers.
+//! Any other failure stops writing for good.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Weak};
