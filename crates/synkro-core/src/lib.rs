@@ -22,9 +22,10 @@
 //!    ([`Node::handle_message`]), the progress of sends
 //!    ([`Node::transmitted`]) and of writes ([`Node::persisted`]).
 //! 3. After every batch of inputs, call [`Node::handle_timeout`] with the
-//!    time: it arms the timers those inputs started (an edit opens its
-//!    document's flush window) and fires the ones due (the window closes:
-//!    the edits are sealed into one chunk). Then sleep until
+//!    time: it arms the timers those inputs started and fires the ones due
+//!    (an edit is sealed into a chunk at once, or, if its document was
+//!    sealed less than a flush window ago, with the edits made meanwhile
+//!    once that window has passed). Then sleep until
 //!    [`Node::poll_timeout`] (or the next input) and call it again.
 //! 4. Drain [`Node::poll_effect`] until it returns `None` and carry the
 //!    effects out: [`Effect::Persist`] (writes of one document in order;
@@ -81,7 +82,7 @@
 //!         }
 //!     }
 //! };
-//! // Alice's flush window (50 ms) closes on its own as time passes.
+//! // Alice's edit is sealed at her first `handle_timeout`.
 //! for _ in 0..20 {
 //!     let (mut to_bob, mut to_alice) = (Vec::new(), Vec::new());
 //!     run(&mut alice, now, &mut to_bob);

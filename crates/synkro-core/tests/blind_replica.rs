@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Sim, contains, rng, stored_chunks};
+use common::{Sim, batching, contains, rng, stored_chunks};
 use synkro_core::automerge::{ObjType, ROOT, ReadDoc, transaction::Transactable};
 use synkro_core::chunk::ChunkKind;
 use synkro_core::crypto::SymmetricKey;
@@ -57,7 +57,7 @@ fn no_marker_anywhere(sim: &Sim, i: usize, marker: &str) {
 #[test]
 fn blind_replica_stores_forwards_and_refuses_forgeries() {
     let mut rng = rng(2);
-    let mut sim = Sim::new(&mut rng, 3, NodeConfig::default());
+    let mut sim = Sim::new(&mut rng, 3, batching());
     let (r_id, b_id) = (sim.id(R), sim.id(B));
     let mallory = DeviceIdentity::generate(&mut rng); // not a member
     let reader = DeviceIdentity::generate(&mut rng); // a member with the Read role only
@@ -263,7 +263,7 @@ fn blind_replica_stores_forwards_and_refuses_forgeries() {
 #[test]
 fn replicate_to_grants_administered_documents_only() {
     let mut rng = rng(5);
-    let mut sim = Sim::new(&mut rng, 3, NodeConfig::default());
+    let mut sim = Sim::new(&mut rng, 3, batching());
     let relay = sim.id(R);
     let mine = sim.act(A, |n| n.create_doc(&mut rng)).unwrap();
     let revoked = sim.act(A, |n| n.create_doc(&mut rng)).unwrap();
@@ -300,7 +300,7 @@ fn a_full_replica_refuses_new_documents() {
     let mut rng = rng(6);
     let config = NodeConfig {
         max_docs: 1,
-        ..NodeConfig::default()
+        ..batching()
     };
     let mut sim = Sim::new(&mut rng, 2, config);
     let relay = sim.id(R);

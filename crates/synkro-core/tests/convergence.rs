@@ -7,7 +7,7 @@
 mod common;
 
 use common::workload::{can_write, edit, flush};
-use common::{Sim, below, chance, rebuild, rng, stored_chunks};
+use common::{Sim, batching, below, chance, rebuild, rng, stored_chunks};
 use proptest::prelude::*;
 use synkro_core::automerge::{ObjType, ROOT, transaction::Transactable};
 use synkro_core::{CompactionPolicy, InviteToken, NodeConfig, Role};
@@ -46,7 +46,7 @@ fn run(seed: u64, compact: bool) -> Stats {
     let config = NodeConfig {
         compaction: if compact { policy } else { CompactionPolicy::default() },
         send_window,
-        ..NodeConfig::default()
+        ..batching()
     };
     let mut sim = Sim::new(&mut rng, N, config);
     sim.label = format!("seed {seed} compact {compact} window {send_window} ({policy:?})");
@@ -309,7 +309,7 @@ proptest! {
 #[test]
 fn unflushed_edits_survive_an_access_change() {
     let mut rng = rng(9);
-    let mut sim = Sim::new(&mut rng, 2, NodeConfig::default());
+    let mut sim = Sim::new(&mut rng, 2, batching());
     let doc = sim.act(0, |n| n.create_doc(&mut rng)).unwrap();
     let token = sim.act(0, |n| n.share(&mut rng, &doc, Role::Write)).unwrap();
     sim.act(1, |n| n.join(&mut rng, &token)).unwrap();

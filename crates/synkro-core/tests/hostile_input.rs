@@ -5,13 +5,12 @@ mod common;
 
 use std::sync::OnceLock;
 
-use common::{Sim, rng};
+use common::{Sim, batching, rng};
 use proptest::prelude::*;
 use synkro_core::access::{AccessOp, Action, Inserted};
 use synkro_core::automerge::{ROOT, transaction::Transactable};
 use synkro_core::{
-    AccessLog, DeviceIdentity, DocId, Effect, Event, MAX_FRAME_LEN, MemberId, Message, Node, NodeConfig, Role,
-    SealedChunk,
+    AccessLog, DeviceIdentity, DocId, Effect, Event, MAX_FRAME_LEN, MemberId, Message, Node, Role, SealedChunk,
 };
 
 const ATTACKER: MemberId = MemberId([0xa7; 32]);
@@ -30,7 +29,7 @@ struct Fixture {
 
 fn synced(seed: u64) -> (Sim, DocId, Vec<Vec<u8>>, rand_chacha::ChaCha20Rng) {
     let mut rng = rng(seed);
-    let mut sim = Sim::new(&mut rng, 2, NodeConfig::default());
+    let mut sim = Sim::new(&mut rng, 2, batching());
     let doc = sim.act(0, |n| n.create_doc(&mut rng)).unwrap();
     sim.act(0, |n| n.change(&doc, |d| d.put(ROOT, "a", "alpha"))).unwrap();
     assert!(sim.act(0, |n| n.flush(&mut rng, &doc)).unwrap());
@@ -93,7 +92,7 @@ fn fixture() -> &'static Fixture {
 /// The owner's device restarted from its records, with the attacker connected.
 fn victim(rng: &mut rand_chacha::ChaCha20Rng) -> Node {
     let f = fixture();
-    let mut node = Node::new(f.owner.clone(), NodeConfig::default());
+    let mut node = Node::new(f.owner.clone(), batching());
     let report = node.load_doc(rng, f.doc, f.records.clone()).unwrap();
     assert!(report.problems.is_empty());
     node.peer_connected(ATTACKER);
@@ -432,7 +431,7 @@ fn strangers_cannot_grow_the_access_log() {
     let doc = fixture().doc;
     let before = node.info(&doc).unwrap().log_ops;
     // The stranger signs claims of invitations that never existed.
-    let mut stranger = Node::new(DeviceIdentity::generate(&mut rng), NodeConfig::default());
+    let mut stranger = Node::new(DeviceIdentity::generate(&mut rng), batching());
     for k in 0..junk {
         let mut secret = [0u8; 32];
         secret[..8].copy_from_slice(&(k as u64).to_le_bytes());

@@ -3,15 +3,15 @@
 
 mod common;
 
-use common::{Sim, rng};
+use common::{Sim, batching, rng};
 use proptest::prelude::*;
 use synkro_core::automerge::{ObjType, ROOT, transaction::Transactable};
-use synkro_core::{CoreError, DeviceIdentity, DocId, InviteToken, Node, NodeConfig, Role};
+use synkro_core::{CoreError, DeviceIdentity, DocId, InviteToken, Node, Role};
 
 /// A document with some content, owned by node 0 of a 2-node sim.
 fn owned_doc(seed: u64) -> (Sim, DocId, rand_chacha::ChaCha20Rng) {
     let mut rng = rng(seed);
-    let mut sim = Sim::new(&mut rng, 2, NodeConfig::default());
+    let mut sim = Sim::new(&mut rng, 2, batching());
     let doc = sim.act(0, |n| n.create_doc(&mut rng)).unwrap();
     sim.act(0, |n| {
         n.change(&doc, |d| {
@@ -122,7 +122,7 @@ fn admin_export_imports_with_content_and_membership() {
     let backup = sim.act(0, |n| n.export(&mut rng, &doc, b"correct horse")).unwrap();
 
     // Node 1 is replaced by a brand-new device that only has the backup.
-    let fresh = Node::new(DeviceIdentity::generate(&mut rng), NodeConfig::default());
+    let fresh = Node::new(DeviceIdentity::generate(&mut rng), batching());
     let f = fresh.member_id();
     sim.nodes[1] = wrap(fresh);
     assert_eq!(
@@ -179,7 +179,7 @@ fn wrap(node: Node) -> common::SimNode {
     common::SimNode {
         identity: node.identity().clone(),
         node,
-        config: NodeConfig::default(),
+        config: batching(),
         records: Default::default(),
         events: Vec::new(),
         disconnects: Vec::new(),
@@ -197,7 +197,7 @@ fn non_admin_export_gives_content_but_no_membership() {
     sim.connect(0, 1);
     sim.run_until_quiet(&mut rng);
     let backup = sim.act(1, |n| n.export(&mut rng, &doc, b"pw")).unwrap();
-    let mut fresh = Node::new(DeviceIdentity::generate(&mut rng), NodeConfig::default());
+    let mut fresh = Node::new(DeviceIdentity::generate(&mut rng), batching());
     fresh.import(&mut rng, &backup, b"pw").unwrap();
     let info = fresh.info(&doc).unwrap();
     assert!(info.readable);
@@ -221,7 +221,7 @@ fn bad_backup(node: &mut Node, rng: &mut rand_chacha::ChaCha20Rng, bytes: &[u8],
 fn damaged_backups_and_wrong_passphrases_are_bad_backups() {
     let (mut sim, doc, mut rng) = owned_doc(14);
     let backup = sim.act(0, |n| n.export(&mut rng, &doc, b"right")).unwrap();
-    let mut fresh = Node::new(DeviceIdentity::generate(&mut rng), NodeConfig::default());
+    let mut fresh = Node::new(DeviceIdentity::generate(&mut rng), batching());
     bad_backup(&mut fresh, &mut rng, &backup, b"wrong", "wrong passphrase");
     bad_backup(&mut fresh, &mut rng, &backup, b"", "empty passphrase");
     bad_backup(

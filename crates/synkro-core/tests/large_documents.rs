@@ -11,7 +11,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{Records, Sim, below, decode_all, rebuild, rng};
+use common::{Records, Sim, batching, below, decode_all, rebuild, rng};
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::Rng;
@@ -19,9 +19,7 @@ use synkro_core::access::KeyMaterial;
 use synkro_core::automerge::{AutoCommit, ObjType, ROOT, ReadDoc, ScalarValue, transaction::Transactable};
 use synkro_core::chunk::ChunkKind;
 use synkro_core::limits::{MAX_CHUNK_LEN, MAX_FRAME_LEN, MAX_PART_LEN};
-use synkro_core::{
-    AccessLog, DeviceIdentity, DocId, Effect, Event, Message, Node, NodeConfig, Refusal, Role, SealedChunk,
-};
+use synkro_core::{AccessLog, DeviceIdentity, DocId, Effect, Event, Message, Node, Refusal, Role, SealedChunk};
 
 const A: usize = 0;
 const R: usize = 1;
@@ -61,7 +59,7 @@ fn assert_within_limits(sim: &Sim, label: &str) {
 /// reader/writer B who joins later.
 fn setup(seed: u64) -> (ChaCha20Rng, Sim, DocId) {
     let mut rng = rng(seed);
-    let mut sim = Sim::new(&mut rng, 3, NodeConfig::default());
+    let mut sim = Sim::new(&mut rng, 3, batching());
     let r_id = sim.id(R);
     let doc = sim.act(A, |n| n.create_doc(&mut rng)).unwrap();
     sim.act(A, |n| {
@@ -276,7 +274,7 @@ fn a_record_stored_over_the_limit_by_an_older_release_still_loads_and_then_syncs
         .insert(record_key, legacy.encoded().to_vec());
 
     // It loads; its author folds it into a snapshot sealed in parts.
-    let mut node = Node::new(owner.clone(), NodeConfig::default());
+    let mut node = Node::new(owner.clone(), batching());
     let report = node
         .load_doc(
             &mut rng,
@@ -319,7 +317,7 @@ fn a_record_stored_over_the_limit_by_an_older_release_still_loads_and_then_syncs
         "the oversized record was dropped once the snapshot covered it"
     );
     // The repaired home syncs to a fresh reader through the replica.
-    sim.nodes[A].node = rebuild(&mut rng, &owner, &NodeConfig::default(), &records, "repaired");
+    sim.nodes[A].node = rebuild(&mut rng, &owner, &batching(), &records, "repaired");
     sim.nodes[A].records = records;
     sim.trace = Some(Vec::new());
     sync_through_replica(&mut sim, &mut rng, &doc);

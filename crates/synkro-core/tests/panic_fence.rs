@@ -4,17 +4,17 @@
 
 mod common;
 
-use common::{Sim, rng};
+use common::{Sim, batching, rng};
 use serde_json::json;
 use synkro_core::automerge::{ROOT, transaction::Transactable};
-use synkro_core::{CoreError, NodeConfig, Role};
+use synkro_core::{CoreError, Role};
 
 #[test]
 fn a_panicking_change_is_contained_and_the_document_reloads() {
     // The default hook would print the expected panic as if it were a failure.
     std::panic::set_hook(Box::new(|_| {}));
     let mut rng = rng(11);
-    let mut sim = Sim::new(&mut rng, 2, NodeConfig::default());
+    let mut sim = Sim::new(&mut rng, 2, batching());
     let doc = sim.act(0, |n| n.create_doc(&mut rng)).unwrap();
     sim.act(0, |n| n.change(&doc, |d| d.put(ROOT, "sealed", "kept")))
         .unwrap();

@@ -6,10 +6,10 @@
 
 mod common;
 
-use common::{Sim, decode_all, rng};
+use common::{Sim, batching, decode_all, rng};
 use rand_chacha::ChaCha20Rng;
 use synkro_core::automerge::{ROOT, ReadDoc, transaction::Transactable};
-use synkro_core::{DocId, Message, NodeConfig, Role};
+use synkro_core::{DocId, Message, Role};
 
 const DOCS: usize = 200;
 
@@ -17,7 +17,7 @@ const DOCS: usize = 200;
 /// write; both connected and synced.
 fn synced_pair(seed: u64) -> (Sim, Vec<DocId>, ChaCha20Rng) {
     let mut rng = rng(seed);
-    let mut sim = Sim::new(&mut rng, 2, NodeConfig::default());
+    let mut sim = Sim::new(&mut rng, 2, batching());
     let (b, bx) = (sim.id(1), sim.nodes[1].identity.exchange_key());
     let mut docs = Vec::new();
     for i in 0..DOCS {

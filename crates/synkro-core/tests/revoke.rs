@@ -6,12 +6,12 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{Sim, rng, stored_chunks};
+use common::{Sim, batching, rng, stored_chunks};
 use serde::Deserialize;
 use serde_bytes::ByteBuf;
 use synkro_core::automerge::{ObjType, ROOT, ReadDoc, transaction::Transactable};
 use synkro_core::crypto::SymmetricKey;
-use synkro_core::{DeviceIdentity, DocId, Event, KeyId, Message, Node, NodeConfig, OpHash, Role, SealedChunk};
+use synkro_core::{DeviceIdentity, DocId, Event, KeyId, Message, Node, OpHash, Role, SealedChunk};
 
 const OWNER: usize = 0;
 const B: usize = 1; // writer, to be revoked
@@ -82,7 +82,7 @@ fn keys_held(node: &mut Node, rng: &mut rand_chacha::ChaCha20Rng, doc: &DocId) -
 /// Node 3 exists but stays unconnected.
 fn three_synced(seed: u64, b_writes: Option<&str>) -> (Sim, DocId, rand_chacha::ChaCha20Rng) {
     let mut rng = rng(seed);
-    let mut sim = Sim::new(&mut rng, 4, NodeConfig::default());
+    let mut sim = Sim::new(&mut rng, 4, batching());
     let doc = sim.act(OWNER, |n| n.create_doc(&mut rng)).unwrap();
     sim.act(OWNER, |n| {
         n.change(&doc, |d| {
@@ -224,7 +224,7 @@ fn revoked_member_cannot_read_new_content() {
     }
     // The same for a fresh device that imports B's backup and gets the new chunks.
     let bk = sim.act(B, |n| n.export(&mut rng, &doc, b"pw")).unwrap();
-    let mut thief = Node::new(DeviceIdentity::generate(&mut rng), NodeConfig::default());
+    let mut thief = Node::new(DeviceIdentity::generate(&mut rng), batching());
     thief.import(&mut rng, &bk, b"pw").unwrap();
     let session = thief.peer_connected(owner_id);
     thief.handle_message(&mut rng, session, &chunks_frame(doc, &new_chunks));
@@ -303,7 +303,7 @@ fn pre_revoke_content_of_a_revoked_writer_is_kept() {
 
     // Backups of the document restore, with B's earlier contribution.
     let export = sim.act(OWNER, |n| n.export(&mut rng, &doc, b"pw")).unwrap();
-    let mut restored = Node::new(DeviceIdentity::generate(&mut rng), NodeConfig::default());
+    let mut restored = Node::new(DeviceIdentity::generate(&mut rng), batching());
     let imported = restored.import(&mut rng, &export, b"pw");
     assert!(imported.is_ok(), "the owner's backup imports: {imported:?}");
     let text = restored
@@ -332,7 +332,7 @@ fn pre_revoke_content_of_a_revoked_writer_is_kept() {
 #[test]
 fn reader_invited_concurrently_with_a_rotate_gets_the_new_key() {
     let mut rng = rng(60);
-    let mut sim = Sim::new(&mut rng, 3, NodeConfig::default());
+    let mut sim = Sim::new(&mut rng, 3, batching());
     let doc = sim.act(0, |n| n.create_doc(&mut rng)).unwrap();
     sim.act(0, |n| {
         n.change(&doc, |d| {

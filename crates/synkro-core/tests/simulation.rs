@@ -18,7 +18,7 @@
 
 mod common;
 
-use common::workload::{can_write, edit, flush};
+use common::workload::{can_write, edit, flush, seal};
 use common::{Faults, Sim, below, chance, contains, rng, stored_chunks};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -67,6 +67,9 @@ struct Knobs {
     latency: (u64, u64),
     faults: Faults,
     flush_window: u64,
+    /// Whether an edit made at rest is sealed at once (the default) or
+    /// waits for its window.
+    seal_at_once: bool,
     p_edit: u32,
     p_link: u32,
     p_partition: u32,
@@ -93,6 +96,8 @@ impl Knobs {
             p_crash: below(rng, 6) as u32,
             p_relay_restart: below(rng, 4) as u32,
             p_unload: below(rng, 40) as u32,
+            // Drawn last: the fixed seeds keep the other knobs they had.
+            seal_at_once: chance(rng, 2, 3),
         }
     }
 }
@@ -153,6 +158,7 @@ fn run(seed: u64) -> Stats {
     };
     let config = NodeConfig {
         flush_window: std::time::Duration::from_millis(k.flush_window),
+        seal_at_once: k.seal_at_once,
         compaction,
         send_window,
         memory_budget,
@@ -163,8 +169,8 @@ fn run(seed: u64) -> Stats {
     sim.latency = k.latency;
     sim.latency_rng = ChaCha20Rng::seed_from_u64(seed ^ 0x1a7e);
     sim.label = format!(
-        "seed {seed}: {} writers, latency {:?} ms, {:?}, flush {} ms, window {send_window}, {compaction:?}, budget {memory_budget}",
-        k.writers, k.latency, k.faults, k.flush_window
+        "seed {seed}: {} writers, latency {:?} ms, {:?}, flush {} ms (at once: {}), window {send_window}, {compaction:?}, budget {memory_budget}",
+        k.writers, k.latency, k.faults, k.flush_window, k.seal_at_once
     );
     let label = sim.label.clone();
     let canary = format!("CANARY-{seed:016x}-plaintext");
@@ -291,7 +297,7 @@ fn run(seed: u64) -> Stats {
             "[{label}] writer {i} could not edit"
         );
         assert!(
-            flush(&mut w.sim, &mut rng, i, &doc),
+            seal(&mut w.sim, &mut rng, i, &doc),
             "[{label}] writer {i}: edit made no chunk"
         );
     }

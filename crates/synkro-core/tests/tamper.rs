@@ -5,10 +5,10 @@
 
 mod common;
 
-use common::{Sim, rng, stored_chunks};
+use common::{Sim, batching, rng, stored_chunks};
 use rand_chacha::rand_core::Rng;
 use synkro_core::automerge::{ROOT, transaction::Transactable};
-use synkro_core::{DocId, Message, NodeConfig, Role, SealedChunk};
+use synkro_core::{DocId, Message, Role, SealedChunk};
 
 const OWNER: usize = 0;
 const IN_ORDER: usize = 1;
@@ -27,7 +27,7 @@ fn frame(doc: DocId, chunks: &[&SealedChunk]) -> Vec<u8> {
 /// `edits` flushed edits. Returns the chunks the owner holds, in its order.
 fn setup(seed: u64, edits: usize) -> (Sim, DocId, Vec<SealedChunk>, rand_chacha::ChaCha20Rng) {
     let mut rng = rng(seed);
-    let mut sim = Sim::new(&mut rng, 3, NodeConfig::default());
+    let mut sim = Sim::new(&mut rng, 3, batching());
     let doc = sim.act(OWNER, |n| n.create_doc(&mut rng)).unwrap();
     for r in [IN_ORDER, SHUFFLED] {
         let token = sim.act(OWNER, |n| n.share(&mut rng, &doc, Role::Read)).unwrap();

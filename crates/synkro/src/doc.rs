@@ -123,8 +123,9 @@ impl DocHandle {
         Ok(self.repo.inner.node().heads(&self.id)?)
     }
 
-    /// Change the document. Applied at once; sealed, stored and sent after
-    /// the flush window (or at [`flush`](Self::flush)). If `f` fails,
+    /// Change the document. Applied at once; sealed, stored and sent at
+    /// once too, unless the document was sealed less than a flush window
+    /// ago: then when that window has passed (or at [`flush`](Self::flush)). If `f` fails,
     /// nothing it did is kept.
     pub fn change<T>(
         &self,

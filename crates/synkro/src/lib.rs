@@ -3,8 +3,8 @@
 //! Local-first, end-to-end encrypted Automerge documents that sync.
 //!
 //! A [`Repo`] keeps documents on the device; every edit works offline, is
-//! sealed (encrypted, signed) into a chunk after a short flush window and
-//! written durably before any peer hears of it. Peers and relays exchange
+//! sealed (encrypted, signed) into a chunk at once (or, while edits come
+//! fast, with the others of a short flush window) and written durably before any peer hears of it. Peers and relays exchange
 //! sealed chunks; relays and other `replicate` members store and forward
 //! them without being able to read them. Access (read, write, admin,
 //! replicate) is a signed log inside each document; revoking a member

@@ -64,8 +64,8 @@ pub struct LoadProblem {
 /// Settings for [`Repo::open_with`].
 #[derive(Clone, Debug, Default)]
 pub struct RepoConfig {
-    /// Core tunables: the flush window (how long edits gather before they
-    /// are sealed into one chunk), compaction, the send window.
+    /// Core tunables: the flush window (the most often a document's edits
+    /// are sealed), compaction, the send window.
     pub node: NodeConfig,
 }
 
@@ -148,7 +148,8 @@ pub enum CloseReason {
 /// A local-first repository of encrypted Automerge documents.
 ///
 /// Every edit is applied in memory at once, sealed into a signed, encrypted
-/// chunk after a short flush window, and written durably before it is sent
+/// chunk at once (while edits come fast, one chunk per short flush window),
+/// and written durably before it is sent
 /// to any peer. Cloning a `Repo` gives another handle to the same repo.
 ///
 /// ```

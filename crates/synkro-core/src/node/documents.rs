@@ -1,5 +1,7 @@
 //! Loading, creating, reading, changing and sealing documents.
 
+use std::time::Duration;
+
 use automerge::{AutoCommit, Patch};
 use rand_core::CryptoRng;
 
@@ -178,8 +180,14 @@ impl Node {
             // whole document (a keystroke in a long text stays cheap).
             d.update_diff_cursor();
             r.dirty = true;
-            // Sealed when the flush window closes (or at an explicit flush).
-            self.timers.start(Timer::Flush(*doc), self.config.flush_window);
+            // Sealed at the next `handle_timeout`, or once the window since
+            // the last seal closes (or at an explicit flush).
+            let wait = if self.config.seal_at_once {
+                Duration::ZERO
+            } else {
+                self.config.flush_window
+            };
+            self.timers.start(Timer::Flush(*doc), wait);
             self.emit(Event::DocChanged {
                 doc: *doc,
                 patches,
@@ -209,8 +217,12 @@ impl Node {
         self.timers.stop(Timer::Flush(*doc));
         let policy = self.config.compaction;
         let identity = self.identity.clone();
+        let now = self.now;
         let r = self.replica_mut(doc)?;
         let chunks = r.flush(rng, &identity)?;
+        if !chunks.is_empty() {
+            r.sealed_at = now;
+        }
         if chunks.is_empty() {
             return Ok(false);
         }

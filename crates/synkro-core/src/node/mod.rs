@@ -42,9 +42,20 @@ use timers::{Timer, Timers};
 /// Tunables of a [`Node`].
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
-    /// How long edits gather before they are sealed into one chunk: the
-    /// flush window opens with the first edit not yet sealed.
+    /// The most often a document's edits are sealed: an edit made when
+    /// the last seal is at least this long ago is sealed at once (at the
+    /// next [`Node::handle_timeout`]); one made sooner waits until this long
+    /// after the last seal, together with every edit made meanwhile. A
+    /// typist's keystroke leaves at once, and a burst costs one chunk per
+    /// window, like Nagle's algorithm with a clock instead of
+    /// acknowledgements.
     pub flush_window: Duration,
+    /// Whether an edit made when its document was not sealed within the
+    /// last flush window is sealed at once (`true`, the default). With
+    /// `false` every edit not yet sealed waits for a whole window from the
+    /// first of them: fewer chunks for apps that make a few edits in a row,
+    /// at the cost of the window's delay on each.
+    pub seal_at_once: bool,
     /// When writers fold history into snapshots.
     pub compaction: CompactionPolicy,
     /// Bytes of [`Effect::Send`] per peer that may be waiting to be
@@ -72,6 +83,7 @@ impl Default for NodeConfig {
     fn default() -> Self {
         Self {
             flush_window: Duration::from_millis(50),
+            seal_at_once: true,
             compaction: CompactionPolicy::default(),
             send_window: 4 << 20,
             max_docs: usize::MAX,
@@ -104,6 +116,8 @@ pub struct Node {
     next_session: u64,
     effects: VecDeque<Effect>,
     timers: Timers,
+    /// The latest time the runtime told ([`Node::handle_timeout`]).
+    now: Option<Instant>,
     writes: Writes,
     /// Nonces of recent ephemeral messages, oldest first, so a copy that
     /// comes back around (two relays forwarding to each other) is dropped.
@@ -135,6 +149,7 @@ impl Node {
             next_session: 0,
             effects: VecDeque::new(),
             timers: Timers::default(),
+            now: None,
             writes: Writes::default(),
             seen_ephemeral: (HashSet::new(), VecDeque::new()),
             rejected: 0,
@@ -171,9 +186,18 @@ impl Node {
     /// are sealed). Call it after every batch of inputs and whenever
     /// [`poll_timeout`](Self::poll_timeout)'s instant has come.
     pub fn handle_timeout<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, now: Instant) {
+        self.now = Some(self.now.map_or(now, |t| t.max(now)));
         for timer in self.timers.expire(now) {
             match timer {
                 Timer::Flush(doc) => {
+                    // Sealed less than a window ago: wait out the rest of it.
+                    let window = self.config.flush_window;
+                    let next = self.docs.get(&doc).and_then(|r| r.sealed_at).map(|at| at + window);
+                    if let Some(next) = next.filter(|next| *next > now) {
+                        self.timers
+                            .start(Timer::Flush(doc), next.saturating_duration_since(now));
+                        continue;
+                    }
                     if let Err(e) = self.flush(rng, &doc) {
                         tracing::warn!(%doc, error = %e, "sealing pending edits failed");
                     }
@@ -194,6 +218,10 @@ impl Node {
                 }
             }
         }
+        // Arm what was started above (none of it is due at `now`), so that
+        // `poll_timeout` sees it.
+        let again = self.timers.expire(now);
+        debug_assert!(again.is_empty());
     }
 
     /// Has every timer started been armed by a [`handle_timeout`](Self::handle_timeout)?

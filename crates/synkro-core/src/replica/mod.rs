@@ -27,6 +27,7 @@ use crate::identity::DeviceIdentity;
 use crate::ids::{DocId, KeyId, MemberId};
 use crate::invite::invite_identity;
 use crate::limits::MAX_CHUNK_LEN;
+use crate::time::Instant;
 use crate::vv::VersionVector;
 
 /// What happened to a received chunk.
@@ -74,6 +75,9 @@ pub(crate) struct DocReplica {
     pub unapplied: BTreeSet<ChunkRef>,
     flushed_heads: Vec<ChangeHash>,
     pub dirty: bool,
+    /// When its edits were last sealed (the node's latest `now` then), so
+    /// that the next edit waits out the rest of the flush window.
+    pub sealed_at: Option<Instant>,
     /// When the node last used it (its use clock), for unloading.
     pub last_used: u64,
 }
@@ -94,6 +98,7 @@ impl DocReplica {
             unapplied: BTreeSet::new(),
             flushed_heads: Vec::new(),
             dirty: false,
+            sealed_at: None,
             last_used: 0,
         }
     }

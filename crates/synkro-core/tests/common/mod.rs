@@ -137,6 +137,16 @@ pub struct Sim {
     pub label: String,
 }
 
+/// The default config with every edit waiting for its flush window, for
+/// tests that make edits and then seal them with an explicit `flush` (which
+/// then has them to seal), or that need edits still pending.
+pub fn batching() -> NodeConfig {
+    NodeConfig {
+        seal_at_once: false,
+        ..NodeConfig::default()
+    }
+}
+
 impl Sim {
     /// `n` fresh nodes with identities drawn from `rng`.
     pub fn new(rng: &mut ChaCha20Rng, n: usize, config: NodeConfig) -> Self {

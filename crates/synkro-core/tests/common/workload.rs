@@ -66,6 +66,16 @@ pub fn edit(sim: &mut Sim, rng: &mut ChaCha20Rng, i: usize, doc: &DocId) -> bool
 }
 
 /// Flush node `i`; returns whether a chunk was sealed.
+/// Make sure node `i`'s edits of `doc` are sealed: flush them if they are
+/// pending. Whether they are in a chunk now: an edit sealed at once
+/// (`seal_at_once`) was already.
+pub fn seal(sim: &mut Sim, rng: &mut ChaCha20Rng, i: usize, doc: &DocId) -> bool {
+    if !sim.nodes[i].node.is_dirty(doc) {
+        return sim.nodes[i].config.seal_at_once;
+    }
+    flush(sim, rng, i, doc)
+}
+
 pub fn flush(sim: &mut Sim, rng: &mut ChaCha20Rng, i: usize, doc: &DocId) -> bool {
     if !sim.nodes[i].node.is_dirty(doc) {
         return false;
