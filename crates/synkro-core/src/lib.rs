@@ -24,8 +24,8 @@
 //! 3. After every batch of inputs, call [`Node::handle_timeout`] with the
 //!    time: it arms the timers those inputs started and fires the ones due
 //!    (an edit is sealed into a chunk at once, or, if its document was
-//!    sealed less than a flush window ago, with the edits made meanwhile
-//!    once that window has passed). Then sleep until
+//!    sealed less than a flush window ago, a window later with the edits
+//!    made meanwhile). Then sleep until
 //!    [`Node::poll_timeout`] (or the next input) and call it again.
 //! 4. Drain [`Node::poll_effect`] until it returns `None` and carry the
 //!    effects out: [`Effect::Persist`] (writes of one document in order;

@@ -125,7 +125,8 @@ impl DocHandle {
 
     /// Change the document. Applied at once; sealed, stored and sent at
     /// once too, unless the document was sealed less than a flush window
-    /// ago: then when that window has passed (or at [`flush`](Self::flush)). If `f` fails,
+    /// ago: then a window later, with the edits made meanwhile (or at
+    /// [`flush`](Self::flush)). If `f` fails,
     /// nothing it did is kept.
     pub fn change<T>(
         &self,

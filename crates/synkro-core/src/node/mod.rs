@@ -42,12 +42,12 @@ use timers::{Timer, Timers};
 /// Tunables of a [`Node`].
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
-    /// The most often a document's edits are sealed: an edit made when
-    /// the last seal is at least this long ago is sealed at once (at the
-    /// next [`Node::handle_timeout`]); one made sooner waits until this long
-    /// after the last seal, together with every edit made meanwhile. A
-    /// typist's keystroke leaves at once, and a burst costs one chunk per
-    /// window, like Nagle's algorithm with a clock instead of
+    /// How long edits gather while they come fast: an edit made when its
+    /// document's last seal is at least this long ago is sealed at once
+    /// (at the next [`Node::handle_timeout`]); one made sooner waits this
+    /// long, and every edit made meanwhile goes into the same chunk. A
+    /// typist's keystroke leaves at once, and a burst costs at most one
+    /// chunk per window, like Nagle's algorithm with a clock instead of
     /// acknowledgements.
     pub flush_window: Duration,
     /// Whether an edit made when its document was not sealed within the
@@ -190,12 +190,12 @@ impl Node {
         for timer in self.timers.expire(now) {
             match timer {
                 Timer::Flush(doc) => {
-                    // Sealed less than a window ago: wait out the rest of it.
+                    // Sealed less than a window ago: edits are coming fast,
+                    // so this one waits a window and gathers those that follow.
                     let window = self.config.flush_window;
-                    let next = self.docs.get(&doc).and_then(|r| r.sealed_at).map(|at| at + window);
-                    if let Some(next) = next.filter(|next| *next > now) {
-                        self.timers
-                            .start(Timer::Flush(doc), next.saturating_duration_since(now));
+                    let sealed = self.docs.get(&doc).and_then(|r| r.sealed_at);
+                    if sealed.is_some_and(|at| at + window > now) {
+                        self.timers.start(Timer::Flush(doc), window);
                         continue;
                     }
                     if let Err(e) = self.flush(rng, &doc) {

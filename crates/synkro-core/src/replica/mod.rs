@@ -75,8 +75,8 @@ pub(crate) struct DocReplica {
     pub unapplied: BTreeSet<ChunkRef>,
     flushed_heads: Vec<ChangeHash>,
     pub dirty: bool,
-    /// When its edits were last sealed (the node's latest `now` then), so
-    /// that the next edit waits out the rest of the flush window.
+    /// When its edits were last sealed (the node's latest `now` then): an
+    /// edit within a flush window of it waits a window to gather others.
     pub sealed_at: Option<Instant>,
     /// When the node last used it (its use clock), for unloading.
     pub last_used: u64,
