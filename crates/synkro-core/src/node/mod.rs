@@ -13,6 +13,7 @@ mod effect;
 mod presence;
 mod reconcile;
 mod residency;
+mod session;
 mod shared_store;
 mod store;
 mod sync;
@@ -35,8 +36,8 @@ use crate::time::Instant;
 pub use effect::{
     DocInfo, Effect, Event, LoadReport, Origin, SessionId, StorageState, SyncStatus, WriteFailure, WriteId,
 };
+use session::Peer;
 use store::{StoreBatch, Writes};
-use sync::Peer;
 use timers::{Timer, Timers};
 
 /// Tunables of a [`Node`].
