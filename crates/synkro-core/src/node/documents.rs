@@ -180,8 +180,9 @@ impl Node {
             // whole document (a keystroke in a long text stays cheap).
             d.update_diff_cursor();
             r.dirty = true;
-            // Sealed at the next `handle_timeout`, or once the window since
-            // the last seal closes (or at an explicit flush).
+            // Sealed at the next `handle_timeout`, or a window later if the
+            // document was sealed less than a window ago (or at an explicit
+            // flush).
             let wait = if self.config.seal_at_once {
                 Duration::ZERO
             } else {
@@ -220,12 +221,10 @@ impl Node {
         let now = self.now;
         let r = self.replica_mut(doc)?;
         let chunks = r.flush(rng, &identity)?;
-        if !chunks.is_empty() {
-            r.sealed_at = now;
-        }
         if chunks.is_empty() {
             return Ok(false);
         }
+        r.sealed_at = now;
         let mut batch = StoreBatch::default();
         batch.put_chunks(&chunks);
         if let Some((snap, gone)) = r.maybe_snapshot(rng, &identity, &policy, false)? {

@@ -187,7 +187,10 @@ impl Node {
     /// are sealed). Call it after every batch of inputs and whenever
     /// [`poll_timeout`](Self::poll_timeout)'s instant has come.
     pub fn handle_timeout<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, now: Instant) {
-        self.now = Some(self.now.map_or(now, |t| t.max(now)));
+        // Time as the node counts it never goes back, so a timer started
+        // below with a window is never due at once (even a zero window).
+        let now = self.now.map_or(now, |t| t.max(now));
+        self.now = Some(now);
         for timer in self.timers.expire(now) {
             match timer {
                 Timer::Flush(doc) => {

@@ -195,14 +195,15 @@ impl Node {
         status
     }
 
+    /// What `peer` last reported holding of `doc` in a `Have`.
+    fn acked(&self, peer: &MemberId, doc: &DocId) -> Option<&(Vec<OpHash>, VersionVector)> {
+        self.peers.get(peer)?.docs.get(doc)?.acked.as_ref()
+    }
+
     /// Has `peer` acknowledged storing everything this node holds of `doc`
     /// (every sealed edit and access op)? Unsealed edits count as not held.
     pub fn durable_on(&self, peer: &MemberId, doc: &DocId) -> bool {
-        let acked = self
-            .peers
-            .get(peer)
-            .and_then(|p| p.docs.get(doc))
-            .and_then(|pd| pd.acked.as_ref());
+        let acked = self.acked(peer, doc);
         let Some(r) = self.docs.get(doc) else {
             // Not in memory: judged from its index entry (same heads, and
             // every chunk we hold).
@@ -222,11 +223,7 @@ impl Node {
 
     /// Do we hold everything `peer` last reported holding of `doc`?
     pub(super) fn holds_all_of(&self, peer: &MemberId, doc: &DocId) -> bool {
-        let acked = self
-            .peers
-            .get(peer)
-            .and_then(|p| p.docs.get(doc))
-            .and_then(|pd| pd.acked.as_ref());
+        let acked = self.acked(peer, doc);
         let Some(r) = self.docs.get(doc) else {
             return self
                 .unloaded

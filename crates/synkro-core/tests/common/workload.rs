@@ -65,7 +65,6 @@ pub fn edit(sim: &mut Sim, rng: &mut ChaCha20Rng, i: usize, doc: &DocId) -> bool
     true
 }
 
-/// Flush node `i`; returns whether a chunk was sealed.
 /// Make sure node `i`'s edits of `doc` are sealed: flush them if they are
 /// pending. Whether they are in a chunk now: an edit sealed at once
 /// (`seal_at_once`) was already.
@@ -76,6 +75,7 @@ pub fn seal(sim: &mut Sim, rng: &mut ChaCha20Rng, i: usize, doc: &DocId) -> bool
     flush(sim, rng, i, doc)
 }
 
+/// Flush node `i`; returns whether a chunk was sealed.
 pub fn flush(sim: &mut Sim, rng: &mut ChaCha20Rng, i: usize, doc: &DocId) -> bool {
     if !sim.nodes[i].node.is_dirty(doc) {
         return false;

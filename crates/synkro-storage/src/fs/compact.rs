@@ -70,15 +70,10 @@ impl Inner {
             end = end.saturating_add(to_u64(bytes.len()));
         }
         self.sync_file(&file, tmp)?;
-        let index: HashMap<RecordKey, u64> = scan
-            .live
-            .iter()
-            .map(|(k, v)| (k.to_vec(), record_size(k.len(), v.len())))
-            .collect();
-        let live = index.values().fold(0u64, |a, b| a.saturating_add(*b));
-        if index.len() != log.index.len() || live != log.live {
+        let new = LogFile::of(end, &scan);
+        if new.index.len() != log.index.len() || new.live != log.live {
             tracing::warn!(path = %path.display(), "storage log changed on disk since it was opened");
         }
-        Ok(LogFile { end, index, live })
+        Ok(new)
     }
 }

@@ -179,6 +179,19 @@ struct LogFile {
     live: u64,
 }
 
+impl LogFile {
+    /// The log whose intact frames end at `end` and hold `scan`'s live records.
+    fn of(end: u64, scan: &Scan<'_>) -> LogFile {
+        let index: HashMap<RecordKey, u64> = scan
+            .live
+            .iter()
+            .map(|(k, v)| (k.to_vec(), record_size(k.len(), v.len())))
+            .collect();
+        let live = index.values().fold(0u64, |a, b| a.saturating_add(*b));
+        LogFile { end, index, live }
+    }
+}
+
 impl FsStorage {
     /// Opens (creating if needed) a storage directory.
     ///
@@ -533,13 +546,7 @@ impl Inner {
             file.set_len(end).map_err(io_err(path))?;
             self.sync_file(file, path)?;
         }
-        let index: HashMap<RecordKey, u64> = scan
-            .live
-            .iter()
-            .map(|(k, v)| (k.to_vec(), record_size(k.len(), v.len())))
-            .collect();
-        let live = index.values().fold(0u64, |a, b| a.saturating_add(*b));
-        Ok(LogFile { end, index, live })
+        Ok(LogFile::of(end, scan))
     }
 
     /// Opens the log a slot says exists; its disappearance is an error.
