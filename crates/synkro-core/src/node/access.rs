@@ -168,9 +168,11 @@ impl Node {
     ) -> Result<Vec<DocId>, CoreError> {
         let me = self.me;
         // Those not in memory are loaded first (the runtime retries).
-        if let Some((doc, _)) = self.unloaded.iter().find(|(_, s)| {
-            s.role(&me).is_some_and(Role::is_admin) && s.role(&member).is_none() && !s.revoked.contains(&member)
-        }) {
+        if let Some((doc, _)) = self
+            .unloaded
+            .iter()
+            .find(|(_, e)| e.role(&me).is_some_and(Role::is_admin) && e.role(&member).is_none() && !e.revoked(&member))
+        {
             return Err(CoreError::NotLoaded(*doc));
         }
         let docs: Vec<DocId> = self

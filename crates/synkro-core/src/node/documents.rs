@@ -266,7 +266,7 @@ impl Node {
 
     /// Facts about a document.
     pub fn info(&self, doc: &DocId) -> Result<DocInfo, CoreError> {
-        if let Some(s) = self.unloaded.get(doc) {
+        if let Some(s) = self.unloaded.get(doc).map(|e| e.summary()) {
             let local = LocalState::open(&s.local, &self.identity, doc).unwrap_or_default();
             return Ok(DocInfo {
                 doc: *doc,

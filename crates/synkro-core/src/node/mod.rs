@@ -10,6 +10,7 @@ mod access;
 mod backups;
 mod documents;
 mod effect;
+mod index;
 mod presence;
 mod reconcile;
 mod residency;
@@ -104,7 +105,7 @@ pub struct Node {
     /// Documents in memory.
     docs: BTreeMap<DocId, DocReplica>,
     /// Documents held but not in memory, by their index entries (see `residency`).
-    unloaded: BTreeMap<DocId, DocSummary>,
+    unloaded: index::Index,
     /// Pins per document ([`Node::pin`]): kept in memory.
     pins: BTreeMap<DocId, usize>,
     /// Counts uses of documents, for least-recently-used unloading.
@@ -141,7 +142,7 @@ impl Node {
             me,
             config,
             docs: BTreeMap::new(),
-            unloaded: BTreeMap::new(),
+            unloaded: index::Index::default(),
             loading: BTreeMap::new(),
             pins: BTreeMap::new(),
             use_clock: 0,
@@ -337,6 +338,11 @@ impl Node {
         let mut docs: Vec<DocId> = self.docs.keys().chain(self.unloaded.keys()).copied().collect();
         docs.sort_unstable();
         docs
+    }
+
+    /// How many documents are held, loaded or not.
+    pub fn doc_count(&self) -> usize {
+        self.docs.len() + self.unloaded.len()
     }
 
     /// Is this document held (loaded or not)?

@@ -11,6 +11,7 @@ use rand_core::CryptoRng;
 
 use super::timers::Timer;
 use super::{Node, effect::*};
+use crate::error::DecodeError;
 use crate::ids::{DocId, MemberId};
 use crate::message::Message;
 use crate::replica::{DocReplica, DocSummary};
@@ -37,8 +38,18 @@ impl Node {
     /// an intact entry, and [`load_doc`](Self::load_doc) for the others.
     pub fn add_unloaded(&mut self, doc: DocId, summary: DocSummary) {
         if !self.docs.contains_key(&doc) {
-            self.unloaded.insert(doc, summary);
+            self.unloaded.insert(doc, &summary);
         }
+    }
+
+    /// [`add_unloaded`](Self::add_unloaded) for every document of a repo
+    /// being opened, with each entry as stored (an index record's value,
+    /// untrusted): kept as it is, after checking that it decodes. Returns
+    /// the documents whose entry does not decode, for the runtime to load
+    /// (which rebuilds the entry from the records).
+    pub fn add_indexed(&mut self, entries: impl IntoIterator<Item = (DocId, Vec<u8>)>) -> Vec<(DocId, DecodeError)> {
+        let docs = &self.docs;
+        self.unloaded.extend_encoded(entries, |doc| docs.contains_key(doc))
     }
 
     /// Is `doc` in memory (held and loaded)?
@@ -50,7 +61,7 @@ impl Node {
     pub fn summary(&self, doc: &DocId) -> Option<DocSummary> {
         match self.docs.get(doc) {
             Some(r) => Some(DocSummary::of(r)),
-            None => self.unloaded.get(doc).cloned(),
+            None => self.unloaded.get(doc).map(|e| e.summary()),
         }
     }
 
@@ -75,7 +86,7 @@ impl Node {
         }
         let summary = DocSummary::of(r);
         self.docs.remove(doc);
-        self.unloaded.insert(*doc, summary);
+        self.unloaded.insert(*doc, &summary);
         true
     }
 

@@ -171,7 +171,7 @@ impl Node {
         for doc in self.docs() {
             let (rooted, member) = match (self.docs.get(&doc), self.unloaded.get(&doc)) {
                 (Some(r), _) => (r.log.is_rooted(), r.role_of(peer).is_some()),
-                (None, Some(s)) => (s.rooted, s.role(peer).is_some()),
+                (None, Some(e)) => (e.rooted, e.role(peer).is_some()),
                 (None, None) => continue,
             };
             if !rooted {
@@ -207,10 +207,12 @@ impl Node {
         let Some(r) = self.docs.get(doc) else {
             // Not in memory: judged from its index entry (same heads, and
             // every chunk we hold).
-            return self
-                .unloaded
-                .get(doc)
-                .is_some_and(|s| acked.is_some_and(|(heads, vv)| vv.dominates(&s.vv) && same_heads(heads, &s.heads)));
+            return self.unloaded.get(doc).is_some_and(|e| {
+                acked.is_some_and(|(heads, vv)| {
+                    let s = e.summary();
+                    vv.dominates(&s.vv) && same_heads(heads, &s.heads)
+                })
+            });
         };
         !r.dirty && acked.is_some_and(|(heads, vv)| vv.dominates(&r.vv) && r.log.known_to(heads))
     }
@@ -225,10 +227,12 @@ impl Node {
     pub(super) fn holds_all_of(&self, peer: &MemberId, doc: &DocId) -> bool {
         let acked = self.acked(peer, doc);
         let Some(r) = self.docs.get(doc) else {
-            return self
-                .unloaded
-                .get(doc)
-                .is_some_and(|s| acked.is_some_and(|(heads, vv)| s.vv.dominates(vv) && same_heads(heads, &s.heads)));
+            return self.unloaded.get(doc).is_some_and(|e| {
+                acked.is_some_and(|(heads, vv)| {
+                    let s = e.summary();
+                    s.vv.dominates(vv) && same_heads(heads, &s.heads)
+                })
+            });
         };
         let state = r.log.state();
         // Chunks we would refuse (a revoked writer's edits after the revoke,

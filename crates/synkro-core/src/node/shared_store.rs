@@ -11,7 +11,7 @@ use super::documents::diff_since;
 use super::residency::Waiting;
 use crate::chunk::SealedChunk;
 use crate::ids::{DocId, MemberId};
-use crate::replica::{Accepted, DocSummary, record};
+use crate::replica::{Accepted, record};
 use crate::{Event, Origin};
 
 impl Node {
@@ -27,12 +27,9 @@ impl Node {
             return waiting.push(Waiting::Elsewhere { puts });
         }
         let Some(r) = self.docs.get_mut(&doc) else {
-            let summary = puts
-                .iter()
-                .find(|(k, _)| k.first() == Some(&record::INDEX))
-                .and_then(|(_, v)| DocSummary::decode(v).ok());
-            if let Some(summary) = summary {
-                let is_new = self.unloaded.insert(doc, summary).is_none();
+            let entry = puts.iter().find(|(k, _)| k.first() == Some(&record::INDEX));
+            if let Some((_, entry)) = entry {
+                let is_new = self.unloaded.insert_encoded(doc, entry.clone()).unwrap_or(false);
                 if is_new {
                     self.emit(Event::DocAdded { doc });
                 }

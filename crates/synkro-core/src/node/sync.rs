@@ -116,7 +116,10 @@ impl Node {
             };
             let same = match (self.docs.get(d), self.unloaded.get(d)) {
                 (Some(r), _) => (r.digest() == dg).then(|| (r.log.heads(), r.vv.clone(), r.snapshot_ids())),
-                (None, Some(s)) => (s.digest == dg).then(|| (s.heads.clone(), s.vv.clone(), s.snapshots.clone())),
+                (None, Some(e)) => (e.digest == dg).then(|| {
+                    let s = e.summary();
+                    (s.heads, s.vv, s.snapshots)
+                }),
                 (None, None) => None,
             };
             match (same, self.peers.get_mut(&peer)) {

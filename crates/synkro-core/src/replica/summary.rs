@@ -73,14 +73,29 @@ impl DocSummary {
         }
     }
 
+    /// An entry that says only `digest` and `rooted`: what stands in for
+    /// one that cannot be read.
+    pub(crate) fn placeholder(digest: Digest, rooted: bool) -> Self {
+        Self {
+            version: VERSION,
+            digest,
+            heads: Vec::new(),
+            vv: VersionVector::default(),
+            snapshots: Vec::new(),
+            rooted,
+            members: Vec::new(),
+            revoked: Vec::new(),
+            log_ops: 0,
+            chunks: 0,
+            stored_bytes: 0,
+            readable: false,
+            local: ByteBuf::new(),
+        }
+    }
+
     /// The role of `m`, if it is a member.
     pub fn role(&self, m: &MemberId) -> Option<Role> {
         self.members.iter().find(|(x, _)| x == m).map(|(_, r)| *r)
-    }
-
-    /// Would this device sync the document with `peer` (see `shares`)?
-    pub(crate) fn shares(&self, peer: &MemberId) -> bool {
-        !self.rooted || self.role(peer).is_some() || self.revoked.contains(peer)
     }
 
     /// Encode as the index record's value.

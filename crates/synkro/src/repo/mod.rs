@@ -10,8 +10,8 @@ use futures::channel::mpsc;
 use getrandom::SysRng;
 use rand_core::UnwrapErr;
 use synkro_core::{
-    DeviceIdentity, DocId, DocInfo, DocSummary, Effect, Event, INDEX_RECORD, InviteToken, MemberId, Node, NodeConfig,
-    Role, SessionId, StorageState, SyncStatus,
+    DeviceIdentity, DocId, DocInfo, Effect, Event, INDEX_RECORD, InviteToken, MemberId, Node, NodeConfig, Role,
+    SessionId, StorageState, SyncStatus,
 };
 use synkro_storage::{MemoryStorage, Storage};
 use tracing::{debug, info, warn};
@@ -293,29 +293,42 @@ impl Repo {
         // The index, not the documents: each loads when something needs it.
         // One without an intact entry (a home written before the index, or
         // damage) is loaded now, which writes its entry from its records.
-        for gathered in storage.gather(INDEX_RECORD).await? {
+        let mut seen = HashMap::new();
+        let mut unindexed = Vec::new();
+        let entries = storage.gather(INDEX_RECORD).await?.into_iter().filter_map(|gathered| {
             let doc = DocId(gathered.ns);
-            problems.extend(storage_problems(doc, &gathered.problems));
-            match gathered.value.as_deref().map(DocSummary::decode) {
-                Some(Ok(summary)) => node.add_unloaded(doc, summary),
-                damaged => {
-                    if let Some(Err(e)) = damaged {
-                        warn!(%doc, error = %e, "damaged index entry; rebuilding it from the records");
-                        problems.push(LoadProblem {
-                            doc,
-                            problem: format!("damaged index entry, rebuilt from the records: {e}"),
-                        });
-                    }
-                    let mut loaded = storage.load(&gathered.ns).await?;
-                    // Reported above already if the read found the same.
-                    loaded.problems.retain(|p| !gathered.problems.contains(p));
-                    problems.extend(load_into(&mut node, &mut rng, doc, loaded)?);
+            if !gathered.problems.is_empty() {
+                problems.extend(storage_problems(doc, &gathered.problems));
+                seen.insert(doc, gathered.problems);
+            }
+            match gathered.value {
+                Some(entry) => Some((doc, entry)),
+                None => {
+                    unindexed.push(doc);
+                    None
                 }
             }
+        });
+        let damaged = node.add_indexed(entries);
+        for (doc, e) in damaged {
+            warn!(%doc, error = %e, "damaged index entry; rebuilding it from the records");
+            problems.push(LoadProblem {
+                doc,
+                problem: format!("damaged index entry, rebuilt from the records: {e}"),
+            });
+            unindexed.push(doc);
+        }
+        for doc in unindexed {
+            let mut loaded = storage.load(&doc.0).await?;
+            // Reported above already if the read found the same.
+            if let Some(seen) = seen.get(&doc) {
+                loaded.problems.retain(|p| !seen.contains(p));
+            }
+            problems.extend(load_into(&mut node, &mut rng, doc, loaded)?);
         }
         info!(
             member = %node.member_id(),
-            docs = node.docs().len(),
+            docs = node.doc_count(),
             loaded = node.loaded_docs(),
             "repo open"
         );
