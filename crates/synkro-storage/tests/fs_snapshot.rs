@@ -13,6 +13,7 @@ use synkro_storage::{FsStorage, Gathered, Namespace, Storage};
 
 const KEY: &[u8] = b"I";
 const SNAPSHOT: &str = "gathered.snapshot";
+const BASE: &str = "gathered.base";
 const NS_C: Namespace = [0xcc; 32];
 
 fn values(found: &[Gathered]) -> BTreeMap<Namespace, Option<Vec<u8>>> {
@@ -61,13 +62,17 @@ async fn a_clean_close_lets_the_next_gather_read_only_the_snapshot() {
 }
 
 #[tokio::test]
-async fn the_first_change_deletes_it_and_the_next_close_writes_what_changed() {
+async fn the_first_change_moves_it_aside_and_the_next_close_writes_what_changed() {
     let dir = tempfile::tempdir().unwrap();
     closed_store(dir.path()).await;
     let store = FsStorage::open(dir.path()).unwrap();
     let gathered = store.gather(KEY).await.unwrap();
     store.write(&NS_A, vec![put(KEY, b"a2")]).await.unwrap();
-    assert!(!dir.path().join(SNAPSHOT).exists(), "deleted before the log changed");
+    assert!(
+        !dir.path().join(SNAPSHOT).exists(),
+        "moved aside before the log changed"
+    );
+    assert!(dir.path().join(BASE).is_file(), "kept as the next one's base");
     store.write(&NS_B, vec![put(KEY, b"b1")]).await.unwrap();
     store.write(&NS_C, vec![del(KEY)]).await.unwrap();
     store.remove(&NS_B).await.unwrap();
@@ -76,6 +81,8 @@ async fn the_first_change_deletes_it_and_the_next_close_writes_what_changed() {
     store.write(&new, vec![put(b"y", b"more")]).await.unwrap();
     assert_eq!(gathered.len(), 3);
     drop(store);
+    assert!(dir.path().join(SNAPSHOT).is_file());
+    assert!(!dir.path().join(BASE).exists(), "the base is in the new snapshot");
 
     // What the logs say, and what the snapshot says, agree.
     let store = FsStorage::open(dir.path()).unwrap();
@@ -101,7 +108,9 @@ async fn a_crash_after_a_change_leaves_no_snapshot_and_the_logs_win() {
     // No destructor: as a kill -9 would leave it.
     std::mem::forget(store);
     assert!(!dir.path().join(SNAPSHOT).exists());
+    assert!(dir.path().join(BASE).is_file());
     let store = FsStorage::open(dir.path()).unwrap();
+    assert!(!dir.path().join(BASE).exists(), "a stale base is removed, never read");
     let found = values(&store.gather(KEY).await.unwrap());
     assert_eq!(found.get(&NS_A), Some(&Some(b"after".to_vec())));
 }

@@ -226,6 +226,12 @@ impl FsStorage {
         if !snapshot_on_disk {
             remove_leftovers(&dir)?;
         }
+        // A base left by a process that did not close cleanly: stale.
+        match fs::remove_file(dir.join(snapshot::BASE)) {
+            Ok(()) => tracing::debug!(dir = %dir.display(), "removed a stale index snapshot base"),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&dir.join(snapshot::BASE))(e)),
+        }
         Ok(FsStorage {
             inner: Arc::new(Inner {
                 dir,
@@ -340,11 +346,11 @@ impl Storage for FsStorage {
             Ok(on_disk.then(|| snapshot::read(&inner.dir, &wanted)).flatten())
         })
         .await?;
-        let found = match found {
-            Some(found) => found,
-            None => crate::gather_by_loading(self, key).await?,
+        let (found, from_file) = match found {
+            Some(found) => (found, true),
+            None => (crate::gather_by_loading(self, key).await?, false),
         };
-        self.inner.tracker().gathered(key, &found);
+        self.inner.tracker().gathered(key, &found, from_file);
         Ok(found)
     }
 
@@ -392,13 +398,16 @@ impl Inner {
             return Ok(());
         }
         let mut tracker = self.tracker();
-        let Some((key, values)) = tracker.to_write() else {
+        let Some((key, values)) = tracker.to_write(&self.dir) else {
             return Ok(());
         };
-        snapshot::write(&self.dir, key, values).map_err(io_err(&self.dir))?;
+        snapshot::write(&self.dir, key, &values).map_err(io_err(&self.dir))?;
         let namespaces = values.len();
+        drop(values);
         self.sync_dir()?;
-        tracker.on_disk = true;
+        tracker.written();
+        // The base is in the new snapshot now; it is never read at opening.
+        let _ = fs::remove_file(self.dir.join(snapshot::BASE));
         tracing::debug!(dir = %self.dir.display(), namespaces, "index snapshot written");
         Ok(())
     }
@@ -408,12 +417,17 @@ impl Inner {
     }
 
     /// Before a log changes: the snapshot stops being true, so it goes
-    /// first (durably).
+    /// first (durably): moved aside as the base of the next one, or
+    /// removed if nothing tracked needs it.
     fn invalidate_snapshot(&self) -> Result<(), StorageError> {
         let mut tracker = self.tracker();
         if tracker.on_disk {
             let path = self.dir.join(snapshot::FILE);
-            match fs::remove_file(&path) {
+            let gone = match tracker.needs_base() {
+                true => fs::rename(&path, self.dir.join(snapshot::BASE)),
+                false => fs::remove_file(&path),
+            };
+            match gone {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(io_err(&path)(e)),
