@@ -55,7 +55,7 @@ if [ "$profile" = dev ]; then
   # The same command as the test step, so the test build is reused as is.
   cargo build --workspace --locked --bins --tests
 else
-  cargo build --locked --profile "$profile" -p synkro-bench -p synkro-relay
+  cargo build --locked --profile "$profile" -p synkro-bench -p synkro-relay -p synkro-cli
 fi
 dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
 

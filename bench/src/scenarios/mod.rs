@@ -3,6 +3,7 @@
 
 pub(crate) mod cluster;
 pub(crate) mod encryption;
+pub(crate) mod home;
 pub(crate) mod idle;
 pub(crate) mod large;
 pub(crate) mod latency;
