@@ -57,6 +57,8 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg, doc_auto_cfg))]
 
+#[cfg(target_arch = "wasm32")]
+mod browser_crypto;
 mod io;
 mod protocol;
 
