@@ -54,3 +54,121 @@ fn two_writers_converge_through_a_blind_replica() {
         assert!(!contains(v, MARKER.as_bytes()), "the replica stored plaintext");
     }
 }
+
+/// WebCrypto's Ed25519 (Chromium's, via `crypto.subtle`) against ours
+/// (ed25519-dalek's `verify_strict` in wasm): the verdicts on valid,
+/// tampered and edge-case signatures, and the time per verification of
+/// each, printed. A peer may verify with WebCrypto only where the two
+/// verdicts are the same; the edge cases show where they are not.
+#[wasm_bindgen_test]
+async fn webcrypto_ed25519_against_ours() {
+    use js_sys::wasm_bindgen::JsValue;
+    use js_sys::{Array, Object, Reflect, Uint8Array};
+    use synkro_core::MemberId;
+    use wasm_bindgen_futures::JsFuture;
+
+    let window = web_sys::window().expect("a window");
+    let subtle = window.crypto().expect("crypto").subtle();
+    let now = || window.performance().expect("performance").now();
+    let algorithm = Object::new();
+    Reflect::set(&algorithm, &"name".into(), &"Ed25519".into()).unwrap();
+    let usages = Array::of1(&"verify".into());
+
+    // WebCrypto's verdict; `None` when it refuses the key itself.
+    let webcrypto = async |key: &[u8; 32], msg: &[u8], sig: &[u8; 64]| -> Option<bool> {
+        let data = Uint8Array::from(&key[..]);
+        let import = subtle
+            .import_key_with_object("raw", &data, &algorithm, false, &usages)
+            .ok()?;
+        let key: web_sys::CryptoKey = JsFuture::from(import).await.ok()?.into();
+        let verify = subtle
+            .verify_with_object_and_u8_array_and_u8_array(&algorithm, &key, sig, msg)
+            .unwrap();
+        Some(JsFuture::from(verify).await.unwrap().as_bool().unwrap())
+    };
+    let ours = |key: &[u8; 32], msg: &[u8], sig: &[u8; 64]| MemberId(*key).verify(msg, sig).is_ok();
+
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let id = DeviceIdentity::generate(&mut rng);
+    let key = id.member_id().0;
+    let msg = b"a sealed chunk's header";
+    let sig = id.sign(msg);
+    // S + L: the same signature with a non-canonical scalar.
+    const L: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
+    let mut high_s = sig;
+    let mut carry = 0u16;
+    for i in 0..32 {
+        let sum = u16::from(high_s[32 + i]) + u16::from(L[i]) + carry;
+        high_s[32 + i] = sum as u8;
+        carry = sum >> 8;
+    }
+    // A small-order key (the identity point) and a signature that passes
+    // the cofactorless equation for it: R = identity, S = 0.
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let mut weak_sig = [0u8; 64];
+    weak_sig[..32].copy_from_slice(&identity);
+
+    /// What is checked, the key, the message, the signature.
+    type Case<'a> = (&'a str, [u8; 32], &'a [u8], [u8; 64]);
+    let cases: [Case; 4] = [
+        ("valid", key, msg, sig),
+        ("tampered message", key, b"another header", sig),
+        ("non-canonical S (S + L)", key, msg, high_s),
+        ("small-order key, R = identity, S = 0", identity, msg, weak_sig),
+    ];
+    for (what, key, msg, sig) in cases {
+        let (theirs, ours) = (webcrypto(&key, msg, &sig).await, ours(&key, msg, &sig));
+        wasm_bindgen_test::console_log!("ed25519 {what}: ours {ours}, WebCrypto {theirs:?}");
+        if what == "valid" || what == "tampered message" {
+            assert_eq!(theirs, Some(ours), "{what}");
+        }
+    }
+    assert!(ours(&key, msg, &sig) && !ours(&key, msg, &high_s) && !ours(&identity, msg, &weak_sig));
+
+    const N: usize = 300;
+    let start = now();
+    for _ in 0..N {
+        assert!(ours(&key, msg, &sig));
+    }
+    let ours_ms = (now() - start) / N as f64;
+    let data = Uint8Array::from(&key[..]);
+    let import = subtle
+        .import_key_with_object("raw", &data, &algorithm, false, &usages)
+        .unwrap();
+    let crypto_key: web_sys::CryptoKey = JsFuture::from(import).await.unwrap().into();
+    let verify = || {
+        JsFuture::from(
+            subtle
+                .verify_with_object_and_u8_array_and_u8_array(&algorithm, &crypto_key, &sig, msg)
+                .unwrap(),
+        )
+    };
+    let start = now();
+    for _ in 0..N {
+        assert_eq!(verify().await.unwrap(), JsValue::TRUE);
+    }
+    let awaited_ms = (now() - start) / N as f64;
+    let start = now();
+    let all: Vec<_> = (0..N).map(|_| verify()).collect();
+    for v in futures_join(all).await {
+        assert_eq!(v, JsValue::TRUE);
+    }
+    let batched_ms = (now() - start) / N as f64;
+    wasm_bindgen_test::console_log!(
+        "ed25519 verify, ms each: ours (wasm) {ours_ms:.3}; WebCrypto one at a time {awaited_ms:.3}, \
+         {N} at once {batched_ms:.3}"
+    );
+}
+
+/// Await every future in order (no extra dependency for one test).
+async fn futures_join(all: Vec<wasm_bindgen_futures::JsFuture>) -> Vec<js_sys::wasm_bindgen::JsValue> {
+    let mut out = Vec::with_capacity(all.len());
+    for f in all {
+        out.push(f.await.unwrap());
+    }
+    out
+}
