@@ -417,31 +417,46 @@ async fn find(repo: &Repo, text: &str) -> anyhow::Result<DocHandle> {
 }
 
 fn list(repo: &Repo, as_json: bool) -> anyhow::Result<()> {
-    let mut rows = Vec::new();
-    for id in repo.list() {
-        let info = repo.info(&id)?;
-        rows.push(info);
+    use std::io::Write as _;
+    // From the index, one document at a time, written as it comes: a home
+    // may hold 100,000. The JSON is what `to_string_pretty` writes for the
+    // whole array.
+    let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+    let ids = repo.list();
+    if as_json && ids.is_empty() {
+        writeln!(w, "[]")?;
     }
-    if as_json {
-        let docs: Vec<Json> = rows
-            .iter()
-            .map(|i| {
-                json!({
-                    "id": i.doc.to_string(),
-                    "name": i.name,
-                    "role": i.my_role.map(|r| r.to_string()),
-                    "readable": i.readable,
-                })
-            })
-            .collect();
-        out!("{}", serde_json::to_string_pretty(&docs)?);
-    } else {
-        for i in rows {
+    for (n, id) in ids.iter().enumerate() {
+        let i = repo.info(id)?;
+        if as_json {
+            let doc = json!({
+                "id": i.doc.to_string(),
+                "name": i.name,
+                "role": i.my_role.map(|r| r.to_string()),
+                "readable": i.readable,
+            });
+            write!(w, "{}", if n == 0 { "[\n" } else { ",\n" })?;
+            let text = serde_json::to_string_pretty(&doc)?;
+            for (k, line) in text.lines().enumerate() {
+                write!(w, "{}  {line}", if k == 0 { "" } else { "\n" })?;
+            }
+            if n + 1 == ids.len() {
+                writeln!(w, "\n]")?;
+            }
+        } else {
             let role = i.my_role.map_or_else(|| "pending".to_owned(), |r| r.to_string());
             let state = if i.readable { "readable" } else { "not yet synced" };
-            out!("{}\t{}\t{}\t{}", i.doc, i.name.as_deref().unwrap_or("-"), role, state);
+            writeln!(
+                w,
+                "{}\t{}\t{}\t{}",
+                i.doc,
+                i.name.as_deref().unwrap_or("-"),
+                role,
+                state
+            )?;
         }
     }
+    w.flush()?;
     Ok(())
 }
 
