@@ -417,43 +417,33 @@ async fn find(repo: &Repo, text: &str) -> anyhow::Result<DocHandle> {
 }
 
 fn list(repo: &Repo, as_json: bool) -> anyhow::Result<()> {
+    use serde::ser::{SerializeSeq, Serializer};
     use std::io::Write as _;
     // From the index, one document at a time, written as it comes: a home
-    // may hold 100,000. The JSON is what `to_string_pretty` writes for the
-    // whole array.
+    // may hold 100,000.
     let mut w = std::io::BufWriter::new(std::io::stdout().lock());
     let ids = repo.list();
-    if as_json && ids.is_empty() {
-        writeln!(w, "[]")?;
-    }
-    for (n, id) in ids.iter().enumerate() {
-        let i = repo.info(id)?;
-        if as_json {
-            let doc = json!({
+    if as_json {
+        let mut json = serde_json::Serializer::pretty(&mut w);
+        let mut docs = json.serialize_seq(Some(ids.len()))?;
+        for id in &ids {
+            let i = repo.info(id)?;
+            docs.serialize_element(&json!({
                 "id": i.doc.to_string(),
                 "name": i.name,
                 "role": i.my_role.map(|r| r.to_string()),
                 "readable": i.readable,
-            });
-            write!(w, "{}", if n == 0 { "[\n" } else { ",\n" })?;
-            let text = serde_json::to_string_pretty(&doc)?;
-            for (k, line) in text.lines().enumerate() {
-                write!(w, "{}  {line}", if k == 0 { "" } else { "\n" })?;
-            }
-            if n + 1 == ids.len() {
-                writeln!(w, "\n]")?;
-            }
-        } else {
+            }))?;
+        }
+        docs.end()?;
+        writeln!(w)?;
+    } else {
+        for id in &ids {
+            let i = repo.info(id)?;
             let role = i.my_role.map_or_else(|| "pending".to_owned(), |r| r.to_string());
             let state = if i.readable { "readable" } else { "not yet synced" };
-            writeln!(
-                w,
-                "{}\t{}\t{}\t{}",
-                i.doc,
-                i.name.as_deref().unwrap_or("-"),
-                role,
-                state
-            )?;
+            let name = i.name.as_deref().unwrap_or("-");
+            writeln!(w, "{}\t{name}\t{role}\t{state}", i.doc)?;
         }
     }
     w.flush()?;
