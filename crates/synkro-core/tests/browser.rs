@@ -154,21 +154,12 @@ async fn webcrypto_ed25519_against_ours() {
     let awaited_ms = (now() - start) / N as f64;
     let start = now();
     let all: Vec<_> = (0..N).map(|_| verify()).collect();
-    for v in futures_join(all).await {
-        assert_eq!(v, JsValue::TRUE);
+    for v in all {
+        assert_eq!(v.await.unwrap(), JsValue::TRUE);
     }
     let batched_ms = (now() - start) / N as f64;
     wasm_bindgen_test::console_log!(
         "ed25519 verify, ms each: ours (wasm) {ours_ms:.3}; WebCrypto one at a time {awaited_ms:.3}, \
          {N} at once {batched_ms:.3}"
     );
-}
-
-/// Await every future in order (no extra dependency for one test).
-async fn futures_join(all: Vec<wasm_bindgen_futures::JsFuture>) -> Vec<js_sys::wasm_bindgen::JsValue> {
-    let mut out = Vec::with_capacity(all.len());
-    for f in all {
-        out.push(f.await.unwrap());
-    }
-    out
 }

@@ -110,8 +110,8 @@ impl Tracker {
         });
     }
 
-    /// The snapshot file was moved aside as the base of the next one (or,
-    /// if `false`, removed: nothing tracked needs it).
+    /// Is the snapshot file the base of what is tracked? Then the first
+    /// change moves it aside instead of removing it.
     pub(super) fn needs_base(&self) -> bool {
         matches!(&self.tracked, Some(Tracked { base: Base::File, .. }))
     }
