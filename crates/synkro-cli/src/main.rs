@@ -153,6 +153,26 @@ enum Command {
         #[arg(long)]
         no_mdns: bool,
     },
+    /// Make a new document from a file Automerge saved (`Automerge.save()`,
+    /// an automerge-repo export), history included; prints its id.
+    ImportAutomerge {
+        /// The Automerge file.
+        file: PathBuf,
+        /// Local name for the new document.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Write a document as a plain Automerge file (`Automerge.load()` opens
+    /// it), history included. Unencrypted: it leaves access control.
+    ExportAutomerge {
+        /// Document id (or a unique prefix of one).
+        doc: String,
+        /// File to write.
+        file: PathBuf,
+        /// Overwrite FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// Restore a backup on this device; prints the document id.
     Import {
         /// Backup file.
@@ -319,6 +339,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let bytes = doc.export(passphrase(&passphrase_env)?.as_bytes()).await?;
             write_atomically(&file, &bytes)?;
             eprintln!("wrote {} ({} bytes)", file.display(), bytes.len());
+        }
+        Command::ImportAutomerge { file, name } => {
+            let bytes = fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let doc = repo.import_automerge(&bytes).await?;
+            if name.is_some() {
+                doc.set_name(name).await?;
+            }
+            out!("{}", doc.id());
+        }
+        Command::ExportAutomerge { doc, file, force } => {
+            let doc = find(&repo, &doc).await?;
+            if file.exists() && !force {
+                bail!("{} exists; pass --force to overwrite it", file.display());
+            }
+            let bytes = doc.export_automerge()?;
+            write_atomically(&file, &bytes)?;
+            eprintln!("wrote {} ({} bytes, plain Automerge)", file.display(), bytes.len());
         }
         Command::Import { file, passphrase_env } => {
             let bytes = fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;

@@ -343,3 +343,56 @@ fn sync_reports_bad_and_unreachable_addresses() {
         "cannot",
     );
 }
+
+/// A file Automerge saved comes in with its history; the document goes out
+/// again as a file Automerge opens; bytes that are not Automerge make nothing.
+#[test]
+fn import_and_export_automerge_files() {
+    use synkro::automerge::{AutoCommit, ObjType, ROOT, ReadDoc, transaction::Transactable};
+    let mut a = AutoCommit::new();
+    let items = a.put_object(ROOT, "items", ObjType::List).unwrap();
+    a.insert(&items, 0, "one").unwrap();
+    a.put(ROOT, "title", "Notes").unwrap();
+    a.commit();
+    let mut b = a.fork();
+    a.insert(&items, 1, "two").unwrap();
+    b.put(ROOT, "title", "Shared notes").unwrap();
+    a.merge(&mut b).unwrap();
+    let original_heads = a.get_heads();
+
+    let home = Home::new();
+    let file = home.path().join("notes.automerge");
+    std::fs::write(&file, a.save()).unwrap();
+    let doc = home.ok(&["import-automerge", file.to_str().unwrap(), "--name", "imported"]);
+    assert_eq!(
+        home.json(&["get", &doc]),
+        json!({"items": ["one", "two"], "title": "Shared notes"})
+    );
+    home.ok(&["set", &doc, "done", "true"]);
+
+    let out = home.path().join("out.automerge");
+    home.ok(&["export-automerge", &doc, out.to_str().unwrap()]);
+    let back = AutoCommit::load(&std::fs::read(&out).unwrap()).expect("Automerge opens the export");
+    assert!(
+        original_heads.iter().all(|h| back.get_change_by_hash(h).is_some()),
+        "history kept"
+    );
+    assert_eq!(
+        back.get(ROOT, "done").unwrap().map(|(v, _)| v.as_bool()),
+        Some(Some(true))
+    );
+    fails(
+        &home.run(&["export-automerge", &doc, out.to_str().unwrap()]),
+        1,
+        "--force",
+    );
+
+    let junk = home.path().join("junk.automerge");
+    std::fs::write(&junk, b"not automerge at all").unwrap();
+    fails(&home.run(&["import-automerge", junk.to_str().unwrap()]), 1, "Automerge");
+    assert_eq!(
+        home.json(&["list", "--json"]).as_array().map(Vec::len),
+        Some(1),
+        "nothing made"
+    );
+}

@@ -137,6 +137,9 @@ pub enum CoreError {
     /// The invitation token or backup could not be used.
     #[error("invalid invitation: {0}")]
     BadInvite(String),
+    /// Bytes given as an Automerge document cannot become one here.
+    #[error("cannot import these bytes as an Automerge document: {0}")]
+    BadAutomerge(String),
     /// Wrong passphrase or damaged backup.
     #[error("cannot open backup: wrong passphrase or damaged file")]
     BadBackup,

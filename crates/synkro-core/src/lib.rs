@@ -126,8 +126,8 @@ pub use ids::{DocId, KeyId, MemberId, OpHash};
 pub use invite::InviteToken;
 pub use message::{MAX_FRAME_LEN, Message, PROTOCOL_VERSION, Refusal};
 pub use node::{
-    DocInfo, Effect, Event, LoadReport, Node, NodeConfig, Origin, SessionId, StorageState, SyncStatus, WriteFailure,
-    WriteId,
+    ChangeInfo, DocInfo, Effect, Event, LoadReport, Node, NodeConfig, Origin, SessionId, StorageState, SyncStatus,
+    WriteFailure, WriteId,
 };
 pub use replica::{CompactionPolicy, DocSummary, INDEX_RECORD};
 pub use time::Instant;

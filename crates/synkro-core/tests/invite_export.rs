@@ -319,3 +319,51 @@ fn damaged_backups_and_wrong_passphrases_are_bad_backups() {
     assert_eq!(fresh.import(&mut rng, &backup, b"right").unwrap(), doc);
     assert_eq!(fresh.read(&doc, common::json_of).ok(), sim.json(0, &doc));
 }
+
+/// A document Automerge saved (two actors, merged) comes in with its
+/// history, reaches another member, survives a crash; bytes that are not
+/// a whole Automerge document make nothing.
+#[test]
+fn an_automerge_document_comes_in_with_its_history() {
+    use synkro_core::automerge::AutoCommit;
+    let mut rng = rng(41);
+    let mut sim = Sim::new(&mut rng, 2, batching());
+    let mut a = AutoCommit::new();
+    a.put(ROOT, "title", "Notes").unwrap();
+    let base = a.get_heads();
+    let mut b = a.fork();
+    a.put(ROOT, "a", 1).unwrap();
+    b.put(ROOT, "b", 2).unwrap();
+    let partial = b.save_after(&base);
+    a.merge(&mut b).unwrap();
+    let mut heads = a.get_heads();
+    heads.sort();
+
+    let doc = sim.act(0, |n| n.import_automerge(&mut rng, &a.save())).unwrap();
+    assert_eq!(sim.heads(0, &doc), Some(heads.clone()));
+    let token = sim.act(0, |n| n.share(&mut rng, &doc, Role::Write)).unwrap();
+    sim.act(1, |n| n.join(&mut rng, &token)).unwrap();
+    sim.connect_all();
+    sim.run_until_quiet(&mut rng);
+    assert_eq!(
+        sim.heads(1, &doc),
+        Some(heads.clone()),
+        "the other member has the same history"
+    );
+    assert_eq!(
+        sim.json(1, &doc),
+        Some(serde_json::json!({"title": "Notes", "a": 1, "b": 2}))
+    );
+    sim.crash(&mut rng, 0);
+    sim.load_all(0);
+    assert_eq!(sim.heads(0, &doc), Some(heads), "stored: it survives a crash");
+    let exported = sim.act(0, |n| n.export_automerge(&doc)).unwrap();
+    assert_eq!(AutoCommit::load(&exported).unwrap().get_heads().len(), 2);
+
+    let count = sim.act(0, |n| n.doc_count());
+    for bad in [&partial[..], b"not automerge", &[]] {
+        let r = sim.act(0, |n| n.import_automerge(&mut rng, bad));
+        assert!(matches!(r, Err(CoreError::BadAutomerge(_))), "{r:?}");
+    }
+    assert_eq!(sim.act(0, |n| n.doc_count()), count, "nothing made");
+}

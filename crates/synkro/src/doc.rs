@@ -69,6 +69,26 @@ impl DocChanges {
     }
 }
 
+impl DocChanges {
+    /// The next change's patches if one is waiting, without waiting
+    /// (`Ok(None)` if none is). `Err(Lagged)` if this receiver fell so far
+    /// behind that changes were skipped: re-read the whole document then.
+    pub fn try_recv(&mut self) -> Result<Option<Vec<automerge::Patch>>, Lagged> {
+        loop {
+            match self.rx.try_recv() {
+                Ok(Event::DocChanged { doc, patches, .. }) if doc == self.doc => return Ok(Some(patches)),
+                Ok(_) => {}
+                Err(async_broadcast::TryRecvError::Overflowed(_)) => return Err(Lagged),
+                Err(_) => return Ok(None),
+            }
+        }
+    }
+}
+
+/// Changes were skipped because a [`DocChanges`] receiver fell behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lagged;
+
 /// Ephemeral messages of one document, from [`DocHandle::ephemeral`].
 pub struct EphemeralMessages {
     doc: DocId,
@@ -132,8 +152,58 @@ impl DocHandle {
         &self,
         f: impl FnOnce(&mut AutoCommit) -> Result<T, automerge::AutomergeError>,
     ) -> Result<T, Error> {
+        self.change_with(None, f)
+    }
+
+    /// [`change`](Self::change), with a message kept in the document's
+    /// history (see [`history`](Self::history)). Every change is stamped
+    /// with this device's clock.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), synkro::Error> {
+    /// use synkro::automerge::{ROOT, transaction::Transactable};
+    /// let doc = synkro::Repo::in_memory().await?.create().await?;
+    /// doc.change_with(Some("Name the trip"), |d| d.put(ROOT, "title", "Lisbon"))?;
+    /// let last = doc.history()?.pop().unwrap();
+    /// assert_eq!(last.message.as_deref(), Some("Name the trip"));
+    /// assert!(last.time > 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn change_with<T>(
+        &self,
+        message: Option<&str>,
+        f: impl FnOnce(&mut AutoCommit) -> Result<T, automerge::AutomergeError>,
+    ) -> Result<T, Error> {
         let _edit = tracing::debug_span!("edit", doc = %self.id).entered();
-        Ok(self.repo.inner.call_checked(|n, _| n.change(&self.id, f))??)
+        let time = web_time::SystemTime::now()
+            .duration_since(web_time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let stamped = |d: &mut AutoCommit| {
+            let out = f(d)?;
+            if automerge::transaction::Transactable::pending_ops(d) > 0 {
+                let mut options = automerge::transaction::CommitOptions::default().with_time(time);
+                if let Some(m) = message {
+                    options = options.with_message(m);
+                }
+                d.commit_with(options);
+            }
+            Ok(out)
+        };
+        Ok(self.repo.inner.call_checked(|n, _| n.change(&self.id, stamped))??)
+    }
+
+    /// Every change of the document, oldest first: hash, the actor (one
+    /// per device and document) that made it, time and message.
+    pub fn history(&self) -> Result<Vec<synkro_core::ChangeInfo>, Error> {
+        Ok(self.repo.inner.call_checked(|n, _| n.history(&self.id))??)
+    }
+
+    /// The document in Automerge's own save format, history included:
+    /// what `Automerge.load()` (JS) or `AutoCommit::load` opens. Plain,
+    /// unencrypted bytes: they leave synkro's access control.
+    pub fn export_automerge(&self) -> Result<Vec<u8>, Error> {
+        Ok(self.repo.inner.call_checked(|n, _| n.export_automerge(&self.id))??)
     }
 
     /// Seal pending edits now and wait until they are durable locally.

@@ -54,7 +54,7 @@ mod repo;
 mod rt;
 
 pub use async_broadcast::RecvError;
-pub use doc::{DocChanges, DocHandle, EphemeralMessages};
+pub use doc::{DocChanges, DocHandle, EphemeralMessages, Lagged};
 pub use error::Error;
 pub use repo::{CloseReason, Events, FrameSender, HangUp, LoadProblem, Repo, RepoConfig, RepoStats};
 pub use synkro_core::chunk::UNSEALED;

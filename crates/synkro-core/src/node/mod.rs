@@ -11,6 +11,8 @@ mod backups;
 mod documents;
 mod effect;
 mod index;
+mod interop;
+pub use interop::ChangeInfo;
 mod presence;
 mod reconcile;
 mod residency;

@@ -425,6 +425,40 @@ impl Repo {
         Ok(handle)
     }
 
+    /// Make a new document from Automerge's save format (`Automerge.save()`
+    /// in JS, `AutoCommit::save` in Rust, an automerge-repo export), with
+    /// its content and history; from then on it is a synkro document like
+    /// any other, encrypted and owned by this device. Nothing is created
+    /// if the bytes are not a whole Automerge document.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), synkro::Error> {
+    /// use synkro::automerge::{AutoCommit, ROOT, transaction::Transactable};
+    /// let mut plain = AutoCommit::new();
+    /// plain.put(ROOT, "title", "Plans").unwrap();
+    /// let repo = synkro::Repo::in_memory().await?;
+    /// let doc = repo.import_automerge(&plain.save()).await?;
+    /// assert_eq!(doc.get("title")?, Some(serde_json::json!("Plans")));
+    /// // And out again, history included.
+    /// let mut back = AutoCommit::load(&doc.export_automerge()?).unwrap();
+    /// assert_eq!(back.get_heads(), plain.get_heads());
+    /// # Ok(()) }
+    /// ```
+    pub async fn import_automerge(&self, bytes: &[u8]) -> Result<DocHandle, Error> {
+        let replicas = relock(self.inner.replicas.lock()).clone();
+        let doc = self.inner.call_checked(|n, rng| {
+            let doc = n.import_automerge(rng, bytes)?;
+            for r in replicas {
+                n.grant(rng, &doc, r, None, Role::Replicate)?;
+            }
+            Ok::<_, synkro_core::CoreError>(doc)
+        })??;
+        let handle = DocHandle::new(self.clone(), doc);
+        self.inner.durable(doc).await?;
+        Ok(handle)
+    }
+
     /// Let `relay` store and serve (never read) every document this device
     /// administers, now and when it creates more: grants it the `replicate`
     /// role where it has none and was not revoked. Returns how many
