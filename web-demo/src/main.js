@@ -341,7 +341,7 @@ async function exportBackup(doc) {
   ], [{ label: 'Cancel', value: '' , submit: false, onclick: (e) => e.target.closest('dialog').close() }, { label: 'Download', value: 'ok', primary: true }]);
   if (answer !== 'ok') return;
   try {
-    const bytes = await doc.export(pass.value);
+    const bytes = await doc.backup(pass.value);
     const title = (app.titles.get(doc.id) || 'board').replace(/[^\w.-]+/g, '-').slice(0, 40);
     const a = el('a', { href: URL.createObjectURL(new Blob([bytes], { type: 'application/octet-stream' })), download: `${title}.synkro` });
     document.body.append(a);
@@ -362,7 +362,7 @@ async function importBackup(event) {
     [{ label: 'Import', value: 'ok', primary: true }]);
   if (answer !== 'ok') return;
   try {
-    const doc = await app.repo.import(new Uint8Array(await file.arrayBuffer()), pass.value);
+    const doc = await app.repo.restore(new Uint8Array(await file.arrayBuffer()), pass.value);
     toast('Board restored');
     location.hash = `doc=${doc.id}`;
   } catch (e) {

@@ -140,16 +140,109 @@ export interface ConnectOptions {
   icePolicy?: 'all' | 'relay';
 }
 
-/** One document of a repo. */
-export class DocHandle {
+/**
+ * A counter: concurrent increments add up instead of overwriting each
+ * other. Store `new Counter(0)`; in a change, `d.votes.increment()`.
+ */
+export class Counter {
+  constructor(value?: number);
+  readonly value: number;
+  /** Add `by` (default 1); only on a draft's counter, inside `change()`. Returns the new value. */
+  increment(by?: number): number;
+  /** Subtract `by` (default 1); see `increment`. */
+  decrement(by?: number): number;
+  valueOf(): number;
+  toJSON(): number;
+}
+
+/** A string stored as one value rather than as collaborative text (ids, enum values). */
+export class ImmutableString {
+  constructor(value: string);
+  readonly val: string;
+  toJSON(): string;
+}
+
+/** What a document may hold: text is a `string`. */
+export type Value =
+  | null | boolean | number | string | Counter | ImmutableString | Date | Uint8Array
+  | Value[] | { [key: string]: Value };
+
+/** One Automerge patch; `path` ends in the key or index it acts on (text indexes in UTF-16 units). */
+export type DocPatch =
+  | { action: 'put'; path: (string | number)[]; value: Value }
+  | { action: 'insert'; path: (string | number)[]; values: Value[] }
+  | { action: 'splice'; path: (string | number)[]; value: string }
+  | { action: 'del'; path: (string | number)[]; length?: number }
+  | { action: 'inc'; path: (string | number)[]; value: number }
+  | { action: 'conflict' | 'mark'; path: (string | number)[] };
+
+/** A change event: the new snapshot and what changed. */
+export interface ChangeEvent<T> { doc: T; patches: DocPatch[] }
+
+/** One change of a document's history. */
+export interface Change {
+  /** Its hash (what heads are made of). */
+  hash: string;
+  /** The Automerge actor that made it (one per device and document). */
+  actor: string;
+  /** Its number among the actor's changes, from 1. */
+  seq: number;
+  /** When it was made, by its author's clock (ms since the epoch; 0 if unknown). */
+  time: number;
+  /** The message given to `change(fn, { message })`. */
+  message: string | null;
+  /** The changes it came after. */
+  deps: string[];
+}
+
+/** Options of `change`. */
+export interface ChangeOptions {
+  /** Kept in the history with the change. */
+  message?: string;
+}
+
+/**
+ * In a `change()` callback: in the text at `path` (from `d`, the draft or
+ * an object in it), delete `deleteCount` characters at `index` and insert
+ * `insert`. Indexes count UTF-16 units, as JavaScript strings do.
+ */
+export function splice(d: object, path: (string | number)[], index: number, deleteCount: number, insert?: string): void;
+/** In a `change()` callback: make the text at `path` read `text`, as the smallest edit. */
+export function updateText(d: object, path: (string | number)[], text: string): void;
+
+/** One document of a repo; `T` is the shape of its content. */
+export class DocHandle<T = any> {
   private constructor();
   /** The document id (share it with the invitation, or `repo.find(id)`). */
   readonly id: string;
-  /** The whole document as a plain JS object (a snapshot: read it again after a change). */
+  /**
+   * The document now, as frozen data: the same object until the document
+   * changes, and what a change did not touch stays the same objects. Throws
+   * `NotFoundError` while a joined document has not arrived yet.
+   */
+  doc(): T;
+  /**
+   * Change the document in one atomic change: edit the draft `fn` gets
+   * as a plain object (assign, `delete`, `push`, `splice`, `insertAt`,
+   * `deleteAt`; `splice()`/`updateText()` for text; `increment()` on a
+   * `Counter`). If `fn` throws, nothing changes. Returns the new snapshot.
+   */
+  change(fn: (d: T) => void, options?: ChangeOptions): T;
+  /** Follow changes, local or remote; returns a function that stops it. */
+  on(event: 'change', listener: (event: ChangeEvent<T>) => void): () => void;
+  /** The hashes of the document's latest changes. */
+  heads(): string[];
+  /** Every change, oldest first. */
+  history(): Change[];
+  /** The document as it was at `heads` (from `heads()` or `history()`). */
+  view(heads: string[]): T;
+  /** The document in Automerge's own format: `Automerge.load()` opens it, history included. */
+  export(): Uint8Array;
+  /** The whole document as JSON (text and counters as plain values). */
   value(): Json;
   /** The value at a slash path like `"todos/0/title"` (`undefined` if absent). */
   get(path: string): Json | undefined;
-  /** Set a path to a JSON-compatible value, creating maps on the way. */
+  /** Set a path to a JSON-compatible value, creating maps on the way (strings are stored whole, not as text). */
   set(path: string, value: Json): void;
   /** Remove what a path names. */
   delete(path: string): void;
@@ -171,8 +264,8 @@ export class DocHandle {
   share(role: 'read' | 'write' | 'admin'): Promise<string>;
   /** Remove a member and rotate the key: they read nothing written after. */
   revoke(member: string): Promise<void>;
-  /** An encrypted backup, opened with `repo.import(bytes, passphrase)`. */
-  export(passphrase: string): Promise<Uint8Array>;
+  /** An encrypted backup, opened with `repo.restore(bytes, passphrase)`. */
+  backup(passphrase: string): Promise<Uint8Array>;
   /** Wait until the relay `member` has stored everything of this document (`timeoutMs`, default 10 s). */
   whenDurableOn(member: string, timeoutMs?: number): Promise<void>;
   /** Call `listener(patches)` after every change, local or remote; returns a function that stops it. */
@@ -209,13 +302,15 @@ export class Repo {
   /** How this device reaches `peer` now. */
   connection(peer: string): 'direct' | 'relayed' | 'offline';
   /** Create a document owned by this device. */
-  create(): Promise<DocHandle>;
+  create<T = any>(): Promise<DocHandle<T>>;
   /** Join a document with an invitation token; its content arrives from a relay or peer that has it. */
-  join(token: string): Promise<DocHandle>;
-  /** Restore a document from `doc.export(passphrase)`. */
-  import(backup: Uint8Array, passphrase: string): Promise<DocHandle>;
+  join<T = any>(token: string): Promise<DocHandle<T>>;
+  /** A new document from Automerge's format (`Automerge.save()`), content and history; encrypted and owned by this device from now on. */
+  import<T = any>(bytes: Uint8Array): Promise<DocHandle<T>>;
+  /** Restore a document from `doc.backup(passphrase)`. */
+  restore<T = any>(backup: Uint8Array, passphrase: string): Promise<DocHandle<T>>;
   /** The document with this id. */
-  find(id: string): Promise<DocHandle>;
+  find<T = any>(id: string): Promise<DocHandle<T>>;
   /** Sync through these relays and reach other browsers as `options` says; resolves with the relays' member ids. */
   connect(relays: string[], options?: ConnectOptions): Promise<string[]>;
   /** Disconnect from every relay and peer (work offline); `connect` again to catch up. */

@@ -47,6 +47,30 @@ export class PanicError extends SynkroError {
   constructor(message) { super(message, 'panicked'); this.name = 'PanicError'; }
 }
 
+import { Draft, draftOf } from './draft.js';
+import { Counter, ImmutableString, applyPatches, counter, ids } from './snapshot.js';
+
+export { Counter, ImmutableString };
+
+/**
+ * In a `change()` callback: in the text at `path` (from `d`, the draft or
+ * an object in it), delete `deleteCount` characters at `index` and insert
+ * `insert`. Indexes count UTF-16 units, as JavaScript strings do.
+ */
+export function splice(d, path, index, deleteCount, insert = '') {
+  if (typeof insert !== 'string') throw new InvalidArgumentError('splice: the inserted text must be a string');
+  draftOf(d, 'splice').splice(d, path, index, deleteCount, insert);
+}
+
+/**
+ * In a `change()` callback: make the text at `path` read `text`, as the
+ * smallest edit (concurrent edits elsewhere in the text survive).
+ */
+export function updateText(d, path, text) {
+  if (typeof text !== 'string') throw new InvalidArgumentError('updateText: the text must be a string');
+  draftOf(d, 'updateText').updateText(d, path, text);
+}
+
 const classes = {
   'invalid-argument': InvalidArgumentError,
   'not-found': NotFoundError,
@@ -224,6 +248,11 @@ function text(method, name, value) {
   return value;
 }
 
+function bytesArg(method, value) {
+  if (!(value instanceof Uint8Array)) throw new InvalidArgumentError(`${method}: pass the bytes as a Uint8Array`);
+  return value;
+}
+
 /**
  * A listener registered on the module's object: kept, so that it is
  * registered again on the object of the next instance after a crash.
@@ -281,6 +310,123 @@ export class DocHandle {
   /** The document id (share it with the invitation, or `repo.find(id)`). */
   get id() { return this._id; }
 
+  /**
+   * The document now: frozen plain data (text as strings, `Counter`s,
+   * `Date`s, `Uint8Array`s). Cheap to call on every render: the same
+   * object until the document changes, and what a change did not touch
+   * stays the same objects in the next version.
+   */
+  doc() {
+    if (!this._refresh(false)) {
+      throw new NotFoundError(`document ${this._id} has not arrived yet; it appears once synced with a peer or relay that has it`);
+    }
+    return this._snap;
+  }
+
+  /**
+   * Bring the snapshot up to date and tell change listeners (now, or
+   * after this task if not `now`). Returns false if the document's
+   * content has not arrived yet.
+   */
+  _refresh(now) {
+    const target = this._target();
+    if (this._snapOf !== target) {
+      try {
+        this._snap = invoke(this, 'materialize', () => [ids, counter]);
+      } catch (e) {
+        if (e instanceof NotFoundError) return false;
+        throw e;
+      }
+      // Listeners waiting for a joined document hear it arrive.
+      if (this._snapOf === null) this._emit([], now);
+      this._snapOf = target;
+      return true;
+    }
+    const patches = invoke(this, 'takePatches', () => [ids, counter]);
+    if (patches === null) {
+      // Changes were skipped while nobody read: read the whole document.
+      this._snap = invoke(this, 'materialize', () => [ids, counter]);
+      this._emit([], now);
+    } else if (patches.length) {
+      this._snap = applyPatches(this._snap, patches);
+      this._emit(patches, now);
+    }
+    return true;
+  }
+
+  _emit(patches, now) {
+    if (!this._changeListeners?.size) return;
+    const event = { doc: this._snap, patches };
+    const tell = () => {
+      for (const listener of [...this._changeListeners]) {
+        try { listener(event); } catch (e) { console.error('synkro: a change listener threw', e); }
+      }
+    };
+    if (now) tell(); else queueMicrotask(tell);
+  }
+
+  /**
+   * Change the document: `fn` gets a mutable draft of it (Automerge's
+   * proxy semantics: assign, `delete`, list methods `push`, `splice`,
+   * `insertAt`, `deleteAt`…, `splice()`/`updateText()` for text,
+   * `increment()` on a `Counter`), and everything it does is one change,
+   * kept in the history with `message`. If `fn` throws, nothing is
+   * changed. Returns the new snapshot.
+   */
+  change(fn, options = {}) {
+    if (typeof fn !== 'function') throw new InvalidArgumentError('change: pass a function that edits the draft');
+    const message = options?.message;
+    if (message !== undefined && typeof message !== 'string') throw new InvalidArgumentError('change: message must be a string');
+    const draft = new Draft(this.doc());
+    try {
+      fn(draft.root);
+    } finally {
+      draft.closed = true;
+    }
+    if (draft.ops.length) {
+      invoke(this, 'applyOps', () => [draft.ops, message]);
+      this._refresh(true);
+    }
+    return this._snap;
+  }
+
+  /**
+   * Follow changes, local or remote: `listener({doc, patches})` with the
+   * new snapshot and Automerge's patches. Returns a function that stops it.
+   */
+  on(event, listener) {
+    if (event !== 'change') throw new InvalidArgumentError(`on: unknown event ${JSON.stringify(event)}; there is 'change'`);
+    if (typeof listener !== 'function') throw new InvalidArgumentError('on: the listener must be a function');
+    // Not arrived yet: listeners hear it arrive.
+    if (!this._refresh(false)) this._snapOf = null;
+    this._changeListeners ??= new Set();
+    this._changeListeners.add(listener);
+    if (!this._stopWatch) this._stopWatch = this._listeners.add(this, 'watch', () => this._refresh(true));
+    return () => {
+      this._changeListeners.delete(listener);
+      if (this._changeListeners.size === 0 && this._stopWatch) {
+        this._stopWatch();
+        this._stopWatch = undefined;
+      }
+    };
+  }
+
+  /** The document's heads: the hashes of its latest changes. */
+  heads() { return invoke(this, 'heads', none); }
+  /** Every change, oldest first: `{hash, actor, seq, time, message, deps}` (`time` in ms). */
+  history() { return invoke(this, 'history', none); }
+  /** The document as it was at `heads` (from `heads()` or `history()`). */
+  view(heads) {
+    return invoke(this, 'view', () => {
+      if (!Array.isArray(heads) || !heads.every((h) => typeof h === 'string')) {
+        throw new InvalidArgumentError('view: heads must be an array of change hashes');
+      }
+      return [heads, ids, counter];
+    });
+  }
+  /** The document in Automerge's own format: `Automerge.load()` opens it, history included. */
+  export() { return invoke(this, 'exportAutomerge', none); }
+
   /** The whole document as a plain JS object (a snapshot: read it again after a change). */
   value() { return invoke(this, 'value', none); }
   /** The value at a slash path like `"todos/0/title"` (`undefined` if absent). */
@@ -312,8 +458,8 @@ export class DocHandle {
   share(role) { return invoke(this, 'share', () => [text('share', 'role', role)], { async: true }); }
   /** Remove a member and rotate the key: they read nothing written after. */
   revoke(member) { return invoke(this, 'revoke', () => [text('revoke', 'member', member)], { async: true }); }
-  /** An encrypted backup, opened with `repo.import(bytes, passphrase)`. */
-  export(passphrase) { return invoke(this, 'export', () => [text('export', 'passphrase', passphrase)], { async: true }); }
+  /** An encrypted backup, opened with `repo.restore(bytes, passphrase)`. */
+  backup(passphrase) { return invoke(this, 'export', () => [text('backup', 'passphrase', passphrase)], { async: true }); }
   /** Wait until the relay `member` has stored everything of this document (`timeoutMs`, default 10 s). */
   whenDurableOn(member, timeoutMs) {
     return invoke(this, 'whenDurableOn', () => [text('whenDurableOn', 'member', member), timeoutMs], { async: true });
@@ -457,9 +603,20 @@ export class Repo {
   join(token) {
     return invoke(this, 'join', () => [text('join', 'token', token)], { async: true, wrap: (inner) => this._doc(inner) });
   }
-  /** Restore a document from `doc.export(passphrase)`. */
-  import(backup, passphrase) {
-    return invoke(this, 'import', () => [backup, text('import', 'passphrase', passphrase)], {
+  /**
+   * A new document from Automerge's format (`Automerge.save()`, an
+   * automerge-repo export), content and history; encrypted and owned by
+   * this device from now on.
+   */
+  import(bytes) {
+    return invoke(this, 'importAutomerge', () => [bytesArg('import', bytes)], {
+      async: true,
+      wrap: (inner) => this._doc(inner),
+    });
+  }
+  /** Restore a document from `doc.backup(passphrase)`. */
+  restore(backup, passphrase) {
+    return invoke(this, 'import', () => [bytesArg('restore', backup), text('restore', 'passphrase', passphrase)], {
       async: true,
       wrap: (inner) => this._doc(inner),
     });

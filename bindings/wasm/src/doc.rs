@@ -1,19 +1,33 @@
 //! `DocHandle`: one document, read as plain JS values and changed by path.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use futures::future::{AbortHandle, Abortable};
-use js_sys::{Array, Function, Uint8Array};
+use js_sys::{Array, Function, Uint8Array, WeakMap};
 use wasm_bindgen::prelude::*;
 
 use crate::error::{JsResult, from_synkro, invalid};
+use crate::snapshot::Cx;
 use crate::value::{from_js, index, to_js};
-use crate::{patch, repo::parse_member};
+use crate::{ops, patch, repo::parse_member};
 
 /// One document of a repo.
 #[wasm_bindgen]
 pub struct DocHandle {
     pub(crate) inner: synkro::DocHandle,
+    /// The changes not yet taken by `takePatches` (from the first
+    /// `materialize` on).
+    changes: RefCell<Option<synkro::DocChanges>>,
+}
+
+impl DocHandle {
+    pub(crate) fn new(inner: synkro::DocHandle) -> Self {
+        Self {
+            inner,
+            changes: RefCell::new(None),
+        }
+    }
 }
 
 /// Run `task` until the returned function is called.
@@ -133,6 +147,125 @@ impl DocHandle {
         self.inner.increment(path, by as i64).map_err(from_synkro)
     }
 
+    /// The whole document as frozen JS values (see `snapshot.rs`); from
+    /// now on `takePatches` returns every change after this one.
+    #[wasm_bindgen(js_name = "materialize")]
+    pub fn materialize(&self, ids: WeakMap, counter: Function) -> JsResult<JsValue> {
+        *self.changes.borrow_mut() = Some(self.inner.subscribe());
+        let cx = Cx::new(ids, counter);
+        self.inner.read(|d| cx.root(d, None)).map_err(from_synkro)
+    }
+
+    /// The patches of every change since `materialize` or the last call,
+    /// in order; `null` if some were skipped (materialize again).
+    #[wasm_bindgen(js_name = "takePatches")]
+    pub fn take_patches(&self, ids: WeakMap, counter: Function) -> JsValue {
+        let mut changes = self.changes.borrow_mut();
+        let Some(rx) = changes.as_mut() else {
+            return JsValue::NULL;
+        };
+        let cx = Cx::new(ids, counter);
+        let out = Array::new();
+        loop {
+            match rx.try_recv() {
+                Ok(Some(patches)) => {
+                    for p in &patches {
+                        out.push(&cx.patch(p));
+                    }
+                }
+                Ok(None) => return out.into(),
+                Err(synkro::Lagged) => return JsValue::NULL,
+            }
+        }
+    }
+
+    /// Call `listener()` (no arguments) after each change, local or remote,
+    /// until the returned function is called: a cue to `takePatches`.
+    pub fn watch(&self, listener: Function) -> Function {
+        let mut changes = self.inner.subscribe();
+        until_unsubscribed(async move {
+            while changes.recv().await.is_some() {
+                call(&listener, &JsValue::UNDEFINED);
+            }
+        })
+    }
+
+    /// Apply a draft's operations (`ops.rs`) as one change, with `message`
+    /// in its history. Nothing is applied if one fails.
+    #[wasm_bindgen(js_name = "applyOps")]
+    pub fn apply_ops(&self, ops: Array, message: Option<String>) -> JsResult<()> {
+        let mut failure = None;
+        let r = self.inner.change_with(message.as_deref(), |d| {
+            ops::apply(d, &ops).map_err(|e| {
+                failure = Some(e);
+                synkro::automerge::AutomergeError::Fail
+            })
+        });
+        if let Some(e) = failure {
+            return Err(invalid(e));
+        }
+        r.map_err(from_synkro)
+    }
+
+    /// The document's heads: hex hashes of its latest changes.
+    pub fn heads(&self) -> JsResult<Vec<String>> {
+        Ok(self
+            .inner
+            .heads()
+            .map_err(from_synkro)?
+            .iter()
+            .map(ToString::to_string)
+            .collect())
+    }
+
+    /// The document as it was at `heads` (frozen JS values).
+    pub fn view(&self, heads: Vec<String>, ids: WeakMap, counter: Function) -> JsResult<JsValue> {
+        let heads = parse_heads(&heads)?;
+        let cx = Cx::new(ids, counter);
+        let known = self
+            .inner
+            .read(|d| {
+                heads
+                    .iter()
+                    .all(|h| synkro::automerge::ReadDoc::get_change_by_hash(d, h).is_some())
+            })
+            .map_err(from_synkro)?;
+        if !known {
+            return Err(invalid("these heads are not in this document (yet)"));
+        }
+        self.inner.read(|d| cx.root(d, Some(&heads))).map_err(from_synkro)
+    }
+
+    /// Every change, oldest first: `{hash, actor, seq, time, message, deps}`
+    /// (`time` in milliseconds, as JS counts; 0 when unknown).
+    #[wasm_bindgen(unchecked_return_type = "Change[]")]
+    pub fn history(&self) -> JsResult<JsValue> {
+        let list: Vec<serde_json::Value> = self
+            .inner
+            .history()
+            .map_err(from_synkro)?
+            .into_iter()
+            .map(|c| {
+                serde_json::json!({
+                    "hash": c.hash.to_string(),
+                    "actor": c.actor.to_hex_string(),
+                    "seq": c.seq,
+                    "time": c.time.saturating_mul(1000),
+                    "message": c.message,
+                    "deps": c.deps.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        Ok(crate::value::to_js(&serde_json::Value::Array(list)))
+    }
+
+    /// The document in Automerge's save format: `Automerge.load()` opens it.
+    #[wasm_bindgen(js_name = "exportAutomerge")]
+    pub fn export_automerge(&self) -> JsResult<Uint8Array> {
+        let bytes = self.inner.export_automerge().map_err(from_synkro)?;
+        Ok(Uint8Array::from(bytes.as_slice()))
+    }
+
     /// Seal pending edits now and wait until they are stored.
     pub async fn flush(&self) -> JsResult<()> {
         self.inner.flush().await.map_err(from_synkro)
@@ -249,4 +382,11 @@ impl DocHandle {
             .await
             .map_err(from_synkro)
     }
+}
+
+fn parse_heads(heads: &[String]) -> JsResult<Vec<synkro::automerge::ChangeHash>> {
+    heads
+        .iter()
+        .map(|h| h.parse().map_err(|_| invalid(format!("{h:?} is not a change hash"))))
+        .collect()
 }

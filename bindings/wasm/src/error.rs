@@ -70,7 +70,9 @@ pub fn from_synkro(e: synkro::Error) -> JsValue {
         E::Path { .. } | E::Value(_) | E::TextTooLarge { .. } => Code::InvalidArgument,
         E::UnknownDocument(_) | E::Core(C::UnknownDocument(_) | C::NotYetSynced(_)) => Code::NotFound,
         E::Core(C::NoReadAccess(_) | C::NotAllowed { .. } | C::NotAMember { .. }) => Code::Access,
-        E::Core(C::BadInvite(_) | C::BadBackup | C::ChangeTooLarge { .. }) => Code::InvalidArgument,
+        E::Core(C::BadInvite(_) | C::BadBackup | C::BadAutomerge(_) | C::ChangeTooLarge { .. }) => {
+            Code::InvalidArgument
+        }
         E::Storage(_) | E::StorageFull | E::Failed(_) | E::OpenElsewhere { .. } | E::Identity { .. } | E::Closed => {
             Code::Storage
         }

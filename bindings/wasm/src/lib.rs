@@ -19,8 +19,12 @@ mod doc;
 #[cfg(target_arch = "wasm32")]
 mod error;
 #[cfg(target_arch = "wasm32")]
+mod ops;
+#[cfg(target_arch = "wasm32")]
 mod patch;
 #[cfg(target_arch = "wasm32")]
 mod repo;
+#[cfg(target_arch = "wasm32")]
+mod snapshot;
 #[cfg(target_arch = "wasm32")]
 mod value;

@@ -190,7 +190,7 @@ impl Repo {
     /// Create a document owned by this device.
     pub async fn create(&self) -> JsResult<DocHandle> {
         let inner = self.state.inner.create().await.map_err(from_synkro)?;
-        Ok(DocHandle { inner })
+        Ok(DocHandle::new(inner))
     }
 
     /// The document with this id, loaded from storage if it is not in memory.
@@ -199,7 +199,7 @@ impl Repo {
             .parse()
             .map_err(|e| invalid(format!("{id:?} is not a document id: {e}")))?;
         let inner = self.state.inner.find(&doc).await.map_err(from_synkro)?;
-        Ok(DocHandle { inner })
+        Ok(DocHandle::new(inner))
     }
 
     /// Counts: documents held, loaded now, their memory estimate (bytes),
@@ -230,7 +230,20 @@ impl Repo {
             .parse()
             .map_err(|e| invalid(format!("not an invitation token: {e}")))?;
         let inner = self.state.inner.join(&token).await.map_err(from_synkro)?;
-        Ok(DocHandle { inner })
+        Ok(DocHandle::new(inner))
+    }
+
+    /// A new document from Automerge's save format (`Automerge.save()`),
+    /// content and history; encrypted and owned by this device from now on.
+    #[wasm_bindgen(js_name = "importAutomerge")]
+    pub async fn import_automerge(&self, bytes: Uint8Array) -> JsResult<DocHandle> {
+        let inner = self
+            .state
+            .inner
+            .import_automerge(&bytes.to_vec())
+            .await
+            .map_err(from_synkro)?;
+        Ok(DocHandle::new(inner))
     }
 
     /// Restore a document from `doc.export(passphrase)`.
@@ -241,7 +254,7 @@ impl Repo {
             .import(&backup.to_vec(), passphrase.as_bytes())
             .await
             .map_err(from_synkro)?;
-        Ok(DocHandle { inner })
+        Ok(DocHandle::new(inner))
     }
 
     /// Sync through these relays (multiaddrs ending in `/p2p/<id>`, over

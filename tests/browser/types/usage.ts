@@ -1,6 +1,6 @@
 // A typical program against the package's types: compiled with `tsc
 // --noEmit` by package.test.mjs, so a wrong or missing declaration fails.
-import { openRepo, SynkroError, PanicError, type Patch, type Json, type NetworkEvent } from 'synkro';
+import { openRepo, SynkroError, PanicError, Counter, splice, updateText, type Patch, type Json, type NetworkEvent, type DocHandle } from 'synkro';
 
 export async function app(relay: string): Promise<Json> {
   const repo = await openRepo({ name: 'typed', relays: [relay], takeOver: true });
@@ -46,4 +46,38 @@ export const wrongRole = (doc: import('synkro').DocHandle) => doc.share('owner')
 
 function doc0(repo: import('synkro').Repo): Promise<import('synkro').DocHandle> {
   return repo.find(repo.list()[0] ?? '');
+}
+
+interface Trip {
+  title: string;
+  todos: { text: string; done: boolean }[];
+  votes: Counter;
+  notes?: string;
+}
+
+// The typed way: change(fn) on a draft, doc() to render, history, Automerge bytes.
+export async function typed(repo: import('synkro').Repo): Promise<number> {
+  const trip: DocHandle<Trip> = await repo.create<Trip>();
+  trip.change((d) => {
+    d.title = 'Lisbon';
+    d.todos = [{ text: 'book flights', done: false }];
+    d.votes = new Counter(0);
+    d.notes = '';
+  });
+  trip.change((d) => {
+    d.todos[0]!.done = true;
+    d.todos.push({ text: 'pack', done: false });
+    d.votes.increment();
+    splice(d, ['title'], 0, 0, 'Trip to ');
+    updateText(d, ['notes'], 'bring a hat');
+  }, { message: 'plans' });
+  const stop = trip.on('change', ({ doc, patches }) => console.log(doc.title, patches.length));
+  const snapshot: Trip = trip.doc();
+  const before: Trip = trip.view(trip.history()[0]?.hash ? [trip.history()[0]!.hash] : trip.heads());
+  const bytes: Uint8Array = trip.export();
+  const copy = await repo.import<Trip>(bytes);
+  stop();
+  // @ts-expect-error: the draft is typed
+  trip.change((d) => { d.title = 3; });
+  return snapshot.todos.length + before.todos.length + copy.doc().votes.value;
 }
