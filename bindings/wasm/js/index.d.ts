@@ -283,7 +283,7 @@ export class DocHandle<T = any> {
 /** A local-first repository of encrypted documents. */
 export class Repo {
   private constructor();
-  /** Open a repo (see `OpenOptions`; `relays` are connected by `openRepo`, not here). */
+  /** Open a repo (see `OpenOptions`) and connect to its `relays`; the same as `openRepo`. */
   static open(options?: OpenOptions): Promise<Repo>;
   /** Whether `close()` ran or another tab took the repo over. */
   readonly closed: boolean;

@@ -507,6 +507,9 @@ export class Repo {
     if (pending) await pending;
     const repo = new Repo(options, await current.glue.Repo.open(options));
     openRepos.add(repo);
+    if (options.relays && options.relays.length) {
+      await repo.connect(options.relays, options.connect);
+    }
     return repo;
   }
 
@@ -689,10 +692,6 @@ if (Symbol.dispose) {
  * over) or in memory, and relays to sync through.
  * @param {{storage?: 'indexeddb' | 'memory', name?: string, takeOver?: boolean, relays?: string[], connect?: {direct?: boolean, iceServers?: string[], icePolicy?: 'all' | 'relay'}}} [options]
  */
-export async function openRepo(options = {}) {
-  const repo = await Repo.open(options);
-  if (options.relays && options.relays.length) {
-    await repo.connect(options.relays, options.connect);
-  }
-  return repo;
+export function openRepo(options = {}) {
+  return Repo.open(options);
 }
