@@ -250,16 +250,24 @@ fn revoked_member_cannot_read_new_content() {
 fn revoked_writers_new_chunks_are_refused() {
     let (mut sim, doc, mut rng) = three_synced(4, None);
     let b_id = sim.id(B);
+    // B is offline when it is removed, so it still writes; then it comes back.
+    sim.disconnect(OWNER, B);
+    sim.disconnect(B, C);
     sim.act(OWNER, |n| n.revoke(&mut rng, &doc, b_id)).unwrap();
     sim.run_until_quiet(&mut rng);
-
-    // B is not told (nothing is sent to non-members), so it still writes.
     let (owner_records, c_records) = (sim.records(OWNER, &doc), sim.records(C, &doc));
     let (owner_rejected, c_rejected) = (rejected_from(&sim, OWNER, b_id), rejected_from(&sim, C, b_id));
     append(&mut sim, B, &doc, BY_REVOKED);
     assert!(sim.act(B, |n| n.flush(&mut rng, &doc)).unwrap());
     let (b_chunks, _) = stored_chunks(&sim.records(B, &doc));
+    sim.connect(OWNER, B);
+    sim.connect(B, C);
     sim.run_until_quiet(&mut rng);
+    assert_eq!(
+        sim.nodes[B].node.info(&doc).unwrap().my_role,
+        None,
+        "B learns it was removed"
+    );
     assert!(
         rejected_from(&sim, OWNER, b_id) > owner_rejected,
         "owner reports the revoked writer's chunk"
@@ -362,5 +370,37 @@ fn reader_invited_concurrently_with_a_rotate_gets_the_new_key() {
         text_of(&sim, 2, &doc),
         format!("{BEFORE}{AFTER}"),
         "the new reader reads what is written now"
+    );
+}
+
+/// A removed member learns that it was removed (its own view says it is
+/// no longer a member), and nothing of the access changes made after it.
+#[test]
+fn a_removed_member_learns_of_its_removal_and_nothing_after() {
+    let (mut sim, doc, mut rng) = three_synced(9, None);
+    let b_id = sim.id(B);
+    assert_eq!(sim.nodes[B].node.info(&doc).unwrap().my_role, Some(Role::Write));
+    sim.act(OWNER, |n| n.revoke(&mut rng, &doc, b_id)).unwrap();
+    sim.run_until_quiet(&mut rng);
+    let seen = sim.nodes[B].node.info(&doc).unwrap();
+    assert_eq!(seen.my_role, None, "B's own view: no longer a member");
+    assert!(
+        sim.nodes[B]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::AccessChanged { doc: d } if *d == doc)),
+        "B's app is told"
+    );
+    // Later access changes do not reach B.
+    let before = seen.log_ops;
+    let token = sim.act(OWNER, |n| n.share(&mut rng, &doc, Role::Read)).unwrap();
+    sim.act(3, |n| n.join(&mut rng, &token)).unwrap();
+    sim.connect(OWNER, 3);
+    sim.run_until_quiet(&mut rng);
+    assert!(sim.nodes[OWNER].node.info(&doc).unwrap().log_ops > before);
+    assert_eq!(
+        sim.nodes[B].node.info(&doc).unwrap().log_ops,
+        before,
+        "nothing after the removal"
     );
 }

@@ -266,6 +266,32 @@ impl AccessLog {
             .collect()
     }
 
+    /// The valid ops that revoked `member`, with their ancestors: what a
+    /// removed member may still be told, so that it learns it was
+    /// removed (and nothing of what happened after).
+    pub fn up_to_removal_of(&self, member: &crate::ids::MemberId) -> BTreeSet<OpHash> {
+        let mut stack: Vec<OpHash> = self
+            .order
+            .iter()
+            .filter(|h| self.is_valid(h))
+            .filter(|h| {
+                self.ops
+                    .get(h)
+                    .is_some_and(|o| matches!(o.body.action, Action::Revoke { member: m, .. } if m == *member))
+            })
+            .copied()
+            .collect();
+        let mut out = BTreeSet::new();
+        while let Some(h) = stack.pop() {
+            if out.insert(h)
+                && let Some(op) = self.get(&h)
+            {
+                stack.extend(op.body.prev.iter().copied());
+            }
+        }
+        out
+    }
+
     /// Does a peer with these heads know every connected op we hold?
     pub fn known_to(&self, their_heads: &[OpHash]) -> bool {
         let mut known = BTreeSet::new();

@@ -529,6 +529,9 @@ impl Node {
         let mut messages = Vec::new();
         if member || !r.log.is_rooted() {
             messages.extend(ops_missing(doc, r, pd));
+        } else if r.log.state().revoked.contains(&peer) {
+            // A removed member hears of its removal, and nothing after it.
+            messages.extend(ops_until_removal(doc, r, pd, &peer));
         }
         p.backlog.remove(&doc);
         if member {
@@ -638,6 +641,33 @@ fn ops_missing(doc: DocId, r: &DocReplica, pd: &mut PeerDoc) -> impl Iterator<It
         pd.heads = r.log.heads();
     }
     // In order, a message of at most about BATCH_TARGET_LEN each.
+    in_batches(ops).map(move |ops| Message::Ops { doc, ops })
+}
+
+/// The `Ops` messages that tell removed member `peer` how it was removed:
+/// the ops it lacks among those that revoked it and their ancestors.
+fn ops_until_removal(
+    doc: DocId,
+    r: &DocReplica,
+    pd: &mut PeerDoc,
+    peer: &MemberId,
+) -> impl Iterator<Item = Message> + use<> {
+    let allowed = r.log.up_to_removal_of(peer);
+    let ops: Vec<ByteBuf> = r
+        .log
+        .missing_for(&pd.heads)
+        .iter()
+        .filter(|o| allowed.contains(&o.hash()))
+        .map(|o| ByteBuf::from(o.encoded().to_vec()))
+        .collect();
+    if !ops.is_empty() {
+        let parents: std::collections::BTreeSet<_> = allowed
+            .iter()
+            .filter_map(|h| r.log.get(h))
+            .flat_map(|o| o.body().prev.iter().copied())
+            .collect();
+        pd.heads = allowed.into_iter().filter(|h| !parents.contains(h)).collect();
+    }
     in_batches(ops).map(move |ops| Message::Ops { doc, ops })
 }
 
