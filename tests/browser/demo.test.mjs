@@ -216,9 +216,16 @@ test('the owner removes a member, who then receives nothing new', async () => {
   assert.ok(await dialog.getByText('stores encrypted copies, cannot read').isVisible(), 'the relay is a blind member');
   assert.equal(await dialog.getByRole('button', { name: 'Remove Relay' }).count(), 0, 'the relay cannot be removed by mistake');
   await shot(a, '08-members');
+  const removedAt = Date.now();
   await dialog.getByRole('button', { name: 'Remove Bob' }).click();
   await until('bob gone from the list', async () => !(await dialog.getByRole('button', { name: 'Remove Bob' }).count()));
   await dialog.getByRole('button', { name: 'Close' }).click();
+  // Bob's page says so, and stops offering edits.
+  const notice = b.getByRole('alert').filter({ hasText: 'removed your access' });
+  await until('bob told he was removed', () => notice.isVisible(), 20000);
+  console.log(`removal → notice on the removed member's page: ${Date.now() - removedAt} ms (target 2000 ms)`);
+  assert.ok(await b.getByLabel('Board title').evaluate((e) => e.readOnly), 'no more edits offered');
+  assert.ok(await b.getByRole('textbox', { name: 'Notes' }).evaluate((e) => e.readOnly));
 
   await addTask(a, 'after removal: the new door code');
   await a.getByRole('textbox', { name: 'Notes' }).click();

@@ -1,5 +1,6 @@
 // One board: a collaborative title, a task list and shared notes, with the
 // people editing it right now.
+import { ImmutableString } from 'synkro';
 import { bindText, toCodePoints } from './text.js';
 import { Presence } from './presence.js';
 import { Cursors } from './cursors.js';
@@ -7,10 +8,12 @@ import { el, shortId } from './dom.js';
 
 /** A new board's content. */
 export function initBoard(doc, title, me) {
-  doc.setText('title', title);
-  doc.setText('notes', '');
-  doc.set('tasks', []);
-  doc.set('people', { [me.id]: { name: me.name, color: me.color } });
+  doc.change((d) => {
+    d.title = title;
+    d.notes = '';
+    d.tasks = [];
+    d.people = { [me.id]: { name: new ImmutableString(me.name), color: new ImmutableString(me.color) } };
+  }, { message: 'new board' });
 }
 
 export class BoardView {
@@ -25,7 +28,7 @@ export class BoardView {
     this.actions = actions;
     this.root = el('section', { class: 'board', 'aria-label': 'Board' });
     this.presence = new Presence(doc, me, () => this.#renderPresence());
-    this.stopChanges = doc.onChange(() => this.#scheduleRefresh());
+    this.stopChanges = doc.on('change', () => this.#scheduleRefresh());
     this.ready = false;
     this.#build();
     this.refresh();
@@ -52,7 +55,7 @@ export class BoardView {
 
   #value() {
     try {
-      return this.doc.value();
+      return this.doc.doc();
     } catch {
       return {};
     }
@@ -168,8 +171,10 @@ export class BoardView {
     const mine = this.#value().people?.[this.me.id];
     if (!this.canWrite() || (mine?.name === this.me.name && mine?.color === this.me.color)) return;
     try {
-      if (!this.#value().people) this.doc.set('people', {});
-      this.doc.set(`people/${this.me.id}`, { name: this.me.name, color: this.me.color });
+      this.doc.change((d) => {
+        d.people ??= {};
+        d.people[this.me.id] = { name: new ImmutableString(this.me.name), color: new ImmutableString(this.me.color) };
+      });
     } catch {
       // Not a writer after all: the name travels with presence only.
     }
@@ -183,19 +188,20 @@ export class BoardView {
     this.#renderPresence();
   }
 
-  #taskIndex(id) {
-    const tasks = this.#value().tasks ?? [];
-    return tasks.findIndex((t) => t?.id === id);
-  }
-
   #addTask(text) {
-    const tasks = this.#value().tasks ?? [];
-    this.doc.insert('tasks', tasks.length, { id: crypto.randomUUID().slice(0, 8), text, done: false, by: this.me.id });
+    const id = new ImmutableString(crypto.randomUUID().slice(0, 8));
+    this.doc.change((d) => {
+      d.tasks ??= [];
+      d.tasks.push({ id, text: new ImmutableString(text), done: false, by: new ImmutableString(this.me.id) });
+    });
   }
 
+  /** Change task `id` with `fn(tasks, index)`, if it is still there. */
   #editTask(id, fn) {
-    const i = this.#taskIndex(id);
-    if (i >= 0) fn(`tasks/${i}`);
+    this.doc.change((d) => {
+      const i = (d.tasks ?? []).findIndex((t) => t?.id === id);
+      if (i >= 0) fn(d.tasks, i);
+    });
   }
 
   #renderTasks(tasks, people, writable) {
@@ -232,13 +238,14 @@ export class BoardView {
 
   #taskRow(id) {
     const check = el('input', { type: 'checkbox', 'aria-label': 'Done' });
-    check.addEventListener('change', () => this.#editTask(id, (p) => this.doc.set(`${p}/done`, check.checked)));
+    check.addEventListener('change', () => this.#editTask(id, (tasks, i) => { tasks[i].done = check.checked; }));
     const text = el('input', { class: 'task-text', 'aria-label': 'Task' });
-    text.addEventListener('input', () => this.#editTask(id, (p) => this.doc.set(`${p}/text`, text.value)));
+    // A task's text is one value (the last edit wins), not shared text.
+    text.addEventListener('input', () => this.#editTask(id, (tasks, i) => { tasks[i].text = new ImmutableString(text.value); }));
     text.addEventListener('focus', () => this.presence.setFocus({ field: 'task', id }));
     text.addEventListener('blur', () => this.presence.setFocus(null));
     const del = el('button', { class: 'icon-button delete', type: 'button', 'aria-label': 'Delete task', title: 'Delete task' }, '×');
-    del.addEventListener('click', () => this.#editTask(id, (p) => this.doc.delete(p)));
+    del.addEventListener('click', () => this.#editTask(id, (tasks, i) => tasks.deleteAt(i)));
     return el('li', { class: 'task', 'data-id': id }, [
       check,
       el('div', { class: 'task-main' }, [text, el('span', { class: 'task-meta' })]),

@@ -184,7 +184,7 @@ function renderList() {
       // Boards load from storage on first use: the title comes when it has.
       app.titleLoads.add(id);
       app.repo.find(id).then((doc) => {
-        const t = doc.get('title');
+        const t = doc.doc().title;
         if (typeof t === 'string') {
           app.titles.set(id, t);
           renderList();

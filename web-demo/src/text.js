@@ -1,3 +1,5 @@
+import { splice } from 'synkro';
+
 // Turning edits of a plain <input>/<textarea> into splices of a
 // collaborative text, and keeping the caret in place when someone else's
 // edit changes the text under it.
@@ -44,22 +46,29 @@ export function moveCaret(before, after, pos) {
 }
 
 /**
- * Bind a text field to the collaborative text at `path` of `doc`: typing
- * becomes splices; remote changes update the field without moving the
- * caret. Returns `{ refresh(), value() }`.
+ * Bind a text field to the collaborative text at `key` of the document
+ * `doc` (a DocHandle): typing becomes splices; remote changes update the
+ * field without moving the caret. Returns `{ refresh() }`.
  */
-export function bindText(field, doc, path) {
-  let shown = String(doc.get(path) ?? '');
+export function bindText(field, doc, key) {
+  const read = () => String(doc.doc()[key] ?? '');
+  let shown = read();
   field.value = shown;
   field.addEventListener('input', () => {
     const { index, deleteCount, insert } = diff(shown, field.value);
     if (deleteCount === 0 && insert === '') return;
-    doc.splice(path, index, deleteCount, insert);
+    // The diff counts code points; splice() counts UTF-16 units.
+    const from = toUtf16(shown, index);
+    const to = toUtf16(shown, index + deleteCount);
+    doc.change((d) => {
+      if (typeof d[key] === 'string') splice(d, [key], from, to - from, insert);
+      else d[key] = field.value;
+    });
     shown = field.value;
   });
   return {
     refresh() {
-      const now = String(doc.get(path) ?? '');
+      const now = read();
       if (now === shown) return;
       const focused = document.activeElement === field;
       const [start, end] = [field.selectionStart, field.selectionEnd];
