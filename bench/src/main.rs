@@ -19,7 +19,7 @@ use synkro::net::Multiaddr;
 use synkro_tests::Relay;
 
 use report::Row;
-use scenarios::{cluster, encryption, home, idle, large, latency, many, throughput, typists, wasm};
+use scenarios::{api, cluster, encryption, home, idle, large, latency, many, throughput, typists, wasm};
 
 #[derive(Parser)]
 #[command(about = "synkro's comparative benchmarks")]
@@ -231,6 +231,7 @@ Both sides run the same topology: writer and reader clients in one process each 
 7. wasm: gzip size of the npm package's wasm against `@automerge/automerge`'s own; and scenario 1 with reader B in a page of headless Chromium (the npm package over WebSocket, `tests/browser/bench-reader.mjs`), against the native reader B of the same run. Its rows count only the changes that arrived before the run's end + 15 s (see the note below the table).
 8. Typists: N clients type 5 keystrokes/s each into one text; the largest N whose p99 stays under 250 ms.
 9. Cluster: scenario 1's flow with the writer and the reader on two relays of a NATS JetStream cluster (`--cluster`; 3 NATS servers at R3, 1 in quick mode), against both on one relay of the cluster, and that against one relay on local files; the CPU the two relays and the NATS servers spend per 1,000 changes of the cross-relay run; and failover: a member that knows two relays of the cluster has its relay killed (SIGKILL) 20 times (3 in quick mode), the time from the kill to its next edit being durable on the other, against the 2 s target.
+10. JS API: in a page of headless Chromium (`tests/browser/bench-api.mjs`), a keystroke (one character appended to a text, 2,000 times) by `change(fn)` with `splice()`, by the path method and by `@automerge/automerge`'s `change` in the same page (the main-thread cost of the call; synkro seals, stores and sends after it); `doc()` on a document of 10,000 small maps the first time, when nothing changed, and after one element changed, against `value()` and Automerge's `toJS`; and the gzip size of the package's JavaScript and of its React entry against Automerge's JavaScript layer and automerge-repo's React hooks.
 "#;
 
 /// The line after which `--write` keeps what the file already holds: notes
@@ -320,6 +321,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if b.wants("cluster") {
         cluster::cluster(&mut b).await?;
+    }
+    if b.wants("api") {
+        api::api(&mut b).await?;
     }
     let took = start.elapsed();
     eprintln!("\n{}", report::markdown(&b.rows));

@@ -1,6 +1,7 @@
 //! One module per scenario of the comparative benchmark (numbered as in
 //! docs/benchmarks.md); each adds its rows to the [`Bench`](crate::Bench).
 
+pub(crate) mod api;
 pub(crate) mod cluster;
 pub(crate) mod encryption;
 pub(crate) mod home;

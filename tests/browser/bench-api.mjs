@@ -1,0 +1,102 @@
+// The browser side of benchmark scenario 10 (run by synkro-bench, not a
+// test): the npm package's document API in a page of headless Chromium,
+// against @automerge/automerge in the same page. Argument: one JSON object
+// {page, automerge, keystrokes, elements}: `page` the staged test page,
+// `automerge` the path of @automerge/automerge's browser bundle. Prints
+// `result {...}` (times in ms).
+//
+// Per keystroke: appending one character to a text, `keystrokes` times, by
+// `change(fn)` with `splice()`, by the path method `splice(path, …)`, and by
+// Automerge's own `change` with its `splice`; the main-thread cost of the
+// call (synkro seals, stores and sends afterwards, off the call).
+// doc() on a document holding a list of `elements` small maps: the first
+// call (the whole document), a call when nothing changed, and the call
+// after one element changed (the change's patches applied), against
+// `value()` (the whole document as JSON) and Automerge's `toJS`.
+import { launchChromium } from './harness.mjs';
+
+const params = JSON.parse(process.argv[2]);
+const browser = await launchChromium();
+try {
+  const page = await browser.newPage();
+  page.on('pageerror', (e) => console.error('bench page error:', e));
+  await page.goto(params.page);
+  await page.waitForFunction(() => window.ready);
+  await page.evaluate(() => window.ready);
+  await page.addScriptTag({ path: params.automerge });
+  const result = await page.evaluate(async ({ keystrokes, elements }) => {
+    const { openRepo, splice } = window.synkro;
+    const A = window.Automerge;
+    const repo = await openRepo({ storage: 'memory' });
+    const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    // Best of 3 runs of `fn` (the page shares the machine).
+    const best = async (fn) => {
+      const runs = [];
+      for (let i = 0; i < 3; i++) runs.push(await fn());
+      return Math.min(...runs);
+    };
+
+    const perKeystroke = async (edit) => best(async () => {
+      const h = await repo.create();
+      h.change((d) => { d.text = ''; });
+      const start = performance.now();
+      for (let i = 0; i < keystrokes; i++) edit(h, i);
+      const ms = (performance.now() - start) / keystrokes;
+      await h.flush();
+      if (h.doc().text.length !== keystrokes) throw new Error('lost keystrokes');
+      return ms;
+    });
+    const changeFn = await perKeystroke((h, i) => h.change((d) => splice(d, ['text'], i, 0, 'x')));
+    const pathCall = await perKeystroke((h, i) => h.splice('text', i, 0, 'x'));
+    const automerge = await best(async () => {
+      let doc = A.from({ text: '' });
+      const start = performance.now();
+      for (let i = 0; i < keystrokes; i++) doc = A.change(doc, (d) => A.splice(d, ['text'], i, 0, 'x'));
+      const ms = (performance.now() - start) / keystrokes;
+      if (doc.text.length !== keystrokes) throw new Error('lost keystrokes');
+      return ms;
+    });
+
+    // A document with `elements` small maps.
+    const h = await repo.create();
+    const items = Array.from({ length: elements }, (_, i) => ({ i, name: `item ${i}`, done: false }));
+    h.change((d) => { d.items = items; });
+    const fresh = await repo.find(h.id);
+    h.free();
+    const t0 = performance.now();
+    const first = fresh.doc();
+    const firstMs = performance.now() - t0;
+    const valueMs = await best(() => { const s = performance.now(); fresh.value(); return performance.now() - s; });
+    const calls = 10000;
+    let s = performance.now();
+    for (let i = 0; i < calls; i++) if (fresh.doc() !== first) throw new Error('changed');
+    const unchangedMs = (performance.now() - s) / calls;
+    const afterChange = [];
+    const changeOnly = [];
+    for (let k = 0; k < 50; k++) {
+      s = performance.now();
+      fresh.change((d) => { d.items[(k * 97) % elements].done = k % 2 === 0; });
+      changeOnly.push(performance.now() - s);
+      s = performance.now();
+      fresh.doc();
+      afterChange.push(changeOnly[k] + performance.now() - s);
+    }
+    const shared = fresh.doc().items[1] === first.items[1];
+    let plain = A.from({ items });
+    const toJsMs = await best(() => { const s = performance.now(); A.toJS(plain); return performance.now() - s; });
+    const amChange = [];
+    for (let k = 0; k < 50; k++) {
+      s = performance.now();
+      plain = A.change(plain, (d) => { d.items[(k * 97) % elements].done = k % 2 === 0; });
+      amChange.push(performance.now() - s);
+    }
+    return {
+      changeFn, pathCall, automerge,
+      firstMs, valueMs, unchangedMs, changeAndDocMs: median(afterChange), changeMs: median(changeOnly),
+      automergeChangeMs: median(amChange), toJsMs, shared,
+    };
+  }, params);
+  console.log(`result ${JSON.stringify(result)}`);
+} finally {
+  await browser.close();
+}
