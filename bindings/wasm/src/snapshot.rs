@@ -9,9 +9,11 @@
 //! string, counters `Counter` objects (made by the wrapper's `counter`
 //! function), timestamps `Date`s and bytes `Uint8Array`s.
 
+use std::collections::HashMap;
+
 use js_sys::{Array, Date, Function, Object, Reflect, Uint8Array, WeakMap};
 use synkro::automerge::{
-    AutoCommit, ChangeHash, ObjId, ObjType, Patch, PatchAction, Prop, ROOT, ReadDoc, ScalarValue, Value,
+    AutoCommit, ChangeHash, ObjId, ObjType, Patch, PatchAction, Prop, ROOT, ReadDoc, ScalarValue, Value, ValueRef,
 };
 use wasm_bindgen::prelude::*;
 
@@ -66,36 +68,61 @@ impl Cx {
     /// The object `id` (of type `ty`) and everything under it, at `heads`
     /// (now if `None`), frozen.
     pub fn materialize(&self, doc: &AutoCommit, ty: ObjType, id: &ObjId, heads: Option<&[ChangeHash]>) -> JsValue {
+        self.build(doc, ty, id, heads, &mut Memo::default())
+    }
+
+    /// `materialize`, making what repeats once (`Memo`), and object ids
+    /// only for objects.
+    fn build(
+        &self,
+        doc: &AutoCommit,
+        ty: ObjType,
+        id: &ObjId,
+        heads: Option<&[ChangeHash]>,
+        memo: &mut Memo,
+    ) -> JsValue {
+        let value = |v: ValueRef<'_>, child: &dyn Fn() -> ObjId, memo: &mut Memo| match v {
+            ValueRef::Object(t) => self.build(doc, t, &child(), heads, memo),
+            scalar => match Value::from(scalar) {
+                Value::Scalar(s) => self.scalar(&s),
+                Value::Object(_) => JsValue::NULL,
+            },
+        };
         let out: JsValue = match ty {
             ObjType::Map | ObjType::Table => {
                 let obj = Object::new();
-                let items: Vec<_> = match heads {
-                    None => doc
-                        .map_range(id, ..)
-                        .map(|i| (i.key.to_string(), i.value.clone(), i.id()))
-                        .collect(),
-                    Some(h) => doc
-                        .map_range_at(id, .., h)
-                        .map(|i| (i.key.to_string(), i.value.clone(), i.id()))
-                        .collect(),
+                let put = |key: &str, v: JsValue, memo: &mut Memo| {
+                    let _ = Reflect::set(&obj, memo.key(key), &v);
                 };
-                for (key, value, child) in items {
-                    let v = self.child(doc, &Value::from(value), &child, heads);
-                    let _ = Reflect::set(&obj, &JsValue::from_str(&key), &v);
+                match heads {
+                    None => {
+                        for i in doc.map_range(id, ..) {
+                            let v = value(i.value.clone(), &|| i.id(), memo);
+                            put(&i.key, v, memo);
+                        }
+                    }
+                    Some(h) => {
+                        for i in doc.map_range_at(id, .., h) {
+                            let v = value(i.value.clone(), &|| i.id(), memo);
+                            put(&i.key, v, memo);
+                        }
+                    }
                 }
                 obj.into()
             }
             ObjType::List => {
                 let arr = Array::new();
-                let items: Vec<_> = match heads {
-                    None => doc.list_range(id, ..).map(|i| (i.value.clone(), i.id())).collect(),
-                    Some(h) => doc
-                        .list_range_at(id, .., h)
-                        .map(|i| (i.value.clone(), i.id()))
-                        .collect(),
-                };
-                for (value, child) in items {
-                    arr.push(&self.child(doc, &Value::from(value), &child, heads));
+                match heads {
+                    None => {
+                        for i in doc.list_range(id, ..) {
+                            arr.push(&value(i.value.clone(), &|| i.id(), memo));
+                        }
+                    }
+                    Some(h) => {
+                        for i in doc.list_range_at(id, .., h) {
+                            arr.push(&value(i.value.clone(), &|| i.id(), memo));
+                        }
+                    }
                 }
                 arr.into()
             }
@@ -107,16 +134,9 @@ impl Cx {
                 return JsValue::from_str(&text.unwrap_or_default());
             }
         };
-        self.ids.set(out.unchecked_ref(), &JsValue::from_str(&id.to_string()));
+        self.ids.set(out.unchecked_ref(), &memo.id(id));
         Object::freeze(out.unchecked_ref());
         out
-    }
-
-    fn child(&self, doc: &AutoCommit, v: &Value<'_>, id: &ObjId, heads: Option<&[ChangeHash]>) -> JsValue {
-        match v {
-            Value::Object(ty) => self.materialize(doc, *ty, id, heads),
-            Value::Scalar(s) => self.scalar(s),
-        }
     }
 
     /// The whole document at `heads` (now if `None`).
@@ -187,5 +207,33 @@ fn prop(p: &Prop) -> JsValue {
     match p {
         Prop::Map(k) => JsValue::from_str(k),
         Prop::Seq(i) => JsValue::from_f64(*i as f64),
+    }
+}
+
+/// What one snapshot makes once: the JS strings of map keys (a list of
+/// records repeats the same few) and each actor's hex for object ids.
+#[derive(Default)]
+struct Memo {
+    keys: HashMap<String, JsValue>,
+    actors: HashMap<usize, String>,
+}
+
+impl Memo {
+    fn key(&mut self, key: &str) -> &JsValue {
+        if !self.keys.contains_key(key) {
+            self.keys.insert(key.to_owned(), JsValue::from_str(key));
+        }
+        &self.keys[key]
+    }
+
+    /// `id` as Automerge writes it (`ctr@actor`).
+    fn id(&mut self, id: &ObjId) -> JsValue {
+        match id {
+            ObjId::Root => JsValue::from_str("_root"),
+            ObjId::Id(ctr, actor, index) => {
+                let hex = self.actors.entry(*index).or_insert_with(|| actor.to_hex_string());
+                JsValue::from_str(&format!("{ctr}@{hex}"))
+            }
+        }
     }
 }
