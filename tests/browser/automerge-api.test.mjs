@@ -68,7 +68,7 @@ test('change(fn) edits maps, lists, text and counters in one change; doc() share
       sameWhenNothingChanged: v3 === v2 && h.doc() === v4,
       threw,
       changes,
-      history: history.map((c) => ({ message: c.message, recent: Math.abs(Date.now() - c.time) < 600000 })),
+      history: history.map((c) => ({ message: c.message, recent: Math.abs(Date.now() - c.time) < 600000, mine: c.author === repo.memberId })),
       past: h.view([history[0].hash]).title,
       heads: h.heads().length,
     };
@@ -90,6 +90,7 @@ test('change(fn) edits maps, lists, text and counters in one change; doc() share
   assert.deepEqual(out.changes.map((c) => c.title), ['Lisbon trip', 'A Lisbon trip', 'A Porto trip'], 'one event per change, not for the failed one');
   assert.deepEqual(out.history.map((c) => c.message), ['start', null, null]);
   assert.ok(out.history.every((c) => c.recent), 'changes carry the time they were made');
+  assert.ok(out.history.every((c) => c.mine), 'and name their author');
   assert.equal(out.past, 'Lisbon trip');
   assert.equal(out.heads, 1);
   await context.close();
@@ -149,16 +150,20 @@ test('documents go in from @automerge/automerge and come out to it, history incl
     const h = await repo.import(new Uint8Array(bytes));
     const imported = JSON.parse(JSON.stringify(h.doc()));
     const messages = h.history().map((c) => c.message);
+    const authors = h.history().map((c) => c.author);
     const heads = h.heads();
     let refused = '';
     try { await repo.import(new Uint8Array([1, 2, 3])); } catch (e) { refused = `${e.name}: ${e.message}`; }
     h.change((d) => { d.items.push('three'); d.votes.increment(); window.synkro.splice(d, ['body'], 5, 0, ' world'); }, { message: 'in synkro' });
-    return { imported, messages, heads, refused, exported: [...h.export()], docs: repo.list().length };
+    const after = h.history().filter((c) => c.message === 'in synkro').map((c) => c.author);
+    return { imported, messages, authors, after, me: repo.memberId, heads, refused, exported: [...h.export()], docs: repo.list().length };
   }, [...saved]);
 
   assert.deepEqual(out.imported, { title: 'Shared notes', items: ['zero', 'one', 'two'], votes: 7, body: 'hello' });
   assert.deepEqual(out.heads.sort(), Automerge.getHeads(a).sort(), 'the same heads: the same history');
   assert.ok(out.messages.includes('from a') && out.messages.includes('from b'));
+  assert.ok(out.authors.every((a) => a === null), 'plain Automerge changes name no member');
+  assert.deepEqual(out.after, [out.me], 'a change made in synkro names its member');
   assert.match(out.refused, /InvalidArgumentError: .*Automerge/);
   assert.equal(out.docs, 1, 'the refused bytes made no document');
 

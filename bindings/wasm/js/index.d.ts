@@ -183,6 +183,8 @@ export interface ChangeEvent<T> { doc: T; patches: DocPatch[] }
 export interface Change {
   /** Its hash (what heads are made of). */
   hash: string;
+  /** The member who made it (`null` for changes from plain Automerge or older releases). */
+  author: string | null;
   /** The Automerge actor that made it (one per device and document). */
   actor: string;
   /** Its number among the actor's changes, from 1. */

@@ -413,7 +413,7 @@ export class DocHandle {
 
   /** The document's heads: the hashes of its latest changes. */
   heads() { return invoke(this, 'heads', none); }
-  /** Every change, oldest first: `{hash, actor, seq, time, message, deps}` (`time` in ms). */
+  /** Every change, oldest first: `{hash, author, actor, seq, time, message, deps}` (`time` in ms). */
   history() { return invoke(this, 'history', none); }
   /** The document as it was at `heads` (from `heads()` or `history()`). */
   view(heads) {

@@ -236,7 +236,7 @@ impl DocHandle {
         self.inner.read(|d| cx.root(d, Some(&heads))).map_err(from_synkro)
     }
 
-    /// Every change, oldest first: `{hash, actor, seq, time, message, deps}`
+    /// Every change, oldest first: `{hash, author, actor, seq, time, message, deps}`
     /// (`time` in milliseconds, as JS counts; 0 when unknown).
     #[wasm_bindgen(unchecked_return_type = "Change[]")]
     pub fn history(&self) -> JsResult<JsValue> {
@@ -248,6 +248,7 @@ impl DocHandle {
             .map(|c| {
                 serde_json::json!({
                     "hash": c.hash.to_string(),
+                    "author": c.author.map(|m| m.to_string()),
                     "actor": c.actor.to_hex_string(),
                     "seq": c.seq,
                     "time": c.time.saturating_mul(1000),

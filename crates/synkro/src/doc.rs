@@ -163,10 +163,12 @@ impl DocHandle {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), synkro::Error> {
     /// use synkro::automerge::{ROOT, transaction::Transactable};
-    /// let doc = synkro::Repo::in_memory().await?.create().await?;
+    /// let repo = synkro::Repo::in_memory().await?;
+    /// let doc = repo.create().await?;
     /// doc.change_with(Some("Name the trip"), |d| d.put(ROOT, "title", "Lisbon"))?;
     /// let last = doc.history()?.pop().unwrap();
     /// assert_eq!(last.message.as_deref(), Some("Name the trip"));
+    /// assert_eq!(last.author, Some(repo.member_id()));
     /// assert!(last.time > 0);
     /// # Ok(()) }
     /// ```

@@ -9,8 +9,9 @@ use super::Node;
 use crate::automerge::{ActorId, AutoCommit, ChangeHash};
 use crate::error::CoreError;
 use crate::fence::fenced;
-use crate::ids::DocId;
+use crate::ids::{DocId, MemberId};
 use crate::limits::MAX_ASSEMBLED_LEN;
+use crate::replica::Authors;
 
 impl Node {
     /// Make a new document, owned by this device, holding the changes in
@@ -37,11 +38,13 @@ impl Node {
     pub fn history(&mut self, doc: &DocId) -> Result<Vec<ChangeInfo>, CoreError> {
         self.touch(doc);
         let r = self.replica_mut(doc)?;
+        let authors = Authors::of(doc, r.log.state());
         let d = r.doc.as_mut().ok_or(CoreError::NoReadAccess(*doc))?;
         Ok(d.get_changes_meta(&[])
             .into_iter()
             .map(|m| ChangeInfo {
                 hash: m.hash,
+                author: authors.author(&m.actor),
                 actor: m.actor.into_owned(),
                 seq: m.seq,
                 time: m.timestamp,
@@ -68,6 +71,10 @@ impl Node {
 pub struct ChangeInfo {
     /// The change's hash (what heads are made of).
     pub hash: ChangeHash,
+    /// The member who made it, when its actor says so: every change this
+    /// release makes does (see `replica/authors.rs`); changes imported
+    /// from plain Automerge or made by older releases do not.
+    pub author: Option<MemberId>,
     /// The Automerge actor that made it (one per device and document).
     pub actor: ActorId,
     /// Its number among the actor's changes, from 1.

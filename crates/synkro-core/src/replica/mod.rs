@@ -1,10 +1,12 @@
 //! One document as held by one device: its access log, the sealed chunks,
 //! the keys this device can open, and (for readers) the Automerge document.
 
+mod authors;
 mod local;
 mod seal;
 mod summary;
 
+pub(crate) use authors::Authors;
 pub(crate) use local::{LocalState, record};
 pub use seal::CompactionPolicy;
 pub use summary::DocSummary;
@@ -14,12 +16,12 @@ pub const INDEX_RECORD: &[u8] = &[record::INDEX];
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use automerge::{ActorId, AutoCommit, ChangeHash};
+use automerge::{AutoCommit, ChangeHash};
 use rand_core::CryptoRng;
 
 use crate::access::{AccessLog, KeyMaterial, Role, unwrap_key};
 use crate::chunk::{ChunkKind, ChunkRef, Part, SealedChunk};
-use crate::crypto::{SymmetricKey, hash, random_array};
+use crate::crypto::{SymmetricKey, hash};
 use crate::encoding::encode;
 use crate::error::{CoreError, VerifyError};
 use crate::fence::fenced;
@@ -156,7 +158,7 @@ impl DocReplica {
             }
         }
         if !self.keys.is_empty() && self.doc.is_none() {
-            self.doc = Some(AutoCommit::new().with_actor(ActorId::from(random_array::<16, R>(rng))));
+            self.doc = Some(AutoCommit::new().with_actor(authors::new_actor(&self.id, &me, rng)));
             self.unapplied = self
                 .changes
                 .values()
@@ -234,6 +236,9 @@ impl DocReplica {
         }
         let plain = self.open_unit(unit)?;
         let snapshot = unit.first().is_some_and(|r| matches!(r, ChunkRef::Snapshot(_)));
+        if let Some(ChunkRef::Change(signer, _)) = unit.first() {
+            authors::Authors::of(&self.id, self.log.state()).check(&plain, signer)?;
+        }
         match self.load_plain(&plain, snapshot) {
             Ok(()) => {
                 for r in unit {
