@@ -24,6 +24,8 @@ test('change(fn) edits maps, lists, text and counters in one change; doc() share
   const { context, page: p } = await page('editor');
   const out = await p.evaluate(async () => {
     const { openRepo, Counter, splice, updateText } = window.synkro;
+    const declared = ['openRepo', 'ready', 'Repo', 'DocHandle', 'Counter', 'ImmutableString', 'splice', 'updateText', 'SynkroError', 'NotFoundError'];
+    const missing = declared.filter((name) => !(name in window.synkro));
     const repo = await openRepo({ storage: 'memory' });
     const h = await repo.create();
     const changes = [];
@@ -59,6 +61,7 @@ test('change(fn) edits maps, lists, text and counters in one change; doc() share
     stop();
     const history = h.history();
     return {
+      missing,
       v1: JSON.parse(JSON.stringify(v1)), v2: JSON.parse(JSON.stringify(v2)), v4: JSON.parse(JSON.stringify(v4)),
       frozen: Object.isFrozen(v2) && Object.isFrozen(v2.todos) && Object.isFrozen(v2.todos[0]),
       sameUntouched: v2.meta.created === v1.meta.created && v4.todos.at(-1) === v2.todos.at(-1),
@@ -73,6 +76,7 @@ test('change(fn) edits maps, lists, text and counters in one change; doc() share
       heads: h.heads().length,
     };
   });
+  assert.deepEqual(out.missing, [], 'what index.d.ts declares, index.js exports');
   assert.deepEqual(out.v1, { title: 'Lisbon trip', todos: [{ text: 'book flights', done: false }, { text: 'pack', done: false }], votes: 1, meta: { created: '2023-11-14T22:13:20.000Z', tags: ['travel'] } });
   // After unshift, push and insertAt: passport, adapter, flights, pack, plants; deleteAt(4) removed plants.
   assert.deepEqual(out.v2.todos.map((t) => t.text), ['renew passport', 'buy adapter', 'book flights', 'pack']);

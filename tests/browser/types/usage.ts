@@ -1,6 +1,6 @@
 // A typical program against the package's types: compiled with `tsc
 // --noEmit` by package.test.mjs, so a wrong or missing declaration fails.
-import { openRepo, SynkroError, PanicError, Counter, splice, updateText, type Patch, type Json, type NetworkEvent, type DocHandle } from 'synkro';
+import { openRepo, ready, Repo, SynkroError, PanicError, Counter, ImmutableString, splice, updateText, type Patch, type Json, type NetworkEvent, type DocHandle } from 'synkro';
 
 export async function app(relay: string): Promise<Json> {
   const repo = await openRepo({ name: 'typed', relays: [relay], takeOver: true });
@@ -80,4 +80,30 @@ export async function typed(repo: import('synkro').Repo): Promise<number> {
   // @ts-expect-error: the draft is typed
   trip.change((d) => { d.title = 3; });
   return snapshot.todos.length + before.todos.length + copy.doc().votes.value;
+}
+
+// Every other public method, optional arguments left out.
+export async function everything(): Promise<void> {
+  await ready();
+  const repo: Repo = await Repo.open();
+  const h: DocHandle = await repo.join('synkro1…');
+  h.delete('x');
+  h.splice('notes', 0, 1, '');
+  await h.flush();
+  await h.broadcast({ cursor: 1 });
+  await h.revoke(repo.memberId);
+  const backup: Uint8Array = await h.backup('passphrase');
+  const restored: DocHandle = await repo.restore(backup, 'passphrase');
+  restored.free();
+  await h.whenDurableOn(repo.memberId);
+  const stats = repo.stats();
+  const problems: string[] = repo.loadProblems();
+  const path: 'direct' | 'relayed' | 'offline' = repo.connection(repo.memberId);
+  console.log(stats.loaded, problems.length, path, repo.closed);
+  await repo.disconnect();
+  await repo.close();
+  repo.free();
+  const c = new Counter();
+  const s = new ImmutableString('id');
+  console.log(c.value + Number(c), s.val, JSON.stringify(c));
 }
