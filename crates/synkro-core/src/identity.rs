@@ -101,8 +101,29 @@ impl MemberId {
     /// Check `signature` over `message` by this member (strict RFC 8032
     /// verification: no malleable or small-order keys).
     pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> Result<(), VerifyError> {
-        let key = VerifyingKey::from_bytes(&self.0).map_err(|_| VerifyError::BadSignature)?;
+        let key = verifying_key(&self.0).ok_or(VerifyError::BadSignature)?;
         key.verify_strict(message, &Signature::from_bytes(signature))
             .map_err(|_| VerifyError::BadSignature)
     }
+}
+
+/// Members' keys as curve points, for the members whose signatures were
+/// checked lately: decompressing a key is about a third of the work of a
+/// verification, and the same few members sign most of what a device or
+/// a relay sees. Bounded: emptied when it holds this many.
+const KEY_CACHE: usize = 4096;
+
+fn verifying_key(bytes: &[u8; 32]) -> Option<VerifyingKey> {
+    static CACHE: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<[u8; 32], VerifyingKey>>> =
+        std::sync::LazyLock::new(Default::default);
+    let mut cache = CACHE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(k) = cache.get(bytes) {
+        return Some(*k);
+    }
+    let key = VerifyingKey::from_bytes(bytes).ok()?;
+    if cache.len() >= KEY_CACHE {
+        cache.clear();
+    }
+    cache.insert(*bytes, key);
+    Some(key)
 }
