@@ -412,9 +412,18 @@ impl Repo {
     /// Create a document owned by this device (relays given to
     /// [`replicate_to`](Self::replicate_to) get the `replicate` role on it).
     pub async fn create(&self) -> Result<DocHandle, Error> {
+        self.create_owned(|n, rng| n.create_doc(rng)).await
+    }
+
+    /// A document `make` creates, with the `replicate` role granted to the
+    /// relays given to [`replicate_to`](Self::replicate_to), once durable.
+    async fn create_owned(
+        &self,
+        make: impl FnOnce(&mut Node, &mut Rng) -> Result<DocId, synkro_core::CoreError>,
+    ) -> Result<DocHandle, Error> {
         let replicas = relock(self.inner.replicas.lock()).clone();
         let doc = self.inner.call_checked(|n, rng| {
-            let doc = n.create_doc(rng)?;
+            let doc = make(n, rng)?;
             for r in replicas {
                 n.grant(rng, &doc, r, None, Role::Replicate)?;
             }
@@ -446,17 +455,7 @@ impl Repo {
     /// # Ok(()) }
     /// ```
     pub async fn import_automerge(&self, bytes: &[u8]) -> Result<DocHandle, Error> {
-        let replicas = relock(self.inner.replicas.lock()).clone();
-        let doc = self.inner.call_checked(|n, rng| {
-            let doc = n.import_automerge(rng, bytes)?;
-            for r in replicas {
-                n.grant(rng, &doc, r, None, Role::Replicate)?;
-            }
-            Ok::<_, synkro_core::CoreError>(doc)
-        })??;
-        let handle = DocHandle::new(self.clone(), doc);
-        self.inner.durable(doc).await?;
-        Ok(handle)
+        self.create_owned(|n, rng| n.import_automerge(rng, bytes)).await
     }
 
     /// Let `relay` store and serve (never read) every document this device
