@@ -120,12 +120,7 @@ impl Node {
 
     /// Read the document.
     pub fn read<T>(&self, doc: &DocId, f: impl FnOnce(&AutoCommit) -> T) -> Result<T, CoreError> {
-        let r = self.replica(doc)?;
-        match &r.doc {
-            Some(d) => Ok(f(d)),
-            None if !r.log.is_rooted() => Err(CoreError::NotYetSynced(*doc)),
-            None => Err(CoreError::NoReadAccess(*doc)),
-        }
+        Ok(f(self.replica(doc)?.readable()?))
     }
 
     /// Change the document. The change is applied at once and sealed into a

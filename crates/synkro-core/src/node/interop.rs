@@ -23,7 +23,7 @@ impl Node {
         let (loaded, len) = check_automerge(bytes)?;
         let doc = self.create_doc(rng)?;
         let r = self.replica_mut(&doc)?;
-        let d = r.doc.as_mut().ok_or(CoreError::NoReadAccess(doc))?;
+        let d = r.readable_mut()?;
         let actor = d.get_actor().clone();
         *d = loaded.with_actor(actor);
         d.update_diff_cursor();
@@ -39,8 +39,8 @@ impl Node {
         self.touch(doc);
         let r = self.replica_mut(doc)?;
         let authors = Authors::of(doc, r.log.state());
-        let d = r.doc.as_mut().ok_or(CoreError::NoReadAccess(*doc))?;
-        Ok(d.get_changes_meta(&[])
+        Ok(r.readable_mut()?
+            .get_changes_meta(&[])
             .into_iter()
             .map(|m| ChangeInfo {
                 hash: m.hash,
@@ -57,12 +57,7 @@ impl Node {
     /// The document as Automerge's own save format, history included.
     pub fn export_automerge(&mut self, doc: &DocId) -> Result<Vec<u8>, CoreError> {
         self.touch(doc);
-        let r = self.replica_mut(doc)?;
-        match r.doc.as_mut() {
-            Some(d) => Ok(d.save()),
-            None if !r.log.is_rooted() => Err(CoreError::NotYetSynced(*doc)),
-            None => Err(CoreError::NoReadAccess(*doc)),
-        }
+        Ok(self.replica_mut(doc)?.readable_mut()?.save())
     }
 }
 

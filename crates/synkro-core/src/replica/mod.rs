@@ -105,6 +105,26 @@ impl DocReplica {
         }
     }
 
+    /// The Automerge document, or why this device cannot read it.
+    pub(crate) fn readable(&self) -> Result<&AutoCommit, CoreError> {
+        let why = self.unreadable();
+        self.doc.as_ref().ok_or(why)
+    }
+
+    /// [`readable`](Self::readable), to change or save.
+    pub(crate) fn readable_mut(&mut self) -> Result<&mut AutoCommit, CoreError> {
+        let why = self.unreadable();
+        self.doc.as_mut().ok_or(why)
+    }
+
+    fn unreadable(&self) -> CoreError {
+        if self.log.is_rooted() {
+            CoreError::NoReadAccess(self.id)
+        } else {
+            CoreError::NotYetSynced(self.id)
+        }
+    }
+
     pub fn role_of(&self, m: &MemberId) -> Option<Role> {
         self.log.state().role(m)
     }
@@ -237,7 +257,7 @@ impl DocReplica {
         let plain = self.open_unit(unit)?;
         let snapshot = unit.first().is_some_and(|r| matches!(r, ChunkRef::Snapshot(_)));
         if let Some(ChunkRef::Change(signer, _)) = unit.first() {
-            authors::Authors::of(&self.id, self.log.state()).check(&plain, signer)?;
+            authors::check(&self.id, self.log.state(), &plain, signer)?;
         }
         match self.load_plain(&plain, snapshot) {
             Ok(()) => {
