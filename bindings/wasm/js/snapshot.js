@@ -48,26 +48,28 @@ export const counter = (n) => new Counter(n);
 
 const surrogates = /[\uD800-\uDFFF]/;
 
+/**
+ * Step through `s` one code point at a time until `stop(codePoints,
+ * utf16)` holds or the text ends; returns both counts there.
+ */
+function walk(s, stop) {
+  let [cp, u] = [0, 0];
+  while (u < s.length && !stop(cp, u)) {
+    const c = s.charCodeAt(u);
+    u += c >= 0xd800 && c <= 0xdbff && u + 1 < s.length ? 2 : 1;
+    cp++;
+  }
+  return [cp, u];
+}
+
 /** The UTF-16 offset in `s` of code point `cp` (Automerge counts code points). */
 export function utf16Index(s, cp) {
-  if (!surrogates.test(s)) return cp;
-  let i = 0;
-  for (let n = 0; n < cp && i < s.length; n++) {
-    const c = s.charCodeAt(i);
-    i += c >= 0xd800 && c <= 0xdbff && i + 1 < s.length ? 2 : 1;
-  }
-  return i;
+  return surrogates.test(s) ? walk(s, (n) => n >= cp)[1] : cp;
 }
 
 /** The code point index of UTF-16 offset `u` in `s`. */
 export function codePointIndex(s, u) {
-  if (!surrogates.test(s)) return u;
-  let n = 0;
-  for (let i = 0; i < u && i < s.length; n++) {
-    const c = s.charCodeAt(i);
-    i += c >= 0xd800 && c <= 0xdbff && i + 1 < s.length ? 2 : 1;
-  }
-  return n;
+  return surrogates.test(s) ? walk(s, (_, i) => i >= u)[0] : u;
 }
 
 /**

@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::error::{JsResult, from_synkro, invalid};
 use crate::snapshot::Cx;
-use crate::value::{from_js, index, to_js};
+use crate::value::{from_js, index, safe_integer, to_js};
 use crate::{ops, patch, repo::parse_member};
 
 /// One document of a repo.
@@ -141,10 +141,8 @@ impl DocHandle {
 
     /// Add `by` (an integer) to the counter at `path`, created at 0.
     pub fn increment(&self, path: &str, by: f64) -> JsResult<()> {
-        if !(by.is_finite() && by.fract() == 0.0 && by.abs() <= 2f64.powi(53)) {
-            return Err(invalid(format!("increment must be a safe integer, got {by}")));
-        }
-        self.inner.increment(path, by as i64).map_err(from_synkro)
+        let by = safe_integer(by).ok_or_else(|| invalid(format!("increment must be a safe integer, got {by}")))?;
+        self.inner.increment(path, by).map_err(from_synkro)
     }
 
     /// The whole document as frozen JS values (see `snapshot.rs`); from

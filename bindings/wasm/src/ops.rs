@@ -20,6 +20,8 @@ use synkro::automerge::transaction::Transactable;
 use synkro::automerge::{AutoCommit, ObjId, ObjType, Prop, ROOT, ReadDoc, ScalarValue, Value};
 use wasm_bindgen::{JsCast, JsValue};
 
+use crate::value::safe_integer;
+
 /// Apply `ops` to `doc` (inside a change).
 pub fn apply(doc: &mut AutoCommit, ops: &Array) -> Result<(), String> {
     let mut cx = Apply {
@@ -147,15 +149,13 @@ impl Apply<'_> {
             }
             "inc" => {
                 let (obj, prop) = (self.obj(op)?, self.prop(op)?);
-                let by = field(op, "by")
-                    .as_f64()
-                    .filter(|b| b.fract() == 0.0 && b.abs() <= 2f64.powi(53));
+                let by = field(op, "by").as_f64().and_then(safe_integer);
                 let by = by.ok_or("increment must be a safe integer")?;
                 match self.doc.get(&obj, prop.clone()).map_err(am)? {
                     Some((Value::Scalar(s), _)) if s.is_counter() => {}
                     _ => return Err(format!("{prop} is not a counter (assign new Counter() first)")),
                 }
-                self.doc.increment(&obj, prop, by as i64).map_err(am)
+                self.doc.increment(&obj, prop, by).map_err(am)
             }
             other => Err(format!("unknown operation {other:?}")),
         }
@@ -225,10 +225,11 @@ impl Apply<'_> {
                 inner.as_string().ok_or("str without a string")?.into(),
             )),
             "counter" => Put::Scalar(ScalarValue::counter(
-                safe(inner.as_f64().ok_or("counter without a number")?).ok_or("a counter must be a safe integer")?,
+                safe_integer(inner.as_f64().ok_or("counter without a number")?)
+                    .ok_or("a counter must be a safe integer")?,
             )),
             "date" => Put::Scalar(ScalarValue::Timestamp(
-                safe(inner.as_f64().ok_or("date without a time")?).ok_or("an invalid date")?,
+                safe_integer(inner.as_f64().ok_or("date without a time")?).ok_or("an invalid date")?,
             )),
             other => return Err(format!("unknown value tag {other:?}")),
         })
@@ -259,15 +260,11 @@ fn created_content(v: &JsValue) -> Content {
     }
 }
 
-fn safe(n: f64) -> Option<i64> {
-    (n.is_finite() && n.fract() == 0.0 && n.abs() <= 2f64.powi(53)).then_some(n as i64)
-}
-
 fn number(n: f64) -> Result<ScalarValue, String> {
     if !n.is_finite() {
         return Err(format!("{n} cannot be stored (not a finite number)"));
     }
-    Ok(match safe(n) {
+    Ok(match safe_integer(n) {
         Some(i) => ScalarValue::Int(i),
         None => ScalarValue::F64(n),
     })

@@ -34,3 +34,8 @@ pub fn index(value: f64, what: &str) -> JsResult<usize> {
         Err(invalid(format!("{what} must be a non-negative integer, got {value}")))
     }
 }
+
+/// `n` as an integer if it is one JavaScript holds exactly (a safe integer).
+pub fn safe_integer(n: f64) -> Option<i64> {
+    (n.is_finite() && n.fract() == 0.0 && n.abs() <= 2f64.powi(53)).then_some(n as i64)
+}
