@@ -54,6 +54,24 @@ pub fn relay_with_page() -> anyhow::Result<(Relay, Multiaddr, tempfile::TempDir)
     Ok((relay, addr, dir))
 }
 
+/// Whether a page script (`tests/browser/bench-*.mjs`) printed its
+/// `result {...}` line.
+pub fn has_result(lines: &[String]) -> bool {
+    lines.iter().any(|l| l.starts_with("result "))
+}
+
+/// A page script's `result {...}`, waiting up to `timeout` for it.
+pub fn page_result(page: &mut Process, timeout: Duration) -> anyhow::Result<Value> {
+    page.wait_for(timeout, has_result)?;
+    let line = page
+        .lines()
+        .iter()
+        .find_map(|l| l.strip_prefix("result "))
+        .context("result line")?
+        .to_owned();
+    serde_json::from_str(&line).context("the page's result")
+}
+
 fn wall_ms() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -101,16 +119,7 @@ pub async fn flow(
     let mut sent = vec![vec![0.0]; docs];
     write_at(&handles, rate, seconds, |d| sent[d].push(wall_ms())).await?;
     std::fs::write(&stop_file, b"stop")?;
-    reader.wait_for(Duration::from_secs(60), |l| l.iter().any(|l| l.starts_with("result ")))?;
-    let line = reader
-        .lines()
-        .iter()
-        .find_map(|l| l.strip_prefix("result "))
-        .context("result line")?
-        .to_owned();
-    let receipts: Vec<(usize, usize, f64)> = serde_json::from_str::<Value>(&line)
-        .ok()
-        .and_then(|v| serde_json::from_value(v).ok())
+    let receipts: Vec<(usize, usize, f64)> = serde_json::from_value(page_result(&mut reader, Duration::from_secs(60))?)
         .context("the browser reader's result")?;
     let mut latencies = Latencies::default();
     for (d, n, at) in receipts {
@@ -201,14 +210,7 @@ pub async fn large(
         sent.push(times);
     }
     std::fs::write(&stop_file, b"stop")?;
-    page.wait_for(Duration::from_secs(60), |l| l.iter().any(|l| l.starts_with("result ")))?;
-    let line = page
-        .lines()
-        .iter()
-        .find_map(|l| l.strip_prefix("result "))
-        .context("result line")?
-        .to_owned();
-    let result: Value = serde_json::from_str(&line).context("the page's result")?;
+    let result = page_result(&mut page, Duration::from_secs(60))?;
     let num = |key: &str| result[key].as_f64().unwrap_or(f64::NAN);
     let latencies = |name: &str, sent: &[f64]| {
         let mut l = Latencies::default();

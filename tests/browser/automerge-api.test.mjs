@@ -6,19 +6,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as Automerge from '@automerge/automerge';
-import { relay, browser, useRelayAndChromium, until } from './harness.mjs';
+import { relay, useRelayAndChromium, openTestPage as page, until } from './harness.mjs';
 
 useRelayAndChromium();
-
-async function page(name) {
-  const context = await browser.newContext();
-  const p = await context.newPage();
-  p.on('pageerror', (e) => console.error(`${name} page error:`, e));
-  await p.goto(`${relay.http}/index.html`);
-  await p.waitForFunction(() => window.ready);
-  await p.evaluate(() => window.ready);
-  return { context, page: p };
-}
 
 test('change(fn) edits maps, lists, text and counters in one change; doc() shares what did not change', async () => {
   const { context, page: p } = await page('editor');

@@ -13,16 +13,12 @@
 // call (the whole document), a call when nothing changed, and the call
 // after one element changed (the change's patches applied), against
 // `value()` (the whole document as JSON) and Automerge's `toJS`.
-import { launchChromium } from './harness.mjs';
+import { launchChromium, openBenchPage } from './harness.mjs';
 
 const params = JSON.parse(process.argv[2]);
 const browser = await launchChromium();
 try {
-  const page = await browser.newPage();
-  page.on('pageerror', (e) => console.error('bench page error:', e));
-  await page.goto(params.page);
-  await page.waitForFunction(() => window.ready);
-  await page.evaluate(() => window.ready);
+  const page = await openBenchPage(browser, params.page);
   await page.addScriptTag({ path: params.automerge });
   const result = await page.evaluate(async ({ keystrokes, elements }) => {
     const { openRepo, splice } = window.synkro;

@@ -10,17 +10,13 @@
 // it follows both documents; after `stopFile` appears (or every keystroke
 // arrived) it prints `result {...}`.
 import { existsSync, readFileSync } from 'node:fs';
-import { launchChromium } from './harness.mjs';
+import { launchChromium, openBenchPage } from './harness.mjs';
 
 const params = JSON.parse(process.argv[2]);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const browser = await launchChromium();
 try {
-  const page = await browser.newPage();
-  page.on('pageerror', (e) => console.error('bench page error:', e));
-  await page.goto(params.page);
-  await page.waitForFunction(() => window.ready);
-  await page.evaluate(() => window.ready);
+  const page = await openBenchPage(browser, params.page);
   await page.addScriptTag({ path: params.automerge });
   const save = readFileSync(params.save).toString('base64');
 

@@ -7,17 +7,13 @@
 // With SYNKRO_BENCH_PROFILE=file.cpuprofile it records the page's CPU
 // profile from `ready` to the result (open it in Chromium's DevTools).
 import { existsSync, writeFileSync } from 'node:fs';
-import { launchChromium } from './harness.mjs';
+import { launchChromium, openBenchPage } from './harness.mjs';
 
 const params = JSON.parse(process.argv[2]);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const browser = await launchChromium();
 try {
-  const page = await browser.newPage();
-  page.on('pageerror', (e) => console.error('bench page error:', e));
-  await page.goto(params.page);
-  await page.waitForFunction(() => window.ready);
-  await page.evaluate(() => window.ready);
+  const page = await openBenchPage(browser, params.page);
   await page.evaluate(async ({ relay, tokens }) => {
     const repo = await window.synkro.openRepo({ storage: 'memory', relays: [relay] });
     const docs = [];

@@ -4,17 +4,12 @@
 // And the package runs inside a Web Worker.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { relay, browser, useRelayAndChromium, editLatencies, until } from './harness.mjs';
+import { relay, browser, useRelayAndChromium, openTestPage, editLatencies, until } from './harness.mjs';
 
 useRelayAndChromium();
 
 async function user(name) {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  page.on('pageerror', (e) => console.error(`${name} page error:`, e));
-  await page.goto(`${relay.http}/index.html`);
-  await page.waitForFunction(() => window.ready);
-  await page.evaluate(() => window.ready);
+  const { context, page } = await openTestPage(name);
   await page.evaluate(async ({ ws, name }) => {
     window.repo = await window.synkro.openRepo({ name });
     window.sessions = [];

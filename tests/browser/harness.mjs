@@ -99,11 +99,28 @@ export async function startRelay({ webRoot, extra = [] } = {}) {
   };
 }
 
-/** Open the test page of the current relay and wait until the package is ready. */
-export async function loadTestPage(page) {
-  await page.goto(`${relay.http}/index.html`);
+/** Open the test page (of the current relay, or at `url`) and wait until the package is ready. */
+export async function loadTestPage(page, url = `${relay.http}/index.html`) {
+  await page.goto(url);
   await page.waitForFunction(() => window.ready);
   await page.evaluate(() => window.ready);
+}
+
+/** A fresh browser context (its own storage) on the test page; page errors are logged under `name`. */
+export async function openTestPage(name) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on('pageerror', (e) => console.error(`${name} page error:`, e));
+  await loadTestPage(page);
+  return { context, page };
+}
+
+/** A benchmark script's page (`bench-*.mjs`) of `chromium` at `url`, the package ready. */
+export async function openBenchPage(chromium, url) {
+  const page = await chromium.newPage();
+  page.on('pageerror', (e) => console.error('bench page error:', e));
+  await loadTestPage(page, url);
+  return page;
 }
 
 /** A `synkro` CLI device with its own home. */

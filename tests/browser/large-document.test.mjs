@@ -4,19 +4,9 @@
 // anything changes, and nothing else is lost.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { relay, browser, useRelayAndChromium, until } from './harness.mjs';
+import { relay, useRelayAndChromium, openTestPage as open, until } from './harness.mjs';
 
 useRelayAndChromium();
-
-async function open(name) {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  page.on('pageerror', (e) => console.error(`${name} page error:`, e));
-  await page.goto(`${relay.http}/index.html`);
-  await page.waitForFunction(() => window.ready);
-  await page.evaluate(() => window.ready);
-  return { context, page };
-}
 
 test('260,000 keystrokes typed in one loop survive a reload and reach another browser', async () => {
   const alice = await open('alice');

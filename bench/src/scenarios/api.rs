@@ -37,17 +37,9 @@ pub(crate) async fn api(b: &mut Bench) -> anyhow::Result<()> {
     cmd.current_dir(root.join("tests/browser"))
         .arg("bench-api.mjs")
         .arg(params.to_string());
-    let mut page = Process::start(cmd, Duration::from_secs(600), |l| {
-        l.iter().any(|l| l.starts_with("result "))
-    })
-    .context("the API benchmark page")?;
-    let line = page
-        .lines()
-        .iter()
-        .find_map(|l| l.strip_prefix("result "))
-        .context("result line")?
-        .to_owned();
-    let r: Value = serde_json::from_str(&line).context("the page's result")?;
+    let mut page =
+        Process::start(cmd, Duration::from_secs(600), browser::has_result).context("the API benchmark page")?;
+    let r = browser::page_result(&mut page, Duration::ZERO)?;
     let num = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
     let s = "10 JS API";
     b.row(
