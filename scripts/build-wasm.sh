@@ -13,7 +13,7 @@ out=bindings/wasm/pkg
 rm -rf "$out"
 wasm-bindgen --target web --out-dir "$out" --out-name synkro_wasm --remove-name-section --remove-producers-section \
   "$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm-release/synkro_wasm.wasm"
-cp bindings/wasm/js/{index,draft,snapshot,react}.js bindings/wasm/js/{index,react}.d.ts bindings/wasm/js/package.json "$out/"
+cp bindings/wasm/js/{index,draft,snapshot,tabs,react}.js bindings/wasm/js/{index,react}.d.ts bindings/wasm/js/package.json "$out/"
 
 wasm="$out/synkro_wasm_bg.wasm"
 raw=$(wc -c < "$wasm")

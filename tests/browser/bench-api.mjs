@@ -13,7 +13,10 @@
 // call (the whole document), a call when nothing changed, and the call
 // after one element changed (the change's patches applied), against
 // `value()` (the whole document as JSON) and Automerge's `toJS`.
-import { launchChromium, openBenchPage } from './harness.mjs';
+// Tabs sharing one repo: an edit in one guest tab seen in another (through
+// the tab holding the repo) against one made in the holding tab, and how
+// long after the holding tab closes a guest holds the repo.
+import { launchChromium, loadTestPage, openBenchPage } from './harness.mjs';
 
 const params = JSON.parse(process.argv[2]);
 const browser = await launchChromium();
@@ -96,7 +99,79 @@ try {
       automergeChangeMs: median(amChange), toJsMs, shared,
     };
   }, params);
+  Object.assign(result, await tabs(browser, params.page));
   console.log(`result ${JSON.stringify(result)}`);
 } finally {
   await browser.close();
+}
+
+/** Three tabs of one profile on one repo: edit latencies and the take-over. */
+async function tabs(browser, url) {
+  const context = await browser.newContext();
+  const pages = [];
+  for (let i = 0; i < 3; i++) {
+    const page = await context.newPage();
+    page.on('pageerror', (e) => console.error('bench tab error:', e));
+    await loadTestPage(page, url);
+    await page.evaluate(async () => {
+      window.repo = await window.synkro.openRepo({ name: 'bench-tabs' });
+      window.seen = new Map();
+    });
+    pages.push(page);
+  }
+  const [host, sender, receiver] = pages;
+  const id = await host.evaluate(async () => {
+    const doc = await window.repo.create();
+    doc.change((d) => { d.n = -1; });
+    await doc.flush();
+    return doc.id;
+  });
+  for (const page of pages) {
+    await page.evaluate(async (id) => {
+      window.doc = await window.repo.find(id);
+      window.doc.on('change', ({ doc }) => {
+        if (!window.seen.has(doc.n)) window.seen.set(doc.n, performance.timeOrigin + performance.now());
+      });
+    }, id);
+  }
+  const edits = 100;
+  const latencies = async (from, base) => {
+    const sent = [];
+    for (let k = base; k < base + edits; k++) {
+      sent.push(await from.evaluate((k) => {
+        window.doc.change((d) => { d.n = k; });
+        return performance.timeOrigin + performance.now();
+      }, k));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    const seen = new Map(await receiver.evaluate(() => [...window.seen]));
+    const ms = sent.map((t, i) => (seen.get(base + i) ?? Infinity) - t).sort((a, b) => a - b);
+    return { p50: ms[Math.floor(ms.length / 2)], p99: ms[Math.floor(ms.length * 0.99)] };
+  };
+  const guestToGuest = await latencies(sender, 0);
+  const hostToGuest = await latencies(host, 1000);
+  // The holding tab goes away; each guest notes when it holds the repo.
+  for (const page of [sender, receiver]) {
+    await page.evaluate(() => {
+      window.heldAt = null;
+      const poll = setInterval(() => {
+        if (!window.repo.isGuest) { window.heldAt = performance.timeOrigin + performance.now(); clearInterval(poll); }
+      }, 2);
+    });
+  }
+  const closing = await host.evaluate(() => performance.timeOrigin + performance.now());
+  await host.close();
+  let heldAt = null;
+  for (let i = 0; i < 500 && heldAt === null; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    const times = await Promise.all([sender, receiver].map((p) => p.evaluate(() => window.heldAt)));
+    heldAt = times.find((t) => t !== null) ?? null;
+  }
+  await context.close();
+  return {
+    tabGuestP50: guestToGuest.p50, tabGuestP99: guestToGuest.p99,
+    tabHostP50: hostToGuest.p50, tabHostP99: hostToGuest.p99,
+    takeOverMs: heldAt === null ? Infinity : heldAt - closing,
+  };
 }

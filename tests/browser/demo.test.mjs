@@ -2,7 +2,8 @@
 // headless Chromium against a real synkro-relay that also serves the app:
 // two users share a board by invite link and see each other's edits and
 // presence; one goes offline and both edit; the owner removes a member;
-// a reload brings everything back from IndexedDB with the relay gone.
+// a reload brings everything back from IndexedDB with the relay gone; two
+// tabs of one person share the boards.
 // Screenshots of each state go to tests/browser/output/demo/.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -278,25 +279,34 @@ test('reload: everything comes back from IndexedDB with the relay gone', async (
   }
 });
 
-test('a second tab offers to take the boards over, and the first steps aside', async () => {
+test('two tabs of one person show the same board live, and the second carries on when the first closes', async () => {
   const dana = await person('Dana', `${relay.http}/`);
   const first = dana.page;
   await first.getByRole('button', { name: 'Create your first board' }).click();
   await first.getByLabel('Board title').fill('Moving day');
   await addTask(first, 'Label the boxes');
+  await until('the first tab synced', async () => (await statusOf(first)) === 'Synced', 30000);
 
   const second = await dana.context.newPage();
   second.on('pageerror', (e) => pageErrors.push(`Dana's second tab: ${e.message}`));
-  await second.goto(`${relay.http}/`);
-  await second.getByRole('heading', { name: 'Open in another tab' }).waitFor();
-  await shot(second, '11-open-in-another-tab');
-  await second.getByRole('button', { name: 'Use it here' }).click();
+  await second.goto(first.url());
   await until('the board in the second tab', async () => (await titleOf(second).catch(() => '')) === 'Moving day', 30000);
-  assert.deepEqual(await tasksOf(second), ['Label the boxes'], 'nothing typed in the first tab is lost');
-  await first.getByText('You opened synkro boards in another tab').waitFor();
-  assert.equal(await statusOf(first), 'Offline — saved on this device');
+  assert.deepEqual(await tasksOf(second), ['Label the boxes']);
+  // Edits go both ways at once, without a reload.
   await addTask(second, 'Book the van');
-  await until('the second tab synced', async () => (await statusOf(second)) === 'Synced', 30000);
+  await until('the first tab shows it', async () => (await tasksOf(first)).includes('Book the van'), 10000);
+  await addTask(first, 'Pack the kitchen');
+  await until('the second tab shows it', async () => (await tasksOf(second)).includes('Pack the kitchen'), 10000);
+  // The second tab reads the relay's status through the first.
+  await until('the second tab says synced', async () => (await statusOf(second)) === 'Synced', 30000);
+  await shot(second, '11-second-tab');
+
+  // The first tab closes: the second holds the boards, connects and goes on.
+  await first.close();
+  await addTask(second, 'Return the keys');
+  await until('the second tab synced on its own', async () => (await statusOf(second)) === 'Synced', 30000);
+  assert.deepEqual((await tasksOf(second)).sort(), ['Book the van', 'Label the boxes', 'Pack the kitchen', 'Return the keys']);
+  await shot(second, '12-second-tab-alone');
   assert.deepEqual(pageErrors, []);
   await dana.context.close();
 });

@@ -24,26 +24,9 @@ const app = {
 boot().catch((e) => fatal(e));
 
 async function boot() {
-  let repo;
-  // One tab at a time writes to the boards; "Use it here" asks the other
-  // tab to save and hand them over.
-  const takeOver = sessionStorage.getItem('synkro-boards/take-over') === '1';
-  sessionStorage.removeItem('synkro-boards/take-over');
-  try {
-    repo = await openRepo({ takeOver });
-  } catch (e) {
-    if (e.code === 'storage' && /another tab/i.test(e.message)) {
-      return elsewhere('synkro boards is open in another tab of this browser.');
-    }
-    throw e;
-  }
-  repo.onClose(({ reason }) => {
-    if (reason === 'taken-over') {
-      app.view?.close();
-      app.view = null;
-      elsewhere('You opened synkro boards in another tab; your changes here were saved and it carries on there.');
-    }
-  });
+  // Every tab of this browser shares the boards: one holds the storage
+  // and the connection, the others see its changes live and hand it theirs.
+  const repo = await openRepo();
   app.repo = repo;
   app.me = await whoAmI(repo.memberId);
   $('me').textContent = app.me.name;
@@ -368,24 +351,6 @@ async function importBackup(event) {
   } catch (e) {
     toast(`Could not import: ${e.message}`, 'error');
   }
-}
-
-/** The boards are open in another tab: say so, and offer to move here. */
-function elsewhere(message) {
-  main.replaceChildren(el('div', { class: 'home' }, [
-    el('h1', {}, 'Open in another tab'),
-    el('p', { role: 'status' }, message),
-    el('button', {
-      class: 'button primary big',
-      type: 'button',
-      onclick: () => {
-        sessionStorage.setItem('synkro-boards/take-over', '1');
-        location.reload();
-      },
-    }, 'Use it here'),
-  ]));
-  showStatus('offline');
-  for (const id of ['new-board', 'offline-toggle']) $(id).disabled = true;
 }
 
 function fatal(error, title = 'Something went wrong') {

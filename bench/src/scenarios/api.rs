@@ -96,6 +96,33 @@ pub(crate) async fn api(b: &mut Bench) -> anyhow::Result<()> {
         "ms",
         true,
     );
+    b.row(
+        s,
+        "tabs: an edit in a guest tab → another guest tab (through the holding tab), p50",
+        num("tabGuestP50"),
+        "an edit in the holding tab → a guest tab, p50",
+        num("tabHostP50"),
+        "ms",
+        true,
+    );
+    b.row(
+        s,
+        "tabs: an edit in a guest tab → another guest tab, p99",
+        num("tabGuestP99"),
+        "an edit in the holding tab → a guest tab, p99",
+        num("tabHostP99"),
+        "ms",
+        true,
+    );
+    b.row(
+        s,
+        "tabs: a guest holds the repo after the holding tab closes",
+        num("takeOverMs"),
+        "the limit",
+        1000.0,
+        "ms",
+        true,
+    );
     if r["shared"] != Value::Bool(true) {
         eprintln!("api: the snapshot after a change did not share an untouched element");
     }
@@ -106,7 +133,7 @@ pub(crate) async fn api(b: &mut Bench) -> anyhow::Result<()> {
 /// against Automerge's JavaScript layer and automerge-repo's React hooks.
 fn sizes(b: &mut Bench, root: &std::path::Path) -> anyhow::Result<()> {
     let js = root.join("bindings/wasm/js");
-    let ours = gzip_of(&["index.js", "draft.js", "snapshot.js"].map(|f| js.join(f)))?;
+    let ours = gzip_of(&["index.js", "draft.js", "snapshot.js", "tabs.js"].map(|f| js.join(f)))?;
     let react = gzip_of(&[js.join("react.js")])?;
     let mjs = peer::dir().join("node_modules/@automerge/automerge/dist/mjs");
     let layer: Vec<_> = std::fs::read_dir(&mjs)
@@ -119,7 +146,7 @@ fn sizes(b: &mut Bench, root: &std::path::Path) -> anyhow::Result<()> {
     let s = "10 JS API";
     b.row(
         s,
-        "gzip size of the JS wrapper (index, draft, snapshot)",
+        "gzip size of the JS wrapper (index, draft, snapshot, tabs)",
         ours,
         "@automerge/automerge's JS layer (dist/mjs/*.js)",
         theirs,

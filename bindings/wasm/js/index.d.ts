@@ -63,13 +63,15 @@ export type NetworkEvent =
 
 /**
  * A document arrived, or its members, roles or keys changed; a peer refused
- * data; local storage filled up or has room again; or the repo was reloaded
- * from storage after an internal error (`PanicError`).
+ * data; local storage filled up or has room again; the repo was reloaded
+ * from storage after an internal error (`PanicError`); or the tab holding
+ * the repo went away and this one holds it now (`promoted`).
  */
 export type RepoEvent =
   | { type: 'doc-added' | 'access-changed'; doc: string }
   | ({ type: 'peer-refused'; peer: string } & Refused)
   | { type: 'reloaded'; message: string }
+  | { type: 'promoted'; message: string }
   | { type: 'storage'; state: StorageState };
 
 /**
@@ -80,7 +82,7 @@ export type RepoEvent =
 export type StorageState = 'ok' | 'full' | 'failed';
 
 /** Why a repo closed. */
-export interface CloseEvent { reason: 'closed' | 'taken-over' }
+export interface CloseEvent { reason: 'closed' }
 
 /** Every error synkro throws; `code` says which kind. */
 export class SynkroError extends Error {
@@ -92,7 +94,7 @@ export class InvalidArgumentError extends SynkroError {}
 export class NotFoundError extends SynkroError {}
 /** The document's access rules do not allow it (not a writer, not an admin). */
 export class AccessError extends SynkroError {}
-/** Browser storage failed or is full, or the repo is open in another tab. */
+/** Browser storage failed or is full. */
 export class StorageError extends SynkroError {}
 /** A relay or peer could not be reached, or refused what was sent. */
 export class NetworkError extends SynkroError {}
@@ -104,16 +106,13 @@ export class NetworkError extends SynkroError {}
 export class PanicError extends SynkroError {}
 
 export interface OpenOptions {
-  /** Where documents live: IndexedDB (default; survives reloads, one tab at a time) or memory. */
+  /**
+   * Where documents live: IndexedDB (default; survives reloads; every tab
+   * of the origin shares the repo and sees the others' edits live) or memory.
+   */
   storage?: 'indexeddb' | 'memory';
   /** Which repo of this origin (IndexedDB databases `synkro/<name>`); default "default". */
   name?: string;
-  /**
-   * If another tab has the repo open, ask it to hand it over (it saves its
-   * pending edits, closes, and its `onClose` listeners hear `taken-over`)
-   * instead of failing. Waits up to 10 s.
-   */
-  takeOver?: boolean;
   /**
    * Bytes of documents kept in memory (default 256 MiB): past it, idle
    * documents no live handle holds are unloaded, and load again on their
@@ -287,8 +286,14 @@ export class Repo {
   private constructor();
   /** Open a repo (see `OpenOptions`) and connect to its `relays`; the same as `openRepo`. */
   static open(options?: OpenOptions): Promise<Repo>;
-  /** Whether `close()` ran or another tab took the repo over. */
+  /** Whether `close()` ran. */
   readonly closed: boolean;
+  /**
+   * Whether another tab of this browser holds the repo (writes storage,
+   * holds the connections; this tab hands it its edits and reads its
+   * `syncStatus`). When that tab goes away, one of the others holds it.
+   */
+  readonly isGuest: boolean;
   /** This device's member id in every document. */
   readonly memberId: string;
   /** Damage found and skipped when the repo was opened, as messages. */

@@ -49,6 +49,7 @@ export class PanicError extends SynkroError {
 
 import { Draft, draftOf } from './draft.js';
 import { Counter, ImmutableString, applyPatches, counter, ids } from './snapshot.js';
+import { TabNet } from './tabs.js';
 
 export { Counter, ImmutableString };
 
@@ -498,14 +499,14 @@ const collected = typeof FinalizationRegistry === 'undefined'
 export class Repo {
   /**
    * Open a repo: documents in IndexedDB (the default; `name` picks the
-   * repo, one tab at a time; `takeOver` asks a tab that has it to hand it
-   * over) or in memory.
+   * repo, shared by every tab of the origin) or in memory.
    */
   static async open(options = {}) {
     await ready();
     const pending = live();
     if (pending) await pending;
-    const repo = new Repo(options, await current.glue.Repo.open(options));
+    const { __afterCrash, ...rest } = options;
+    const repo = new Repo(rest, await current.glue.Repo.open(rest));
     openRepos.add(repo);
     if (options.relays && options.relays.length) {
       await repo.connect(options.relays, options.connect);
@@ -523,20 +524,29 @@ export class Repo {
     this._held = new Set();
     this._listeners = new Listeners();
     this._reloaded = new Set();
+    this._wasGuest = inner.isGuest;
+    if ((options.storage ?? 'indexeddb') === 'indexeddb') this._net = new TabNet(options.name ?? 'default', this);
     this._watchClose();
   }
 
   _target() { return this._inner; }
 
-  /** Forget this repo once it is closed or handed to another tab. */
+  /** Forget this repo once it is closed. */
   _watchClose() {
     const instance = current;
-    this._inner.onClose(() => { if (instance === current) openRepos.delete(this); });
+    this._inner.onClose(() => {
+      if (instance !== current) return;
+      openRepos.delete(this);
+      this._net?.close();
+    });
   }
 
   /** Reopen in the live instance after a crash; give everything back. */
   async _reopen(message) {
-    this._inner = await current.glue.Repo.open({ ...this._options, takeOver: false, __afterCrash: true });
+    // Only a host's crashed instance holds the lock; a guest's request for
+    // it died with it.
+    this._inner = await current.glue.Repo.open({ ...this._options, __afterCrash: !this._wasGuest });
+    this._wasGuest = this._inner.isGuest;
     this._watchClose();
     this._listeners.reattach(this);
     for (const doc of this._handles()) {
@@ -552,9 +562,19 @@ export class Repo {
     if (this._relays.size) {
       // Reconnection is the network's business (it redials by itself); a
       // relay that is down now does not fail the reload.
-      this._inner.connect([...this._relays], this._connectOptions).catch((e) => console.error('synkro: reconnecting after the reload failed', e));
+      this.connect([...this._relays], this._connectOptions).catch((e) => console.error('synkro: reconnecting after the reload failed', e));
     }
     for (const listener of this._reloaded) listener({ type: 'reloaded', message });
+  }
+
+  /** This tab holds the repo now (the tab that did went away): connect what it held. */
+  _promoted() {
+    this._wasGuest = false;
+    if (this._relays.size) {
+      this.connect([...this._relays], this._connectOptions).catch((e) => console.error('synkro: connecting after taking the repo over failed', e));
+    }
+    const message = 'the tab holding the repo went away; this one holds it now';
+    for (const listener of this._reloaded) listener({ type: 'promoted', message });
   }
 
   /** The stand-in for the module's handle (one per document id while the app holds it). */
@@ -582,8 +602,14 @@ export class Repo {
     this._held.delete(doc);
   }
 
-  /** Whether `close()` ran or another tab took the repo over. */
+  /** Whether `close()` ran. */
   get closed() { return invoke(this, 'closed', none); }
+  /**
+   * Whether another tab of this browser holds the repo: it writes storage
+   * and holds the connections; this tab sees every change live and hands
+   * it its edits. When it goes away, one of the others holds it.
+   */
+  get isGuest() { return invoke(this, 'isGuest', none); }
   /** This device's member id in every document. */
   get memberId() { return invoke(this, 'memberId', none); }
 
@@ -594,11 +620,17 @@ export class Repo {
   /** Ids of every document here. */
   list() { return invoke(this, 'list', none); }
   /** Where this repo stands with `peer` (a relay's member id). */
-  syncStatus(peer) { return invoke(this, 'syncStatus', () => [text('syncStatus', 'peer', peer)]); }
+  syncStatus(peer) {
+    if (this.isGuest) return this._net.syncStatus(text('syncStatus', 'peer', peer));
+    return invoke(this, 'syncStatus', () => [text('syncStatus', 'peer', peer)]);
+  }
   /** Whether this repo can store now: `"ok"`, `"full"` (quota) or `"failed"`. */
   storageState() { return invoke(this, 'storageState', none); }
   /** How this device reaches `peer` now: `"direct"`, `"relayed"` or `"offline"`. */
-  connection(peer) { return invoke(this, 'connection', () => [text('connection', 'peer', peer)]); }
+  connection(peer) {
+    if (this.isGuest) return this._net.connection(text('connection', 'peer', peer));
+    return invoke(this, 'connection', () => [text('connection', 'peer', peer)]);
+  }
 
   /** Create a document owned by this device. */
   create() { return invoke(this, 'create', none, { async: true, wrap: (inner) => this._doc(inner) }); }
@@ -647,12 +679,22 @@ export class Repo {
       if (options !== undefined && this._connectOptions === undefined) this._connectOptions = options;
       return [relays, options];
     };
-    return invoke(this, 'connect', args, { async: true });
+    if (this.isGuest) {
+      // The tab holding the repo holds the connections.
+      try { args(); } catch (e) { return Promise.reject(e); }
+      return this._net.connect(relays, options, NetworkError);
+    }
+    return invoke(this, 'connect', args, { async: true }).then((ids) => {
+      this._net?.connected(ids);
+      return ids;
+    });
   }
 
   /** Disconnect from every relay and peer (work offline); `connect` again to catch up. */
   disconnect() {
     this._relays.clear();
+    // A guest's connections are the host's, which other tabs use too.
+    if (this.isGuest) return Promise.resolve();
     return invoke(this, 'disconnect', none, { async: true });
   }
 
@@ -662,16 +704,18 @@ export class Repo {
     const pending = live();
     if (pending) await pending;
     openRepos.delete(this);
+    this._net?.close();
     return invoke(this, 'close', none, { async: true });
   }
 
-  /** Call `listener({reason})` once the repo is closed (`"closed"` or `"taken-over"`). */
+  /** Call `listener({reason})` once the repo is closed (`"closed"`). */
   onClose(listener) { return this._listeners.add(this, 'onClose', listener); }
   /** Follow connections, sessions and paths. */
   onNetwork(listener) { return this._listeners.add(this, 'onNetwork', listener); }
   /**
-   * Document events, and `{type: 'reloaded', message}` after the repo was
-   * reloaded from storage following an internal error.
+   * Document events, `{type: 'reloaded', message}` after the repo was
+   * reloaded from storage following an internal error, and `{type:
+   * 'promoted', message}` when this tab came to hold the repo.
    */
   onEvent(listener) {
     const stop = this._listeners.add(this, 'onEvent', listener);
@@ -688,9 +732,9 @@ if (Symbol.dispose) {
 
 /**
  * Open a repository: documents in IndexedDB (the default; `name` picks the
- * repo, one tab at a time; `takeOver` asks a tab that has it to hand it
- * over) or in memory, and relays to sync through.
- * @param {{storage?: 'indexeddb' | 'memory', name?: string, takeOver?: boolean, relays?: string[], connect?: {direct?: boolean, iceServers?: string[], icePolicy?: 'all' | 'relay'}}} [options]
+ * repo, shared by every tab of the origin) or in memory, and relays to
+ * sync through.
+ * @param {{storage?: 'indexeddb' | 'memory', name?: string, relays?: string[], connect?: {direct?: boolean, iceServers?: string[], icePolicy?: 'all' | 'relay'}}} [options]
  */
 export function openRepo(options = {}) {
   return Repo.open(options);

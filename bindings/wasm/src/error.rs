@@ -73,9 +73,7 @@ pub fn from_synkro(e: synkro::Error) -> JsValue {
         E::Core(C::BadInvite(_) | C::BadBackup | C::BadAutomerge(_) | C::ChangeTooLarge { .. }) => {
             Code::InvalidArgument
         }
-        E::Storage(_) | E::StorageFull | E::Failed(_) | E::OpenElsewhere { .. } | E::Identity { .. } | E::Closed => {
-            Code::Storage
-        }
+        E::Storage(_) | E::StorageFull | E::Failed(_) | E::Identity { .. } | E::Closed => Code::Storage,
         E::InvalidName(_) => Code::InvalidArgument,
         E::Net(_) | E::NotASyncPeer(_) | E::NotSynced { .. } | E::Refused { .. } => Code::Network,
         _ => Code::Other,

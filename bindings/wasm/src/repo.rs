@@ -6,9 +6,9 @@ use std::rc::{Rc, Weak};
 
 use js_sys::{Function, Uint8Array};
 use serde_json::json;
+use synkro::MemberId;
 use synkro::home::browser::BrowserOpen;
 use synkro::net::{IcePolicy, Multiaddr, NetConfig, Network, PeerEvent, WebrtcConfig, peer_id_of};
-use synkro::{CloseReason, MemberId};
 use wasm_bindgen::prelude::*;
 
 use crate::doc::{DocHandle, until_unsubscribed};
@@ -35,9 +35,8 @@ struct State {
 }
 
 impl State {
-    /// The repo closed (here, or handed over to another tab): disconnect,
-    /// then tell the `onClose` listeners why.
-    async fn closed(&self, reason: CloseReason) {
+    /// The repo closed: disconnect, then tell the `onClose` listeners.
+    async fn closed(&self) {
         if self.closed.replace(true) {
             return;
         }
@@ -45,11 +44,7 @@ impl State {
         if let Some(net) = net {
             net.shutdown().await;
         }
-        let reason = match reason {
-            CloseReason::TakenOver => "taken-over",
-            _ => "closed",
-        };
-        let event = to_js(&json!({ "reason": reason }));
+        let event = to_js(&json!({ "reason": "closed" }));
         let listeners: Vec<Function> = self.on_close.borrow().iter().flatten().cloned().collect();
         for listener in listeners {
             let _ = listener.call1(&JsValue::NULL, &event);
@@ -60,15 +55,16 @@ impl State {
 #[wasm_bindgen]
 impl Repo {
     /// Open a repo. `options.storage` is `"indexeddb"` (documents survive
-    /// reloads; `options.name` picks the repo, default `"default"`; one tab
-    /// at a time, and `options.takeOver: true` asks a tab that has it open
-    /// to hand it over) or `"memory"` (gone with the page).
+    /// reloads; `options.name` picks the repo, default `"default"`; every
+    /// tab of the origin shares it: one writes it and holds the
+    /// connections, the others see every change live and hand it their
+    /// edits) or `"memory"` (gone with the page).
     /// `options.memoryBudget` (bytes, default 256 MiB) bounds the documents
     /// kept in memory: idle ones without a live handle are unloaded past it
     /// and load again on their next use.
     pub async fn open(
         #[wasm_bindgen(
-            unchecked_param_type = "{ storage?: 'indexeddb' | 'memory'; name?: string; takeOver?: boolean; memoryBudget?: number }"
+            unchecked_param_type = "{ storage?: 'indexeddb' | 'memory'; name?: string; memoryBudget?: number }"
         )]
         options: JsValue,
     ) -> JsResult<Repo> {
@@ -84,12 +80,6 @@ impl Repo {
             None => "default".to_owned(),
             Some(v) => v.as_string().ok_or_else(|| invalid("options.name must be a string"))?,
         };
-        let take_over = match get("takeOver") {
-            None => false,
-            Some(v) => v
-                .as_bool()
-                .ok_or_else(|| invalid("options.takeOver must be a boolean"))?,
-        };
         // Set by the wrapper when it reopens the repo after this page's
         // previous instance of the module crashed holding its lock.
         let after_crash = get("__afterCrash").is_some_and(|v| v.is_truthy());
@@ -104,11 +94,7 @@ impl Repo {
         let inner = match storage.as_str() {
             "memory" => synkro::Repo::in_memory_with(config).await,
             "indexeddb" => {
-                let options = BrowserOpen {
-                    take_over,
-                    after_crash,
-                    config,
-                };
+                let options = BrowserOpen { after_crash, config };
                 synkro::Repo::open_browser(&name, options).await
             }
             other => {
@@ -125,22 +111,20 @@ impl Repo {
             closed: Cell::new(false),
             on_close: RefCell::new(Vec::new()),
         });
-        // Closed here (`close()`) or handed over to another tab.
+        // Closed by `close()`, from JS or from Rust.
         let weak: Weak<State> = Rc::downgrade(&state);
         wasm_bindgen_futures::spawn_local(async move {
-            if let Ok(reason) = closes.recv().await
+            if closes.recv().await.is_ok()
                 && let Some(state) = weak.upgrade()
             {
-                state.closed(reason).await;
+                state.closed().await;
             }
         });
         Ok(Repo { state })
     }
 
-    /// Call `listener({reason})` once the repo is closed: `"closed"` by
-    /// `close()`, or `"taken-over"` when another tab opened it with
-    /// `takeOver` (pending edits were saved first; this tab should stop
-    /// editing). Returns a function that removes the listener.
+    /// Call `listener({reason})` once the repo is closed (`"closed"`, by
+    /// `close()`). Returns a function that removes the listener.
     #[wasm_bindgen(js_name = "onClose")]
     #[wasm_bindgen(unchecked_return_type = "() => void")]
     pub fn on_close(
@@ -167,6 +151,13 @@ impl Repo {
     #[wasm_bindgen(getter)]
     pub fn closed(&self) -> bool {
         self.state.closed.get()
+    }
+
+    /// Whether another tab holds this repo: it writes storage and holds
+    /// the connections, and this tab hands it its edits.
+    #[wasm_bindgen(getter, js_name = "isGuest")]
+    pub fn is_guest(&self) -> bool {
+        self.state.inner.is_guest()
     }
 
     /// Damage found and skipped when the repo was opened (corrupt records),
@@ -439,7 +430,7 @@ impl Repo {
     /// open this repo.
     pub async fn close(&self) -> JsResult<()> {
         let closed = self.state.inner.close().await;
-        self.state.closed(CloseReason::Closed).await;
+        self.state.closed().await;
         closed.map_err(from_synkro)
     }
 }

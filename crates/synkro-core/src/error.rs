@@ -137,6 +137,10 @@ pub enum CoreError {
     /// The invitation token or backup could not be used.
     #[error("invalid invitation: {0}")]
     BadInvite(String),
+    /// A guest node ([`NodeConfig::guest`](crate::NodeConfig::guest)) does
+    /// not write the store: the host does this.
+    #[error("{0} is done by the tab that holds the repo, not by this one")]
+    Guest(&'static str),
     /// Bytes given as an Automerge document cannot become one here.
     #[error("cannot import these bytes as an Automerge document: {0}")]
     BadAutomerge(String),

@@ -34,7 +34,10 @@
 //!    out again on [`Effect::RetryWrites`]), [`Effect::Send`]
 //!    (report its bytes with [`Node::transmitted`] once handed to the
 //!    connection), [`Effect::Disconnect`] (the node has forgotten that
-//!    session), [`Effect::Event`] (for the app). The node itself holds back
+//!    session), [`Effect::Load`] (read a document for
+//!    [`Node::load_doc`]), [`Effect::ForHost`] (only a guest node, which
+//!    shares a store another node writes, see [`NodeConfig::guest`]: its
+//!    edits, for that node), [`Effect::Event`] (for the app). The node itself holds back
 //!    every message that acknowledges or carries data until the write that
 //!    stores it is reported durable, so a runtime may run writes of
 //!    different documents, and sends, at once. At most

@@ -211,6 +211,23 @@ impl IndexedDbStorage {
         }
     }
 
+    /// Wait until every write begun before this call has finished, by this
+    /// connection or any other: another tab's, even one whose page has gone
+    /// (its last transaction may commit after the page is gone). A
+    /// readwrite transaction over the same stores starts only after them,
+    /// so this runs one that reads a count and writes nothing. What is read
+    /// after it includes all of them.
+    pub async fn settled(&self) -> Result<(), StorageError> {
+        let tx = self.transaction(&[RECORDS, NAMESPACES], IdbTransactionMode::Readwrite)?;
+        let outcome = outcome(&tx);
+        let queued = store(&tx, RECORDS).and_then(|s| {
+            s.count()
+                .map(drop)
+                .map_err(|e| from_js("waiting for earlier writes", e))
+        });
+        finish(&tx, outcome, queued).await
+    }
+
     fn transaction(&self, stores: &[&str], mode: IdbTransactionMode) -> Result<IdbTransaction, StorageError> {
         if self.closed.get() {
             return Err(StorageError::ClosedByOtherConnection);

@@ -1,6 +1,7 @@
 //! [`DocHandle`]: one document of a [`Repo`].
 
 use crate::json::{self, DocPath};
+use crate::repo::HostCall;
 use crate::{Error, Events, RecvError, Repo};
 use serde_json::Value as Json;
 use synkro_core::automerge::{self, AutoCommit};
@@ -363,6 +364,9 @@ impl DocHandle {
 
     /// Set this device's local name for the document.
     pub async fn set_name(&self, name: Option<String>) -> Result<(), Error> {
+        if let Some(answer) = self.repo.at_host(|| HostCall::SetName(self.id, name.clone())).await {
+            return answer.map(drop);
+        }
         self.repo
             .inner
             .call_checked(|n, rng| n.set_name(rng, &self.id, name))??;
@@ -371,6 +375,11 @@ impl DocHandle {
 
     /// Create an invitation with `role` (admins only).
     pub async fn share(&self, role: Role) -> Result<InviteToken, Error> {
+        if let Some(answer) = self.repo.at_host(|| HostCall::Share(self.id, role)).await {
+            return answer?
+                .parse()
+                .map_err(|e| Error::AtHost(format!("answered with no invitation: {e}")));
+        }
         let token = self.repo.inner.call_checked(|n, rng| n.share(rng, &self.id, role))??;
         self.repo.inner.durable(self.id).await?;
         Ok(token)
@@ -386,6 +395,9 @@ impl DocHandle {
 
     /// Remove a member and rotate the document key (admins only).
     pub async fn revoke(&self, member: MemberId) -> Result<(), Error> {
+        if let Some(answer) = self.repo.at_host(|| HostCall::Revoke(self.id, member)).await {
+            return answer.map(drop);
+        }
         self.repo
             .inner
             .call_checked(|n, rng| n.revoke(rng, &self.id, member))??;

@@ -193,6 +193,8 @@ fn execute(inner: &Arc<Inner>, writers: &mut Writers, spawner: &Spawner, effect:
             inner.hang_up(session);
         }
         Effect::Event(event) => inner.emit(event),
+        // Handed over as the node is drained (see `drain_effects`).
+        Effect::ForHost { .. } => {}
         Effect::Load { doc } => {
             let weak = Arc::downgrade(inner);
             spawner.spawn(async move {
@@ -244,11 +246,18 @@ fn start_writer(inner: &Arc<Inner>, writers: &mut Writers, spawner: &Spawner, do
     ));
 }
 
-/// Drain `node`'s effects: events go to the app now, the rest to the driver.
-pub(crate) fn drain_effects(node: &mut Node, mut emit: impl FnMut(synkro_core::Event), deferred: &mut Vec<Effect>) {
+/// Drain `node`'s effects: events go to the app and a guest's edits to
+/// the host now, the rest to the driver.
+pub(crate) fn drain_effects(
+    node: &mut Node,
+    mut emit: impl FnMut(synkro_core::Event),
+    mut for_host: impl FnMut(DocId, Vec<Vec<u8>>),
+    deferred: &mut Vec<Effect>,
+) {
     while let Some(e) = node.poll_effect() {
         match e {
             Effect::Event(ev) => emit(ev),
+            Effect::ForHost { doc, changes } => for_host(doc, changes),
             other => deferred.push(other),
         }
     }

@@ -29,15 +29,11 @@ pub enum Error {
     /// Another process has this home directory open.
     #[error("{0} is in use by another synkro process; close it first")]
     HomeInUse(PathBuf),
-    /// A browser repo is open in another tab or window (one tab at a time
-    /// writes to it); `asked`: it was asked to hand it over, and did not.
-    #[error("the repo {name:?} is open in another tab or window{}", elsewhere_hint(*.asked))]
-    OpenElsewhere {
-        /// The repo.
-        name: String,
-        /// Whether the other tab was asked to hand it over.
-        asked: bool,
-    },
+    /// The tab holding a browser repo refused or could not do what this
+    /// tab (a guest) asked of it: creating, joining, importing, sharing,
+    /// revoking, naming.
+    #[error("the tab holding the repo: {0}")]
+    AtHost(String),
     /// A repo name that cannot be used.
     #[error("{0}")]
     InvalidName(String),
@@ -116,12 +112,4 @@ pub enum Error {
     /// over to another tab of the browser).
     #[error("the repository is closed (closed here, or handed over to another tab); open it again to change it")]
     Closed,
-}
-
-fn elsewhere_hint(asked: bool) -> &'static str {
-    if asked {
-        ", which did not hand it over within 10 s"
-    } else {
-        "; one tab at a time can use it (close the other, open it with takeOver, or use another name)"
-    }
 }

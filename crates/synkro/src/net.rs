@@ -155,6 +155,9 @@ impl Repo {
     /// Start this device's libp2p node (its PeerId is the member id) and
     /// sync every session it opens with this repo.
     pub async fn connect(&self, config: NetConfig) -> Result<Network, Error> {
+        // The tab holding a browser repo holds its connections (one
+        // libp2p identity, one connection per relay).
+        self.inner.node().host_only("connecting")?;
         let relays = relay_members(&config);
         let (meet, inbound) = (config.reachable_via_relays, config.max_inbound_bytes);
         let started = synkro_net::Network::start(self.network_seed(), config)?;

@@ -3,7 +3,8 @@
 import { openRepo, ready, Repo, SynkroError, PanicError, Counter, ImmutableString, splice, updateText, type Patch, type Json, type NetworkEvent, type DocHandle } from 'synkro';
 
 export async function app(relay: string): Promise<Json> {
-  const repo = await openRepo({ name: 'typed', relays: [relay], takeOver: true });
+  const repo = await openRepo({ name: 'typed', relays: [relay] });
+  console.log(repo.isGuest);
   // Optional arguments may be left out.
   const relays: string[] = await repo.connect([relay]);
   await (await doc0(repo)).whenDurableOn(relays[0] ?? '');
@@ -20,9 +21,9 @@ export async function app(relay: string): Promise<Json> {
   repo.onNetwork((e: NetworkEvent) => {
     if (e.type === 'session-opened') console.log(e.peer, e.relayed);
   });
-  repo.onClose(({ reason }) => console.log(reason === 'taken-over'));
+  repo.onClose(({ reason }) => console.log(reason === 'closed'));
   repo.onEvent((e) => {
-    if (e.type === 'reloaded') console.log(e.message);
+    if (e.type === 'reloaded' || e.type === 'promoted') console.log(e.message);
     else if (e.type === 'storage') console.log(e.state === 'full');
     else console.log(e.doc);
   });

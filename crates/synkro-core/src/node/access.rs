@@ -12,6 +12,7 @@ use crate::replica::{DocReplica, record};
 
 impl Node {
     pub(super) fn append_op(&mut self, doc: &DocId, action: Action) -> Result<OpHash, CoreError> {
+        self.host_only("changing who has access")?;
         let identity = self.identity.clone();
         let r = self.replica_mut(doc)?;
         let op = match r.log.append(&identity, action) {
@@ -52,6 +53,7 @@ impl Node {
         doc: &DocId,
         role: Role,
     ) -> Result<InviteToken, CoreError> {
+        self.host_only("inviting")?;
         self.require_admin(doc)?;
         let secret: [u8; 32] = random_array(rng);
         let invitee = invite_identity(&secret);
@@ -78,6 +80,7 @@ impl Node {
     /// Join a document with an invitation. The content arrives from the
     /// first peer or relay that has it.
     pub fn join<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, token: &InviteToken) -> Result<DocId, CoreError> {
+        self.host_only("joining a document")?;
         let doc = token.doc;
         let invitee = token.identity();
         let body = crate::access::OpBody {

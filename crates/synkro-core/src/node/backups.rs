@@ -56,6 +56,7 @@ impl Node {
         bytes: &[u8],
         passphrase: &[u8],
     ) -> Result<DocId, CoreError> {
+        self.host_only("restoring a backup")?;
         let backup = Backup::open(bytes, passphrase)?;
         let doc = backup.doc;
         self.check_not_unloaded(&doc)?;

@@ -103,6 +103,7 @@ impl Node {
 
     /// Create a document owned by this device.
     pub fn create_doc<R: CryptoRng + ?Sized>(&mut self, rng: &mut R) -> Result<DocId, CoreError> {
+        self.host_only("creating a document")?;
         let (log, _key) = AccessLog::create(&self.identity, rng);
         let doc = log.doc();
         let mut replica = DocReplica::new(log);
@@ -211,6 +212,9 @@ impl Node {
     /// Returns whether a chunk was made.
     pub fn flush<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, doc: &DocId) -> Result<bool, CoreError> {
         self.timers.stop(Timer::Flush(*doc));
+        if self.config.guest {
+            return self.forward_to_host(doc);
+        }
         let policy = self.config.compaction;
         let identity = self.identity.clone();
         let now = self.now;
@@ -247,6 +251,7 @@ impl Node {
         doc: &DocId,
         name: Option<String>,
     ) -> Result<(), CoreError> {
+        self.host_only("naming a document")?;
         let r = self.replica_mut(doc)?;
         r.local.name = name;
         self.save_local(rng, doc)
@@ -291,6 +296,7 @@ impl Node {
     }
 
     pub(super) fn snapshot_now<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, doc: &DocId) -> Result<(), CoreError> {
+        self.host_only("compacting a document")?;
         let policy = self.config.compaction;
         let identity = self.identity.clone();
         let r = self.replica_mut(doc)?;

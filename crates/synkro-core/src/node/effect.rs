@@ -74,6 +74,17 @@ pub enum Effect {
     /// [`WriteFailure::Full`] and not written since, in their order:
     /// there may be room now.
     RetryWrites,
+    /// A guest node's edits of `doc` ([`NodeConfig::guest`](super::NodeConfig::guest)),
+    /// encoded Automerge changes, oldest first: hand them to the host,
+    /// which seals and stores them
+    /// ([`Node::take_from_guest`](super::Node::take_from_guest)). Until
+    /// the host has stored them they exist only in this node.
+    ForHost {
+        /// Document.
+        doc: DocId,
+        /// The changes.
+        changes: Vec<Vec<u8>>,
+    },
     /// Tell the application.
     Event(Event),
 }

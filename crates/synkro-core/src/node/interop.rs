@@ -20,6 +20,7 @@ impl Node {
     /// depend on changes they do not contain, or make a document larger
     /// than a snapshot may be.
     pub fn import_automerge<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, bytes: &[u8]) -> Result<DocId, CoreError> {
+        self.host_only("importing a document")?;
         let (loaded, len) = check_automerge(bytes)?;
         let doc = self.create_doc(rng)?;
         let r = self.replica_mut(&doc)?;

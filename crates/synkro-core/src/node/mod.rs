@@ -20,6 +20,7 @@ mod session;
 mod shared_store;
 mod store;
 mod sync;
+mod tabs;
 mod timers;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -81,6 +82,11 @@ pub struct NodeConfig {
     /// stay; they load again on their next use). Pinned documents (live
     /// handles) never are. See [`Node::memory_estimate`].
     pub memory_budget: usize,
+    /// Another node (a browser's host tab) writes the store this node
+    /// reads: this one writes nothing, seals and signs nothing, and hands
+    /// its edits to the host ([`Effect::ForHost`]); it learns what the
+    /// host stored through [`Node::stored_elsewhere`]. See `tabs`.
+    pub guest: bool,
 }
 
 impl Default for NodeConfig {
@@ -94,6 +100,7 @@ impl Default for NodeConfig {
             hello_timeout: Duration::from_secs(30),
             write_retry: Duration::from_secs(2),
             memory_budget: 256 << 20,
+            guest: false,
         }
     }
 }
@@ -430,6 +437,11 @@ impl Node {
     /// Queue a write of `doc`. It carries the document's index entry as of
     /// this write, so the entry and the records are stored atomically.
     fn write(&mut self, doc: DocId, mut puts: Vec<(Vec<u8>, Vec<u8>)>, deletes: Vec<Vec<u8>>) {
+        if self.config.guest {
+            // The host writes the store; what a guest would write here is
+            // its index entry, which the host's writes carry.
+            return;
+        }
         if let Some(r) = self.docs.get(&doc) {
             puts.push((INDEX_RECORD.to_vec(), DocSummary::of(r).encode()));
         }

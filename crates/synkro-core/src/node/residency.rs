@@ -26,6 +26,8 @@ pub(super) enum Waiting {
     /// Records another node wrote to the shared store while the load was
     /// under way (the load may have read the store before them).
     Elsewhere { puts: Vec<(Vec<u8>, Vec<u8>)> },
+    /// A guest tab's edits ([`Node::take_from_guest`]).
+    FromGuest { changes: Vec<Vec<u8>> },
 }
 
 /// How long after a document loads the node checks its memory budget: a
@@ -202,6 +204,11 @@ impl Node {
                     self.send_have(peer, doc);
                 }
                 Waiting::Elsewhere { puts } => self.stored_elsewhere(rng, doc, puts),
+                Waiting::FromGuest { changes } => {
+                    if let Err(e) = self.take_from_guest(doc, changes) {
+                        tracing::warn!(%doc, error = %e, "a guest tab's edits were refused");
+                    }
+                }
             }
         }
     }

@@ -36,6 +36,11 @@ pub(crate) fn new_actor<R: CryptoRng + ?Sized>(doc: &DocId, member: &MemberId, r
     ActorId::from(bytes)
 }
 
+/// Is `actor` one of `member`'s actors for `doc`?
+pub(crate) fn is_of(actor: &ActorId, doc: &DocId, member: &MemberId) -> bool {
+    actor.to_bytes().starts_with(&prefix(doc, member))
+}
+
 /// Members (present and removed) by the prefix of their actors.
 pub(crate) struct Authors(BTreeMap<Prefix, MemberId>);
 

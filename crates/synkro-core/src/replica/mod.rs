@@ -1,7 +1,7 @@
 //! One document as held by one device: its access log, the sealed chunks,
 //! the keys this device can open, and (for readers) the Automerge document.
 
-mod authors;
+pub(crate) mod authors;
 mod local;
 mod seal;
 mod summary;
@@ -14,7 +14,7 @@ pub use summary::DocSummary;
 /// Key of the record that holds a document's [`DocSummary`] in its namespace.
 pub const INDEX_RECORD: &[u8] = &[record::INDEX];
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use automerge::{AutoCommit, ChangeHash};
 use rand_core::CryptoRng;
@@ -76,6 +76,9 @@ pub(crate) struct DocReplica {
     /// part whose group is incomplete).
     pub unapplied: BTreeSet<ChunkRef>,
     flushed_heads: Vec<ChangeHash>,
+    /// Changes a guest tab made and handed to this host to seal (their
+    /// actors are other tabs' of this device, not `doc`'s own).
+    pub from_guests: HashSet<ChangeHash>,
     pub dirty: bool,
     /// When its edits were last sealed (the node's latest `now` then): an
     /// edit within a flush window of it waits a window to gather others.
@@ -99,6 +102,7 @@ impl DocReplica {
             doc: None,
             unapplied: BTreeSet::new(),
             flushed_heads: Vec::new(),
+            from_guests: HashSet::new(),
             dirty: false,
             sealed_at: None,
             last_used: 0,

@@ -48,7 +48,7 @@ pub(crate) type Compacted = (Vec<SealedChunk>, Vec<ChunkRef>);
 
 impl DocReplica {
     /// Seal this device's unflushed changes: batches of whole changes of at
-    /// most [`MAX_PART_LEN`] bytes each, and a larger change in parts.
+    /// most [`MAX_PART_LEN`], a larger change in parts.
     pub fn flush<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
@@ -59,26 +59,10 @@ impl DocReplica {
         }
         let me = identity.member_id();
         let (key_id, key) = self.current_key()?;
-        let Some(doc) = self.doc.as_mut() else {
-            return Err(CoreError::NoReadAccess(self.id));
-        };
-        let actor = doc.get_actor().clone();
-        // Compressed where Automerge finds it worth it (changes over 256 bytes).
-        let changes: Vec<Vec<u8>> = doc
-            .get_changes(&self.flushed_heads)
-            .into_iter()
-            .filter(|c| *c.actor_id() == actor)
-            .map(|mut c| c.bytes().into_owned())
-            .collect();
-        if let Some(len) = changes.iter().map(Vec::len).find(|l| *l > MAX_ASSEMBLED_LEN) {
-            return Err(CoreError::ChangeTooLarge {
-                doc: self.id,
-                len,
-                max: MAX_ASSEMBLED_LEN,
-            });
+        let changes = self.take_unflushed()?;
+        if changes.is_empty() {
+            return Ok(Vec::new());
         }
-        self.flushed_heads = doc.get_heads();
-        self.dirty = false;
         let mut seq = self.next_seq(&me)?;
         let mut sealed = Vec::new();
         for unit in batches(changes) {
@@ -96,6 +80,47 @@ impl DocReplica {
         }
         self.advance(me);
         Ok(sealed)
+    }
+
+    /// This device's edits since the last call (its own, and those guest
+    /// tabs handed over), encoded, oldest first; they count as flushed
+    /// from now on. Compressed where Automerge finds it worth it (changes
+    /// over 256 bytes).
+    pub fn take_unflushed(&mut self) -> Result<Vec<Vec<u8>>, CoreError> {
+        if !self.dirty {
+            return Ok(Vec::new());
+        }
+        let Some(doc) = self.doc.as_mut() else {
+            return Err(CoreError::NoReadAccess(self.id));
+        };
+        let actor = doc.get_actor().clone();
+        let from_guests = &mut self.from_guests;
+        let mut changes: Vec<automerge::Change> = doc
+            .get_changes(&self.flushed_heads)
+            .into_iter()
+            .filter(|c| *c.actor_id() == actor || from_guests.remove(&c.hash()))
+            .collect();
+        // Guests' changes this replica held before they were handed over
+        // (a guest that became the host seals its own that the old host
+        // never stored): before the flushed heads, so fetched by hash, and
+        // put in causal order (a change's ops start after its deps').
+        if !from_guests.is_empty() {
+            let earlier: Vec<automerge::Change> =
+                from_guests.drain().filter_map(|h| doc.get_change_by_hash(&h)).collect();
+            changes.extend(earlier);
+            changes.sort_by_key(|c| c.start_op());
+        }
+        let changes: Vec<Vec<u8>> = changes.into_iter().map(|mut c| c.bytes().into_owned()).collect();
+        if let Some(len) = changes.iter().map(Vec::len).find(|l| *l > MAX_ASSEMBLED_LEN) {
+            return Err(CoreError::ChangeTooLarge {
+                doc: self.id,
+                len,
+                max: MAX_ASSEMBLED_LEN,
+            });
+        }
+        self.flushed_heads = doc.get_heads();
+        self.dirty = false;
+        Ok(changes)
     }
 
     /// The seq of this device's next change chunk.

@@ -295,6 +295,7 @@ impl Sim {
                 }
                 Effect::Event(e) => self.nodes[i].events.push(e),
                 Effect::Load { doc } => self.load(i, doc),
+                Effect::ForHost { .. } => panic!("the simulation runs no guest nodes"),
             }
         }
         // Reporting writes may have started timers: arm them, as a driver would.

@@ -1,9 +1,9 @@
 //! A repo's home in a browser: documents in the IndexedDB database
-//! `synkro/<name>`, the device key in `synkro/<name>/device`, and a Web
-//! Lock so that one tab at a time writes to them. Another tab may ask the
-//! one holding it to hand it over, on the BroadcastChannel `synkro/<name>`:
-//! the holder seals what is pending, closes its database and releases the
-//! lock ([`Repo::close`](crate::Repo::close)), then the asker opens it.
+//! `synkro/<name>`, the device key in `synkro/<name>/device`, and the Web
+//! Lock `synkro/<name>` held by the tab that writes them, the *host*. Every
+//! other tab of the origin opens the same repo as a *guest* and waits for
+//! the lock; see [`tabs`](super::tabs) for how they work together and what
+//! happens when the host goes away.
 //!
 //! The crash fence of the browser build lives here too: wasm32 aborts on a
 //! panic, and nothing in the dead instance's memory can be trusted again,
@@ -16,6 +16,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use futures::channel::oneshot;
 use getrandom::SysRng;
@@ -26,6 +27,7 @@ use synkro_storage::{IndexedDbStorage, Loaded, Namespace, Storage, StorageError,
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
+use super::tabs::{TabRole, Tabs};
 use crate::Error;
 
 const DEVICE_NS: [u8; 32] = [0; 32];
@@ -34,18 +36,16 @@ const IDENTITY_KEY: &[u8] = b"identity";
 /// How to open a browser home ([`Repo::open_browser`](crate::Repo::open_browser)).
 #[derive(Clone, Debug, Default)]
 pub struct BrowserOpen {
-    /// Ask a tab that has the repo open to hand it over (it seals what is
-    /// pending and closes), waiting up to 10 s.
-    pub take_over: bool,
     /// Take the lock that this page's crashed instance of the module still
-    /// holds (it can never release it).
+    /// holds (it can never release it). Only for a page whose crashed
+    /// instance was the host: a guest's dies with its lock request.
     pub after_crash: bool,
     /// The repo's settings (memory budget, flush window, ...).
     pub config: crate::RepoConfig,
 }
 
-/// Held while the repo is open; released by [`WriterLock::release`] or when
-/// the page goes away.
+/// Held while this tab is the host; released by [`WriterLock::release`] or
+/// when the page goes away.
 pub(crate) struct WriterLock {
     release: Option<Function>,
 }
@@ -59,12 +59,19 @@ impl WriterLock {
     }
 }
 
-/// Take the exclusive Web Lock `name`: at once (`wait_ms` = 0) or within
-/// `wait_ms`, or by stealing it from its holder (`steal`: only for this
-/// page's own crashed instance, which can never release it). `None` when
-/// another tab holds it. Browsers without Web Locks get a lock that guards
-/// nothing.
-async fn lock(name: &str, wait_ms: u32, steal: bool) -> Result<Option<WriterLock>, JsValue> {
+/// How to ask for the lock.
+pub(crate) enum LockMode {
+    /// Now or never.
+    IfAvailable,
+    /// From this page's crashed instance, which can never release it.
+    Steal,
+    /// Whenever the holder lets go, unless `signal` aborts the request first.
+    Queue(JsValue),
+}
+
+/// Take the exclusive Web Lock `name` as `mode` says. `None` when it was
+/// not granted. Browsers without Web Locks get a lock that guards nothing.
+pub(crate) async fn lock(name: &str, mode: LockMode) -> Result<Option<WriterLock>, JsValue> {
     let locks = Reflect::get(&js_sys::global(), &"navigator".into())
         .and_then(|n| Reflect::get(&n, &"locks".into()))
         .ok()
@@ -92,18 +99,13 @@ async fn lock(name: &str, wait_ms: u32, steal: bool) -> Result<Option<WriterLock
         })
     });
     let options = Object::new();
-    if steal {
-        Reflect::set(&options, &"steal".into(), &JsValue::TRUE)?;
-    } else if wait_ms == 0 {
-        Reflect::set(&options, &"ifAvailable".into(), &JsValue::TRUE)?;
-    } else {
-        let abort_signal = Reflect::get(&js_sys::global(), &"AbortSignal".into())?;
-        let timeout: Function = Reflect::get(&abort_signal, &"timeout".into())?.dyn_into()?;
-        let signal = timeout.call1(&abort_signal, &wait_ms.into())?;
-        Reflect::set(&options, &"signal".into(), &signal)?;
-    }
+    match mode {
+        LockMode::IfAvailable => Reflect::set(&options, &"ifAvailable".into(), &JsValue::TRUE)?,
+        LockMode::Steal => Reflect::set(&options, &"steal".into(), &JsValue::TRUE)?,
+        LockMode::Queue(signal) => Reflect::set(&options, &"signal".into(), &signal)?,
+    };
     let pending = request.call3(&locks, &name.into(), &options, &callback)?;
-    // Timed out (or refused): the request's promise rejects, the callback
+    // Aborted (or refused): the request's promise rejects, the callback
     // never runs.
     let on_reject = Closure::once_into_js(move |_: JsValue| {
         if let Some(tx) = granted_tx.borrow_mut().take() {
@@ -117,96 +119,33 @@ async fn lock(name: &str, wait_ms: u32, steal: bool) -> Result<Option<WriterLock
     }))
 }
 
-/// The BroadcastChannel `name`, or `None` where there is none.
-fn channel(name: &str) -> Option<JsValue> {
-    let ctor: Function = Reflect::get(&js_sys::global(), &"BroadcastChannel".into())
-        .ok()?
-        .dyn_into()
-        .ok()?;
-    Reflect::construct(&ctor, &Array::of1(&name.into())).ok()
-}
-
-fn call(target: &JsValue, method: &str, args: &[JsValue]) {
+pub(crate) fn call(target: &JsValue, method: &str, args: &[JsValue]) {
     if let Ok(f) = Reflect::get(target, &method.into()).and_then(JsCast::dyn_into::<Function>) {
         let _ = f.apply(target, &args.iter().collect::<Array>());
     }
 }
 
-const RELEASE: &str = "synkro:release";
-
-/// Listens, while the repo is open here, for another tab asking for it.
-pub(crate) struct HandoffListener {
-    channel: Option<JsValue>,
-    _on_message: Option<Closure<dyn FnMut(JsValue)>>,
-}
-
-impl HandoffListener {
-    /// Call `on_request` when another tab asks for the repo `name`.
-    pub fn new(name: &str, mut on_request: impl FnMut() + 'static) -> Self {
-        let Some(channel) = channel(&format!("synkro/{name}")) else {
-            return HandoffListener {
-                channel: None,
-                _on_message: None,
-            };
-        };
-        let on_message = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
-            let data = Reflect::get(&event, &"data".into()).ok().and_then(|d| d.as_string());
-            if data.as_deref() == Some(RELEASE) {
-                on_request();
-            }
-        });
-        let _ = Reflect::set(&channel, &"onmessage".into(), on_message.as_ref());
-        HandoffListener {
-            channel: Some(channel),
-            _on_message: Some(on_message),
-        }
-    }
-}
-
-impl Drop for HandoffListener {
-    fn drop(&mut self) {
-        if let Some(channel) = &self.channel {
-            let _ = Reflect::set(channel, &"onmessage".into(), &JsValue::NULL);
-            call(channel, "close", &[]);
-        }
-    }
-}
-
-/// Ask the tab holding the repo `name` to hand it over.
-fn ask_to_release(name: &str) {
-    if let Some(channel) = channel(&format!("synkro/{name}")) {
-        call(&channel, "postMessage", &[RELEASE.into()]);
-        call(&channel, "close", &[]);
-    }
-}
-
-/// How long a tab taking over waits for the holder to let go.
-const TAKE_OVER_WAIT_MS: u32 = 10_000;
-
-/// An open browser home: the lock, the document store (closed at
-/// hand-over) and the listener for other tabs asking for it.
+/// An open browser home: the document store and the link to the other
+/// tabs (which holds the lock while this tab is the host).
 pub(crate) struct BrowserHome {
-    lock: WriterLock,
     docs: Arc<IndexedDbStorage>,
-    _handoff: HandoffListener,
+    pub(crate) tabs: Rc<Tabs>,
 }
 
 impl BrowserHome {
-    /// Close the store and let the next tab in.
-    pub fn close(mut self) {
+    /// Close the store, leave the other tabs, and let the next tab in.
+    pub fn close(self) {
         self.docs.close();
-        self.lock.release();
+        self.tabs.leave();
     }
 }
 
-/// The storage, identity and home of the repo `name`; `on_request` runs
-/// when another tab asks for it.
+/// The storage, identity and home of this tab in the repo `name`.
 // The facade takes `Arc<dyn Storage>` on every target; a page has one thread.
 #[allow(clippy::arc_with_non_send_sync)]
 pub(crate) async fn open(
     name: &str,
     options: &BrowserOpen,
-    on_request: impl FnMut() + 'static,
 ) -> Result<(Arc<dyn Storage>, DeviceIdentity, BrowserHome), Error> {
     if name.is_empty() || name.len() > 200 {
         return Err(Error::InvalidName(format!(
@@ -215,46 +154,63 @@ pub(crate) async fn open(
         )));
     }
     let base = format!("synkro/{name}");
-    let js = |e: JsValue| {
-        let message = Reflect::get(&e, &"message".into())
-            .ok()
-            .and_then(|m| m.as_string())
-            .or_else(|| e.as_string())
-            .unwrap_or_else(|| "the Web Lock request failed".into());
+    let mode = if options.after_crash {
+        LockMode::Steal
+    } else {
+        LockMode::IfAvailable
+    };
+    let held = lock(&base, mode).await.map_err(|e| {
         Error::Storage(StorageError::Browser {
             name: "WebLock".into(),
-            message,
+            message: js_message(&e, "the Web Lock request failed"),
         })
-    };
-    let mut held = lock(&base, 0, options.after_crash).await.map_err(js)?;
-    if held.is_none() && options.take_over {
-        ask_to_release(name);
-        held = lock(&base, TAKE_OVER_WAIT_MS, false).await.map_err(js)?;
-    }
-    let lock = held.ok_or_else(|| Error::OpenElsewhere {
-        name: name.to_owned(),
-        asked: options.take_over,
     })?;
+    let role = if held.is_some() { TabRole::Host } else { TabRole::Guest };
+    // Listening before anything is read: no write of the host falls
+    // between what this tab reads and what it hears.
+    let tabs = Tabs::join(name, held);
     let device = IndexedDbStorage::open(&format!("{base}/device")).await?;
-    let identity = device_identity(&device, name).await?;
+    let identity = device_identity(&device, name, role).await?;
     let docs = Arc::new(IndexedDbStorage::open(&base).await?);
+    *tabs.store.borrow_mut() = Some(docs.clone());
     let home = BrowserHome {
-        lock,
         docs: docs.clone(),
-        _handoff: HandoffListener::new(name, on_request),
+        tabs: tabs.clone(),
     };
-    Ok((Arc::new(Fenced(docs)), identity, home))
+    Ok((Arc::new(Fenced { docs, tabs }), identity, home))
+}
+
+/// A JS error's message.
+pub(crate) fn js_message(e: &JsValue, otherwise: &str) -> String {
+    Reflect::get(e, &"message".into())
+        .ok()
+        .and_then(|m| m.as_string())
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| otherwise.into())
 }
 
 /// This browser's device key for the repo `name`, created on first use. A
 /// damaged key is an error, never silently replaced: it is the only key to
 /// the documents.
-async fn device_identity(device: &IndexedDbStorage, name: &str) -> Result<DeviceIdentity, Error> {
+async fn device_identity(device: &IndexedDbStorage, name: &str, role: TabRole) -> Result<DeviceIdentity, Error> {
     let damaged = |reason: String| Error::Identity {
         path: format!("IndexedDB synkro/{name}/device").into(),
         reason: format!("{reason}; it is not replaced, to keep access to your documents"),
     };
-    let loaded = device.load(&DEVICE_NS).await?;
+    let mut loaded = device.load(&DEVICE_NS).await?;
+    // Only the host creates the key: a guest opened at the same time as
+    // the first host waits for it (up to 10 s).
+    let mut waited = Duration::ZERO;
+    while role == TabRole::Guest && loaded.records.is_empty() && loaded.problems.is_empty() {
+        if waited >= Duration::from_secs(10) {
+            return Err(damaged(
+                "the tab holding the repo has not created the device key".into(),
+            ));
+        }
+        crate::rt::sleep(Duration::from_millis(50)).await;
+        waited += Duration::from_millis(50);
+        loaded = device.load(&DEVICE_NS).await?;
+    }
     match loaded.records.iter().find(|(k, _)| k == IDENTITY_KEY) {
         Some((_, secret)) => DeviceIdentity::from_secret_bytes(secret).map_err(|e| damaged(e.to_string())),
         None if !loaded.problems.is_empty() => Err(damaged(loaded.problems[0].to_string())),
@@ -288,8 +244,13 @@ pub fn crashed() -> bool {
     CRASHED.load(Ordering::SeqCst)
 }
 
-/// A store that refuses every write once the instance has crashed.
-struct Fenced(Arc<IndexedDbStorage>);
+/// The repo's store as this tab may use it: every write refused once the
+/// instance has crashed, and on a guest; a host's writes announced to the
+/// other tabs once durable.
+struct Fenced {
+    docs: Arc<IndexedDbStorage>,
+    tabs: Rc<Tabs>,
+}
 
 fn refused() -> StorageError {
     StorageError::Browser {
@@ -304,21 +265,40 @@ impl Storage for Fenced {
         if crashed() {
             return Err(refused());
         }
-        self.0.write(ns, ops).await
+        if self.tabs.role() == TabRole::Guest {
+            return Err(StorageError::Browser {
+                name: "guest".into(),
+                message: "another tab holds this repo and writes it".into(),
+            });
+        }
+        let puts: Vec<(Vec<u8>, Vec<u8>)> = ops
+            .iter()
+            .filter_map(|op| match op {
+                WriteOp::Put { key, value } => Some((key.clone(), value.clone())),
+                WriteOp::Delete { .. } => None,
+            })
+            .collect();
+        self.docs.write(ns, ops).await?;
+        self.tabs.stored(ns, &puts);
+        Ok(())
     }
 
     async fn load(&self, ns: &Namespace) -> Result<Loaded, StorageError> {
-        self.0.load(ns).await
+        self.docs.load(ns).await
     }
 
     async fn namespaces(&self) -> Result<Vec<Namespace>, StorageError> {
-        self.0.namespaces().await
+        self.docs.namespaces().await
+    }
+
+    async fn gather(&self, key: &[u8]) -> Result<Vec<synkro_storage::Gathered>, StorageError> {
+        self.docs.gather(key).await
     }
 
     async fn remove(&self, ns: &Namespace) -> Result<(), StorageError> {
-        if crashed() {
+        if crashed() || self.tabs.role() == TabRole::Guest {
             return Err(refused());
         }
-        self.0.remove(ns).await
+        self.docs.remove(ns).await
     }
 }

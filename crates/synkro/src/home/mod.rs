@@ -6,6 +6,8 @@
 pub mod browser;
 #[cfg(not(target_arch = "wasm32"))]
 mod native;
+#[cfg(target_arch = "wasm32")]
+pub(crate) mod tabs;
 
 #[cfg(target_arch = "wasm32")]
 pub(crate) use browser::BrowserHome;

@@ -111,7 +111,26 @@ impl Inner {
     /// Queue `node`'s effects (events go out at once).
     pub(crate) fn drain(&self, node: &mut Node) {
         let mut deferred = relock(self.deferred.lock());
-        crate::driver::drain_effects(node, |e| self.emit(e), &mut deferred);
+        crate::driver::drain_effects(node, |e| self.emit(e), |d, c| self.for_host(d, c), &mut deferred);
+    }
+
+    /// A guest's edits, to the host tab at once (a guest's flush hands
+    /// them over before it returns).
+    fn for_host(&self, doc: DocId, changes: Vec<Vec<u8>>) {
+        #[cfg(target_arch = "wasm32")]
+        if let Some(tabs) = self.guest_tabs() {
+            return tabs.send_edits(doc, changes);
+        }
+        tracing::warn!(%doc, changes = changes.len(), "a guest's edits have no host to go to; they stay in memory only");
+    }
+
+    /// This tab's link to the others, if it is a guest of a browser repo.
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) fn guest_tabs(&self) -> Option<std::rc::Rc<crate::home::tabs::Tabs>> {
+        match relock(self.home.lock()).as_ref() {
+            Some(super::Home::Browser(h)) if h.tabs.role() == crate::home::tabs::TabRole::Guest => Some(h.tabs.clone()),
+            _ => None,
+        }
     }
 
     pub(crate) fn take_deferred(&self) -> Vec<Effect> {
@@ -170,11 +189,20 @@ impl Inner {
     /// Wait until everything held of `doc` is durable; [`Error::StorageFull`]
     /// at once if a write of it waits for room.
     pub(crate) async fn durable(&self, doc: DocId) -> Result<(), Error> {
-        self.settle(|n| match n.write_failed(&doc) {
+        let settled = |n: &Node| match n.write_failed(&doc) {
             true => Err(Error::StorageFull),
             false => Ok(n.is_durable(&doc)),
-        })
-        .await
+        };
+        self.settle(settled).await?;
+        // A guest tab's edits are durable once the host has stored them, or,
+        // if this tab became the host meanwhile, once it has stored them.
+        #[cfg(target_arch = "wasm32")]
+        if let Some(tabs) = self.guest_tabs()
+            && tabs.until_stored(doc).await
+        {
+            self.settle(settled).await?;
+        }
+        Ok(())
     }
 
     /// Publish an event to the repo's followers and, for a change or a

@@ -111,7 +111,7 @@ pub(crate) struct Inner {
     /// Damage found so far: at opening, and in documents loaded since.
     problems: Mutex<Vec<LoadProblem>>,
     /// Where the repo lives (its lock, on disk or in a browser), until closed.
-    home: Mutex<Option<Home>>,
+    pub(crate) home: Mutex<Option<Home>>,
     closed: Broadcast<CloseReason>,
     is_closed: std::sync::atomic::AtomicBool,
 }
@@ -143,9 +143,18 @@ impl Home {
 pub enum CloseReason {
     /// [`Repo::close`] was called.
     Closed,
-    /// Another tab of this browser asked for the repo (it opened it with
-    /// take-over): pending edits were sealed, and it carries on there.
-    TakenOver,
+}
+
+/// What a guest tab asks the host tab to do (see [`Repo::open_browser`]).
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub(crate) enum HostCall {
+    Create,
+    ImportAutomerge(Vec<u8>),
+    Join(String),
+    Restore(Vec<u8>, Vec<u8>),
+    Share(DocId, Role),
+    Revoke(DocId, MemberId),
+    SetName(DocId, Option<String>),
 }
 
 /// A local-first repository of encrypted Automerge documents.
@@ -234,26 +243,49 @@ impl Repo {
     }
 
     /// Open (or create) the repo `name` of this browser profile: documents
-    /// in IndexedDB (`synkro/<name>`), the device key beside them, one tab
-    /// at a time (a Web Lock; see [`BrowserOpen`](crate::home::browser::BrowserOpen)
-    /// for taking it over). When another tab takes it over, this repo seals
-    /// what is pending and closes ([`closes`](Self::closes) says so).
+    /// in IndexedDB (`synkro/<name>`), the device key beside them. Every tab
+    /// of the origin opens it at once: one, the host, writes it and holds
+    /// the connections; the others are guests that see every change live
+    /// and hand their edits to the host (see [`home::tabs`](crate::home)).
+    /// When the host goes away, a guest becomes the host in place
+    /// ([`is_guest`](Self::is_guest) turns false; connect it then).
     #[cfg(target_arch = "wasm32")]
-    pub async fn open_browser(name: &str, options: home::browser::BrowserOpen) -> Result<Repo, Error> {
-        let opened: std::rc::Rc<std::cell::RefCell<Option<std::sync::Weak<Inner>>>> = Default::default();
-        let this = opened.clone();
-        let on_request = move || {
-            let Some(inner) = this.borrow().as_ref().and_then(std::sync::Weak::upgrade) else {
-                return;
-            };
-            wasm_bindgen_futures::spawn_local(async move {
-                let _ = Repo { inner }.close_with(CloseReason::TakenOver).await;
-            });
-        };
-        let (storage, identity, home) = home::browser::open(name, &options, on_request).await?;
+    pub async fn open_browser(name: &str, mut options: home::browser::BrowserOpen) -> Result<Repo, Error> {
+        let (storage, identity, home) = home::browser::open(name, &options).await?;
+        let tabs = home.tabs.clone();
+        options.config.node.guest = tabs.role() == home::tabs::TabRole::Guest;
         let repo = Self::start(storage, identity, options.config.clone(), Some(Home::Browser(home))).await?;
-        *opened.borrow_mut() = Some(Arc::downgrade(&repo.inner));
+        tabs.attach(&repo.inner);
         Ok(repo)
+    }
+
+    /// Is this a guest tab's repo (another tab of the browser holds it)?
+    pub fn is_guest(&self) -> bool {
+        self.inner.node().is_guest()
+    }
+
+    /// Whether the repo was closed.
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// On a guest tab, `call` carried out by the host tab (its answer);
+    /// `None` anywhere else.
+    #[cfg_attr(not(target_arch = "wasm32"), allow(unused_variables))]
+    pub(crate) async fn at_host(&self, call: impl FnOnce() -> HostCall) -> Option<Result<String, Error>> {
+        #[cfg(target_arch = "wasm32")]
+        if let Some(tabs) = self.inner.guest_tabs() {
+            return Some(tabs.ask(call()).await);
+        }
+        None
+    }
+
+    /// The document a host's answer names, once it is here.
+    async fn doc_answered(&self, answer: Result<String, Error>) -> Result<DocHandle, Error> {
+        let id: DocId = answer?
+            .parse()
+            .map_err(|e| Error::AtHost(format!("answered with no document id: {e}")))?;
+        self.find(&id).await
     }
 
     /// A repo over any storage backend with a given identity.
@@ -364,10 +396,7 @@ impl Repo {
     /// (another process or tab may open it), and every later change fails
     /// with [`Error::Closed`]. Reads of what is in memory still work.
     pub async fn close(&self) -> Result<(), Error> {
-        self.close_with(CloseReason::Closed).await
-    }
-
-    async fn close_with(&self, reason: CloseReason) -> Result<(), Error> {
+        let reason = CloseReason::Closed;
         let flushed = self.flush_all().await;
         if self.inner.is_closed.swap(true, std::sync::atomic::Ordering::SeqCst) {
             return Ok(());
@@ -412,6 +441,9 @@ impl Repo {
     /// Create a document owned by this device (relays given to
     /// [`replicate_to`](Self::replicate_to) get the `replicate` role on it).
     pub async fn create(&self) -> Result<DocHandle, Error> {
+        if let Some(answer) = self.at_host(|| HostCall::Create).await {
+            return self.doc_answered(answer).await;
+        }
         self.create_owned(|n, rng| n.create_doc(rng)).await
     }
 
@@ -455,6 +487,9 @@ impl Repo {
     /// # Ok(()) }
     /// ```
     pub async fn import_automerge(&self, bytes: &[u8]) -> Result<DocHandle, Error> {
+        if let Some(answer) = self.at_host(|| HostCall::ImportAutomerge(bytes.to_vec())).await {
+            return self.doc_answered(answer).await;
+        }
         self.create_owned(|n, rng| n.import_automerge(rng, bytes)).await
     }
 
@@ -494,6 +529,9 @@ impl Repo {
     /// Join a document with an invitation token. Its content arrives from
     /// the first peer or relay that has it.
     pub async fn join(&self, token: &InviteToken) -> Result<DocHandle, Error> {
+        if let Some(answer) = self.at_host(|| HostCall::Join(token.to_string())).await {
+            return self.doc_answered(answer).await;
+        }
         let doc = self.inner.call_loaded(|n, rng| n.join(rng, token)).await?;
         let handle = DocHandle::new(self.clone(), doc);
         self.inner.durable(doc).await?;
@@ -502,6 +540,12 @@ impl Repo {
 
     /// Restore a backup made by [`DocHandle::export`].
     pub async fn import(&self, backup: &[u8], passphrase: &[u8]) -> Result<DocHandle, Error> {
+        if let Some(answer) = self
+            .at_host(|| HostCall::Restore(backup.to_vec(), passphrase.to_vec()))
+            .await
+        {
+            return self.doc_answered(answer).await;
+        }
         let doc = self
             .inner
             .call_loaded(|n, rng| n.import(rng, backup, passphrase))
