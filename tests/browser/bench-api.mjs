@@ -122,15 +122,17 @@ async function tabs(browser, url) {
   const [host, sender, receiver] = pages;
   const id = await host.evaluate(async () => {
     const doc = await window.repo.create();
-    doc.change((d) => { d.n = -1; });
+    doc.change((d) => { d.sent = []; });
     await doc.flush();
     return doc.id;
   });
   for (const page of pages) {
     await page.evaluate(async (id) => {
       window.doc = await window.repo.find(id);
+      // Every entry is timed when it first shows (a batch shows several at once).
       window.doc.on('change', ({ doc }) => {
-        if (!window.seen.has(doc.n)) window.seen.set(doc.n, performance.timeOrigin + performance.now());
+        const now = performance.timeOrigin + performance.now();
+        for (const n of doc.sent ?? []) if (!window.seen.has(n)) window.seen.set(n, now);
       });
     }, id);
   }
@@ -139,7 +141,7 @@ async function tabs(browser, url) {
     const sent = [];
     for (let k = base; k < base + edits; k++) {
       sent.push(await from.evaluate((k) => {
-        window.doc.change((d) => { d.n = k; });
+        window.doc.change((d) => { d.sent.push(k); });
         return performance.timeOrigin + performance.now();
       }, k));
       await new Promise((r) => setTimeout(r, 20));

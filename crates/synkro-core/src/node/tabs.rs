@@ -61,8 +61,9 @@ impl Node {
     }
 
     /// Edits a guest of this device made to `doc` ([`Effect::ForHost`]):
-    /// applied here as this device's own, sealed at the next flush and
-    /// stored (a document not in memory is loaded first). Refused, with
+    /// applied here as this device's own, sealed when this device's own
+    /// edits would be (with those made meanwhile, while edits come fast)
+    /// and stored (a document not in memory is loaded first). Refused, with
     /// nothing applied, unless every change is one of this device's actors
     /// for `doc`, this device may write it, and the bytes are Automerge
     /// changes.
@@ -112,7 +113,13 @@ impl Node {
         r.from_guests.extend(hashes);
         r.dirty = true;
         let patches = diff_since(r, Some(before));
-        self.timers.start(Timer::Flush(doc), Duration::ZERO);
+        // Sealed as this device's own edits are (see `change`).
+        let wait = if self.config.seal_at_once {
+            Duration::ZERO
+        } else {
+            self.config.flush_window
+        };
+        self.timers.start(Timer::Flush(doc), wait);
         if let Some(patches) = patches {
             self.emit(Event::DocChanged {
                 doc,

@@ -349,10 +349,17 @@ impl Tabs {
         let channel = self.channel.clone();
         wasm_bindgen_futures::spawn_local(async move {
             let result = async {
-                let handle = repo.find(&doc).await?;
+                let _pinned = repo.find(&doc).await?;
                 repo.inner
                     .call_checked(|node, _| node.take_from_guest(doc, changes))??;
-                handle.flush().await
+                // Sealed with the host's own edits (a burst makes one
+                // chunk per flush window), then stored.
+                repo.inner
+                    .settle(|n| match n.write_failed(&doc) {
+                        true => Err(Error::StorageFull),
+                        false => Ok(!n.is_dirty(&doc) && n.is_durable(&doc)),
+                    })
+                    .await
             }
             .await;
             if let Err(e) = &result {
