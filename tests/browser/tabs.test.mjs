@@ -142,3 +142,44 @@ test('when the tab holding the repo closes, a guest holds it within a second and
   assert.deepEqual((await value(fresh)).log, [...Array(40).keys()]);
   await context.close();
 });
+
+test('presence goes out from a guest tab and reaches it, through the tab holding the connections', async () => {
+  const mine = await browser.newContext();
+  const [host, guest] = await tabs(mine, 2, 'presence');
+  const token = await host.evaluate(async (ws) => {
+    await window.repo.connect([ws]);
+    const doc = await window.repo.create();
+    doc.change((d) => { d.title = 'Standup'; });
+    await doc.flush();
+    window.doc = doc;
+    return doc.share('write');
+  }, relay.ws);
+  const id = await host.evaluate(() => window.doc.id);
+  await guest.evaluate(async (id) => {
+    window.doc = await window.repo.find(id);
+    window.heard = [];
+    window.doc.onBroadcast(({ value }) => window.heard.push(value));
+  }, id);
+
+  const theirs = await browser.newContext();
+  const [other] = await tabs(theirs, 1, 'presence');
+  await other.evaluate(async ({ ws, token }) => {
+    await window.repo.connect([ws]);
+    window.doc = await window.repo.join(token);
+    window.heard = [];
+    window.doc.onBroadcast(({ value }) => window.heard.push(value));
+  }, { ws: relay.ws, token });
+  await until('the other person has the document', () => other.evaluate(() => { try { return window.doc.doc().title === 'Standup'; } catch { return false; } }), 30000);
+
+  // Presence is sent while the others are online: keep sending until heard.
+  await until('the other person hears the guest tab', async () => {
+    await guest.evaluate(() => window.doc.broadcast({ cursor: 'guest' }));
+    return other.evaluate(() => window.heard.some((v) => v.cursor === 'guest'));
+  }, 30000);
+  await until('the guest tab hears the other person', async () => {
+    await other.evaluate(() => window.doc.broadcast({ cursor: 'other' }));
+    return guest.evaluate(() => window.heard.some((v) => v.cursor === 'other'));
+  }, 30000);
+  await mine.close();
+  await theirs.close();
+});

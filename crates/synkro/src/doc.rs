@@ -263,6 +263,12 @@ impl DocHandle {
     /// # Ok(()) }
     /// ```
     pub async fn send_ephemeral(&self, data: &[u8]) -> Result<(), Error> {
+        // A guest tab's go out through the tab holding the connections.
+        #[cfg(target_arch = "wasm32")]
+        if let Some(tabs) = self.repo.inner.guest_tabs() {
+            tabs.send_presence(self.id, data);
+            return Ok(());
+        }
         self.repo
             .inner
             .call_checked(|n, rng| n.send_ephemeral(rng, &self.id, data))??;

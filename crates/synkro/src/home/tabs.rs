@@ -15,6 +15,9 @@
 //!   guest keeps what is not acknowledged; `flush()` there waits for it.
 //! - `call` / `answer`: what writes access or makes documents (create,
 //!   join, import, restore, share, revoke, naming) is done by the host.
+//! - `presence` (host → guests): presence messages from other members,
+//!   which guests hear as their own; `presence-out` (guest → host): a
+//!   guest's, which the host sends to the members online.
 //! - `host`: a tab became the host.
 //!
 //! Failure cases, and what happens:
@@ -161,6 +164,37 @@ impl Tabs {
         if self.role() == TabRole::Host {
             self.post(&message("host", &[]));
         }
+        // Presence reaches only the host's node: pass it on while host.
+        let mut events = Repo { inner: inner.clone() }.events();
+        let tabs = Rc::downgrade(self);
+        wasm_bindgen_futures::spawn_local(async move {
+            loop {
+                let event = match events.recv().await {
+                    Ok(e) => e,
+                    Err(crate::RecvError::Overflowed(_)) => continue,
+                    Err(crate::RecvError::Closed) => return,
+                };
+                let Some(tabs) = tabs.upgrade() else { return };
+                if let synkro_core::Event::Ephemeral { doc, from, data } = event
+                    && tabs.role() == TabRole::Host
+                {
+                    let fields = [
+                        ("doc", bytes(&doc.0)),
+                        ("from", from.to_string().into()),
+                        ("data", bytes(&data)),
+                    ];
+                    tabs.post(&message("presence", &fields));
+                }
+            }
+        });
+    }
+
+    /// Guest: a presence message for the members online, through the host.
+    pub(crate) fn send_presence(&self, doc: DocId, data: &[u8]) {
+        self.post(&message(
+            "presence-out",
+            &[("doc", bytes(&doc.0)), ("data", bytes(data))],
+        ));
     }
 
     /// Leave: stop listening, stop asking for the lock, let it go.
@@ -338,6 +372,31 @@ impl Tabs {
                 }
             }
             "call" if host => self.run_call(data),
+            "presence-out" if host => {
+                let (Some(doc), Some(bytes)) = (doc_of(&field(&data, "doc")), bytes_of(&field(&data, "data"))) else {
+                    return;
+                };
+                if let Some(repo) = self.repo() {
+                    let sent = repo.inner.call_checked(|n, rng| n.send_ephemeral(rng, &doc, &bytes));
+                    if let Ok(Err(e)) = sent {
+                        tracing::debug!(%doc, error = %e, "a guest tab's presence was not sent");
+                    }
+                }
+            }
+            "presence" if !host => {
+                let from = field(&data, "from")
+                    .as_string()
+                    .and_then(|m| m.parse::<MemberId>().ok());
+                let (Some(doc), Some(from), Some(bytes)) =
+                    (doc_of(&field(&data, "doc")), from, bytes_of(&field(&data, "data")))
+                else {
+                    return;
+                };
+                if let Some(repo) = self.repo() {
+                    repo.inner
+                        .emit(synkro_core::Event::Ephemeral { doc, from, data: bytes });
+                }
+            }
             "host" if !host => self.new_host(),
             _ => {}
         }
