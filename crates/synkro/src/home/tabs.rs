@@ -530,56 +530,50 @@ async fn read_again(repo: &Repo, store: Option<&synkro_storage::IndexedDbStorage
 
 /// Carry out a guest's call on the host's repo.
 async fn carry_out(repo: &Repo, data: &JsValue) -> Result<String, Error> {
+    // Each call is boxed: the repo's own callers already hold its code, and
+    // inlined into one state machine here it came to 27 KB of wasm.
+    use futures::FutureExt;
     let text = field(data, "text").as_string();
     let doc = doc_of(&field(data, "doc"));
     let raw = field(data, "bytes").dyn_into::<Uint8Array>().ok().map(|a| a.to_vec());
     let bad = |what: &str| Error::AtHost(format!("a malformed {what} call from another tab"));
     let op = field(data, "op").as_string().unwrap_or_default();
-    match op.as_str() {
-        "create" => Ok(repo.create().await?.id().to_string()),
-        "import" => Ok(repo
-            .import_automerge(&raw.ok_or_else(|| bad("import"))?)
-            .await?
-            .id()
-            .to_string()),
+    let handle = match op.as_str() {
+        "create" => repo.create().boxed_local().await?,
+        "import" => {
+            let raw = raw.ok_or_else(|| bad("import"))?;
+            repo.import_automerge(&raw).boxed_local().await?
+        }
         "join" => {
             let token = text.ok_or_else(|| bad("join"))?;
             let token = token.parse().map_err(|e: synkro_core::CoreError| Error::Core(e))?;
-            Ok(repo.join(&token).await?.id().to_string())
+            repo.join(&token).boxed_local().await?
         }
         "restore" => {
             let key = field(data, "key")
                 .dyn_into::<Uint8Array>()
                 .map_err(|_| bad("restore"))?
                 .to_vec();
-            Ok(repo
-                .import(&raw.ok_or_else(|| bad("restore"))?, &key)
-                .await?
-                .id()
-                .to_string())
+            let raw = raw.ok_or_else(|| bad("restore"))?;
+            repo.import(&raw, &key).boxed_local().await?
         }
-        "share" => {
-            let role: Role = text.and_then(|t| t.parse().ok()).ok_or_else(|| bad("share"))?;
-            let doc = repo.find(&doc.ok_or_else(|| bad("share"))?).await?;
-            Ok(doc.share(role).await?.to_string())
+        _ => {
+            let doc = repo.find(&doc.ok_or_else(|| bad(&op))?).boxed_local().await?;
+            return match op.as_str() {
+                "share" => {
+                    let role: Role = text.and_then(|t| t.parse().ok()).ok_or_else(|| bad("share"))?;
+                    Ok(doc.share(role).boxed_local().await?.to_string())
+                }
+                "revoke" => {
+                    let member: MemberId = text.and_then(|t| t.parse().ok()).ok_or_else(|| bad("revoke"))?;
+                    doc.revoke(member).boxed_local().await.map(|()| String::new())
+                }
+                "name" => doc.set_name(text).boxed_local().await.map(|()| String::new()),
+                _ => Err(bad("unknown")),
+            };
         }
-        "revoke" => {
-            let member: MemberId = text.and_then(|t| t.parse().ok()).ok_or_else(|| bad("revoke"))?;
-            repo.find(&doc.ok_or_else(|| bad("revoke"))?)
-                .await?
-                .revoke(member)
-                .await?;
-            Ok(String::new())
-        }
-        "name" => {
-            repo.find(&doc.ok_or_else(|| bad("name"))?)
-                .await?
-                .set_name(text)
-                .await?;
-            Ok(String::new())
-        }
-        _ => Err(bad("unknown")),
-    }
+    };
+    Ok(handle.id().to_string())
 }
 
 /// `{t: kind, ...fields}`.
