@@ -530,8 +530,8 @@ async fn read_again(repo: &Repo, store: Option<&synkro_storage::IndexedDbStorage
 
 /// Carry out a guest's call on the host's repo.
 async fn carry_out(repo: &Repo, data: &JsValue) -> Result<String, Error> {
-    // Each call is boxed: the repo's own callers already hold its code, and
-    // inlined into one state machine here it came to 27 KB of wasm.
+    // Each call is boxed, which keeps this a small function (with every
+    // call inlined into one state machine it was 27 KB of wasm).
     use futures::FutureExt;
     let text = field(data, "text").as_string();
     let doc = doc_of(&field(data, "doc"));
