@@ -183,3 +183,40 @@ test('presence goes out from a guest tab and reaches it, through the tab holding
   await mine.close();
   await theirs.close();
 });
+
+test('a panic in a guest tab reloads it as a guest: the tab holding the repo keeps it', async () => {
+  const context = await browser.newContext();
+  const [host, guest] = await tabs(context, 2, 'guest-panic');
+  const id = await host.evaluate(async () => {
+    const doc = await window.repo.create();
+    doc.change((d) => { d.notes = []; });
+    await doc.flush();
+    return doc.id;
+  });
+  await follow(host, id);
+  await follow(guest, id);
+  const thrown = await guest.evaluate(() => {
+    try {
+      window.doc.__panicForTests('a bug in a dependency', false);
+      return null;
+    } catch (e) {
+      return e.name;
+    }
+  });
+  assert.equal(thrown, 'PanicError');
+  // The guest's new instance reopens the repo as a guest (it must not take
+  // the lock from the tab holding it) and goes on editing through it.
+  await until('the guest reloaded', () => guest.evaluate(async () => {
+    try {
+      window.doc.change((d) => { d.notes.push('after the panic'); });
+      await window.doc.flush();
+      return true;
+    } catch {
+      return false;
+    }
+  }), 10000);
+  assert.equal(await guest.evaluate(() => window.repo.isGuest), true);
+  assert.equal(await host.evaluate(() => window.repo.isGuest), false);
+  await until('the host sees the edit', async () => (await value(host)).notes?.includes('after the panic'), 10000);
+  await context.close();
+});
