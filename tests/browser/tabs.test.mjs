@@ -76,6 +76,9 @@ test('tabs share one repo: every edit shows in every tab, live, without a relay'
   // What a guest may ask of the host: an invitation.
   const token = await b.evaluate(() => window.doc.share('read'));
   assert.match(token, /^[A-Za-z0-9]/);
+  // And the host's errors come back as the same classes.
+  const refused = await b.evaluate(() => window.repo.restore(new Uint8Array([1, 2, 3]), 'wrong').then(() => 'restored', (e) => e.name));
+  assert.equal(refused, 'InvalidArgumentError');
 
   // Everything is in IndexedDB: a fresh tab after all others close reads it.
   await Promise.all([host, a, b].map((p) => p.close()));

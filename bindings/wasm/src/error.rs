@@ -64,18 +64,13 @@ pub fn invalid(message: impl AsRef<str>) -> JsValue {
 
 /// Map a facade error to its JS class.
 pub fn from_synkro(e: synkro::Error) -> JsValue {
-    use synkro::Error as E;
-    use synkro_core::CoreError as C;
-    let code = match &e {
-        E::Path { .. } | E::Value(_) | E::TextTooLarge { .. } => Code::InvalidArgument,
-        E::UnknownDocument(_) | E::Core(C::UnknownDocument(_) | C::NotYetSynced(_)) => Code::NotFound,
-        E::Core(C::NoReadAccess(_) | C::NotAllowed { .. } | C::NotAMember { .. }) => Code::Access,
-        E::Core(C::BadInvite(_) | C::BadBackup | C::BadAutomerge(_) | C::ChangeTooLarge { .. }) => {
-            Code::InvalidArgument
-        }
-        E::Storage(_) | E::StorageFull | E::Failed(_) | E::Identity { .. } | E::Closed => Code::Storage,
-        E::InvalidName(_) => Code::InvalidArgument,
-        E::Net(_) | E::NotASyncPeer(_) | E::NotSynced { .. } | E::Refused { .. } => Code::Network,
+    use synkro::ErrorKind as K;
+    let code = match e.kind() {
+        K::InvalidArgument => Code::InvalidArgument,
+        K::NotFound => Code::NotFound,
+        K::Access => Code::Access,
+        K::Storage => Code::Storage,
+        K::Network => Code::Network,
         _ => Code::Other,
     };
     js_error(code, e.to_string())

@@ -384,7 +384,7 @@ impl DocHandle {
         if let Some(answer) = self.repo.at_host(|| HostCall::Share(self.id, role)).await {
             return answer?
                 .parse()
-                .map_err(|e| Error::AtHost(format!("answered with no invitation: {e}")));
+                .map_err(|e| Error::at_host(format!("answered with no invitation: {e}")));
         }
         let token = self.repo.inner.call_checked(|n, rng| n.share(rng, &self.id, role))??;
         self.repo.inner.durable(self.id).await?;

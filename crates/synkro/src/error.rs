@@ -32,8 +32,13 @@ pub enum Error {
     /// The tab holding a browser repo refused or could not do what this
     /// tab (a guest) asked of it: creating, joining, importing, sharing,
     /// revoking, naming.
-    #[error("the tab holding the repo: {0}")]
-    AtHost(String),
+    #[error("the tab holding the repo: {message}")]
+    AtHost {
+        /// The kind of the error there.
+        kind: ErrorKind,
+        /// Its message.
+        message: String,
+    },
     /// A repo name that cannot be used.
     #[error("{0}")]
     InvalidName(String),
@@ -108,8 +113,88 @@ pub enum Error {
         /// Why.
         reason: synkro_core::Refusal,
     },
-    /// The repo was closed ([`Repo::close`](crate::Repo::close), or handed
-    /// over to another tab of the browser).
-    #[error("the repository is closed (closed here, or handed over to another tab); open it again to change it")]
+    /// The repo was closed ([`Repo::close`](crate::Repo::close)).
+    #[error("the repository is closed; open it again to change it")]
     Closed,
+}
+
+/// What kind of error an [`Error`] is, for bindings that map errors to
+/// classes (the npm package's `InvalidArgumentError`, `AccessError`, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A bad argument: a malformed path, value, token, backup or document.
+    InvalidArgument,
+    /// No such document, or its content has not arrived yet.
+    NotFound,
+    /// The document's access rules do not allow it.
+    Access,
+    /// Storage failed or is full, or the repo is closed.
+    Storage,
+    /// A relay or peer could not be reached, or refused.
+    Network,
+    /// Anything else.
+    Other,
+}
+
+impl ErrorKind {
+    /// Its name: `invalid-argument`, `not-found`, `access`, `storage`,
+    /// `network` or `other`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidArgument => "invalid-argument",
+            ErrorKind::NotFound => "not-found",
+            ErrorKind::Access => "access",
+            ErrorKind::Storage => "storage",
+            ErrorKind::Network => "network",
+            ErrorKind::Other => "other",
+        }
+    }
+
+    /// The kind [`name`](Self::name) names (`Other` for anything else).
+    pub fn from_name(name: &str) -> ErrorKind {
+        [
+            ErrorKind::InvalidArgument,
+            ErrorKind::NotFound,
+            ErrorKind::Access,
+            ErrorKind::Storage,
+            ErrorKind::Network,
+        ]
+        .into_iter()
+        .find(|k| k.name() == name)
+        .unwrap_or(ErrorKind::Other)
+    }
+}
+
+impl Error {
+    /// What kind of error this is.
+    pub fn kind(&self) -> ErrorKind {
+        use synkro_core::CoreError as C;
+        match self {
+            Error::Path { .. } | Error::Value(_) | Error::TextTooLarge { .. } | Error::InvalidName(_) => {
+                ErrorKind::InvalidArgument
+            }
+            Error::Core(C::BadInvite(_) | C::BadBackup | C::BadAutomerge(_) | C::ChangeTooLarge { .. }) => {
+                ErrorKind::InvalidArgument
+            }
+            Error::UnknownDocument(_) | Error::Core(C::UnknownDocument(_) | C::NotYetSynced(_)) => ErrorKind::NotFound,
+            Error::Core(C::NoReadAccess(_) | C::NotAllowed { .. } | C::NotAMember { .. }) => ErrorKind::Access,
+            Error::Storage(_) | Error::StorageFull | Error::Failed(_) | Error::Identity { .. } | Error::Closed => {
+                ErrorKind::Storage
+            }
+            Error::Net(_) | Error::NotASyncPeer(_) | Error::NotSynced { .. } | Error::Refused { .. } => {
+                ErrorKind::Network
+            }
+            Error::AtHost { kind, .. } => *kind,
+            _ => ErrorKind::Other,
+        }
+    }
+
+    /// An [`Error::AtHost`] of kind `Other`: the host's answer did not make sense.
+    pub(crate) fn at_host(message: impl Into<String>) -> Error {
+        Error::AtHost {
+            kind: ErrorKind::Other,
+            message: message.into(),
+        }
+    }
 }

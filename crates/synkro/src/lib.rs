@@ -55,7 +55,7 @@ mod rt;
 
 pub use async_broadcast::RecvError;
 pub use doc::{DocChanges, DocHandle, EphemeralMessages, Lagged};
-pub use error::Error;
+pub use error::{Error, ErrorKind};
 pub use repo::{CloseReason, Events, FrameSender, HangUp, LoadProblem, Repo, RepoConfig, RepoStats};
 pub use synkro_core::chunk::UNSEALED;
 pub use synkro_core::{

@@ -53,8 +53,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
 use super::browser::{LockMode, WriterLock, call, lock};
-use crate::Error;
 use crate::repo::{HostCall, Inner, Repo};
+use crate::{Error, ErrorKind};
 
 /// A guest's edits of one document, handed to the host.
 pub(crate) type Edits = (DocId, Vec<Vec<u8>>);
@@ -90,7 +90,7 @@ pub(crate) struct Tabs {
     unacked: RefCell<BTreeMap<u64, Edits>>,
     acked: event_listener::Event,
     /// A guest's calls waiting for their answer, by number.
-    calls: RefCell<HashMap<u64, oneshot::Sender<Result<String, String>>>>,
+    calls: RefCell<HashMap<u64, oneshot::Sender<Result<String, Error>>>>,
     /// Aborts a guest's request for the lock.
     abort: Option<JsValue>,
 }
@@ -211,7 +211,9 @@ impl Tabs {
         }
         self.on_message.borrow_mut().take();
         for (_, tx) in self.calls.borrow_mut().drain() {
-            let _ = tx.send(Err("the repo closed before the tab holding it answered".into()));
+            let _ = tx.send(Err(Error::at_host(
+                "the repo closed before the tab holding it answered",
+            )));
         }
     }
 
@@ -318,10 +320,8 @@ impl Tabs {
         self.post(&message("call", &fields));
         match rx.await {
             Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(message)) => Err(Error::AtHost(message)),
-            Err(_) => Err(Error::AtHost(
-                "the repo closed before the tab holding it answered".into(),
-            )),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::at_host("the repo closed before the tab holding it answered")),
         }
     }
 
@@ -364,7 +364,10 @@ impl Tabs {
             "answer" if !host && to_me() => {
                 let n = field(&data, "n").as_f64().unwrap_or(-1.0) as u64;
                 let answer = match field(&data, "error").as_string() {
-                    Some(e) => Err(e),
+                    Some(message) => Err(Error::AtHost {
+                        kind: ErrorKind::from_name(&field(&data, "kind").as_string().unwrap_or_default()),
+                        message,
+                    }),
                     None => Ok(field(&data, "value").as_string().unwrap_or_default()),
                 };
                 if let Some(tx) = self.calls.borrow_mut().remove(&n) {
@@ -444,7 +447,10 @@ impl Tabs {
             let mut fields = vec![("to", field(&data, "from")), ("n", field(&data, "n"))];
             match result {
                 Ok(value) => fields.push(("value", value.into())),
-                Err(e) => fields.push(("error", e.to_string().into())),
+                Err(e) => {
+                    fields.push(("error", e.to_string().into()));
+                    fields.push(("kind", e.kind().name().into()));
+                }
             }
             if let Some(channel) = channel {
                 call(&channel, "postMessage", &[message("answer", &fields)]);
@@ -457,7 +463,9 @@ impl Tabs {
     /// again (the old host may have died between a write and telling it).
     fn new_host(&self) {
         for (_, tx) in self.calls.borrow_mut().drain() {
-            let _ = tx.send(Err("the tab holding the repo closed before answering; try again".into()));
+            let _ = tx.send(Err(Error::at_host(
+                "the tab holding the repo closed before answering; try again",
+            )));
         }
         let unacked = std::mem::take(&mut *self.unacked.borrow_mut());
         for (doc, changes) in unacked.into_values() {
@@ -536,7 +544,7 @@ async fn carry_out(repo: &Repo, data: &JsValue) -> Result<String, Error> {
     let text = field(data, "text").as_string();
     let doc = doc_of(&field(data, "doc"));
     let raw = field(data, "bytes").dyn_into::<Uint8Array>().ok().map(|a| a.to_vec());
-    let bad = |what: &str| Error::AtHost(format!("a malformed {what} call from another tab"));
+    let bad = |what: &str| Error::at_host(format!("a malformed {what} call from another tab"));
     let op = field(data, "op").as_string().unwrap_or_default();
     let handle = match op.as_str() {
         "create" => repo.create().boxed_local().await?,

@@ -284,7 +284,7 @@ impl Repo {
     async fn doc_answered(&self, answer: Result<String, Error>) -> Result<DocHandle, Error> {
         let id: DocId = answer?
             .parse()
-            .map_err(|e| Error::AtHost(format!("answered with no document id: {e}")))?;
+            .map_err(|e| Error::at_host(format!("answered with no document id: {e}")))?;
         self.find(&id).await
     }
 
