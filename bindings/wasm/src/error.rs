@@ -16,35 +16,10 @@ pub fn set_error_factory(factory: Function) {
     FACTORY.with(|f| *f.borrow_mut() = Some(factory));
 }
 
-/// What kind of failure, which picks the JS class.
-#[derive(Clone, Copy, Debug)]
-pub enum Code {
-    /// A bad argument from JavaScript (`InvalidArgumentError`).
-    InvalidArgument,
-    /// Unknown document, path with nothing there (`NotFoundError`).
-    NotFound,
-    /// Not allowed by the document's access log (`AccessError`).
-    Access,
-    /// IndexedDB failed or is full (`StorageError`).
-    Storage,
-    /// A relay or peer could not be reached (`NetworkError`).
-    Network,
-    /// Anything else (`SynkroError`).
-    Other,
-}
-
-impl Code {
-    fn as_str(self) -> &'static str {
-        match self {
-            Code::InvalidArgument => "invalid-argument",
-            Code::NotFound => "not-found",
-            Code::Access => "access",
-            Code::Storage => "storage",
-            Code::Network => "network",
-            Code::Other => "other",
-        }
-    }
-}
+/// What kind of failure, which picks the JS class: `InvalidArgumentError`,
+/// `NotFoundError`, `AccessError`, `StorageError`, `NetworkError`, or
+/// `SynkroError` for anything else (by the kind's name).
+pub use synkro::ErrorKind as Code;
 
 /// Make the JS error object.
 pub fn js_error(code: Code, message: impl AsRef<str>) -> JsValue {
@@ -52,7 +27,7 @@ pub fn js_error(code: Code, message: impl AsRef<str>) -> JsValue {
     let made = FACTORY.with(|f| {
         f.borrow()
             .as_ref()
-            .and_then(|f| f.call2(&JsValue::NULL, &code.as_str().into(), &message.into()).ok())
+            .and_then(|f| f.call2(&JsValue::NULL, &code.name().into(), &message.into()).ok())
     });
     made.unwrap_or_else(|| js_sys::Error::new(message).into())
 }
@@ -64,16 +39,7 @@ pub fn invalid(message: impl AsRef<str>) -> JsValue {
 
 /// Map a facade error to its JS class.
 pub fn from_synkro(e: synkro::Error) -> JsValue {
-    use synkro::ErrorKind as K;
-    let code = match e.kind() {
-        K::InvalidArgument => Code::InvalidArgument,
-        K::NotFound => Code::NotFound,
-        K::Access => Code::Access,
-        K::Storage => Code::Storage,
-        K::Network => Code::Network,
-        _ => Code::Other,
-    };
-    js_error(code, e.to_string())
+    js_error(e.kind(), e.to_string())
 }
 
 /// `Result` for exported functions.
