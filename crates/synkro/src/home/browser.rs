@@ -271,15 +271,12 @@ impl Storage for Fenced {
                 message: "another tab holds this repo and writes it".into(),
             });
         }
-        let puts: Vec<(Vec<u8>, Vec<u8>)> = ops
-            .iter()
-            .filter_map(|op| match op {
-                WriteOp::Put { key, value } => Some((key.clone(), value.clone())),
-                WriteOp::Delete { .. } => None,
-            })
-            .collect();
+        // Copied into JS now, told once durable.
+        let announcement = self.tabs.stored_message(ns, &ops);
         self.docs.write(ns, ops).await?;
-        self.tabs.stored(ns, &puts);
+        if let Some(message) = announcement {
+            self.tabs.announce(&message);
+        }
         Ok(())
     }
 

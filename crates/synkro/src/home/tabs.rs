@@ -49,6 +49,7 @@ use std::rc::Rc;
 use futures::channel::oneshot;
 use js_sys::{Array, Function, Object, Reflect, Uint8Array};
 use synkro_core::{DocId, MemberId, Role};
+use synkro_storage::WriteOp;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
@@ -69,6 +70,8 @@ pub(crate) enum TabRole {
 }
 
 type Listener = Closure<dyn FnMut(JsValue)>;
+
+const CLOSED_BEFORE_ANSWER: &str = "the repo closed before the tab holding it answered";
 
 /// This tab's link to the others.
 pub(crate) struct Tabs {
@@ -211,9 +214,7 @@ impl Tabs {
         }
         self.on_message.borrow_mut().take();
         for (_, tx) in self.calls.borrow_mut().drain() {
-            let _ = tx.send(Err(Error::at_host(
-                "the repo closed before the tab holding it answered",
-            )));
+            let _ = tx.send(Err(Error::at_host(CLOSED_BEFORE_ANSWER)));
         }
     }
 
@@ -223,9 +224,7 @@ impl Tabs {
     }
 
     fn post(&self, message: &JsValue) {
-        if let Some(channel) = &self.channel {
-            call(channel, "postMessage", std::slice::from_ref(message));
-        }
+        post_on(&self.channel, message);
     }
 
     fn number(&self) -> u64 {
@@ -234,13 +233,26 @@ impl Tabs {
         n
     }
 
-    /// A host wrote `puts` to `ns`: tell the guests.
-    pub(crate) fn stored(&self, ns: &[u8; 32], puts: &[(Vec<u8>, Vec<u8>)]) {
+    /// The message telling the guests that a host wrote `ops` to `ns`
+    /// (its puts), to [`announce`](Self::announce) once the write is
+    /// durable; `None` where no tab could hear it.
+    pub(crate) fn stored_message(&self, ns: &[u8; 32], ops: &[WriteOp]) -> Option<JsValue> {
         if self.role() != TabRole::Host || self.channel.is_none() {
-            return;
+            return None;
         }
-        let pairs: Array = puts.iter().map(|(k, v)| Array::of2(&bytes(k), &bytes(v))).collect();
-        self.post(&message("stored", &[("ns", bytes(ns)), ("puts", pairs.into())]));
+        let pairs: Array = ops
+            .iter()
+            .filter_map(|op| match op {
+                WriteOp::Put { key, value } => Some(Array::of2(&bytes(key), &bytes(value))),
+                WriteOp::Delete { .. } => None,
+            })
+            .collect();
+        Some(message("stored", &[("ns", bytes(ns)), ("puts", pairs.into())]))
+    }
+
+    /// Tell the other tabs (a [`stored_message`](Self::stored_message)).
+    pub(crate) fn announce(&self, message: &JsValue) {
+        self.post(message);
     }
 
     /// A guest's node sealed nothing but made these edits: to the host.
@@ -318,11 +330,7 @@ impl Tabs {
         let (tx, rx) = oneshot::channel();
         self.calls.borrow_mut().insert(n, tx);
         self.post(&message("call", &fields));
-        match rx.await {
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(Error::at_host("the repo closed before the tab holding it answered")),
-        }
+        rx.await.unwrap_or_else(|_| Err(Error::at_host(CLOSED_BEFORE_ANSWER)))
     }
 
     /// A message from another tab.
@@ -416,25 +424,18 @@ impl Tabs {
                     .call_checked(|node, _| node.take_from_guest(doc, changes))??;
                 // Sealed with the host's own edits (a burst makes one
                 // chunk per flush window), then stored.
-                repo.inner
-                    .settle(|n| match n.write_failed(&doc) {
-                        true => Err(Error::StorageFull),
-                        false => Ok(!n.is_dirty(&doc) && n.is_durable(&doc)),
-                    })
-                    .await
+                repo.inner.sealed_and_durable(doc).await
             }
             .await;
             if let Err(e) = &result {
                 tracing::warn!(%doc, error = %e, "a guest tab's edits were not stored");
             }
-            if let Some(channel) = channel {
-                let (to, n) = from;
-                let mut fields = vec![("to", JsValue::from(to)), ("n", n.into())];
-                if let Err(e) = result {
-                    fields.push(("error", e.to_string().into()));
-                }
-                call(&channel, "postMessage", &[message("ack", &fields)]);
+            let (to, n) = from;
+            let mut fields = vec![("to", JsValue::from(to)), ("n", n.into())];
+            if let Err(e) = result {
+                fields.push(("error", e.to_string().into()));
             }
+            post_on(&channel, &message("ack", &fields));
         });
     }
 
@@ -452,9 +453,7 @@ impl Tabs {
                     fields.push(("kind", e.kind().name().into()));
                 }
             }
-            if let Some(channel) = channel {
-                call(&channel, "postMessage", &[message("answer", &fields)]);
-            }
+            post_on(&channel, &message("answer", &fields));
         });
     }
 
@@ -582,6 +581,13 @@ async fn carry_out(repo: &Repo, data: &JsValue) -> Result<String, Error> {
         }
     };
     Ok(handle.id().to_string())
+}
+
+/// Post `message` on `channel`, if there is one.
+fn post_on(channel: &Option<JsValue>, message: &JsValue) {
+    if let Some(channel) = channel {
+        call(channel, "postMessage", std::slice::from_ref(message));
+    }
 }
 
 /// `{t: kind, ...fields}`.

@@ -189,10 +189,7 @@ impl Inner {
     /// Wait until everything held of `doc` is durable; [`Error::StorageFull`]
     /// at once if a write of it waits for room.
     pub(crate) async fn durable(&self, doc: DocId) -> Result<(), Error> {
-        let settled = |n: &Node| match n.write_failed(&doc) {
-            true => Err(Error::StorageFull),
-            false => Ok(n.is_durable(&doc)),
-        };
+        let settled = |n: &Node| stored(n, &doc, false);
         self.settle(settled).await?;
         // A guest tab's edits are durable once the host has stored them, or,
         // if this tab became the host meanwhile, once it has stored them.
@@ -203,6 +200,13 @@ impl Inner {
             self.settle(settled).await?;
         }
         Ok(())
+    }
+
+    /// Wait until every edit of `doc` is sealed (no flush window left to
+    /// close) and durable; [`Error::StorageFull`] as [`durable`](Self::durable).
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) async fn sealed_and_durable(&self, doc: DocId) -> Result<(), Error> {
+        self.settle(|n| stored(n, &doc, true)).await
     }
 
     /// Publish an event to the repo's followers and, for a change or a
@@ -264,4 +268,13 @@ pub(super) fn storage_problems(doc: DocId, found: &[synkro_storage::Problem]) ->
             }
         })
         .collect()
+}
+
+/// Whether everything of `doc` is durable (and, with `sealed`, no edit
+/// waits to be sealed); [`Error::StorageFull`] if a write of it waits for room.
+fn stored(n: &Node, doc: &DocId, sealed: bool) -> Result<bool, Error> {
+    if n.write_failed(doc) {
+        return Err(Error::StorageFull);
+    }
+    Ok(n.is_durable(doc) && !(sealed && n.is_dirty(doc)))
 }
