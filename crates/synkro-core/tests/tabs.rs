@@ -111,6 +111,30 @@ impl Tabs {
         panic!("the tabs did not settle");
     }
 
+    /// A fresh host node from the store, as the next host tab builds it.
+    fn rebuilt(&mut self, label: &str) -> Node {
+        rebuild(
+            &mut self.rng,
+            &self.identity,
+            &NodeConfig::default(),
+            &self.store,
+            label,
+        )
+    }
+
+    /// Guest `i`'s edits, handed over at its next `handle_timeout` (the
+    /// runtime would post them to the host).
+    fn handed_over(&mut self, i: usize) -> Vec<(DocId, Vec<Vec<u8>>)> {
+        self.guests[i].handle_timeout(&mut self.rng, Instant::from_millis(self.now + 1));
+        let mut handed = Vec::new();
+        while let Some(e) = self.guests[i].poll_effect() {
+            if let Effect::ForHost { doc, changes } = e {
+                handed.push((doc, changes));
+            }
+        }
+        handed
+    }
+
     fn json(node: &Node, doc: &DocId) -> serde_json::Value {
         node.read(doc, json_of).unwrap()
     }
@@ -170,8 +194,7 @@ fn guests_edit_live_through_the_host_and_never_write() {
     seqs.sort_unstable();
     seqs.dedup();
     assert_eq!(seqs.len(), n, "a seq was used twice");
-    let config = NodeConfig::default();
-    let fresh = rebuild(&mut t.rng, &t.identity, &config, &t.store, "after tabs");
+    let fresh = t.rebuilt("after tabs");
     assert_eq!(Tabs::json(&fresh, &doc), v);
 }
 
@@ -216,19 +239,13 @@ fn a_new_host_takes_the_edits_the_old_one_never_stored() {
     let doc = shared_doc(&mut t);
     // Guest 0 edits; the host takes the edits, then dies before storing them.
     t.guests[0].change(&doc, |d| d.put(ROOT, "kept", "yes")).unwrap();
-    t.guests[0].handle_timeout(&mut t.rng, Instant::from_millis(t.now + 1));
-    let mut handed = Vec::new();
-    while let Some(e) = t.guests[0].poll_effect() {
-        if let Effect::ForHost { doc, changes } = e {
-            handed.push((doc, changes));
-        }
-    }
+    let handed = t.handed_over(0);
     assert_eq!(handed.len(), 1);
     t.host.take_from_guest(doc, handed[0].1.clone()).unwrap();
 
     // Guest 1 becomes the host: a fresh node from the store; guest 0 hands
     // over again what was never acknowledged.
-    let mut host = rebuild(&mut t.rng, &t.identity, &NodeConfig::default(), &t.store, "new host");
+    let mut host = t.rebuilt("new host");
     assert!(Tabs::json(&host, &doc).get("kept").is_none());
     host.take_from_guest(doc, handed[0].1.clone()).unwrap();
     t.host = host;
@@ -237,13 +254,7 @@ fn a_new_host_takes_the_edits_the_old_one_never_stored() {
     t.host.take_from_guest(doc, handed[0].1.clone()).unwrap();
     t.settle();
     t.assert_converged(&doc);
-    let fresh = rebuild(
-        &mut t.rng,
-        &t.identity,
-        &NodeConfig::default(),
-        &t.store,
-        "after take-over",
-    );
+    let fresh = t.rebuilt("after take-over");
     assert_eq!(Tabs::json(&fresh, &doc)["kept"], "yes");
     assert!(fresh.read(&doc, |d| d.get(ROOT, "kept").unwrap().is_some()).unwrap());
 }
@@ -256,13 +267,7 @@ fn a_guest_that_becomes_the_host_seals_its_own_edits_the_old_host_never_stored()
     // before storing them.
     t.guests[0].change(&doc, |d| d.put(ROOT, "first", 1)).unwrap();
     t.guests[0].change(&doc, |d| d.put(ROOT, "second", 2)).unwrap();
-    t.guests[0].handle_timeout(&mut t.rng, Instant::from_millis(t.now + 1));
-    let mut handed = Vec::new();
-    while let Some(e) = t.guests[0].poll_effect() {
-        if let Effect::ForHost { changes, .. } = e {
-            handed.extend(changes);
-        }
-    }
+    let handed: Vec<Vec<u8>> = t.handed_over(0).into_iter().flat_map(|(_, c)| c).collect();
     assert!(!handed.is_empty());
     // Guest 0 becomes the host in place and takes its own edits back.
     let mut host = t.guests.remove(0);
@@ -273,13 +278,7 @@ fn a_guest_that_becomes_the_host_seals_its_own_edits_the_old_host_never_stored()
     t.host.change(&doc, |d| d.put(ROOT, "third", 3)).unwrap();
     t.settle();
     t.assert_converged(&doc);
-    let fresh = rebuild(
-        &mut t.rng,
-        &t.identity,
-        &NodeConfig::default(),
-        &t.store,
-        "after promotion",
-    );
+    let fresh = t.rebuilt("after promotion");
     let v = Tabs::json(&fresh, &doc);
     assert_eq!(
         (v["first"].as_i64(), v["second"].as_i64(), v["third"].as_i64()),

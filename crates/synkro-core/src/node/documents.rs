@@ -176,22 +176,29 @@ impl Node {
             // whole document (a keystroke in a long text stays cheap).
             d.update_diff_cursor();
             r.dirty = true;
-            // Sealed at the next `handle_timeout`, or a window later if the
-            // document was sealed less than a window ago (or at an explicit
-            // flush).
-            let wait = if self.config.seal_at_once {
-                Duration::ZERO
-            } else {
-                self.config.flush_window
-            };
-            self.timers.start(Timer::Flush(*doc), wait);
+            self.edited_here(*doc, Some(patches));
+        }
+        Ok(out)
+    }
+
+    /// `doc` holds new edits of this device (its own, or a guest tab's),
+    /// with `patches` if its content changed: they are sealed at the next
+    /// `handle_timeout`, or a window later if the document was sealed less
+    /// than a window ago (or at an explicit flush); the app hears them.
+    pub(super) fn edited_here(&mut self, doc: DocId, patches: Option<Vec<Patch>>) {
+        let wait = if self.config.seal_at_once {
+            Duration::ZERO
+        } else {
+            self.config.flush_window
+        };
+        self.timers.start(Timer::Flush(doc), wait);
+        if let Some(patches) = patches {
             self.emit(Event::DocChanged {
-                doc: *doc,
+                doc,
                 patches,
                 origin: Origin::Local,
             });
         }
-        Ok(out)
     }
 
     /// The document's current heads: the hashes of its latest changes, the

@@ -9,15 +9,12 @@
 //! the device's prefix (they are the same member), so the author rule
 //! holds for what the host seals.
 
-use std::time::Duration;
-
 use automerge::Change;
 
 use super::Node;
 use super::documents::diff_since;
-use super::effect::{Effect, Event, Origin};
+use super::effect::Effect;
 use super::residency::Waiting;
-use super::timers::Timer;
 use crate::access::Role;
 use crate::error::CoreError;
 use crate::ids::DocId;
@@ -113,20 +110,7 @@ impl Node {
         r.from_guests.extend(hashes);
         r.dirty = true;
         let patches = diff_since(r, Some(before));
-        // Sealed as this device's own edits are (see `change`).
-        let wait = if self.config.seal_at_once {
-            Duration::ZERO
-        } else {
-            self.config.flush_window
-        };
-        self.timers.start(Timer::Flush(doc), wait);
-        if let Some(patches) = patches {
-            self.emit(Event::DocChanged {
-                doc,
-                patches,
-                origin: Origin::Local,
-            });
-        }
+        self.edited_here(doc, patches);
         Ok(())
     }
 }
