@@ -32,6 +32,18 @@ function follow(page, id) {
   }, id);
 }
 
+/** A document created in `pages[0]` with the list `key`, followed in every page; its id. */
+async function shared(pages, key) {
+  const id = await pages[0].evaluate(async (key) => {
+    const doc = await window.repo.create();
+    doc.change((d) => { d[key] = []; });
+    await doc.flush();
+    return doc.id;
+  }, key);
+  for (const page of pages) await follow(page, id);
+  return id;
+}
+
 const value = (page) => page.evaluate(() => JSON.parse(JSON.stringify(window.doc.doc())));
 
 test('tabs share one repo: every edit shows in every tab, live, without a relay', async () => {
@@ -92,15 +104,7 @@ test('tabs share one repo: every edit shows in every tab, live, without a relay'
 test('when the tab holding the repo closes, a guest holds it within a second and loses nothing', async () => {
   const context = await browser.newContext();
   const [host, a, b] = await tabs(context, 3, 'take-over');
-  const id = await host.evaluate(async () => {
-    const doc = await window.repo.create();
-    doc.change((d) => { d.log = []; });
-    await doc.flush();
-    return doc.id;
-  });
-  await follow(host, id);
-  await follow(a, id);
-  await follow(b, id);
+  const id = await shared([host, a, b], 'log');
   // Guests connect the relay through the host, and read its sync status.
   const relayId = await a.evaluate(async (ws) => (await window.repo.connect([ws]))[0], relay.ws);
   await until('a guest reads the host\'s sync status', () => a.evaluate((r) => window.repo.syncStatus(r).connected, relayId), 10000);
@@ -190,14 +194,7 @@ test('presence goes out from a guest tab and reaches it, through the tab holding
 test('a panic in a guest tab reloads it as a guest: the tab holding the repo keeps it', async () => {
   const context = await browser.newContext();
   const [host, guest] = await tabs(context, 2, 'guest-panic');
-  const id = await host.evaluate(async () => {
-    const doc = await window.repo.create();
-    doc.change((d) => { d.notes = []; });
-    await doc.flush();
-    return doc.id;
-  });
-  await follow(host, id);
-  await follow(guest, id);
+  await shared([host, guest], 'notes');
   const thrown = await guest.evaluate(() => {
     try {
       window.doc.__panicForTests('a bug in a dependency', false);

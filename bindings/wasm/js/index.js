@@ -559,22 +559,25 @@ export class Repo {
         console.error(`synkro: document ${doc.id} is not in storage after the reload`, e);
       }
     }
-    if (this._relays.size) {
-      // Reconnection is the network's business (it redials by itself); a
-      // relay that is down now does not fail the reload.
-      this.connect([...this._relays], this._connectOptions).catch((e) => console.error('synkro: reconnecting after the reload failed', e));
-    }
-    for (const listener of this._reloaded) listener({ type: 'reloaded', message });
+    this._reconnect('reloaded', message);
   }
 
   /** This tab holds the repo now (the tab that did went away): connect what it held. */
   _promoted() {
     this._wasGuest = false;
+    this._reconnect('promoted', 'the tab holding the repo went away; this one holds it now');
+  }
+
+  /**
+   * Connect the relays kept from earlier `connect` calls, and tell the
+   * `onEvent` listeners `{type, message}`. Reconnection is the network's
+   * business (it redials by itself): a relay that is down now fails nothing.
+   */
+  _reconnect(type, message) {
     if (this._relays.size) {
-      this.connect([...this._relays], this._connectOptions).catch((e) => console.error('synkro: connecting after taking the repo over failed', e));
+      this.connect([...this._relays], this._connectOptions).catch((e) => console.error(`synkro: connecting the relays (${type}) failed`, e));
     }
-    const message = 'the tab holding the repo went away; this one holds it now';
-    for (const listener of this._reloaded) listener({ type: 'promoted', message });
+    for (const listener of this._reloaded) listener({ type, message });
   }
 
   /** The stand-in for the module's handle (one per document id while the app holds it). */

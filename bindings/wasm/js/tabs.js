@@ -49,7 +49,7 @@ export class TabNet {
       this.tell();
     } else if (m.t === 'connect' && !guest && Array.isArray(m.relays)) {
       this.repo.connect(m.relays, m.options ?? undefined).then(
-        (ids) => { this.post({ t: 'connected', to: m.from, n: m.n, ids }); this.tell(); },
+        (ids) => this.post({ t: 'connected', to: m.from, n: m.n, ids }),
         (e) => this.post({ t: 'connected', to: m.from, n: m.n, error: String(e?.message ?? e) }),
       );
     } else if (m.t === 'connected' && m.to === this.me) {
