@@ -63,12 +63,7 @@ pub fn has_result(lines: &[String]) -> bool {
 /// A page script's `result {...}`, waiting up to `timeout` for it.
 pub fn page_result(page: &mut Process, timeout: Duration) -> anyhow::Result<Value> {
     page.wait_for(timeout, has_result)?;
-    let line = page
-        .lines()
-        .iter()
-        .find_map(|l| l.strip_prefix("result "))
-        .context("result line")?
-        .to_owned();
+    let line = page.line_after("result ").context("result line")?;
     serde_json::from_str(&line).context("the page's result")
 }
 

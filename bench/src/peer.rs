@@ -30,12 +30,7 @@ impl Server {
             lines.iter().any(|l| l.starts_with("listening "))
         })
         .context("starting automerge-repo's sync server (run scripts/bench.sh, which installs it)")?;
-        let port = process
-            .lines()
-            .iter()
-            .find_map(|l| l.strip_prefix("listening "))
-            .context("port line")?
-            .to_owned();
+        let port = process.line_after("listening ").context("port line")?;
         Ok(Self {
             process,
             url: format!("ws://127.0.0.1:{port}"),

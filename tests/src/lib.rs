@@ -169,6 +169,14 @@ impl Process {
         &self.lines
     }
 
+    /// The rest of the first line printed so far that starts with `prefix`.
+    pub fn line_after(&mut self, prefix: &str) -> Option<String> {
+        self.lines()
+            .iter()
+            .find_map(|l| l.strip_prefix(prefix))
+            .map(str::to_owned)
+    }
+
     /// Addresses from `listening <addr>` lines.
     pub fn listening(&mut self) -> Vec<String> {
         self.lines()
@@ -300,12 +308,7 @@ impl Relay {
             lines.iter().filter(|l| l.starts_with("listening ")).count() >= listeners
                 && lines.iter().any(|l| l.starts_with("http "))
         })?;
-        let http = process
-            .lines()
-            .iter()
-            .find_map(|l| l.strip_prefix("http "))
-            .map(str::to_owned)
-            .context("http line")?;
+        let http = process.line_after("http ").context("http line")?;
         Ok(Self {
             process,
             data_dir: data_dir.to_owned(),
