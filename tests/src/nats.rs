@@ -89,7 +89,35 @@ impl Nats {
         for i in 0..n {
             nats.wait_ready(i, Duration::from_secs(30))?;
         }
+        nats.wait_routed(Duration::from_secs(30))?;
         Ok(nats)
+    }
+
+    /// Wait until every server has a route to every other. Healthy is not
+    /// enough: a client that connects before the routes are up is told of
+    /// fewer servers, and a relay then makes its stream with fewer replicas.
+    fn wait_routed(&self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        let others = self.servers.len().saturating_sub(1) as u64;
+        for (i, server) in self.servers.iter().enumerate() {
+            loop {
+                let routes = crate::http_get(&self.monitor(i), "/routez")
+                    .ok()
+                    .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).ok())
+                    .and_then(|v| v["num_routes"].as_u64());
+                if routes.is_some_and(|r| r >= others) {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    bail!(
+                        "nats-server {} has {routes:?} routes of {others} after {timeout:?}",
+                        server.name
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Ok(())
     }
 
     fn spawn(&mut self, i: usize) -> anyhow::Result<()> {
