@@ -93,8 +93,17 @@ pub(crate) async fn drive(inner: Weak<Inner>, mut inbox: mpsc::UnboundedReceiver
                 inner.drain(&mut node);
                 (inner.take_deferred(), node.poll_timeout())
             };
+            // Writes are queued first and started after: a round's writes
+            // of one document (a join's claim and local state, the records
+            // of several messages) become one storage write and one sync.
+            let mut to_write = Vec::new();
             for effect in effects {
-                execute(&inner, &mut writers, &spawner, effect);
+                if let Some(doc) = execute(&inner, &mut writers, &spawner, effect) {
+                    to_write.push(doc);
+                }
+            }
+            for doc in to_write {
+                start_writer(&inner, &mut writers, &spawner, doc);
             }
             inner.changed.notify(usize::MAX);
             next
@@ -158,7 +167,9 @@ fn on_input(inner: &Arc<Inner>, writers: &mut Writers, spawner: &Spawner, input:
     }
 }
 
-fn execute(inner: &Arc<Inner>, writers: &mut Writers, spawner: &Spawner, effect: Effect) {
+/// Carries out `effect`; a write is only queued, and its document returned
+/// for the caller to start writing.
+fn execute(inner: &Arc<Inner>, writers: &mut Writers, spawner: &Spawner, effect: Effect) -> Option<DocId> {
     match effect {
         Effect::Persist {
             write,
@@ -178,7 +189,7 @@ fn execute(inner: &Arc<Inner>, writers: &mut Writers, spawner: &Spawner, effect:
                 node.persist_failed(write, WriteFailure::Full);
                 inner.drain(&mut node);
             }
-            start_writer(inner, writers, spawner, doc);
+            return Some(doc);
         }
         Effect::RetryWrites => {
             writers.full = false;
@@ -218,6 +229,7 @@ fn execute(inner: &Arc<Inner>, writers: &mut Writers, spawner: &Spawner, effect:
             });
         }
     }
+    None
 }
 
 /// Start writing `doc`'s queued writes, unless a write of it runs already:

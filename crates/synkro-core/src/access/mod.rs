@@ -154,9 +154,18 @@ impl AccessLog {
         self.pending.keys()
     }
 
-    /// Decode, verify and insert an op received from anyone.
+    /// Decode, verify and insert an op received from anyone. An op held
+    /// already (the same bytes) is not decoded or verified again.
     pub fn insert(&mut self, bytes: &[u8]) -> Result<Inserted, VerifyError> {
+        if self.contains(&AccessOp::hash_of(bytes)) {
+            return Ok(Inserted::Duplicate);
+        }
         let op = AccessOp::decode(bytes)?;
+        self.insert_op(op)
+    }
+
+    /// Insert an op decoded (and so verified) by [`AccessOp::decode`].
+    pub fn insert_decoded(&mut self, op: AccessOp) -> Result<Inserted, VerifyError> {
         self.insert_op(op)
     }
 

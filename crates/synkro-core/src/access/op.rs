@@ -212,12 +212,19 @@ impl AccessOp {
             return Err(VerifyError::Invalid("too many parents"));
         }
         body.author.verify(&signing_message(&wire.body), &wire.sig.0)?;
-        let hash = OpHash(hash("synkro 2026 access op", &[bytes]));
+        let hash = Self::hash_of(bytes);
         Ok(Self {
             body,
             encoded: bytes.to_vec(),
             hash,
         })
+    }
+
+    /// The hash that names the op encoded as `bytes`, without decoding or
+    /// verifying them: equal hashes mean equal bytes, so an op already held
+    /// need not be verified again.
+    pub fn hash_of(bytes: &[u8]) -> OpHash {
+        OpHash(hash("synkro 2026 access op", &[bytes]))
     }
 
     /// The op's hash.

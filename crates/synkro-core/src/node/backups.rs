@@ -67,10 +67,8 @@ impl Node {
             .unwrap_or_else(|| DocReplica::new(AccessLog::new(doc)));
         let mut batch = StoreBatch::default();
         for op in &backup.ops {
-            if let Ok(Inserted::New | Inserted::Pending) = r.log.insert(op)
-                && let Ok(o) = crate::access::AccessOp::decode(op)
-            {
-                batch.put(record::op(&o.hash()), op.to_vec());
+            if let Ok(Inserted::New | Inserted::Pending) = r.log.insert(op) {
+                batch.put(record::op(&crate::access::AccessOp::hash_of(op)), op.to_vec());
             }
         }
         for (k, v) in &backup.keys {

@@ -13,7 +13,7 @@ use super::residency::Waiting;
 use super::session::{MAX_PARKED, PeerDoc, shares};
 use super::timers::Timer;
 use super::{Node, effect::*, store::StoreBatch};
-use crate::access::{AccessLog, Inserted};
+use crate::access::{AccessLog, AccessOp, Inserted};
 use crate::chunk::{ChunkRef, SealedChunk};
 use crate::error::VerifyError;
 use crate::ids::{DocId, MemberId, OpHash};
@@ -250,7 +250,10 @@ impl Node {
         let mut rejected = Vec::new();
         let before = r.log.state().clone();
         for bytes in &ops {
-            match crate::access::AccessOp::decode(bytes) {
+            if r.log.contains(&AccessOp::hash_of(bytes)) {
+                continue; // Held already: verified when it came first.
+            }
+            match AccessOp::decode(bytes) {
                 Err(e @ (VerifyError::BadSignature | VerifyError::Decode(_))) => {
                     self.docs.extend((!is_new).then_some((doc, r)));
                     if !stranger {
@@ -261,7 +264,7 @@ impl Node {
                 Err(e) => rejected.push(e),
                 Ok(op) => {
                     let h = op.hash();
-                    match r.log.insert(bytes) {
+                    match r.log.insert_decoded(op) {
                         Ok(Inserted::New | Inserted::Pending) => batch.put(record::op(&h), bytes.to_vec()),
                         Ok(Inserted::Duplicate) => {}
                         Err(e) => rejected.push(e),
@@ -362,8 +365,7 @@ impl Node {
     /// Would `ops` add to what we hold of `doc`?
     fn brings_new_ops(&self, doc: &DocId, ops: &[ByteBuf]) -> bool {
         let Some(r) = self.docs.get(doc) else { return false };
-        ops.iter()
-            .any(|bytes| crate::access::AccessOp::decode(bytes).map_or(true, |op| !r.log.contains(&op.hash())))
+        ops.iter().any(|bytes| !r.log.contains(&AccessOp::hash_of(bytes)))
     }
 
     /// Chunks from a peer that does not share the document with us: forged
