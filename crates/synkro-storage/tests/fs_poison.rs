@@ -5,7 +5,9 @@
 mod common;
 
 use common::{NS_A, NS_B, file_len, put};
-use synkro_storage::{FsStorage, ProblemKind, Storage, StorageError};
+use std::time::Duration;
+
+use synkro_storage::{Fault, FaultKind, FaultPoint, FsStorage, ProblemKind, Storage, StorageError};
 
 #[tokio::test]
 async fn failed_log_fsync_poisons_every_later_write() {
@@ -80,4 +82,63 @@ async fn poisoned_store_reports_but_does_not_repair() {
     assert_eq!(loaded.problems[0].kind, ProblemKind::TornTail);
     assert_eq!(loaded.problems[0].offset, good);
     assert_eq!(file_len(&path), (full.len() - 3) as u64);
+}
+
+/// Sixty-four new logs at once: their directory fsyncs are shared, and when
+/// one of the fsyncs fails every writer still answers (none waits forever
+/// for a sync that will not come, none is acknowledged without one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_shared_directory_fsync_answers_every_writer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = FsStorage::open(dir.path()).expect("open");
+    let namespaces: Vec<[u8; 32]> = (0..64u8).map(|i| [i; 32]).collect();
+    let all = |store: FsStorage| {
+        let writes: Vec<_> = namespaces
+            .iter()
+            .map(|ns| {
+                let (store, ns) = (store.clone(), *ns);
+                tokio::spawn(async move { store.write(&ns, vec![put(b"k", &ns[..1])]).await })
+            })
+            .collect();
+        async move {
+            let mut results = Vec::new();
+            for w in writes {
+                results.push(w.await.expect("writer"));
+            }
+            results
+        }
+    };
+    let results = tokio::time::timeout(Duration::from_secs(60), all(store.clone()))
+        .await
+        .expect("every creation answered");
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+
+    let dir2 = tempfile::tempdir().expect("tempdir");
+    let store = FsStorage::open(dir2.path()).expect("open");
+    // A log's fdatasync and the directory's fsync for each: fail one of
+    // the later ones, while others are waiting to share it.
+    store.inject_fault(Fault::new(FaultPoint::Sync, 40, FaultKind::Error));
+    let results = tokio::time::timeout(Duration::from_secs(60), all(store.clone()))
+        .await
+        .expect("every creation answered");
+    assert!(store.is_poisoned());
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Ok(()) | Err(StorageError::Poisoned))),
+        "{results:?}"
+    );
+    assert!(results.iter().any(Result::is_err));
+    let acknowledged: Vec<_> = namespaces
+        .iter()
+        .zip(&results)
+        .filter(|(_, r)| r.is_ok())
+        .map(|(ns, _)| *ns)
+        .collect();
+    drop(store);
+    let store = FsStorage::open(dir2.path()).expect("reopen");
+    for ns in acknowledged {
+        let records = store.load(&ns).await.expect("load").records;
+        assert_eq!(records, vec![(b"k".to_vec(), ns[..1].to_vec())]);
+    }
 }

@@ -13,7 +13,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::Mutex as AsyncMutex;
 
@@ -152,8 +152,42 @@ struct Inner {
     slots: Mutex<HashMap<Namespace, Arc<AsyncMutex<Slot>>>>,
     /// The index snapshot (`snapshot.rs`).
     snapshot: Mutex<snapshot::Tracker>,
+    /// Directory fsyncs, shared by the writers waiting for one.
+    dir_sync: DirSync,
     #[cfg(feature = "fault-injection")]
     faults: Mutex<Vec<crate::fault::Armed>>,
+}
+
+/// Which directory fsyncs have begun and which have succeeded
+/// (`Inner::sync_dir`): each call runs on a blocking thread, so waiting on
+/// a condition variable is fine.
+#[derive(Default)]
+struct DirSync {
+    state: Mutex<DirSyncState>,
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct DirSyncState {
+    /// Number of the last directory fsync begun.
+    started: u64,
+    /// Number of the last one that succeeded.
+    finished: u64,
+    running: bool,
+}
+
+impl DirSync {
+    fn lock(&self) -> MutexGuard<'_, DirSyncState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wait<'a>(&self, state: MutexGuard<'a, DirSyncState>) -> MutexGuard<'a, DirSyncState> {
+        self.done.wait(state).unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wake(&self) {
+        self.done.notify_all();
+    }
 }
 
 /// What is known about one namespace's log, guarded by its lock.
@@ -240,6 +274,7 @@ impl FsStorage {
                 poisoned: AtomicBool::new(false),
                 slots: Mutex::new(HashMap::new()),
                 snapshot: Mutex::new(snapshot::Tracker::new(snapshot_on_disk)),
+                dir_sync: DirSync::default(),
                 #[cfg(feature = "fault-injection")]
                 faults: Mutex::new(Vec::new()),
             }),
@@ -474,9 +509,40 @@ impl Inner {
         result.map_err(|e| self.poison(path, e))
     }
 
-    /// fsync the directory (so created, renamed and deleted names are
-    /// durable); on failure poison the store.
+    /// Makes the names created, renamed and deleted so far durable: returns
+    /// once a directory fsync that began after this call has succeeded
+    /// (group commit: callers that come while one runs share the next).
+    /// On failure the store is poisoned.
     fn sync_dir(&self) -> Result<(), StorageError> {
+        let mut state = self.dir_sync.lock();
+        // A sync already running may have begun before this caller's
+        // change: only one begun from now on covers it.
+        let needed = state.started + 1;
+        loop {
+            if state.finished >= needed {
+                return Ok(());
+            }
+            self.check_poisoned()?;
+            if !state.running {
+                state.running = true;
+                state.started += 1;
+                let this = state.started;
+                drop(state);
+                let result = self.sync_dir_now();
+                let mut state = self.dir_sync.lock();
+                state.running = false;
+                if result.is_ok() {
+                    state.finished = this;
+                }
+                self.dir_sync.wake();
+                return result;
+            }
+            state = self.dir_sync.wait(state);
+        }
+    }
+
+    /// fsync the directory now; on failure poison the store.
+    fn sync_dir_now(&self) -> Result<(), StorageError> {
         if let Some(kind) = self.injected(FaultPoint::Sync) {
             return Err(self.poison(&self.dir, kind.io_error("fsync")));
         }
