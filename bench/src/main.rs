@@ -48,6 +48,11 @@ struct Args {
     /// the next run (for profiling the opening).
     #[arg(long)]
     homes: Option<std::path::PathBuf>,
+    /// Numbers of documents for scenario 4, in place of the run's own
+    /// (1,000 and 10,000; 500 in quick mode), e.g. `--many-docs 10000,100000`
+    /// to see how the first sync grows.
+    #[arg(long, value_delimiter = ',')]
+    many_docs: Vec<usize>,
     #[arg(long, hide = true, num_args = 1.., allow_hyphen_values = true)]
     rss_of: Vec<std::ffi::OsString>,
 }
@@ -58,7 +63,7 @@ struct Sizes {
     rates: Vec<f64>,
     step_seconds: f64,
     trace_ops: usize,
-    many_docs: usize,
+    many_docs: Vec<usize>,
     home_docs: usize,
     idle_connections: usize,
     typists: Vec<usize>,
@@ -73,7 +78,7 @@ impl Sizes {
                 rates: vec![100.0, 250.0, 500.0, 1000.0, 2000.0],
                 step_seconds: 2.0,
                 trace_ops: 10_000,
-                many_docs: 500,
+                many_docs: vec![500],
                 home_docs: 10_000,
                 idle_connections: 100,
                 typists: vec![2, 4, 8],
@@ -85,7 +90,7 @@ impl Sizes {
                 rates: vec![100.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0, 16000.0, 32000.0],
                 step_seconds: 10.0,
                 trace_ops: 260_000,
-                many_docs: 10_000,
+                many_docs: vec![1_000, 10_000],
                 home_docs: 100_000,
                 idle_connections: 1_000,
                 typists: vec![2, 4, 8, 16, 24, 32, 48, 64],
@@ -225,7 +230,7 @@ Both sides run the same topology: writer and reader clients in one process each 
 1. Latency: one writer changes 100 documents at 1,000 changes/s in total; one reader follows all of them through the server. Each change sets a counter; the reader times every counter value from the writer's change to its own change event. automerge-repo is shown with its default 100 ms sync throttle and with it lowered to 10 ms; synkro seals an edit at once when its document was not sealed in the last 50 ms (its flush window), otherwise 50 ms later with the edits made meanwhile. At rest: one document changed every 200 ms, nothing pending when a change is made (native reader, and the page as reader in scenario 7), against automerge-repo and the 10 ms (native) and 25 ms (page) targets.
 2. Throughput: 2 writers, 2 readers, 20 documents; the rate rises until p99 passes 1 s, a change is lost or the writers fall behind. The highest rate that held is reported.
 3. Large document: a seeded editing trace shaped like the automerge-perf paper trace (one change per keystroke, 70 % insertions, cursor moving locally) is loaded by the writer, stored on the server and fetched by a fresh client; compared with Automerge's `load()` of the same bytes. Also: the bytes synkro stores for the trace in three rhythms against Automerge's save; remote keystrokes on the long document against a 1 KB one, natively and in a page; and the page joining the long document (`tests/browser/bench-large.mjs`).
-4. Many documents: a fresh device gets N small documents through the server (first sync); its repo is reopened from disk (cold open); then it reconnects with nothing changed (messages, bytes and time until the last message; automerge-repo's bytes are message payloads). Opening at scale (`--only home`): a home of 100,000 documents (10,000 in quick mode) with a title each, closed cleanly, is opened by an app that reads one document (in process, best of 5) and by `synkro get DOC title` (release CLI, best of 5), whose peak RSS is compared with the same command in a home of 100 documents.
+4. Many documents: a fresh device gets N small documents through the server (first sync; N = 1,000 and 10,000, 500 in quick mode, or `--many-docs`; with several N, how the first sync grows against linear + 10 %); its repo is reopened from disk (cold open); then it reconnects with nothing changed (messages, bytes and time until the last message; automerge-repo's bytes are message payloads). Opening at scale (`--only home`): a home of 100,000 documents (10,000 in quick mode) with a title each, closed cleanly, is opened by an app that reads one document (in process, best of 5) and by `synkro get DOC title` (release CLI, best of 5), whose peak RSS is compared with the same command in a home of 100 documents.
 5. Footprint: server RSS per idle client connection (1,000 connections, each with its sync session) and per stored document.
 6. Encryption overhead: scenario 2 against a benchmark-only build (`insecure-unsealed-benchmark`) whose chunks are neither encrypted nor signed, relay included; also p99 at the highest rate both held (where queueing magnifies small costs), and the CPU time the peers and the relay spent per 1,000 changes over the rates both held (the work sealing adds).
 7. wasm: gzip size of the npm package's wasm against `@automerge/automerge`'s own; and scenario 1 with reader B in a page of headless Chromium (the npm package over WebSocket, `tests/browser/bench-reader.mjs`), against the native reader B of the same run. Its rows count only the changes that arrived before the run's end + 15 s (see the note below the table).
@@ -268,7 +273,10 @@ fn document(rows: &[Row], quick: bool, took: Duration, previous: Option<&str>) -
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let sizes = Sizes::new(args.quick);
+    let mut sizes = Sizes::new(args.quick);
+    if !args.many_docs.is_empty() {
+        sizes.many_docs.clone_from(&args.many_docs);
+    }
     if let [program, rest @ ..] = args.rss_of.as_slice() {
         let (code, rss) = home::run_with_rss(std::process::Command::new(program).args(rest))?;
         println!("{code} {rss}");

@@ -5,7 +5,29 @@ use serde_json::json;
 use crate::{Bench, fresh_relay, ms, ours, peer};
 
 pub(crate) async fn many(b: &mut Bench) -> anyhow::Result<()> {
-    let docs = b.sizes.many_docs;
+    let mut before: Option<(usize, f64)> = None;
+    for docs in b.sizes.many_docs.clone() {
+        let first_sync = many_of(b, docs).await?;
+        if let Some((fewer, took)) = before {
+            // Linear growth, with 10 % to spare, is the limit.
+            let times = docs as f64 / fewer as f64;
+            b.row(
+                "4 many docs",
+                format!("first sync of {docs} docs ÷ first sync of {fewer}"),
+                first_sync / took,
+                format!("{times:.0}× + 10 % (linear)"),
+                times * 1.1,
+                "",
+                true,
+            );
+        }
+        before = Some((docs, first_sync));
+    }
+    Ok(())
+}
+
+/// Scenario 4 with `docs` documents; returns the first sync in ms.
+async fn many_of(b: &mut Bench, docs: usize) -> anyhow::Result<f64> {
     eprintln!("many documents: {docs} small docs");
     let (relay, addr, _dir) = fresh_relay()?;
     let (home_a, home_b) = (tempfile::tempdir()?, tempfile::tempdir()?);
@@ -82,5 +104,5 @@ pub(crate) async fn many(b: &mut Bench) -> anyhow::Result<()> {
         "B",
         true,
     );
-    Ok(())
+    Ok(ms(ours.first_sync))
 }
