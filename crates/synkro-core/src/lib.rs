@@ -103,6 +103,7 @@
 
 pub mod access;
 mod backup;
+pub mod blob;
 pub mod chunk;
 pub mod crypto;
 mod encoding;
