@@ -53,8 +53,8 @@ pub enum Inserted {
 #[derive(Clone, Debug)]
 pub struct AccessLog {
     doc: DocId,
-    ops: BTreeMap<OpHash, AccessOp>,
-    pending: BTreeMap<OpHash, AccessOp>,
+    ops: BTreeMap<OpHash, Box<AccessOp>>,
+    pending: BTreeMap<OpHash, Box<AccessOp>>,
     order: Vec<OpHash>,
     valid: BTreeSet<OpHash>,
     state: AccessState,
@@ -96,7 +96,7 @@ impl AccessLog {
         };
         let op = AccessOp::sign(identity, body);
         let mut log = Self::new(DocId(op.hash.0));
-        log.ops.insert(op.hash, op);
+        log.ops.insert(op.hash, Box::new(op));
         log.evaluate();
         (log, key)
     }
@@ -133,7 +133,7 @@ impl AccessLog {
 
     /// Get a held op.
     pub fn get(&self, h: &OpHash) -> Option<&AccessOp> {
-        self.ops.get(h).or_else(|| self.pending.get(h))
+        self.ops.get(h).or_else(|| self.pending.get(h)).map(|op| &**op)
     }
 
     /// Was this op found valid?
@@ -198,11 +198,11 @@ impl AccessLog {
             if self.pending.len() >= MAX_PENDING_OPS {
                 return Err(VerifyError::Invalid("too many ops waiting for parents"));
             }
-            self.pending.insert(op.hash, op);
+            self.pending.insert(op.hash, Box::new(op));
             return Ok(Inserted::Pending);
         }
         let inserted = op.hash;
-        self.ops.insert(op.hash, op);
+        self.ops.insert(op.hash, Box::new(op));
         // Connect pending ops whose parents have now all arrived.
         loop {
             let ready: Vec<OpHash> = self
@@ -272,6 +272,7 @@ impl AccessLog {
             .filter_map(|h| self.ops.get(h))
             .chain(self.pending.values())
             .filter(|o| !known.contains(&o.hash))
+            .map(|o| &**o)
             .collect()
     }
 
@@ -384,7 +385,7 @@ impl AccessLog {
         let hashes: Vec<OpHash> = self.ops.keys().copied().collect();
         let index: BTreeMap<OpHash, usize> = hashes.iter().enumerate().map(|(i, h)| (*h, i)).collect();
         let n = hashes.len();
-        let ops: Vec<&AccessOp> = hashes.iter().filter_map(|h| self.ops.get(h)).collect();
+        let ops: Vec<&AccessOp> = hashes.iter().filter_map(|h| self.ops.get(h).map(|op| &**op)).collect();
         let parents: Vec<Vec<usize>> = ops
             .iter()
             .map(|o| o.body.prev.iter().filter_map(|p| index.get(p).copied()).collect())

@@ -163,7 +163,7 @@ impl Node {
             let too_large = d.get_changes(&before).iter().map(|c| c.raw_bytes().len()).max();
             if let Some(len) = too_large.filter(|l| *l > MAX_ASSEMBLED_LEN) {
                 let undone = d.fork_at(&before)?.with_actor(actor);
-                *d = undone;
+                **d = undone;
                 d.update_diff_cursor();
                 return Err(CoreError::ChangeTooLarge {
                     doc: *doc,

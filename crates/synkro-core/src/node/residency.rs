@@ -235,10 +235,22 @@ impl Node {
 }
 
 /// [`Node::memory_estimate`] of one document.
+/// What a replica in memory costs beyond its bytes, as measured (heaptrack
+/// on a relay holding 10,000 small documents: 12.9 KiB of heap each, for
+/// 4 access ops, a chunk and about 1.5 KiB of their bytes): the replica and
+/// its maps, and for each access op or chunk its entry and the access
+/// state it adds to.
+const REPLICA_OVERHEAD: usize = 8 << 10;
+const ITEM_OVERHEAD: usize = 1 << 10;
+
 fn replica_estimate(r: &DocReplica) -> usize {
     let sealed = r.stored_bytes();
     let doc = if r.doc.is_some() { sealed.saturating_mul(4) } else { 0 };
-    sealed.saturating_add(doc).saturating_add(4 << 10)
+    let items = r.log.len() + r.changes.len() + r.snapshots.len();
+    sealed
+        .saturating_add(doc)
+        .saturating_add(REPLICA_OVERHEAD)
+        .saturating_add(items.saturating_mul(ITEM_OVERHEAD))
 }
 
 /// The document a message is about (none for the reconciliation).

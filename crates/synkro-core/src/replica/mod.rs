@@ -71,7 +71,10 @@ pub(crate) struct DocReplica {
     pub local: LocalState,
     /// `local` as stored (sealed), carried in the index entry.
     pub local_sealed: Vec<u8>,
-    pub doc: Option<AutoCommit>,
+    /// Boxed: an `AutoCommit` is over 4 KiB inline, which every replica
+    /// (and every slot of the map of replicas) would carry even without
+    /// one, as a relay's replicas are.
+    pub doc: Option<Box<AutoCommit>>,
     /// Held chunks whose plaintext is not in `doc` yet (no key yet, or a
     /// part whose group is incomplete).
     pub unapplied: BTreeSet<ChunkRef>,
@@ -112,13 +115,13 @@ impl DocReplica {
     /// The Automerge document, or why this device cannot read it.
     pub(crate) fn readable(&self) -> Result<&AutoCommit, CoreError> {
         let why = self.unreadable();
-        self.doc.as_ref().ok_or(why)
+        self.doc.as_deref().ok_or(why)
     }
 
     /// [`readable`](Self::readable), to change or save.
     pub(crate) fn readable_mut(&mut self) -> Result<&mut AutoCommit, CoreError> {
         let why = self.unreadable();
-        self.doc.as_mut().ok_or(why)
+        self.doc.as_deref_mut().ok_or(why)
     }
 
     fn unreadable(&self) -> CoreError {
@@ -182,7 +185,9 @@ impl DocReplica {
             }
         }
         if !self.keys.is_empty() && self.doc.is_none() {
-            self.doc = Some(AutoCommit::new().with_actor(authors::new_actor(&self.id, &me, rng)));
+            self.doc = Some(Box::new(
+                AutoCommit::new().with_actor(authors::new_actor(&self.id, &me, rng)),
+            ));
             self.unapplied = self
                 .changes
                 .values()
@@ -286,7 +291,7 @@ impl DocReplica {
             if snapshot && doc.get_heads().is_empty() {
                 // Loading a whole save is much faster than merging it in.
                 let actor = doc.get_actor().clone();
-                *doc = AutoCommit::load(plain).map_err(bad)?.with_actor(actor);
+                *doc = Box::new(AutoCommit::load(plain).map_err(bad)?.with_actor(actor));
             } else {
                 doc.load_incremental(plain).map_err(bad)?;
             }
@@ -335,7 +340,7 @@ impl DocReplica {
             }
         }
         self.flushed_heads = doc.get_heads();
-        self.doc = Some(doc);
+        self.doc = Some(Box::new(doc));
         self.unapplied = unapplied;
         self.dirty = false;
     }
