@@ -34,6 +34,17 @@ async fn many_of(b: &mut Bench, docs: usize) -> anyhow::Result<f64> {
     let before = relay.rss_bytes()?;
     let ours = ours::many(&addr, docs, home_a.path(), home_b.path()).await?;
     let per_doc = relay.rss_bytes()?.saturating_sub(before) as f64 / docs as f64;
+    // Shown now: automerge-repo's run can take long before it gives up.
+    eprintln!(
+        "synkro, {docs} docs: first sync {:.0} ms, open one {:.1} ms, cold open {:.0} ms, reconnect {:.0} ms / {} messages / {} B, relay RSS per doc {:.1} KiB",
+        ms(ours.first_sync),
+        ms(ours.open_one),
+        ms(ours.cold_open),
+        ms(ours.reconnect),
+        ours.reconnect_messages,
+        ours.reconnect_bytes,
+        per_doc / 1024.0
+    );
     let server = peer::Server::start()?;
     let (dir_a, dir_b) = (tempfile::tempdir()?, tempfile::tempdir()?);
     let (theirs, peer_label) = peer::run_or_report(
