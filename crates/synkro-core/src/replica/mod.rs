@@ -291,7 +291,7 @@ impl DocReplica {
             if snapshot && doc.get_heads().is_empty() {
                 // Loading a whole save is much faster than merging it in.
                 let actor = doc.get_actor().clone();
-                *doc = Box::new(AutoCommit::load(plain).map_err(bad)?.with_actor(actor));
+                **doc = AutoCommit::load(plain).map_err(bad)?.with_actor(actor);
             } else {
                 doc.load_incremental(plain).map_err(bad)?;
             }
