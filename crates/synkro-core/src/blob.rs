@@ -28,8 +28,8 @@ use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{NONCE_LEN, SymmetricKey, hash, random_array};
-use crate::encoding::{Sig, decode, encode};
-use crate::error::{DecodeError, VerifyError};
+use crate::encoding::{Sig, check_version, decode, decode_canonical, encode};
+use crate::error::VerifyError;
 use crate::identity::DeviceIdentity;
 use crate::ids::{DocId, KeyId, MemberId};
 
@@ -230,9 +230,12 @@ impl BlobWriter {
     }
 }
 
+fn meta_aad(doc: &DocId, key_id: &KeyId) -> Vec<u8> {
+    [b"synkro 2026 blob meta".as_slice(), &doc.0, &key_id.0].concat()
+}
+
 fn seal_meta(keys: &BlobKeys, doc: &DocId, key_id: &KeyId, meta: &BlobMeta, nonce: [u8; NONCE_LEN]) -> Vec<u8> {
-    let aad = [b"synkro 2026 blob meta".as_slice(), &doc.0, &key_id.0].concat();
-    let mut sealed = keys.encrypt.seal(&nonce, &aad, &encode(meta));
+    let mut sealed = keys.encrypt.seal(&nonce, &meta_aad(doc, key_id), &encode(meta));
     sealed.extend_from_slice(&nonce);
     sealed
 }
@@ -279,23 +282,10 @@ impl BlobManifest {
     /// (not whether the author may write the document: the access log
     /// says that).
     pub fn decode(bytes: &[u8]) -> Result<Self, VerifyError> {
-        let wire: ManifestWire = decode("blob manifest", bytes, MAX_MANIFEST_LEN)?;
-        if encode(&wire) != bytes {
-            return Err(DecodeError::Malformed {
-                what: "blob manifest",
-                detail: "non-canonical encoding".into(),
-            }
-            .into());
-        }
+        // The hash of these bytes names the blob.
+        let wire: ManifestWire = decode_canonical("blob manifest", bytes, MAX_MANIFEST_LEN)?;
         let body: ManifestBody = decode("blob manifest body", &wire.body, MAX_MANIFEST_LEN)?;
-        if body.version != MANIFEST_VERSION {
-            return Err(DecodeError::Version {
-                what: "blob manifest",
-                found: body.version,
-                supported: MANIFEST_VERSION,
-            }
-            .into());
-        }
+        check_version("blob manifest", body.version, MANIFEST_VERSION)?;
         if body.chunks.len() > MAX_CHUNKS || body.meta.len() > MAX_META_LEN + NONCE_LEN + 16 {
             return Err(VerifyError::Invalid("blob manifest over its limits"));
         }
@@ -353,8 +343,9 @@ impl BlobManifest {
     pub fn meta(&self, key: &SymmetricKey) -> Result<BlobMeta, VerifyError> {
         let keys = BlobKeys::of(key);
         let (sealed, nonce) = split_nonce(&self.body.meta)?;
-        let aad = [b"synkro 2026 blob meta".as_slice(), &self.body.doc.0, &self.body.key.0].concat();
-        let plain = keys.encrypt.open(&nonce, &aad, sealed)?;
+        let plain = keys
+            .encrypt
+            .open(&nonce, &meta_aad(&self.body.doc, &self.body.key), sealed)?;
         Ok(decode("blob meta", &plain, MAX_META_LEN)?)
     }
 

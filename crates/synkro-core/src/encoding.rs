@@ -41,6 +41,33 @@ pub(crate) fn decode<'a, T: Deserialize<'a>>(
     }
 }
 
+/// [`decode`], refusing any encoding but the canonical one: where the hash
+/// of the bytes names what they hold, only one framing of a signed body may
+/// exist (postcard also accepts over-long varints, which would let anyone
+/// relaying it mint twins with new hashes).
+pub(crate) fn decode_canonical<T: Serialize + serde::de::DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+    max: usize,
+) -> Result<T, DecodeError> {
+    let value: T = decode(what, bytes, max)?;
+    if encode(&value) != bytes {
+        return Err(DecodeError::Malformed {
+            what,
+            detail: "non-canonical encoding".into(),
+        });
+    }
+    Ok(value)
+}
+
+/// Refuse a format version other than the one this build reads.
+pub(crate) fn check_version(what: &'static str, found: u16, supported: u16) -> Result<(), DecodeError> {
+    if found != supported {
+        return Err(DecodeError::Version { what, found, supported });
+    }
+    Ok(())
+}
+
 /// A 64-byte Ed25519 signature (serde has no impls for `[u8; 64]`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Sig(pub [u8; 64]);

@@ -12,7 +12,7 @@ use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{NONCE_LEN, SymmetricKey, hash, random_array};
-use crate::encoding::{Sig, decode, encode};
+use crate::encoding::{Sig, check_version, decode, encode};
 use crate::error::{DecodeError, VerifyError};
 use crate::identity::DeviceIdentity;
 use crate::ids::{DocId, KeyId, MemberId};
@@ -109,14 +109,7 @@ impl SealedEphemeral {
     pub fn decode(bytes: &[u8]) -> Result<Self, VerifyError> {
         let wire: Wire<'_> = decode("ephemeral message", bytes, MAX_SEALED_LEN)?;
         let header: EphemeralHeader = decode("ephemeral header", wire.header, MAX_SEALED_LEN)?;
-        if header.version != EPHEMERAL_VERSION {
-            return Err(DecodeError::Version {
-                what: "ephemeral message",
-                found: header.version,
-                supported: EPHEMERAL_VERSION,
-            }
-            .into());
-        }
+        check_version("ephemeral message", header.version, EPHEMERAL_VERSION)?;
         header
             .author
             .verify(&digest(wire.header, wire.ciphertext), &wire.sig.0)?;

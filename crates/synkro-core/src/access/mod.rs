@@ -164,11 +164,6 @@ impl AccessLog {
         self.insert_op(op)
     }
 
-    /// Insert an op decoded (and so verified) by [`AccessOp::decode`].
-    pub fn insert_decoded(&mut self, op: AccessOp) -> Result<Inserted, VerifyError> {
-        self.insert_op(op)
-    }
-
     fn insert_op(&mut self, op: AccessOp) -> Result<Inserted, VerifyError> {
         if self.contains(&op.hash) {
             return Ok(Inserted::Duplicate);

@@ -5,8 +5,8 @@ use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{ExchangeKey, NONCE_LEN, SealedKey, SymmetricKey, hash, random_array};
-use crate::encoding::{decode, encode};
-use crate::error::{DecodeError, VerifyError};
+use crate::encoding::{check_version, decode, decode_canonical, encode};
+use crate::error::VerifyError;
 use crate::identity::DeviceIdentity;
 use crate::ids::{DocId, KeyId, MemberId, OpHash};
 
@@ -188,26 +188,10 @@ impl AccessOp {
 
     /// Decode and check the signature (not yet authority: see [`AccessLog`]).
     pub fn decode(bytes: &[u8]) -> Result<Self, VerifyError> {
-        let wire: OpWire = decode("access op", bytes, MAX_OP_LEN)?;
-        // The hash of these bytes names the op, so only one framing of a
-        // signed body may exist: postcard also accepts over-long varints,
-        // which would let anyone relaying an op mint twins with new hashes.
-        if encode(&wire) != bytes {
-            return Err(DecodeError::Malformed {
-                what: "access op",
-                detail: "non-canonical encoding".into(),
-            }
-            .into());
-        }
+        // The hash of these bytes names the op.
+        let wire: OpWire = decode_canonical("access op", bytes, MAX_OP_LEN)?;
         let body: OpBody = decode("access op body", &wire.body, MAX_OP_LEN)?;
-        if body.version != OP_VERSION {
-            return Err(DecodeError::Version {
-                what: "access op",
-                found: body.version,
-                supported: OP_VERSION,
-            }
-            .into());
-        }
+        check_version("access op", body.version, OP_VERSION)?;
         if body.prev.len() > MAX_PREV {
             return Err(VerifyError::Invalid("too many parents"));
         }

@@ -234,7 +234,6 @@ impl Node {
     }
 }
 
-/// [`Node::memory_estimate`] of one document.
 /// What a replica in memory costs beyond its bytes, as measured (heaptrack
 /// on a relay holding 10,000 small documents: 12.9 KiB of heap each, for
 /// 4 access ops, a chunk and about 1.5 KiB of their bytes): the replica and
@@ -243,6 +242,7 @@ impl Node {
 const REPLICA_OVERHEAD: usize = 8 << 10;
 const ITEM_OVERHEAD: usize = 1 << 10;
 
+/// [`Node::memory_estimate`] of one document.
 fn replica_estimate(r: &DocReplica) -> usize {
     let sealed = r.stored_bytes();
     let doc = if r.doc.is_some() { sealed.saturating_mul(4) } else { 0 };

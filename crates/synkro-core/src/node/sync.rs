@@ -250,10 +250,9 @@ impl Node {
         let mut rejected = Vec::new();
         let before = r.log.state().clone();
         for bytes in &ops {
-            if r.log.contains(&AccessOp::hash_of(bytes)) {
-                continue; // Held already: verified when it came first.
-            }
-            match AccessOp::decode(bytes) {
+            // An op held already is skipped unverified (it was verified when
+            // it came first); decoding and signature errors come as they are.
+            match r.log.insert(bytes) {
                 Err(e @ (VerifyError::BadSignature | VerifyError::Decode(_))) => {
                     self.docs.extend((!is_new).then_some((doc, r)));
                     if !stranger {
@@ -261,15 +260,11 @@ impl Node {
                     }
                     return self.disconnect(peer, "sent a forged or malformed access op".into());
                 }
-                Err(e) => rejected.push(e),
-                Ok(op) => {
-                    let h = op.hash();
-                    match r.log.insert_decoded(op) {
-                        Ok(Inserted::New | Inserted::Pending) => batch.put(record::op(&h), bytes.to_vec()),
-                        Ok(Inserted::Duplicate) => {}
-                        Err(e) => rejected.push(e),
-                    }
+                Ok(Inserted::New | Inserted::Pending) => {
+                    batch.put(record::op(&AccessOp::hash_of(bytes)), bytes.to_vec())
                 }
+                Ok(Inserted::Duplicate) => {}
+                Err(e) => rejected.push(e),
             }
         }
         if let Some(first) = rejected.first()
