@@ -34,6 +34,9 @@ pub(crate) enum ParseError {
     InverseDecode,
     #[error("ID_CTR_INVERSE length does not match op count")]
     InverseLengthMismatch,
+    // Patched: a bound on run-length-encoded columns (see vendor/README.md).
+    #[error("a bundle claims more than {} ops or changes", super::storage::MAX_BUNDLE_ITEMS)]
+    TooManyItems,
 }
 
 impl<E: Into<ParseError>> From<parse::ParseError<E>> for ParseError {

@@ -105,10 +105,10 @@ fn extract_id_ctr_values(
     if let Some(inverse_bytes) = inverse_bytes {
         let inverse: Vec<i64> = decode_delta_int(inverse_bytes)?;
 
-        let mut change_meta: Vec<(usize, u64, u64, u64)> =
+        let mut change_meta: Vec<(usize, u64, u64, u64)> = collect_bounded(
             BundleChangeIterUnverified::try_new(changes_meta, changes_data)?
-                .map(|c| c.map(|c| (c.actor, c.seq, c.start_op, c.max_op)))
-                .collect::<Result<_, _>>()?;
+                .map(|c| c.map(|c| (c.actor, c.seq, c.start_op, c.max_op))),
+        )?;
         change_meta.sort_unstable_by_key(|(actor, seq, _, _)| (*actor, *seq));
 
         let mut counters = vec![0i64; inverse.len()];
@@ -141,10 +141,33 @@ fn extract_id_ctr_values(
     Ok(Vec::new())
 }
 
+/// The most ops or changes one bundle may hold. Run-length encoding lets a
+/// few bytes claim any number of values, so collecting a column without a
+/// bound let a 147-byte input allocate gigabytes before any check ran
+/// (patched; see vendor/README.md). Sixteen million ops is far beyond what
+/// one bundle of a real document holds.
+pub(crate) const MAX_BUNDLE_ITEMS: usize = 1 << 24;
+
+/// Collects at most [`MAX_BUNDLE_ITEMS`] results, failing on the first error
+/// or when there are more.
+fn collect_bounded<T, E: Into<ParseError>>(
+    items: impl Iterator<Item = Result<T, E>>,
+) -> Result<Vec<T>, ParseError> {
+    let mut out = Vec::new();
+    for item in items {
+        if out.len() == MAX_BUNDLE_ITEMS {
+            return Err(ParseError::TooManyItems);
+        }
+        out.push(item.map_err(Into::into)?);
+    }
+    Ok(out)
+}
+
 fn decode_delta_int(bytes: &[u8]) -> Result<Vec<i64>, ParseError> {
-    hexane::DeltaDecoder::<Option<i64>>::new(bytes)
-        .map(|item| item.ok_or(ParseError::InverseDecode))
-        .collect()
+    collect_bounded(
+        hexane::DeltaDecoder::<Option<i64>>::new(bytes)
+            .map(|item| item.ok_or(ParseError::InverseDecode)),
+    )
 }
 
 impl<'a> BundleStorage<'a, Unverified> {
