@@ -35,6 +35,11 @@ use crate::rt::{self, Spawner};
 const LOAD_RETRY_FIRST: Duration = Duration::from_millis(250);
 const LOAD_RETRY_LAST: Duration = Duration::from_secs(8);
 
+/// Most documents read from storage at once. A peer that needs 100,000
+/// documents asks for them all in one go; read all at once, they would all
+/// be in memory before the node could unload any.
+const MAX_LOADS: usize = 16;
+
 /// What wakes the driver.
 pub(crate) enum Input {
     /// A node call queued effects.
@@ -45,6 +50,8 @@ pub(crate) enum Input {
         doc: DocId,
         result: Result<Vec<WriteId>, (synkro_storage::StorageError, Queue)>,
     },
+    /// A document's load is over (read, or given up).
+    Loaded,
 }
 
 /// The time as the node counts it: since the driver started.
@@ -69,19 +76,25 @@ impl Clock {
 /// A document's writes waiting, in order.
 pub(crate) type Queue = VecDeque<(WriteId, Vec<WriteOp>)>;
 
-/// Writes queued per document, and which documents have a write task running.
+/// The storage work of the driver: writes queued per document and which
+/// documents have a write running; documents waiting to be read.
 #[derive(Default)]
-struct Writers {
+struct Io {
     queued: HashMap<DocId, Queue>,
     running: HashMap<DocId, ()>,
     /// A write failed for lack of room: nothing is written until the node
     /// asks to retry.
     full: bool,
+    /// Documents the node asked to load, waiting for one of the
+    /// [`MAX_LOADS`] readers.
+    loads: VecDeque<DocId>,
+    /// Loads under way.
+    loading: usize,
 }
 
 /// Run until the repo is gone (every handle dropped closes the inbox).
 pub(crate) async fn drive(inner: Weak<Inner>, mut inbox: mpsc::UnboundedReceiver<Input>, spawner: Spawner) {
-    let mut writers = Writers::default();
+    let mut io = Io::default();
     let mut rng: Rng = rand_core::UnwrapErr(getrandom::SysRng);
     loop {
         let next = {
@@ -98,12 +111,12 @@ pub(crate) async fn drive(inner: Weak<Inner>, mut inbox: mpsc::UnboundedReceiver
             // of several messages) become one storage write and one sync.
             let mut to_write = Vec::new();
             for effect in effects {
-                if let Some(doc) = execute(&inner, &mut writers, &spawner, effect) {
+                if let Some(doc) = execute(&inner, &mut io, &spawner, effect) {
                     to_write.push(doc);
                 }
             }
             for doc in to_write {
-                start_writer(&inner, &mut writers, &spawner, doc);
+                start_writer(&inner, &mut io, &spawner, doc);
             }
             inner.changed.notify(usize::MAX);
             next
@@ -120,19 +133,23 @@ pub(crate) async fn drive(inner: Weak<Inner>, mut inbox: mpsc::UnboundedReceiver
         };
         let Some(input) = input else { return };
         let Some(inner) = inner.upgrade() else { return };
-        on_input(&inner, &mut writers, &spawner, input);
+        on_input(&inner, &mut io, &spawner, input);
         // Take whatever else is waiting before the next round.
         while let Ok(input) = inbox.try_recv() {
-            on_input(&inner, &mut writers, &spawner, input);
+            on_input(&inner, &mut io, &spawner, input);
         }
     }
 }
 
-fn on_input(inner: &Arc<Inner>, writers: &mut Writers, spawner: &Spawner, input: Input) {
+fn on_input(inner: &Arc<Inner>, io: &mut Io, spawner: &Spawner, input: Input) {
     match input {
         Input::Wake => {}
+        Input::Loaded => {
+            io.loading -= 1;
+            start_loads(inner, io, spawner);
+        }
         Input::Written { doc, result } => {
-            writers.running.remove(&doc);
+            io.running.remove(&doc);
             let _core = tracing::debug_span!("core", step = "persisted").entered();
             let mut node = inner.node();
             match result {
@@ -143,8 +160,8 @@ fn on_input(inner: &Arc<Inner>, writers: &mut Writers, spawner: &Spawner, input:
                 }
                 Err((e, failed)) if e.is_transient() => {
                     warn!(%doc, error = %e, "storage did not take the write; it is kept and retried");
-                    writers.full = true;
-                    let queue = writers.queued.entry(doc).or_default();
+                    io.full = true;
+                    let queue = io.queued.entry(doc).or_default();
                     for (w, ops) in failed.into_iter().rev() {
                         queue.push_front((w, ops));
                     }
@@ -162,14 +179,14 @@ fn on_input(inner: &Arc<Inner>, writers: &mut Writers, spawner: &Spawner, input:
             }
             inner.drain(&mut node);
             drop(node);
-            start_writer(inner, writers, spawner, doc);
+            start_writer(inner, io, spawner, doc);
         }
     }
 }
 
 /// Carries out `effect`; a write is only queued, and its document returned
 /// for the caller to start writing.
-fn execute(inner: &Arc<Inner>, writers: &mut Writers, spawner: &Spawner, effect: Effect) -> Option<DocId> {
+fn execute(inner: &Arc<Inner>, io: &mut Io, spawner: &Spawner, effect: Effect) -> Option<DocId> {
     match effect {
         Effect::Persist {
             write,
@@ -182,8 +199,8 @@ fn execute(inner: &Arc<Inner>, writers: &mut Writers, spawner: &Spawner, effect:
                 .map(|(key, value)| WriteOp::Put { key, value })
                 .chain(deletes.into_iter().map(|key| WriteOp::Delete { key }))
                 .collect();
-            writers.queued.entry(doc).or_default().push_back((write, ops));
-            if writers.full {
+            io.queued.entry(doc).or_default().push_back((write, ops));
+            if io.full {
                 // Behind a write that failed for lack of room: it would too.
                 let mut node = inner.node();
                 node.persist_failed(write, WriteFailure::Full);
@@ -192,10 +209,10 @@ fn execute(inner: &Arc<Inner>, writers: &mut Writers, spawner: &Spawner, effect:
             return Some(doc);
         }
         Effect::RetryWrites => {
-            writers.full = false;
-            let docs: Vec<DocId> = writers.queued.keys().copied().collect();
+            io.full = false;
+            let docs: Vec<DocId> = io.queued.keys().copied().collect();
             for doc in docs {
-                start_writer(inner, writers, spawner, doc);
+                start_writer(inner, io, spawner, doc);
             }
         }
         Effect::Send { session, message, .. } => inner.send(session, message),
@@ -207,41 +224,55 @@ fn execute(inner: &Arc<Inner>, writers: &mut Writers, spawner: &Spawner, effect:
         // Handed over as the node is drained (see `drain_effects`).
         Effect::ForHost { .. } => {}
         Effect::Load { doc } => {
-            let weak = Arc::downgrade(inner);
-            spawner.spawn(async move {
-                // A store that did not answer (a cluster electing a leader)
-                // is asked again a few times before the load counts as failed.
-                let mut pause = LOAD_RETRY_FIRST;
-                loop {
-                    let Some(inner) = weak.upgrade() else { return };
-                    let loaded = inner.storage.load(&doc.0).await;
-                    match loaded {
-                        Err(e) if e.is_transient() && pause <= LOAD_RETRY_LAST => {
-                            warn!(%doc, error = %e, "a document could not be read yet; trying again");
-                        }
-                        // A failure is logged and told to the node; nothing else to do here.
-                        loaded => return drop(inner.finish_load(doc, loaded)),
-                    }
-                    drop(inner);
-                    rt::sleep(pause).await;
-                    pause *= 2;
-                }
-            });
+            io.loads.push_back(doc);
+            start_loads(inner, io, spawner);
         }
     }
     None
 }
 
+/// Start reading queued documents while fewer than [`MAX_LOADS`] are read.
+fn start_loads(inner: &Arc<Inner>, io: &mut Io, spawner: &Spawner) {
+    while io.loading < MAX_LOADS
+        && let Some(doc) = io.loads.pop_front()
+    {
+        io.loading += 1;
+        let weak = Arc::downgrade(inner);
+        spawner.spawn(async move {
+            // A store that did not answer (a cluster electing a leader)
+            // is asked again a few times before the load counts as failed.
+            let mut pause = LOAD_RETRY_FIRST;
+            loop {
+                let Some(inner) = weak.upgrade() else { return };
+                let loaded = inner.storage.load(&doc.0).await;
+                match loaded {
+                    Err(e) if e.is_transient() && pause <= LOAD_RETRY_LAST => {
+                        warn!(%doc, error = %e, "a document could not be read yet; trying again");
+                    }
+                    loaded => {
+                        // A failure is logged and told to the node; nothing else to do here.
+                        drop(inner.finish_load(doc, loaded));
+                        return inner.input(Input::Loaded);
+                    }
+                }
+                drop(inner);
+                rt::sleep(pause).await;
+                pause *= 2;
+            }
+        });
+    }
+}
+
 /// Start writing `doc`'s queued writes, unless a write of it runs already:
 /// one storage write for all that queued up meanwhile, reported at once.
-fn start_writer(inner: &Arc<Inner>, writers: &mut Writers, spawner: &Spawner, doc: DocId) {
-    if writers.running.contains_key(&doc) || writers.full || inner.has_failed() {
+fn start_writer(inner: &Arc<Inner>, io: &mut Io, spawner: &Spawner, doc: DocId) {
+    if io.running.contains_key(&doc) || io.full || inner.has_failed() {
         return;
     }
-    let Some(queue) = writers.queued.remove(&doc).filter(|q| !q.is_empty()) else {
+    let Some(queue) = io.queued.remove(&doc).filter(|q| !q.is_empty()) else {
         return;
     };
-    writers.running.insert(doc, ());
+    io.running.insert(doc, ());
     // Kept until the write succeeds: a full disk's writes are retried.
     let ops: Vec<WriteOp> = queue.iter().flat_map(|(_, ops)| ops.iter().cloned()).collect();
     let inner = inner.clone();

@@ -119,6 +119,8 @@ pub struct Node {
     pins: BTreeMap<DocId, usize>,
     /// Counts uses of documents, for least-recently-used unloading.
     use_clock: u64,
+    /// Documents loaded since the node last looked at its memory budget.
+    loads_since_evict: usize,
     /// Documents asked of the runtime with [`Effect::Load`], and what waits for them.
     loading: BTreeMap<DocId, Vec<residency::Waiting>>,
     /// Peers with a session, by member, and which member each session is.
@@ -155,6 +157,7 @@ impl Node {
             loading: BTreeMap::new(),
             pins: BTreeMap::new(),
             use_clock: 0,
+            loads_since_evict: 0,
             peers: BTreeMap::new(),
             sessions: HashMap::new(),
             next_session: 0,

@@ -28,11 +28,18 @@ pub(super) enum Waiting {
     Elsewhere { puts: Vec<(Vec<u8>, Vec<u8>)> },
     /// A guest tab's edits ([`Node::take_from_guest`]).
     FromGuest { changes: Vec<Vec<u8>> },
+    /// Chunks held back for the peer of `session` by its send window
+    /// (the document left memory while it waited its turn).
+    Push { session: SessionId },
 }
 
 /// How long after a document loads the node checks its memory budget: a
 /// burst of loads is looked at once.
 pub(super) const EVICT_AFTER: Duration = Duration::from_secs(1);
+
+/// Loads after which the node looks at its budget at once: a peer that
+/// needs thousands of documents loads them faster than one a second.
+const EVICT_EVERY: usize = 256;
 
 impl Node {
     /// The node holds `doc` without loading it: `summary` is its index
@@ -68,9 +75,10 @@ impl Node {
     }
 
     /// Drop `doc` from memory, keeping its index entry, if nothing needs it
-    /// there: it is not pinned, no edit waits to be sealed, no write is in flight, no peer
-    /// waits for chunks of it held back by the send window, no joiner's
-    /// ops wait for it. Returns whether it was unloaded.
+    /// there: it is not pinned, no edit waits to be sealed, no write is in
+    /// flight, no joiner's ops wait for it. A peer's backlog may name it: it
+    /// is loaded again when its turn comes ([`pump`](Self::pump)). Returns
+    /// whether it was unloaded.
     pub fn unload(&mut self, doc: &DocId) -> bool {
         let Some(r) = self.docs.get(doc) else { return false };
         let busy = r.dirty
@@ -78,10 +86,7 @@ impl Node {
             || self.writes.pending(doc).is_some()
             || self.writes.doc_failed(doc)
             || self.loading.contains_key(doc)
-            || self
-                .peers
-                .values()
-                .any(|p| p.backlog.contains(doc) || p.parked.iter().any(|(d, _)| d == doc))
+            || self.peers.values().any(|p| p.parked.iter().any(|(d, _)| d == doc))
             || self.full_refused.iter().any(|(_, d)| d == doc);
         if busy {
             return false;
@@ -98,6 +103,15 @@ impl Node {
     pub fn load_failed(&mut self, doc: &DocId) {
         if let Some(waiting) = self.loading.remove(doc) {
             tracing::warn!(%doc, dropped = waiting.len(), "a document could not be loaded");
+            for w in waiting {
+                if let Waiting::Push { session } = w {
+                    // The peer asks again when it reconnects; the others
+                    // of its backlog go on.
+                    if let Some(peer) = self.push_loaded(session) {
+                        self.pump(peer);
+                    }
+                }
+            }
         }
     }
 
@@ -136,6 +150,7 @@ impl Node {
     /// Unload the least recently used idle, unpinned documents until those
     /// in memory fit the budget.
     pub(super) fn evict(&mut self) {
+        self.loads_since_evict = 0;
         let budget = self.config.memory_budget;
         let sizes: Vec<(u64, DocId, usize)> = self
             .docs
@@ -190,8 +205,16 @@ impl Node {
     /// `doc` is loaded: carry out what waited for it, in order.
     pub(super) fn resume<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, doc: DocId) {
         self.touch(&doc);
-        self.timers.start(Timer::Evict, EVICT_AFTER);
-        for w in self.loading.remove(&doc).unwrap_or_default() {
+        self.loads_since_evict += 1;
+        if self.loads_since_evict >= EVICT_EVERY {
+            self.evict();
+        } else {
+            self.timers.start(Timer::Evict, EVICT_AFTER);
+        }
+        let waiting = self.loading.remove(&doc).unwrap_or_default();
+        // Loaded only to be sent: it leaves memory once sent.
+        let only_sent = !waiting.is_empty() && waiting.iter().all(|w| matches!(w, Waiting::Push { .. }));
+        for w in waiting {
             match w {
                 Waiting::Message { session, bytes } => self.handle_message(rng, session, &bytes),
                 Waiting::Have { session, ops_first } => {
@@ -209,8 +232,26 @@ impl Node {
                         tracing::warn!(%doc, error = %e, "a guest tab's edits were refused");
                     }
                 }
+                Waiting::Push { session } => {
+                    if let Some(peer) = self.push_loaded(session) {
+                        self.push_missing(peer, doc);
+                        self.pump(peer);
+                    }
+                }
             }
         }
+        if only_sent && !self.peers.values().any(|p| p.backlog.contains(&doc)) {
+            self.unload(&doc);
+        }
+    }
+
+    /// A load [`pump`](Self::pump) asked for on `session` is over: the
+    /// session's peer, if it is still connected on it.
+    fn push_loaded(&mut self, session: SessionId) -> Option<MemberId> {
+        let peer = self.session_peer(session)?;
+        let p = self.peers.get_mut(&peer).filter(|p| p.session == session)?;
+        p.push_loads = p.push_loads.saturating_sub(1);
+        Some(peer)
     }
 
     /// Does `msg` from `peer` need `doc` loaded first? Then it waits for

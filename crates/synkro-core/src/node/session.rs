@@ -35,8 +35,12 @@ pub(super) struct Peer {
     pub(super) docs: BTreeMap<DocId, PeerDoc>,
     /// Bytes sent to this peer and not yet reported transmitted.
     pub(super) queued: usize,
-    /// Documents with chunks held back by the send window.
+    /// Documents with chunks held back by the send window. They may be
+    /// unloaded meanwhile: each is loaded again when its turn comes.
     pub(super) backlog: BTreeSet<DocId>,
+    /// Documents of the backlog being loaded to be sent, at most
+    /// [`MAX_PUSH_LOADS`].
+    pub(super) push_loads: usize,
     /// Its `Hello` arrived.
     pub(super) said_hello: bool,
     /// Both reconciliations of the session; once ours is over we know
@@ -47,6 +51,11 @@ pub(super) struct Peer {
     /// the session lasts; at most [`MAX_PARKED`] bytes.
     pub(super) parked: Vec<(DocId, Vec<ByteBuf>)>,
 }
+
+/// Most documents of one peer's backlog loaded at once: enough to keep
+/// its send window full, few enough that a peer behind 100,000 documents
+/// does not bring them all into memory.
+pub(super) const MAX_PUSH_LOADS: usize = 8;
 
 /// Most bytes of ops kept per session for documents not held: a few
 /// joiners' claims, not a store for strangers.
@@ -73,6 +82,7 @@ impl Node {
                 docs: BTreeMap::new(),
                 queued: 0,
                 backlog: BTreeSet::new(),
+                push_loads: 0,
                 said_hello: false,
                 recon,
                 parked: Vec::new(),

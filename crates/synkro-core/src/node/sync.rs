@@ -10,7 +10,7 @@ use serde_bytes::ByteBuf;
 use super::documents::diff_since;
 use super::reconcile::Step;
 use super::residency::Waiting;
-use super::session::{MAX_PARKED, PeerDoc, shares};
+use super::session::{MAX_PARKED, MAX_PUSH_LOADS, PeerDoc, shares};
 use super::timers::Timer;
 use super::{Node, effect::*, store::StoreBatch};
 use crate::access::{AccessLog, AccessOp, Inserted};
@@ -515,9 +515,11 @@ impl Node {
     /// [`transmitted`](Self::transmitted).
     pub(super) fn push_missing(&mut self, peer: MemberId, doc: DocId) {
         let window = self.config.send_window;
-        let (Some(r), Some(p)) = (self.docs.get(&doc), self.peers.get_mut(&peer)) else {
-            return;
-        };
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        // Unloaded, it stays in the backlog: `pump` loads it in its turn.
+        let Some(r) = self.docs.get(&doc) else { return };
+        // Back in the backlog below if the window fills again.
+        p.backlog.remove(&doc);
         let Some(pd) = p.docs.get_mut(&doc) else { return };
         if pd.paused {
             return;
@@ -530,7 +532,6 @@ impl Node {
             // A removed member hears of its removal, and nothing after it.
             messages.extend(ops_until_removal(doc, r, pd, &peer));
         }
-        p.backlog.remove(&doc);
         if member {
             let mut budget = window.saturating_sub(p.queued);
             let mut batch = Vec::new();
@@ -595,15 +596,36 @@ impl Node {
     /// The runtime handed `bytes` of `session`'s [`Effect::Send`]s to the
     /// network: room in the send window for held-back chunks.
     pub fn transmitted(&mut self, session: SessionId, bytes: usize) {
-        let window = self.config.send_window;
         let Some(peer) = self.session_peer(session) else { return };
         let Some(p) = self.peers.get_mut(&peer) else { return };
         p.queued = p.queued.saturating_sub(bytes);
-        while let Some(p) = self.peers.get(&peer)
-            && p.queued < window
-            && let Some(doc) = p.backlog.first().copied()
-        {
-            self.push_missing(peer, doc);
+        self.pump(peer);
+    }
+
+    /// Send `peer` held-back chunks while its send window has room. A
+    /// document of the backlog that was unloaded meanwhile is loaded first
+    /// (at most [`MAX_PUSH_LOADS`] at once) and sent when it is in memory.
+    pub(super) fn pump(&mut self, peer: MemberId) {
+        let window = self.config.send_window;
+        loop {
+            let Some(p) = self.peers.get_mut(&peer) else { return };
+            if p.queued >= window {
+                return;
+            }
+            let Some(doc) = p.backlog.first().copied() else { return };
+            if self.docs.contains_key(&doc) {
+                self.push_missing(peer, doc);
+                continue;
+            }
+            if p.push_loads >= MAX_PUSH_LOADS {
+                return;
+            }
+            p.backlog.remove(&doc);
+            if self.unloaded.contains_key(&doc) {
+                p.push_loads += 1;
+                let session = p.session;
+                self.wait_for_load(doc, Waiting::Push { session });
+            }
         }
     }
 
