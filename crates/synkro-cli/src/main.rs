@@ -27,6 +27,7 @@ macro_rules! out {
     }};
 }
 
+mod blobs;
 mod sync;
 
 #[derive(Parser)]
@@ -170,6 +171,32 @@ enum Command {
         /// File to write.
         file: PathBuf,
         /// Overwrite FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Attach FILE to a document and store its reference (a JSON object
+    /// with its id, size, type and name) at PATH; prints the reference. The
+    /// file is encrypted in chunks and kept out of the document's history.
+    Attach {
+        /// Document id (or a unique prefix of one).
+        doc: String,
+        /// Slash path where the reference goes, e.g. tasks/0/photo.
+        path: String,
+        /// The file.
+        file: PathBuf,
+        /// Its media type (default application/octet-stream).
+        #[arg(long)]
+        mime: Option<String>,
+    },
+    /// Write the file attached at PATH of a document to OUT.
+    Blob {
+        /// Document id (or a unique prefix of one).
+        doc: String,
+        /// Slash path of the reference `attach` stored.
+        path: String,
+        /// File to write.
+        out: PathBuf,
+        /// Overwrite OUT if it exists.
         #[arg(long)]
         force: bool,
     },
@@ -361,6 +388,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let bytes = fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let doc = repo.import(&bytes, passphrase(&passphrase_env)?.as_bytes()).await?;
             out!("{}", doc.id());
+        }
+        Command::Attach { doc, path, file, mime } => {
+            blobs::attach(&find(&repo, &doc).await?, &path, &file, mime).await?;
+        }
+        Command::Blob { doc, path, out, force } => {
+            blobs::save(&repo, &find(&repo, &doc).await?, &path, &out, force).await?;
         }
         Command::Sync {
             relay,

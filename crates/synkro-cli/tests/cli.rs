@@ -396,3 +396,50 @@ fn import_and_export_automerge_files() {
         "nothing made"
     );
 }
+
+#[test]
+fn attach_a_file_and_write_it_back() {
+    let home = Home::new();
+    let doc = home.ok(&["new"]);
+    // Not a multiple of anything: the last chunk is short.
+    let data: Vec<u8> = (0..700_001u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let file = home.path().join("photo.jpg");
+    std::fs::write(&file, &data).unwrap();
+    let out = home.run(&[
+        "attach",
+        &doc,
+        "tasks/0/photo",
+        file.to_str().unwrap(),
+        "--mime",
+        "image/jpeg",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let blob: Value = serde_json::from_slice(&out.stdout).expect("the reference, as JSON");
+    assert_eq!(blob["size"], json!(700_001));
+    assert_eq!(blob["mime"], json!("image/jpeg"));
+    assert_eq!(blob["name"], json!("photo.jpg"));
+    assert_eq!(blob["doc"], json!(doc));
+    // The reference is in the document.
+    assert_eq!(home.json(&["get", &doc, "tasks/0/photo"]), blob);
+
+    let copy = home.path().join("copy.jpg");
+    home.ok(&["blob", &doc, "tasks/0/photo", copy.to_str().unwrap()]);
+    assert!(std::fs::read(&copy).unwrap() == data, "the same bytes back");
+    // An existing file is kept unless --force.
+    fails(
+        &home.run(&["blob", &doc, "tasks/0/photo", copy.to_str().unwrap()]),
+        1,
+        "--force",
+    );
+    home.ok(&["blob", &doc, "tasks/0/photo", copy.to_str().unwrap(), "--force"]);
+    // A path that holds something else is a usage error, not a crash.
+    home.ok(&["set", &doc, "title", "\"Trip\""]);
+    fails(
+        &home.run(&["blob", &doc, "title", copy.to_str().unwrap(), "--force"]),
+        2,
+        "not an attached file",
+    );
+    fails(&home.run(&["attach", &doc, "x", "/nonexistent/file"]), 1, "cannot read");
+}

@@ -31,6 +31,7 @@ use crate::crypto::{NONCE_LEN, SymmetricKey, hash, random_array};
 use crate::encoding::{Sig, check_version, decode, decode_canonical, encode};
 use crate::error::VerifyError;
 use crate::identity::DeviceIdentity;
+pub use crate::ids::BlobId;
 use crate::ids::{DocId, KeyId, MemberId};
 
 /// Format version of manifests.
@@ -64,20 +65,16 @@ impl BlobChunkId {
     }
 }
 
-/// A blob's name: the hash of its encoded manifest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct BlobId(pub [u8; 32]);
-
-impl std::fmt::Display for BlobId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&bs58::encode(self.0).into_string())
-    }
-}
-
-/// What an application keeps in its document to find a blob again.
+/// What an application keeps in its document to find a blob again. In
+/// JSON, ids are base58 text: `{"doc": "…", "id": "…", "size": 1234,
+/// "mime": "image/png", "name": "tent.png"}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobRef {
+    /// The document the blob belongs to (its keys open it).
+    #[serde(with = "crate::ids::text")]
+    pub doc: DocId,
     /// The manifest's hash.
+    #[serde(with = "crate::ids::text")]
     pub id: BlobId,
     /// Bytes of the file.
     pub size: u64,
@@ -353,6 +350,7 @@ impl BlobManifest {
     pub fn blob_ref(&self, key: &SymmetricKey) -> Result<BlobRef, VerifyError> {
         let BlobMeta { mime, name } = self.meta(key)?;
         Ok(BlobRef {
+            doc: self.body.doc,
             id: self.id,
             size: self.body.size,
             mime,
@@ -379,6 +377,34 @@ impl BlobManifest {
             return Err(VerifyError::Invalid("blob chunk length differs from the manifest"));
         }
         Ok(plain)
+    }
+}
+
+/// A checked manifest with the document key that opens its chunks: what a
+/// node hands out to read a blob ([`Node::open_blob`](crate::Node::open_blob)).
+pub struct BlobReader {
+    manifest: BlobManifest,
+    key: SymmetricKey,
+}
+
+impl BlobReader {
+    pub(crate) fn new(manifest: BlobManifest, key: SymmetricKey) -> Self {
+        Self { manifest, key }
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &BlobManifest {
+        &self.manifest
+    }
+
+    /// The reference an application stores.
+    pub fn blob_ref(&self) -> Result<BlobRef, VerifyError> {
+        self.manifest.blob_ref(&self.key)
+    }
+
+    /// Checks that `sealed` is chunk `index` and opens it.
+    pub fn open_chunk(&self, index: usize, sealed: &[u8]) -> Result<Vec<u8>, VerifyError> {
+        self.manifest.open_chunk(&self.key, index, sealed)
     }
 }
 

@@ -67,6 +67,39 @@ id32!(
     OpHash,
     "operation hash"
 );
+id32!(
+    /// A blob: the hash of its encoded manifest (see [`crate::blob`]).
+    BlobId,
+    "blob id"
+);
+
+/// Serde for ids inside values people read: base58 text in human-readable
+/// formats (JSON), the raw bytes elsewhere. `#[serde(with = "ids::text")]`.
+pub(crate) mod text {
+    use super::*;
+    use serde::{Deserializer, Serializer, de::Error as _};
+
+    pub fn serialize<S: Serializer, T: fmt::Display + Serialize>(id: &T, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(id)
+        } else {
+            id.serialize(s)
+        }
+    }
+
+    pub fn deserialize<'de, D, T>(d: D) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: FromStr<Err = ParseIdError> + Deserialize<'de>,
+    {
+        if d.is_human_readable() {
+            let text = String::deserialize(d)?;
+            text.parse().map_err(D::Error::custom)
+        } else {
+            T::deserialize(d)
+        }
+    }
+}
 
 /// Which document key sealed a chunk: the [`OpHash`] of the genesis or
 /// rotate operation that introduced it. Hash-named rather than numbered so

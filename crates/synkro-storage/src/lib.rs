@@ -14,10 +14,14 @@
 //! - `IndexedDbStorage` (wasm32 only): the browser's IndexedDB, one
 //!   transaction per write, every record checksummed.
 //!
+//! Blobs (files attached to documents) have their own content-addressed
+//! store, [`BlobStore`]: [`MemoryBlobs`] and, natively, [`FsBlobs`].
+//!
 //! The trait is `Send` on native targets and `?Send` on `wasm32`, where
 //! browser storage futures cannot cross threads.
 #![warn(missing_docs)]
 
+mod blobs;
 mod error;
 #[cfg(not(target_arch = "wasm32"))]
 mod fault;
@@ -28,11 +32,12 @@ mod fs;
 mod indexeddb;
 mod memory;
 
+pub use blobs::{BlobKey, BlobKind, BlobStore, MemoryBlobs};
 pub use error::{Problem, ProblemKind, StorageError};
 #[cfg(all(not(target_arch = "wasm32"), feature = "fault-injection"))]
 pub use fault::{Fault, FaultKind, FaultPoint};
 #[cfg(not(target_arch = "wasm32"))]
-pub use fs::FsStorage;
+pub use fs::{FsBlobs, FsStorage};
 #[cfg(target_arch = "wasm32")]
 pub use indexeddb::{IndexedDbStorage, from_dom_exception};
 pub use memory::MemoryStorage;

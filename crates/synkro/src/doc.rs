@@ -32,8 +32,8 @@ use synkro_core::{DocId, DocInfo, Event, InviteToken, MemberId, Role};
 /// and [`Repo::find`](crate::Repo::find) loads it again.
 #[derive(Debug)]
 pub struct DocHandle {
-    repo: Repo,
-    id: DocId,
+    pub(crate) repo: Repo,
+    pub(crate) id: DocId,
 }
 
 impl Clone for DocHandle {

@@ -116,6 +116,15 @@ pub enum Error {
     /// The repo was closed ([`Repo::close`](crate::Repo::close)).
     #[error("the repository is closed; open it again to change it")]
     Closed,
+    /// A blob's manifest (`chunk` is `None`) or one of its chunks is not on
+    /// this device, or is damaged here.
+    #[error("blob {blob}: {} is not on this device", match chunk { Some(i) => format!("chunk {i}"), None => "the manifest".to_owned() })]
+    BlobMissing {
+        /// The blob.
+        blob: synkro_core::blob::BlobId,
+        /// Which chunk, counting from 0.
+        chunk: Option<usize>,
+    },
 }
 
 /// What kind of error an [`Error`] is, for bindings that map errors to
@@ -177,7 +186,9 @@ impl Error {
             Error::Core(C::BadInvite(_) | C::BadBackup | C::BadAutomerge(_) | C::ChangeTooLarge { .. }) => {
                 ErrorKind::InvalidArgument
             }
-            Error::UnknownDocument(_) | Error::Core(C::UnknownDocument(_) | C::NotYetSynced(_)) => ErrorKind::NotFound,
+            Error::UnknownDocument(_)
+            | Error::BlobMissing { .. }
+            | Error::Core(C::UnknownDocument(_) | C::NotYetSynced(_)) => ErrorKind::NotFound,
             Error::Core(C::NoReadAccess(_) | C::NotAllowed { .. } | C::NotAMember { .. }) => ErrorKind::Access,
             Error::Storage(_) | Error::StorageFull | Error::Failed(_) | Error::Identity { .. } | Error::Closed => {
                 ErrorKind::Storage

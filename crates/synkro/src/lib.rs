@@ -43,6 +43,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod blob;
 mod doc;
 mod driver;
 mod error;
@@ -54,6 +55,7 @@ mod repo;
 mod rt;
 
 pub use async_broadcast::RecvError;
+pub use blob::{Blob, BlobId, BlobMeta, BlobRef};
 pub use doc::{DocChanges, DocHandle, EphemeralMessages, Lagged};
 pub use error::{Error, ErrorKind};
 pub use repo::{CloseReason, Events, FrameSender, HangUp, LoadProblem, Repo, RepoConfig, RepoStats};
@@ -62,7 +64,7 @@ pub use synkro_core::{
     CompactionPolicy, DeviceIdentity, DocId, DocInfo, Event, InviteToken, MAX_EPHEMERAL_LEN, MemberId, NodeConfig,
     Origin, Refusal, Role, SessionId, StorageState, SyncStatus, VersionVector, automerge,
 };
-pub use synkro_storage::Storage;
+pub use synkro_storage::{BlobStore, Storage};
 
 /// The README's examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

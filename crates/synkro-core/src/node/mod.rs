@@ -8,6 +8,7 @@
 
 mod access;
 mod backups;
+mod blobs;
 mod documents;
 mod effect;
 mod index;

@@ -137,7 +137,7 @@ impl DocReplica {
             .ok_or(CoreError::Verify(VerifyError::Invalid("sequence numbers exhausted")))
     }
 
-    fn current_key(&self) -> Result<(KeyId, SymmetricKey), CoreError> {
+    pub(crate) fn current_key(&self) -> Result<(KeyId, SymmetricKey), CoreError> {
         let id = self.log.state().current_key().ok_or(CoreError::NotYetSynced(self.id))?;
         let key = self.keys.get(&id).cloned().ok_or(CoreError::NoReadAccess(self.id))?;
         Ok((id, key))

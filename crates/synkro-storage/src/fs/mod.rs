@@ -4,7 +4,9 @@
 //! since this module is private; the frame codec (untrusted bytes in,
 //! records out) is `crate::frame`.
 
+mod blobs;
 mod compact;
+pub use blobs::FsBlobs;
 use compact::COMPACT_MIN_DEAD;
 mod snapshot;
 

@@ -8,13 +8,14 @@ use getrandom::SysRng;
 use rand_core::UnwrapErr;
 use synkro_core::DeviceIdentity;
 use synkro_core::identity::IDENTITY_SECRET_LEN;
-use synkro_storage::FsStorage;
+use synkro_storage::{FsBlobs, FsStorage};
 
 use crate::Error;
 
 const IDENTITY_FILE: &str = "identity.key";
 const LOCK_FILE: &str = "lock";
 const DOCS_DIR: &str = "docs";
+const BLOBS_DIR: &str = "blobs";
 
 /// An open home directory; holds its lock until dropped.
 pub(crate) struct Home {
@@ -75,6 +76,11 @@ impl Home {
 
     pub fn storage(&self) -> Result<FsStorage, Error> {
         Ok(FsStorage::open(self.dir.join(DOCS_DIR))?)
+    }
+
+    /// Attached files' chunks and manifests.
+    pub fn blobs(&self) -> Result<FsBlobs, Error> {
+        Ok(FsBlobs::open(self.dir.join(BLOBS_DIR))?)
     }
 }
 

@@ -13,7 +13,7 @@ use synkro_core::{
     DeviceIdentity, DocId, DocInfo, Effect, Event, INDEX_RECORD, InviteToken, MemberId, Node, NodeConfig, Role,
     SessionId, StorageState, SyncStatus,
 };
-use synkro_storage::{MemoryStorage, Storage};
+use synkro_storage::{BlobStore, MemoryBlobs, MemoryStorage, Storage};
 use tracing::{debug, info, warn};
 
 use crate::Error;
@@ -97,6 +97,8 @@ pub(crate) struct Inner {
     pub(crate) changed: event_listener::Event,
     pub(crate) clock: Clock,
     pub(crate) storage: Arc<dyn Storage>,
+    /// Chunks and manifests of attached files.
+    pub(crate) blobs: Arc<dyn BlobStore>,
     events: Broadcast<Event>,
     /// The same events of one document ([`DocHandle::subscribe`] and
     /// [`DocHandle::ephemeral`]), so an app following many documents does
@@ -206,7 +208,8 @@ impl Repo {
         let home = Self::lock_home(dir).await?;
         let identity = home.identity()?;
         let storage = Arc::new(home.storage()?);
-        Self::start(storage, identity, config, Some(Home::Native(home))).await
+        let blobs = Arc::new(home.blobs()?);
+        Self::start(storage, blobs, identity, config, Some(Home::Native(home))).await
     }
 
     /// A home in `dir` (one process at a time) whose documents live in
@@ -222,7 +225,8 @@ impl Repo {
         config: RepoConfig,
     ) -> Result<Repo, Error> {
         let home = Self::lock_home(dir).await?;
-        Self::start(storage, identity, config, Some(Home::Native(home))).await
+        let blobs = Arc::new(home.blobs()?);
+        Self::start(storage, blobs, identity, config, Some(Home::Native(home))).await
     }
 
     #[cfg(not(target_arch = "wasm32"))]
@@ -254,7 +258,16 @@ impl Repo {
         let (storage, identity, home) = home::browser::open(name, &options).await?;
         let tabs = home.tabs.clone();
         options.config.node.guest = tabs.role() == home::tabs::TabRole::Guest;
-        let repo = Self::start(storage, identity, options.config.clone(), Some(Home::Browser(home))).await?;
+        // Blobs stay in memory in a browser until they have an IndexedDB store.
+        let blobs = Arc::new(MemoryBlobs::new());
+        let repo = Self::start(
+            storage,
+            blobs,
+            identity,
+            options.config.clone(),
+            Some(Home::Browser(home)),
+        )
+        .await?;
         tabs.attach(&repo.inner);
         Ok(repo)
     }
@@ -294,7 +307,7 @@ impl Repo {
         identity: DeviceIdentity,
         config: RepoConfig,
     ) -> Result<Repo, Error> {
-        Self::start(storage, identity, config, None).await
+        Self::start(storage, Arc::new(MemoryBlobs::new()), identity, config, None).await
     }
 
     /// A throwaway repo in memory with a fresh identity (tests, demos).
@@ -312,6 +325,7 @@ impl Repo {
     #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
     async fn start(
         storage: Arc<dyn Storage>,
+        blobs: Arc<dyn BlobStore>,
         identity: DeviceIdentity,
         config: RepoConfig,
         home: Option<Home>,
@@ -372,6 +386,7 @@ impl Repo {
             changed: event_listener::Event::new(),
             clock: Clock::start(),
             storage,
+            blobs,
             events: Broadcast::new(1024),
             doc_events: Topics::new(DOC_EVENTS),
             sessions: Mutex::new(HashMap::new()),
