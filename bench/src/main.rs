@@ -273,6 +273,12 @@ fn document(rows: &[Row], quick: bool, took: Duration, previous: Option<&str>) -
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // The repos of this process (the peers under test) report their
+    // warnings, as the relay processes do, on stderr.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .init();
     let mut sizes = Sizes::new(args.quick);
     if !args.many_docs.is_empty() {
         sizes.many_docs.clone_from(&args.many_docs);
