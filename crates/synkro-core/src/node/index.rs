@@ -53,6 +53,11 @@ impl Entry {
         !self.rooted || self.role(peer).is_some() || self.revoked(peer)
     }
 
+    /// The whole entry, decoded; `None` if it no longer decodes.
+    pub(super) fn decoded(&self) -> Option<DocSummary> {
+        DocSummary::decode(&self.encoded).ok()
+    }
+
     /// The whole entry, decoded.
     pub(super) fn summary(&self) -> DocSummary {
         // The bytes were decoded (or encoded) when the entry was made.

@@ -470,25 +470,45 @@ impl Node {
 
     /// Send our state of `doc` to `peer` unless it already has this exact state.
     pub(super) fn send_have(&mut self, peer: MemberId, doc: DocId) {
-        if self.is_unloaded(&doc) {
-            if let Some(session) = self.session_of(&peer) {
-                self.wait_for_load(
-                    doc,
-                    Waiting::Have {
-                        session,
-                        ops_first: false,
-                    },
-                );
-            }
-            return;
-        }
-        let (heads, vv, snapshots, digest) = match self.docs.get(&doc) {
-            Some(r) if !r.log.is_rooted() || r.role_of(&peer).is_some() => {
-                (r.log.heads(), r.vv.clone(), r.snapshot_ids(), r.digest())
-            }
+        // (is a member, shares it, heads, vv, snapshots, digest)
+        let state = match self.docs.get(&doc) {
+            Some(r) => (
+                !r.log.is_rooted() || r.role_of(&peer).is_some(),
+                shares(r, &peer),
+                r.log.heads(),
+                r.vv.clone(),
+                r.snapshot_ids(),
+                r.digest(),
+            ),
+            // Unloaded, its index entry says where it stands (it is written
+            // with every change): no need to read the document to say so.
+            None => match self.unloaded.get(&doc).and_then(|e| e.decoded()) {
+                Some(s) => {
+                    let member = !s.rooted || s.members.iter().any(|(m, _)| *m == peer);
+                    let shared = member || s.revoked.contains(&peer);
+                    (member, shared, s.heads, s.vv, s.snapshots, s.digest)
+                }
+                None => {
+                    if self.is_unloaded(&doc)
+                        && let Some(session) = self.session_of(&peer)
+                    {
+                        self.wait_for_load(
+                            doc,
+                            Waiting::Have {
+                                session,
+                                ops_first: false,
+                            },
+                        );
+                    }
+                    return;
+                }
+            },
+        };
+        let (heads, vv, snapshots, digest) = match state {
+            (true, _, heads, vv, snapshots, digest) => (heads, vv, snapshots, digest),
             // A member no more: where the log stands, nothing of the content.
-            Some(r) if shares(r, &peer) || self.in_session(&peer, &doc) => {
-                (r.log.heads(), VersionVector::default(), Vec::new(), r.digest())
+            (false, shared, heads, _, _, digest) if shared || self.in_session(&peer, &doc) => {
+                (heads, VersionVector::default(), Vec::new(), digest)
             }
             _ => return,
         };
