@@ -19,7 +19,7 @@ use synkro::net::Multiaddr;
 use synkro_tests::Relay;
 
 use report::Row;
-use scenarios::{api, cluster, encryption, home, idle, large, latency, many, throughput, typists, wasm};
+use scenarios::{api, blobs, cluster, encryption, home, idle, large, latency, many, throughput, typists, wasm};
 
 #[derive(Parser)]
 #[command(about = "synkro's comparative benchmarks")]
@@ -68,6 +68,8 @@ struct Sizes {
     idle_connections: usize,
     typists: Vec<usize>,
     typing_seconds: f64,
+    /// Size of the file attached in scenario 11, in MiB.
+    blob_mib: usize,
 }
 
 impl Sizes {
@@ -83,6 +85,7 @@ impl Sizes {
                 idle_connections: 100,
                 typists: vec![2, 4, 8],
                 typing_seconds: 3.0,
+                blob_mib: 64,
             }
         } else {
             Self {
@@ -95,6 +98,7 @@ impl Sizes {
                 idle_connections: 1_000,
                 typists: vec![2, 4, 8, 16, 24, 32, 48, 64],
                 typing_seconds: 10.0,
+                blob_mib: 1024,
             }
         }
     }
@@ -237,6 +241,7 @@ Both sides run the same topology: writer and reader clients in one process each 
 8. Typists: N clients type 5 keystrokes/s each into one text; the largest N whose p99 stays under 250 ms.
 9. Cluster: scenario 1's flow with the writer and the reader on two relays of a NATS JetStream cluster (`--cluster`; 3 NATS servers at R3, 1 in quick mode), against both on one relay of the cluster, and that against one relay on local files; the CPU the two relays and the NATS servers spend per 1,000 changes of the cross-relay run; and failover: a member that knows two relays of the cluster has its relay killed (SIGKILL) 20 times (3 in quick mode), the time from the kill to its next edit being durable on the other, against the 2 s target.
 10. JS API: in a page of headless Chromium (`tests/browser/bench-api.mjs`), a keystroke (one character appended to a text, 2,000 times) by `change(fn)` with `splice()`, by the path method and by `@automerge/automerge`'s `change` in the same page (the main-thread cost of the call; synkro seals, stores and sends after it); `doc()` on a document of 10,000 small maps the first time, when nothing changed, and after one element changed, against `value()` and Automerge's `toJS`; three tabs of one profile sharing a repo (100 edits 20 ms apart from a guest tab seen in another guest tab, against the same from the holding tab; how long after the holding tab closes a guest holds the repo, against 1 s); and the gzip size of the package's JavaScript and of its React entry against Automerge's JavaScript layer and automerge-repo's React hooks.
+11. Blobs: a file of 1 GiB (64 MiB in quick mode) attached to a document on one device and read back to a file (its own store, no network), against copying the same file with `std::fs::copy` and an fsync; the process's resident memory above its level before (sampled every 5 ms, limit 64 MiB); and the bytes stored anew when the file is attached again with one byte changed in the middle (limit 1 MiB).
 "#;
 
 /// The line after which `--write` keeps what the file already holds: notes
@@ -338,6 +343,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if b.wants("api") {
         api::api(&mut b).await?;
+    }
+    if b.wants("blobs") {
+        blobs::blobs(&mut b).await?;
     }
     let took = start.elapsed();
     eprintln!("\n{}", report::markdown(&b.rows));

@@ -47,18 +47,21 @@ impl Peer {
 }
 
 /// Wait until `pred` holds for `doc`, re-checking on each of its changes.
-async fn until(doc: &DocHandle, mut pred: impl FnMut(&DocHandle) -> bool) -> anyhow::Result<()> {
+async fn until(doc: &DocHandle, pred: impl FnMut(&DocHandle) -> bool) -> anyhow::Result<()> {
+    tokio::time::timeout(WAIT, holds(doc, pred))
+        .await
+        .context("a document did not arrive in time")
+}
+
+/// Returns once `pred` holds for `doc`, re-checking on each of its changes.
+async fn holds(doc: &DocHandle, mut pred: impl FnMut(&DocHandle) -> bool) {
     let mut changes = doc.subscribe();
-    tokio::time::timeout(WAIT, async {
-        while !pred(doc) {
-            tokio::select! {
-                _ = changes.recv() => {}
-                () = tokio::time::sleep(Duration::from_millis(50)) => {}
-            }
+    while !pred(doc) {
+        tokio::select! {
+            _ = changes.recv() => {}
+            () = tokio::time::sleep(Duration::from_millis(50)) => {}
         }
-    })
-    .await
-    .context("a document did not arrive in time")
+    }
 }
 
 fn seq_of(doc: &DocHandle, key: &str) -> i64 {
@@ -377,9 +380,16 @@ pub async fn many(relay: &Multiaddr, docs: usize, home_a: &Path, home_b: &Path) 
     let start = Instant::now();
     let b = Peer::connect(Repo::open(home_b).await?, relay).await?;
     let theirs = futures::future::try_join_all(tokens.iter().map(|t| b.repo.join(t))).await?;
-    for doc in &theirs {
-        until(doc, |d| d.get("title").ok().flatten().is_some()).await?;
-    }
+    // Documents arrive in any order: the whole set gets a deadline that
+    // grows with its size (60 s per 10,000), not each document.
+    let deadline = WAIT * u32::try_from(docs.div_ceil(10_000)).unwrap_or(u32::MAX);
+    tokio::time::timeout(deadline, async {
+        for doc in &theirs {
+            holds(doc, |d| d.get("title").ok().flatten().is_some()).await;
+        }
+    })
+    .await
+    .with_context(|| format!("{docs} documents did not all arrive within {deadline:?}"))?;
     let first_sync = start.elapsed();
     b.repo.flush_all().await?;
     drop(theirs);

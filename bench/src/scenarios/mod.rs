@@ -2,6 +2,7 @@
 //! docs/benchmarks.md); each adds its rows to the [`Bench`](crate::Bench).
 
 pub(crate) mod api;
+pub(crate) mod blobs;
 pub(crate) mod cluster;
 pub(crate) mod encryption;
 pub(crate) mod home;
