@@ -225,7 +225,9 @@ impl Repo {
         config: RepoConfig,
     ) -> Result<Repo, Error> {
         let home = Self::lock_home(dir).await?;
-        let blobs = Arc::new(home.blobs()?);
+        // A cluster keeps nothing of its documents on a relay's disk; its
+        // blobs belong in the cluster too (a relay attaches none itself).
+        let blobs = Arc::new(MemoryBlobs::new());
         Self::start(storage, blobs, identity, config, Some(Home::Native(home))).await
     }
 
