@@ -316,6 +316,17 @@ impl AccessLog {
         self.missing_for(&[])
     }
 
+    /// Encoded bytes of [`all_ops`](Self::all_ops), without collecting
+    /// them (the memory estimate asks for this of every document).
+    pub fn encoded_len(&self) -> usize {
+        self.order
+            .iter()
+            .filter_map(|h| self.ops.get(h))
+            .chain(self.pending.values())
+            .map(|o| o.encoded().len())
+            .sum()
+    }
+
     /// Key material of the valid ops, for a replica to open.
     pub fn key_material(&self) -> Vec<KeyMaterial<'_>> {
         let mut out = Vec::new();
@@ -560,6 +571,9 @@ mod tests {
             None,
             "revoke wins over a concurrent grant"
         );
+        // The estimate's byte count is that of every op held, invalid ones too.
+        let all: usize = log.all_ops().iter().map(|o| o.encoded().len()).sum();
+        assert_eq!((log.encoded_len(), log.all_ops().len()), (all, 4));
     }
 
     #[test]

@@ -608,7 +608,7 @@ impl DocReplica {
 
     /// Total stored bytes (ops and chunks).
     pub fn stored_bytes(&self) -> usize {
-        let ops: usize = self.log.all_ops().iter().map(|o| o.encoded().len()).sum();
+        let ops = self.log.encoded_len();
         let chunks: usize = self.all_chunks().map(|c| c.encoded().len()).sum();
         ops + chunks
     }
