@@ -431,7 +431,19 @@ async fn a_forged_chunk_is_refused_before_anything_reaches_nats() -> anyhow::Res
             .as_u64()
             .ok_or_else(|| anyhow::anyhow!("no message count"))
     };
-    let (stored, heard) = (messages(&nats)?, relay1.metric("synkro_cluster_heard_total")?);
+    // Relay 1 hears her claim (written through relay 2) when NATS delivers
+    // it: the count to compare with is the one after that has settled.
+    let mut heard = relay1.metric("synkro_cluster_heard_total")?;
+    let settle = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let now = relay1.metric("synkro_cluster_heard_total")?;
+        if now == heard || settle.elapsed() > TIMEOUT {
+            break;
+        }
+        heard = now;
+    }
+    let stored = messages(&nats)?;
 
     // She speaks the protocol by hand and pushes a chunk she signed with a
     // key of her own: a reader has no authority to write.
