@@ -45,12 +45,7 @@ pub async fn save(repo: &Repo, doc: &DocHandle, path: &str, out: &Path, force: b
         bail!("{} exists; pass --force to overwrite it", out.display());
     }
     let mut reading = repo.blob(&blob).await?;
-    let dir = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = out.file_name().context("the output path needs a file name")?;
-    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+    let (dir, tmp) = crate::temp_beside(out)?;
     let bar = progress_bar(format!("writing {}", out.display()), blob.size);
     let written = async {
         let mut file = fs::File::create(&tmp)?;

@@ -563,14 +563,22 @@ fn info(doc: &DocHandle, as_json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Write a file so that it is either absent or complete, even on a crash.
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+/// The directory of `path` and a temporary file in it to write before
+/// renaming over `path`.
+fn temp_beside(path: &Path) -> anyhow::Result<(&Path, PathBuf)> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = path.file_name().context("the backup path needs a file name")?;
-    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} needs a file name", path.display()))?;
+    Ok((dir, dir.join(format!(".{}.tmp", name.to_string_lossy()))))
+}
+
+/// Write a file so that it is either absent or complete, even on a crash.
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let (dir, tmp) = temp_beside(path)?;
     let write = || -> std::io::Result<()> {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(bytes)?;
